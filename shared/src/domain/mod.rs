@@ -1,0 +1,27 @@
+//! The shop's rules, with no I/O.
+//!
+//! Every value that enters from outside is parsed once into a type that cannot
+//! hold an invalid value (`Sku`, `Quantity`, `Money`, ...). Code past the edge
+//! therefore never re-checks, and a bug cannot smuggle a negative quantity or
+//! a lower-case SKU into the store.
+
+mod customer;
+mod money;
+mod order;
+mod product;
+mod quantity;
+mod reservation;
+mod sku;
+mod validation;
+
+pub use customer::CustomerId;
+pub use money::{Currency, Money, MoneyError};
+pub use order::{
+    NewOrder, NewOrderLine, Order, OrderId, OrderLine, OrderStatus, TransitionError,
+    MAX_ORDER_LINES,
+};
+pub use product::{Product, ProductDraft, ProductName};
+pub use quantity::{Quantity, RestockQuantity, StockLevel};
+pub use reservation::{Reservation, ReservationDecision, ReservationState, Shortfall};
+pub use sku::Sku;
+pub use validation::{FieldError, ValidationErrors};

@@ -1,0 +1,359 @@
+//! Events: what one function tells the others, through queues only.
+//!
+//! Each type carries its version in its name (`order.placed.v1`). A breaking
+//! change is a new type (`order.placed.v2`) published beside the old one until
+//! every consumer has moved, so producers and consumers deploy independently.
+//! Consumers ignore fields they do not know (serde's default) and acknowledge
+//! types they do not know, so adding either never wedges a queue.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::domain::{Order, OrderId, Product, Shortfall, Sku};
+
+/// The CloudEvents-like envelope every event travels in. `id` is unique per
+/// event and is what consumers deduplicate on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    pub id: Uuid,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub source: String,
+    pub time: DateTime<Utc>,
+    /// The entity the event is about (an order id or a SKU); events with one
+    /// subject are delivered in order.
+    pub subject: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
+    pub data: serde_json::Value,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EventError {
+    #[error("not an event envelope: {0}")]
+    Envelope(serde_json::Error),
+    #[error("{event_type} has invalid data: {source}")]
+    Data { event_type: String, source: serde_json::Error },
+}
+
+impl Envelope {
+    pub fn from_json(raw: &str) -> Result<Self, EventError> {
+        serde_json::from_str(raw).map_err(EventError::Envelope)
+    }
+
+    pub fn to_json(&self) -> String {
+        // An Envelope is plain data with string keys: serialising cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// `Ok(None)` for a type this build does not know: acknowledge, don't fail.
+    pub fn decode(&self) -> Result<Option<Event>, EventError> {
+        let Some(kind) = EventType::parse(&self.event_type) else {
+            return Ok(None);
+        };
+        let data = self.data.clone();
+        let bad = |source| EventError::Data { event_type: self.event_type.clone(), source };
+        let event = match kind {
+            EventType::OrderPlaced => Event::OrderPlaced(serde_json::from_value(data).map_err(bad)?),
+            EventType::OrderConfirmed => Event::OrderConfirmed(serde_json::from_value(data).map_err(bad)?),
+            EventType::OrderRejected => Event::OrderRejected(serde_json::from_value(data).map_err(bad)?),
+            EventType::OrderCancelled => Event::OrderCancelled(serde_json::from_value(data).map_err(bad)?),
+            EventType::InventoryReserved => Event::InventoryReserved(serde_json::from_value(data).map_err(bad)?),
+            EventType::InventoryRejected => Event::InventoryRejected(serde_json::from_value(data).map_err(bad)?),
+            EventType::InventoryReleased => Event::InventoryReleased(serde_json::from_value(data).map_err(bad)?),
+            EventType::ProductChanged => Event::ProductChanged(serde_json::from_value(data).map_err(bad)?),
+        };
+        Ok(Some(event))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventType {
+    OrderPlaced,
+    OrderConfirmed,
+    OrderRejected,
+    OrderCancelled,
+    InventoryReserved,
+    InventoryRejected,
+    InventoryReleased,
+    ProductChanged,
+}
+
+impl EventType {
+    pub const ALL: [EventType; 8] = [
+        Self::OrderPlaced,
+        Self::OrderConfirmed,
+        Self::OrderRejected,
+        Self::OrderCancelled,
+        Self::InventoryReserved,
+        Self::InventoryRejected,
+        Self::InventoryReleased,
+        Self::ProductChanged,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::OrderPlaced => "order.placed.v1",
+            Self::OrderConfirmed => "order.confirmed.v1",
+            Self::OrderRejected => "order.rejected.v1",
+            Self::OrderCancelled => "order.cancelled.v1",
+            Self::InventoryReserved => "inventory.reserved.v1",
+            Self::InventoryRejected => "inventory.rejected.v1",
+            Self::InventoryReleased => "inventory.released.v1",
+            Self::ProductChanged => "product.changed.v1",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == raw)
+    }
+}
+
+/// `order.*` events carry the whole order as it is after the change, so any
+/// consumer can build its view from whichever event reaches it first and
+/// keep the newest by `order.version`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderChanged {
+    pub order: Order,
+    /// Why an order was rejected, in words a customer can read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReservedLine {
+    pub sku: Sku,
+    pub quantity: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InventoryReserved {
+    pub order_id: OrderId,
+    pub lines: Vec<ReservedLine>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InventoryRejected {
+    pub order_id: OrderId,
+    pub shortfalls: Vec<Shortfall>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InventoryReleased {
+    pub order_id: OrderId,
+    pub lines: Vec<ReservedLine>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProductChanged {
+    pub product: Product,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    OrderPlaced(OrderChanged),
+    OrderConfirmed(OrderChanged),
+    OrderRejected(OrderChanged),
+    OrderCancelled(OrderChanged),
+    InventoryReserved(InventoryReserved),
+    InventoryRejected(InventoryRejected),
+    InventoryReleased(InventoryReleased),
+    ProductChanged(ProductChanged),
+}
+
+impl Event {
+    pub fn event_type(&self) -> EventType {
+        match self {
+            Self::OrderPlaced(_) => EventType::OrderPlaced,
+            Self::OrderConfirmed(_) => EventType::OrderConfirmed,
+            Self::OrderRejected(_) => EventType::OrderRejected,
+            Self::OrderCancelled(_) => EventType::OrderCancelled,
+            Self::InventoryReserved(_) => EventType::InventoryReserved,
+            Self::InventoryRejected(_) => EventType::InventoryRejected,
+            Self::InventoryReleased(_) => EventType::InventoryReleased,
+            Self::ProductChanged(_) => EventType::ProductChanged,
+        }
+    }
+
+    pub fn subject(&self) -> String {
+        match self {
+            Self::OrderPlaced(e) | Self::OrderConfirmed(e) | Self::OrderRejected(e) | Self::OrderCancelled(e) => {
+                e.order.id.to_string()
+            }
+            Self::InventoryReserved(e) => e.order_id.to_string(),
+            Self::InventoryRejected(e) => e.order_id.to_string(),
+            Self::InventoryReleased(e) => e.order_id.to_string(),
+            Self::ProductChanged(e) => e.product.sku.to_string(),
+        }
+    }
+
+    fn data(&self) -> serde_json::Value {
+        let value = match self {
+            Self::OrderPlaced(e) | Self::OrderConfirmed(e) | Self::OrderRejected(e) | Self::OrderCancelled(e) => {
+                serde_json::to_value(e)
+            }
+            Self::InventoryReserved(e) => serde_json::to_value(e),
+            Self::InventoryRejected(e) => serde_json::to_value(e),
+            Self::InventoryReleased(e) => serde_json::to_value(e),
+            Self::ProductChanged(e) => serde_json::to_value(e),
+        };
+        // Plain data with string keys: serialising cannot fail.
+        value.unwrap_or_default()
+    }
+
+    pub fn into_envelope(self, meta: EventMeta) -> Envelope {
+        Envelope {
+            id: meta.id,
+            event_type: self.event_type().as_str().to_owned(),
+            source: meta.source.to_owned(),
+            time: meta.time,
+            subject: self.subject(),
+            traceparent: meta.traceparent,
+            data: self.data(),
+        }
+    }
+}
+
+/// Who emitted an event, when, and in which trace.
+#[derive(Debug, Clone)]
+pub struct EventMeta {
+    pub id: Uuid,
+    pub source: &'static str,
+    pub time: DateTime<Utc>,
+    pub traceparent: Option<String>,
+}
+
+pub mod routing {
+    //! Fan-out: which consumer queue receives which event types. The relay
+    //! publishes each event once per subscriber; the table lives here so that
+    //! every host fans out the same way.
+
+    use super::EventType;
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub enum Consumer {
+        OrderIntake,
+        Inventory,
+        Notification,
+        Analytics,
+    }
+
+    impl Consumer {
+        pub const ALL: [Consumer; 4] = [Self::OrderIntake, Self::Inventory, Self::Notification, Self::Analytics];
+
+        pub fn queue(self) -> &'static str {
+            match self {
+                Self::OrderIntake => "order-intake",
+                Self::Inventory => "inventory",
+                Self::Notification => "notification",
+                Self::Analytics => "analytics",
+            }
+        }
+
+        pub fn dead_letter_queue(self) -> &'static str {
+            match self {
+                Self::OrderIntake => "order-intake-dlq",
+                Self::Inventory => "inventory-dlq",
+                Self::Notification => "notification-dlq",
+                Self::Analytics => "analytics-dlq",
+            }
+        }
+
+        pub fn from_queue(name: &str) -> Option<Self> {
+            Self::ALL.into_iter().find(|c| c.queue() == name)
+        }
+
+        /// Analytics takes every event, known or not: it is the audit trail.
+        pub fn subscribes_to(self, event_type: &str) -> bool {
+            use EventType::*;
+            let Some(kind) = EventType::parse(event_type) else {
+                return self == Self::Analytics;
+            };
+            match self {
+                Self::OrderIntake => matches!(kind, InventoryReserved | InventoryRejected),
+                Self::Inventory => matches!(kind, OrderPlaced | OrderCancelled),
+                Self::Notification => matches!(kind, OrderConfirmed | OrderRejected | OrderCancelled),
+                Self::Analytics => true,
+            }
+        }
+    }
+
+    pub fn subscribers(event_type: &str) -> impl Iterator<Item = Consumer> + '_ {
+        Consumer::ALL.into_iter().filter(move |c| c.subscribes_to(event_type))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Currency, CustomerId, Money, OrderLine, Quantity};
+
+    fn order() -> Order {
+        let line = OrderLine {
+            sku: Sku::parse("A").unwrap(),
+            quantity: Quantity::parse(2).unwrap(),
+            unit_price: Money::from_minor(1250, Currency::parse("EUR").unwrap()).unwrap(),
+        };
+        Order::place(
+            OrderId::from_uuid(Uuid::now_v7()),
+            CustomerId::parse("alice").unwrap(),
+            vec![line],
+            Utc::now(),
+        )
+        .unwrap()
+    }
+
+    fn meta() -> EventMeta {
+        EventMeta { id: Uuid::now_v7(), source: "test", time: Utc::now(), traceparent: None }
+    }
+
+    #[test]
+    fn an_event_survives_the_round_trip_through_json() {
+        let event = Event::OrderPlaced(OrderChanged { order: order(), reason: None });
+        let envelope = event.clone().into_envelope(meta());
+        let parsed = Envelope::from_json(&envelope.to_json()).unwrap();
+        assert_eq!(parsed, envelope);
+        assert_eq!(parsed.event_type, "order.placed.v1");
+        assert_eq!(parsed.decode().unwrap(), Some(event));
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored_at_every_level() {
+        let envelope = Event::OrderPlaced(OrderChanged { order: order(), reason: None }).into_envelope(meta());
+        let mut raw: serde_json::Value = serde_json::from_str(&envelope.to_json()).unwrap();
+        raw["specversion"] = "1.0".into();
+        raw["data"]["added_later"] = 42.into();
+        raw["data"]["order"]["loyalty_points"] = 7.into();
+        let parsed = Envelope::from_json(&raw.to_string()).unwrap();
+        assert!(matches!(parsed.decode(), Ok(Some(Event::OrderPlaced(_)))));
+    }
+
+    #[test]
+    fn unknown_types_decode_to_none_not_an_error() {
+        let mut envelope = Event::OrderPlaced(OrderChanged { order: order(), reason: None }).into_envelope(meta());
+        envelope.event_type = "order.shipped.v1".into();
+        assert!(matches!(envelope.decode(), Ok(None)));
+    }
+
+    #[test]
+    fn a_known_type_with_broken_data_is_an_error() {
+        let mut envelope = Event::OrderPlaced(OrderChanged { order: order(), reason: None }).into_envelope(meta());
+        envelope.data = serde_json::json!({"order": {"id": 7}});
+        assert!(matches!(envelope.decode(), Err(EventError::Data { .. })));
+        assert!(matches!(Envelope::from_json("{not json"), Err(EventError::Envelope(_))));
+    }
+
+    #[test]
+    fn fan_out_follows_the_contract_table() {
+        use routing::{subscribers, Consumer::*};
+        let of = |t: &str| subscribers(t).collect::<Vec<_>>();
+        assert_eq!(of("order.placed.v1"), [Inventory, Analytics]);
+        assert_eq!(of("order.cancelled.v1"), [Inventory, Notification, Analytics]);
+        assert_eq!(of("order.confirmed.v1"), [Notification, Analytics]);
+        assert_eq!(of("inventory.reserved.v1"), [OrderIntake, Analytics]);
+        assert_eq!(of("inventory.released.v1"), [Analytics]);
+        assert_eq!(of("product.changed.v1"), [Analytics]);
+        assert_eq!(of("something.new.v9"), [Analytics]);
+    }
+}

@@ -1,0 +1,167 @@
+//! Per-request context and the edge middleware that every route runs under.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use axum::extract::{FromRequestParts, MatchedPath, Request, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderName, HeaderValue};
+use axum::middleware::Next;
+use axum::response::Response;
+
+use super::{ApiError, Authenticator, Principal};
+use crate::trace::TraceContext;
+
+/// Request bodies above this are refused with 413.
+pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
+
+static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+
+/// What the edge knows about a request, shared by extractors, handlers and
+/// the access log: ids for correlation, the verifier, and — once a handler has
+/// authenticated — the caller.
+#[derive(Clone)]
+pub struct RequestContext(Arc<Inner>);
+
+struct Inner {
+    request_id: String,
+    trace: TraceContext,
+    authenticator: Arc<Authenticator>,
+    principal: OnceLock<Principal>,
+    function: OnceLock<&'static str>,
+}
+
+impl RequestContext {
+    pub fn new(request_id: String, trace: TraceContext, authenticator: Arc<Authenticator>) -> Self {
+        Self(Arc::new(Inner {
+            request_id,
+            trace,
+            authenticator,
+            principal: OnceLock::new(),
+            function: OnceLock::new(),
+        }))
+    }
+
+    pub fn from_parts(parts: &Parts) -> Result<Self, ApiError> {
+        parts
+            .extensions
+            .get::<Self>()
+            .cloned()
+            .ok_or_else(|| ApiError::Internal("route served without the edge middleware".into()))
+    }
+
+    pub fn request_id(&self) -> &str {
+        &self.0.request_id
+    }
+
+    pub fn trace(&self) -> &TraceContext {
+        &self.0.trace
+    }
+
+    /// The `traceparent` to stamp on events caused by this request.
+    pub fn event_traceparent(&self) -> String {
+        self.0.trace.child().to_header()
+    }
+
+    pub fn authenticator(&self) -> &Authenticator {
+        &self.0.authenticator
+    }
+
+    pub fn principal(&self) -> Option<Principal> {
+        self.0.principal.get().cloned()
+    }
+
+    pub fn set_principal(&self, principal: &Principal) {
+        let _ = self.0.principal.set(principal.clone());
+    }
+
+    pub fn function(&self) -> Option<&'static str> {
+        self.0.function.get().copied()
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Self::from_parts(parts)
+    }
+}
+
+/// Request id, trace context, security headers and one JSON access-log line
+/// per request. Install with
+/// `router.layer(axum::middleware::from_fn_with_state(authenticator, edge_middleware))`.
+pub async fn edge_middleware(
+    State(authenticator): State<Arc<Authenticator>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let started = Instant::now();
+    let request_id = request
+        .headers()
+        .get(&X_REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let trace = request
+        .headers()
+        .get(&TRACEPARENT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(TraceContext::parse)
+        .map(|parent| parent.child())
+        .unwrap_or_else(TraceContext::new_root);
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "(unmatched)".to_owned());
+    let context = RequestContext::new(request_id.clone(), trace, authenticator);
+    request.extensions_mut().insert(context.clone());
+
+    let mut response = next.run(request).await;
+
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        headers.insert(X_REQUEST_ID.clone(), value);
+    }
+    for (name, value) in [
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "no-referrer"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    headers.entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
+    headers
+        .entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert(HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"));
+
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let status = response.status().as_u16();
+    let customer_id = context.principal().map(|p| p.customer_id.to_string());
+    tracing::info!(
+        target: "orderly::access",
+        request_id = %request_id,
+        trace_id = %context.trace().trace_id,
+        customer_id = customer_id.as_deref(),
+        function = context.function().unwrap_or("edge"),
+        method = %method,
+        route = %route,
+        status,
+        latency_ms,
+        "request"
+    );
+    response
+}
+
+/// Names the capability that serves a router's routes, for logs and metrics.
+/// Install with `router.layer(axum::middleware::from_fn_with_state("inventory", tag_function))`.
+pub async fn tag_function(State(function): State<&'static str>, request: Request, next: Next) -> Response {
+    if let Some(context) = request.extensions().get::<RequestContext>() {
+        let _ = context.0.function.set(function);
+    }
+    next.run(request).await
+}

@@ -1,0 +1,150 @@
+//! Strict JSON request bodies.
+//!
+//! - 415 unless the body is declared JSON (`application/json` or `*+json`);
+//! - 413 past [`BODY_LIMIT_BYTES`], checked on `Content-Length` *and* while
+//!   reading, so a lying or chunked client cannot stream more;
+//! - 400 for what is not a request document at all: broken JSON, nesting too
+//!   deep, unknown fields (a client cannot slip in `status` or `total`);
+//! - 422 for a well-formed document whose values are wrong, naming the field.
+
+use axum::extract::{FromRequest, Request};
+use axum::http::header;
+use http_body_util::{BodyExt, Limited};
+use serde::de::DeserializeOwned;
+
+use super::context::BODY_LIMIT_BYTES;
+use super::ApiError;
+use crate::domain::ValidationErrors;
+
+/// A JSON body parsed under the rules above.
+#[derive(Debug, Clone)]
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        require_json_content_type(request.headers())?;
+        let declared = request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|len| len > BODY_LIMIT_BYTES as u64) {
+            return Err(ApiError::PayloadTooLarge { limit: BODY_LIMIT_BYTES });
+        }
+        let body = Limited::new(request.into_body(), BODY_LIMIT_BYTES);
+        let bytes = match body.collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(error) if error.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+                return Err(ApiError::PayloadTooLarge { limit: BODY_LIMIT_BYTES });
+            }
+            Err(_) => return Err(ApiError::BadRequest("the request body could not be read".into())),
+        };
+        parse_json(&bytes).map(JsonBody)
+    }
+}
+
+fn require_json_content_type(headers: &axum::http::HeaderMap) -> Result<(), ApiError> {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return Err(ApiError::UnsupportedMediaType("send the body as application/json".into()));
+    };
+    let media = value.to_str().unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    if media == "application/json" || (media.starts_with("application/") && media.ends_with("+json")) {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedMediaType(format!(
+            "the body must be application/json, not {}",
+            if media.is_empty() { "(empty)" } else { media.as_str() }
+        )))
+    }
+}
+
+/// Parses a document into `T`, classifying failures as 400 or 422 (see module docs).
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
+    match serde_path_to_error::deserialize::<_, T>(&mut *deserializer) {
+        Ok(value) => match deserializer.end() {
+            Ok(()) => Ok(value),
+            Err(error) => Err(ApiError::BadRequest(format!("the body is not valid JSON: {error}"))),
+        },
+        Err(error) => {
+            let path = error.path().to_string();
+            let inner = error.into_inner();
+            let message = inner.to_string();
+            let message = message.split(" at line ").next().unwrap_or(&message).to_owned();
+            match inner.classify() {
+                serde_json::error::Category::Data if message.starts_with("unknown field") => {
+                    // The path already ends with the unknown field's name.
+                    Err(ApiError::BadRequest(format!("unknown field `{path}`")))
+                }
+                serde_json::error::Category::Data if message.starts_with("missing field") => {
+                    let field = message.split('`').nth(1).unwrap_or("?");
+                    Err(ValidationErrors::single(join_path(&path, field), "is required").into())
+                }
+                serde_json::error::Category::Data if path == "." => {
+                    Err(ApiError::BadRequest(format!("the body must be a JSON object: {message}")))
+                }
+                serde_json::error::Category::Data => Err(ValidationErrors::single(path, message).into()),
+                _ => Err(ApiError::BadRequest(format!("the body is not valid JSON: {message}"))),
+            }
+        }
+    }
+}
+
+fn join_path(parent: &str, field: &str) -> String {
+    if parent == "." || parent.is_empty() { field.to_owned() } else { format!("{parent}.{field}") }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::Deserialize;
+
+    use super::*;
+    use crate::domain::Quantity;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Body {
+        items: Vec<Item>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Item {
+        quantity: Quantity,
+    }
+
+    fn field_of(error: ApiError) -> String {
+        match error {
+            ApiError::Validation(errors) => errors.0[0].field.clone(),
+            other => panic!("expected 422, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn unknown_fields_are_a_400_naming_the_field() {
+        let error = parse_json::<Body>(br#"{"items":[{"quantity":1,"price":"0.01"}]}"#).unwrap_err();
+        assert_eq!(error, ApiError::BadRequest("unknown field `items[0].price`".into()));
+        assert!(matches!(parse_json::<Body>(br#"{"items":[],"status":"confirmed"}"#), Err(ApiError::BadRequest(_))));
+    }
+
+    #[test]
+    fn bad_values_are_a_422_naming_the_field() {
+        assert_eq!(field_of(parse_json::<Body>(br#"{"items":[{"quantity":0}]}"#).unwrap_err()), "items[0].quantity");
+        assert_eq!(field_of(parse_json::<Body>(br#"{"items":[{"quantity":"2"}]}"#).unwrap_err()), "items[0].quantity");
+        assert_eq!(field_of(parse_json::<Body>(br#"{"items":[{}]}"#).unwrap_err()), "items[0].quantity");
+        assert_eq!(field_of(parse_json::<Body>(br#"{}"#).unwrap_err()), "items");
+    }
+
+    #[test]
+    fn broken_or_hostile_documents_are_a_400() {
+        for body in [&b"{"[..], b"", b"[]", b"null", b"\xff\xfe", b"{\"items\":[]} trailing"] {
+            assert!(matches!(parse_json::<Body>(body), Err(ApiError::BadRequest(_))), "{body:?}");
+        }
+        let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+        assert!(matches!(parse_json::<serde_json::Value>(deep.as_bytes()), Err(ApiError::BadRequest(_))));
+    }
+}

@@ -1,0 +1,20 @@
+//! The HTTP edge every host shares.
+//!
+//! Lambda (`lambda_http`), Spin (a tower `Service` inside the component) and the
+//! local runner all serve the same axum routers, so the rules of the edge —
+//! problem+json errors, strict bodies, JWT on every request, request ids,
+//! versioned representations — are written once, here.
+
+mod auth;
+mod context;
+mod cursor;
+mod json;
+mod problem;
+mod versioning;
+
+pub use auth::{mint_hs256, AdminPrincipal, AuthConfig, AuthError, Authenticator, Principal};
+pub use context::{edge_middleware, tag_function, RequestContext, BODY_LIMIT_BYTES};
+pub use cursor::Cursor;
+pub use json::{parse_json, JsonBody};
+pub use problem::{ApiError, Problem};
+pub use versioning::{ApiVersion, Representation, MEDIA_TYPE_V2};

@@ -1,0 +1,241 @@
+//! At-least-once delivery, made safe.
+//!
+//! Queues (local or SQS) may deliver a message twice, late, or never
+//! acknowledge it because the process died. The pieces here turn that into
+//! exactly-once *effects*:
+//!
+//! - [`Relay`] moves events from the transactional outbox to the queues. It
+//!   publishes first and removes second, so a crash in between publishes again
+//!   (a duplicate) rather than never (a loss).
+//! - [`process_batch`] runs a handler over a batch and reports each message on
+//!   its own, so one poison message is retried and eventually dead-lettered
+//!   without failing or blocking the rest (partial batch failure). Hosts map
+//!   the outcomes to their queue: acknowledge/retry locally, `SqsBatchResponse`
+//!   item failures on Lambda.
+//! - Handlers make duplicates harmless by committing the event id with their
+//!   state change (see `ports::ProcessedEvent`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::future::join_all;
+use rand::Rng;
+use tracing::Instrument;
+
+use crate::events::routing::Consumer;
+use crate::events::{Envelope, Event};
+use crate::ports::{EventPublisher, Outbox, QueueError, ReceivedMessage, StoreError};
+use crate::trace::TraceContext;
+
+/// One delivery of one event to one consumer.
+#[derive(Debug, Clone)]
+pub struct Delivery<'a> {
+    pub envelope: &'a Envelope,
+    /// 1 on the first delivery.
+    pub attempt: u32,
+    /// After this many failed attempts the queue dead-letters the message.
+    pub max_attempts: u32,
+}
+
+impl Delivery<'_> {
+    pub fn is_last_attempt(&self) -> bool {
+        self.attempt >= self.max_attempts
+    }
+
+    /// The trace this event belongs to, continued by the consumer.
+    pub fn trace(&self) -> TraceContext {
+        self.envelope
+            .traceparent
+            .as_deref()
+            .and_then(TraceContext::parse)
+            .map(|t| t.child())
+            .unwrap_or_else(TraceContext::new_root)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HandlerError {
+    /// Try again after the usual backoff.
+    #[error("{0}")]
+    Retry(String),
+    /// Try again, but not before this delay (e.g. a provider's breaker is open).
+    #[error("{reason} (retry in {after:?})")]
+    RetryAfter { reason: String, after: Duration },
+}
+
+impl From<StoreError> for HandlerError {
+    fn from(error: StoreError) -> Self {
+        Self::Retry(error.to_string())
+    }
+}
+
+/// A consumer's business reaction to events.
+#[async_trait]
+pub trait EventHandler: Send + Sync {
+    fn consumer(&self) -> Consumer;
+
+    async fn handle(&self, event: Event, delivery: &Delivery<'_>) -> Result<(), HandlerError>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Handled (or already handled before): acknowledge.
+    Done,
+    /// A type this consumer does not know: acknowledge, log and count.
+    Ignored { event_type: String },
+    /// Leave it for redelivery; it is dead-lettered after `max_attempts`.
+    Failed { error: String, retry_after: Option<Duration> },
+}
+
+/// The result for one message of a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageOutcome {
+    pub message_id: String,
+    pub receipt: String,
+    pub outcome: Outcome,
+}
+
+/// Handles every message of a batch concurrently and independently.
+pub async fn process_batch(
+    handler: &dyn EventHandler,
+    messages: &[ReceivedMessage],
+    max_attempts: u32,
+) -> Vec<MessageOutcome> {
+    join_all(messages.iter().map(|message| async move {
+        let outcome = process_one(handler, message, max_attempts).await;
+        MessageOutcome { message_id: message.message_id.clone(), receipt: message.receipt.clone(), outcome }
+    }))
+    .await
+}
+
+async fn process_one(handler: &dyn EventHandler, message: &ReceivedMessage, max_attempts: u32) -> Outcome {
+    let consumer = handler.consumer().queue();
+    let envelope = match Envelope::from_json(&message.body) {
+        Ok(envelope) => envelope,
+        Err(error) => {
+            tracing::warn!(consumer, message_id = %message.message_id, attempt = message.receive_count, %error, "unreadable message");
+            return Outcome::Failed { error: error.to_string(), retry_after: None };
+        }
+    };
+    let delivery = Delivery { envelope: &envelope, attempt: message.receive_count, max_attempts };
+    let trace = delivery.trace();
+    let span = tracing::info_span!(
+        "consume",
+        consumer,
+        event_id = %envelope.id,
+        event_type = %envelope.event_type,
+        subject = %envelope.subject,
+        trace_id = %trace.trace_id,
+        attempt = message.receive_count,
+    );
+    async {
+        let started = std::time::Instant::now();
+        let event = match envelope.decode() {
+            Ok(Some(event)) => event,
+            Ok(None) => {
+                tracing::info!(outcome = "ignored", "unknown event type acknowledged");
+                return Outcome::Ignored { event_type: envelope.event_type.clone() };
+            }
+            Err(error) => {
+                tracing::warn!(outcome = "failed", %error, "invalid event data");
+                return Outcome::Failed { error: error.to_string(), retry_after: None };
+            }
+        };
+        let result = handler.handle(event, &delivery).await;
+        let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+        match result {
+            Ok(()) => {
+                tracing::info!(outcome = "done", latency_ms, "event handled");
+                Outcome::Done
+            }
+            Err(error) => {
+                tracing::warn!(outcome = "failed", latency_ms, %error, last_attempt = delivery.is_last_attempt(), "event failed");
+                let retry_after = match &error {
+                    HandlerError::RetryAfter { after, .. } => Some(*after),
+                    HandlerError::Retry(_) => None,
+                };
+                Outcome::Failed { error: error.to_string(), retry_after }
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+/// Exponential backoff with full jitter between redeliveries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    pub base: Duration,
+    pub max: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self { base: Duration::from_millis(200), max: Duration::from_secs(30) }
+    }
+}
+
+impl Backoff {
+    /// Delay before attempt `attempt + 1`: random in [d/2, d] with
+    /// d = min(max, base * 2^(attempt-1)), so retries of many failed messages
+    /// spread out instead of arriving as one thundering herd.
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let exp = attempt.saturating_sub(1).min(20);
+        let ceiling = self.base.saturating_mul(1 << exp).min(self.max);
+        let half = ceiling / 2;
+        half + ceiling.saturating_sub(half).mul_f64(rand::rng().random::<f64>())
+    }
+}
+
+/// Moves outbox events to the consumer queues.
+pub struct Relay {
+    outbox: Arc<dyn Outbox>,
+    publisher: Arc<dyn EventPublisher>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error(transparent)]
+    Outbox(#[from] QueueError),
+    #[error(transparent)]
+    Publish(#[from] crate::ports::PublishError),
+}
+
+impl Relay {
+    pub fn new(outbox: Arc<dyn Outbox>, publisher: Arc<dyn EventPublisher>) -> Self {
+        Self { outbox, publisher }
+    }
+
+    /// Relays up to `batch` events; returns how many. Publish, then remove:
+    /// a crash in between republishes, and consumers drop the duplicate.
+    pub async fn relay_once(&self, batch: usize) -> Result<usize, RelayError> {
+        let entries = self.outbox.pending(batch).await?;
+        if entries.is_empty() {
+            return Ok(0);
+        }
+        let envelopes: Vec<Envelope> = entries.iter().map(|e| e.envelope.clone()).collect();
+        self.publisher.publish(&envelopes).await?;
+        let positions: Vec<String> = entries.into_iter().map(|e| e.position).collect();
+        self.outbox.remove(&positions).await?;
+        Ok(positions.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_stays_within_bounds() {
+        let backoff = Backoff { base: Duration::from_millis(100), max: Duration::from_secs(1) };
+        for _ in 0..100 {
+            let first = backoff.delay(1);
+            assert!(first >= Duration::from_millis(50) && first <= Duration::from_millis(100), "{first:?}");
+            let third = backoff.delay(3);
+            assert!(third >= Duration::from_millis(200) && third <= Duration::from_millis(400), "{third:?}");
+            let late = backoff.delay(50);
+            assert!(late >= Duration::from_millis(500) && late <= Duration::from_secs(1), "{late:?}");
+        }
+    }
+}

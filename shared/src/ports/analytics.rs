@@ -1,0 +1,104 @@
+use async_trait::async_trait;
+use chrono::NaiveDate;
+
+use super::{ProcessedEvent, StoreError};
+use crate::domain::{Currency, CustomerId, Order, OrderId, OrderStatus, Sku};
+
+/// One number of the analytics summary. Counters only ever move by deltas
+/// committed with the event that caused them, so they add up exactly even
+/// when events arrive twice or out of order.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Counter {
+    OrdersByStatus(OrderStatus),
+    /// Minor units of orders that are confirmed now.
+    Revenue(Currency),
+    /// Units in orders that are confirmed now.
+    UnitsBySku(Sku),
+    /// Orders placed on a (UTC) day.
+    DailyOrders(NaiveDate),
+    /// Minor units confirmed, by the day the order was placed.
+    DailyRevenue(NaiveDate, Currency),
+    /// Every event seen, by type: known or not.
+    Events(String),
+}
+
+impl Counter {
+    /// A flat string key, for stores that keep counters as rows or items.
+    pub fn key(&self) -> String {
+        match self {
+            Self::OrdersByStatus(s) => format!("status|{s}"),
+            Self::Revenue(c) => format!("revenue|{c}"),
+            Self::UnitsBySku(sku) => format!("units|{sku}"),
+            Self::DailyOrders(d) => format!("day_orders|{d}"),
+            Self::DailyRevenue(d, c) => format!("day_revenue|{d}|{c}"),
+            Self::Events(t) => format!("events|{t}"),
+        }
+    }
+
+    pub fn parse_key(key: &str) -> Option<Self> {
+        let mut parts = key.split('|');
+        let kind = parts.next()?;
+        let a = parts.next()?;
+        let b = parts.next();
+        let counter = match (kind, b) {
+            ("status", None) => Self::OrdersByStatus(OrderStatus::parse(a)?),
+            ("revenue", None) => Self::Revenue(Currency::parse(a).ok()?),
+            ("units", None) => Self::UnitsBySku(Sku::parse(a).ok()?),
+            ("day_orders", None) => Self::DailyOrders(a.parse().ok()?),
+            ("day_revenue", Some(c)) => Self::DailyRevenue(a.parse().ok()?, Currency::parse(c).ok()?),
+            ("events", None) => Self::Events(a.to_owned()),
+            _ => return None,
+        };
+        parts.next().is_none().then_some(counter)
+    }
+}
+
+/// The read side (CQRS): per-order views and counters, owned by analytics.
+#[async_trait]
+pub trait ReadModelStore: Send + Sync {
+    async fn order_view(&self, id: OrderId) -> Result<Option<Order>, StoreError>;
+
+    /// Writes `view` (when given) if the stored view is still at
+    /// `expected_version` (`None`: no view yet), adds `deltas` to counters and
+    /// records `processed`, all atomically.
+    async fn apply(
+        &self,
+        view: Option<&Order>,
+        expected_version: Option<u32>,
+        deltas: &[(Counter, i64)],
+        processed: &ProcessedEvent,
+    ) -> Result<(), StoreError>;
+
+    async fn counters(&self) -> Result<Vec<(Counter, i64)>, StoreError>;
+
+    /// A customer's orders, newest first, strictly older than `before`.
+    async fn customer_orders(
+        &self,
+        customer: &CustomerId,
+        before: Option<OrderId>,
+        limit: usize,
+    ) -> Result<Vec<Order>, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counter_keys_round_trip() {
+        let day = NaiveDate::from_ymd_opt(2026, 11, 27).unwrap();
+        let eur = Currency::parse("EUR").unwrap();
+        for counter in [
+            Counter::OrdersByStatus(OrderStatus::Confirmed),
+            Counter::Revenue(eur),
+            Counter::UnitsBySku(Sku::parse("TEA-1").unwrap()),
+            Counter::DailyOrders(day),
+            Counter::DailyRevenue(day, eur),
+            Counter::Events("order.shipped.v9".into()),
+        ] {
+            assert_eq!(Counter::parse_key(&counter.key()), Some(counter.clone()), "{}", counter.key());
+        }
+        assert_eq!(Counter::parse_key("status|lost"), None);
+        assert_eq!(Counter::parse_key("units|A|B"), None);
+    }
+}

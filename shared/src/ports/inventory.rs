@@ -1,0 +1,67 @@
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+
+use super::{ProcessedEvent, StoreError};
+use crate::domain::{Money, OrderId, Product, Reservation, ReservationState, Sku};
+use crate::events::Envelope;
+
+/// How a reservation change moves stock. Every move is conditional, so that
+/// stock can never go negative whatever races with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StockMove {
+    None,
+    /// available -= n, reserved += n, only where available >= n for EVERY line.
+    Take(Vec<(Sku, u32)>),
+    /// available += n, reserved -= n, only where reserved >= n for every line.
+    Return(Vec<(Sku, u32)>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReservationChange {
+    pub reservation: Reservation,
+    /// The state the stored reservation must still be in (`None`: must not
+    /// exist yet). Guards against two deliveries both releasing stock.
+    pub expected: Option<ReservationState>,
+    pub stock: StockMove,
+}
+
+/// Products, stock and reservations, owned by inventory.
+#[async_trait]
+pub trait InventoryStore: Send + Sync {
+    async fn product(&self, sku: &Sku) -> Result<Option<Product>, StoreError>;
+
+    /// Products ordered by SKU, starting after `after`.
+    async fn products(&self, after: Option<&Sku>, limit: usize) -> Result<Vec<Product>, StoreError>;
+
+    /// Available units per SKU; unknown SKUs are absent.
+    async fn available(&self, skus: &[Sku]) -> Result<HashMap<Sku, i64>, StoreError>;
+
+    /// Creates (`expected_version == None`: must not exist) or replaces a
+    /// product whose stored version is still `expected_version`, with events.
+    async fn save_product(
+        &self,
+        product: &Product,
+        expected_version: Option<u64>,
+        outbox: &[Envelope],
+    ) -> Result<(), StoreError>;
+
+    async fn reservation(&self, order_id: OrderId) -> Result<Option<Reservation>, StoreError>;
+
+    /// Applies a reservation change and its stock move atomically, or nothing
+    /// (`Conflict` when a condition failed).
+    async fn apply_reservation(
+        &self,
+        change: &ReservationChange,
+        outbox: &[Envelope],
+        processed: &ProcessedEvent,
+    ) -> Result<(), StoreError>;
+}
+
+/// The price list order intake reads at checkout: a read-only view of the
+/// catalog. Intake freezes these prices into the order; it never reads or
+/// checks stock (that is the saga's job).
+#[async_trait]
+pub trait PriceList: Send + Sync {
+    async fn prices(&self, skus: &[Sku]) -> Result<HashMap<Sku, Money>, StoreError>;
+}

@@ -1,0 +1,83 @@
+//! W3C trace context (`traceparent`), so that one trace id follows an order
+//! from the HTTP request through every queue hop to the last consumer.
+
+use rand::Rng;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceContext {
+    pub trace_id: String,
+    pub span_id: String,
+    pub sampled: bool,
+}
+
+impl TraceContext {
+    /// A fresh root context.
+    pub fn new_root() -> Self {
+        let mut rng = rand::rng();
+        Self { trace_id: hex::encode(rng.random::<[u8; 16]>()), span_id: new_span_id(), sampled: true }
+    }
+
+    /// `00-<32 hex trace id>-<16 hex span id>-<2 hex flags>`; anything else,
+    /// including the all-zero ids the spec forbids, is `None`.
+    pub fn parse(header: &str) -> Option<Self> {
+        let mut parts = header.trim().split('-');
+        let (version, trace_id, span_id, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        let lower_hex = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        let non_zero = |s: &str| s.bytes().any(|b| b != b'0');
+        if version != "00" || parts.next().is_some() || !lower_hex(trace_id, 32) || !lower_hex(span_id, 16) || !lower_hex(flags, 2) {
+            return None;
+        }
+        if !non_zero(trace_id) || !non_zero(span_id) {
+            return None;
+        }
+        let sampled = u8::from_str_radix(flags, 16).ok()? & 1 == 1;
+        Some(Self { trace_id: trace_id.to_owned(), span_id: span_id.to_owned(), sampled })
+    }
+
+    /// The same trace, a new span: what a hop (request -> event -> consumer) does.
+    pub fn child(&self) -> Self {
+        Self { trace_id: self.trace_id.clone(), span_id: new_span_id(), sampled: self.sampled }
+    }
+
+    pub fn to_header(&self) -> String {
+        format!("00-{}-{}-{}", self.trace_id, self.span_id, if self.sampled { "01" } else { "00" })
+    }
+}
+
+fn new_span_id() -> String {
+    let mut id = [0u8; 8];
+    while id == [0; 8] {
+        id = rand::rng().random();
+    }
+    hex::encode(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_children_keep_the_trace_id() {
+        let root = TraceContext::new_root();
+        assert_eq!(TraceContext::parse(&root.to_header()), Some(root.clone()));
+        let child = root.child();
+        assert_eq!(child.trace_id, root.trace_id);
+        assert_ne!(child.span_id, root.span_id);
+    }
+
+    #[test]
+    fn rejects_malformed_headers() {
+        for bad in [
+            "",
+            "00-abc-def-01",
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+        ] {
+            assert_eq!(TraceContext::parse(bad), None, "{bad}");
+        }
+        assert!(TraceContext::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").is_some());
+    }
+}
