@@ -1,1 +1,122 @@
-fn main() {}
+//! `orderly`: the local runner and its developer tools.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use orderly::config::Config;
+use orderly::{dlq, secret, Runner};
+use shared::adapters::sqlite::{DbOptions, QueueSettings, SqliteStore};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Debug, Parser)]
+#[command(name = "orderly", version, about = "Orderly: an event-driven order backend. Without a command, runs all four functions locally.")]
+struct Cli {
+    #[command(flatten)]
+    config: Config,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run all four functions on the embedded store (the default).
+    Serve,
+    /// Mint a development token signed with the runner's HS256 secret.
+    Token {
+        /// The customer id (`sub`).
+        #[arg(long)]
+        sub: String,
+        /// Grant the admin scope.
+        #[arg(long)]
+        admin: bool,
+        /// Lifetime.
+        #[arg(long, default_value = "1h", value_parser = |s: &str| humantime::parse_duration(s).map_err(|e| e.to_string()))]
+        ttl: Duration,
+    },
+    /// Inspect or redrive dead-letter queues.
+    Dlq {
+        #[command(subcommand)]
+        action: DlqAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DlqAction {
+    /// Dead letters per queue, with the last error of each.
+    List {
+        #[arg(long)]
+        queue: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Move dead letters back to their queue (after fixing the cause).
+    Redrive {
+        #[arg(long)]
+        queue: Option<String>,
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+    },
+}
+
+fn init_logging(filter: &str) {
+    tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_span_list(false)
+        .with_env_filter(EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info")))
+        .init();
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let config = cli.config;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            init_logging(&config.log);
+            let data_dir = config.data_dir.canonicalize().unwrap_or(config.data_dir.clone());
+            let runner = Runner::start(config).await?;
+            eprintln!("orderly: listening on http://{}  (data in {})", runner.addr(), data_dir.display());
+            tracing::info!(addr = %runner.addr(), data_dir = %data_dir.display(), "orderly local runner started");
+            shutdown_signal().await;
+            tracing::info!("shutting down: finishing in-flight requests and batches");
+            runner.stop().await;
+            tracing::info!("stopped");
+        }
+        Command::Token { sub, admin, ttl } => {
+            let (secret, _) = secret::load_or_create(config.jwt_secret.as_deref(), &config.data_dir)?;
+            shared::domain::CustomerId::parse(&sub).map_err(|e| anyhow::anyhow!("--sub: {e}"))?;
+            println!("{}", shared::http::mint_hs256(&secret, &sub, admin, ttl));
+        }
+        Command::Dlq { action } => {
+            let store = SqliteStore::open(
+                &config.database_path(),
+                DbOptions::default(),
+                QueueSettings { max_receives: config.queues.max_receives },
+            )
+            .with_context(|| format!("opening {}", config.database_path().display()))?;
+            match action {
+                DlqAction::List { queue, limit } => dlq::list(&store, queue.as_deref(), limit).await?,
+                DlqAction::Redrive { queue, limit } => dlq::redrive(&store, queue.as_deref(), limit).await?,
+            }
+        }
+    }
+    Ok(())
+}

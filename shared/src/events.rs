@@ -215,6 +215,28 @@ impl Event {
     }
 }
 
+/// Stamps events with a fresh id, the time and the emitting function.
+#[derive(Clone)]
+pub struct EventFactory {
+    source: &'static str,
+    ids: std::sync::Arc<dyn crate::ports::IdGenerator>,
+    clock: std::sync::Arc<dyn crate::ports::Clock>,
+}
+
+impl EventFactory {
+    pub fn new(
+        source: &'static str,
+        ids: std::sync::Arc<dyn crate::ports::IdGenerator>,
+        clock: std::sync::Arc<dyn crate::ports::Clock>,
+    ) -> Self {
+        Self { source, ids, clock }
+    }
+
+    pub fn envelope(&self, event: Event, traceparent: Option<String>) -> Envelope {
+        event.into_envelope(EventMeta { id: self.ids.new_id(), source: self.source, time: self.clock.now(), traceparent })
+    }
+}
+
 /// Who emitted an event, when, and in which trace.
 #[derive(Debug, Clone)]
 pub struct EventMeta {

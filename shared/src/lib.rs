@@ -17,6 +17,7 @@
 //!   the default build has no database or SDK and compiles for `wasm32-wasip2`.
 
 pub mod adapters;
+pub mod api;
 #[cfg(feature = "contract")]
 pub mod contract;
 pub mod domain;

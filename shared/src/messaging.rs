@@ -120,25 +120,17 @@ async fn process_one(handler: &dyn EventHandler, message: &ReceivedMessage, max_
     };
     let delivery = Delivery { envelope: &envelope, attempt: message.receive_count, max_attempts };
     let trace = delivery.trace();
-    let span = tracing::info_span!(
-        "consume",
-        consumer,
-        event_id = %envelope.id,
-        event_type = %envelope.event_type,
-        subject = %envelope.subject,
-        trace_id = %trace.trace_id,
-        attempt = message.receive_count,
-    );
+    let span = tracing::info_span!("consume", function = consumer, event_id = %envelope.id, trace_id = %trace.trace_id);
     async {
         let started = std::time::Instant::now();
         let event = match envelope.decode() {
             Ok(Some(event)) => event,
             Ok(None) => {
-                tracing::info!(outcome = "ignored", "unknown event type acknowledged");
+                tracing::info!(function = consumer, event_id = %envelope.id, event_type = %envelope.event_type, trace_id = %trace.trace_id, outcome = "ignored", "unknown event type acknowledged");
                 return Outcome::Ignored { event_type: envelope.event_type.clone() };
             }
             Err(error) => {
-                tracing::warn!(outcome = "failed", %error, "invalid event data");
+                tracing::warn!(function = consumer, event_id = %envelope.id, event_type = %envelope.event_type, trace_id = %trace.trace_id, outcome = "failed", %error, "invalid event data");
                 return Outcome::Failed { error: error.to_string(), retry_after: None };
             }
         };
@@ -146,11 +138,33 @@ async fn process_one(handler: &dyn EventHandler, message: &ReceivedMessage, max_
         let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
         match result {
             Ok(()) => {
-                tracing::info!(outcome = "done", latency_ms, "event handled");
+                tracing::info!(
+                    function = consumer,
+                    event_id = %envelope.id,
+                    event_type = %envelope.event_type,
+                    subject = %envelope.subject,
+                    trace_id = %trace.trace_id,
+                    attempt = message.receive_count,
+                    outcome = "done",
+                    latency_ms,
+                    "event handled"
+                );
                 Outcome::Done
             }
             Err(error) => {
-                tracing::warn!(outcome = "failed", latency_ms, %error, last_attempt = delivery.is_last_attempt(), "event failed");
+                tracing::warn!(
+                    function = consumer,
+                    event_id = %envelope.id,
+                    event_type = %envelope.event_type,
+                    subject = %envelope.subject,
+                    trace_id = %trace.trace_id,
+                    attempt = message.receive_count,
+                    outcome = "failed",
+                    latency_ms,
+                    %error,
+                    last_attempt = delivery.is_last_attempt(),
+                    "event failed"
+                );
                 let retry_after = match &error {
                     HandlerError::RetryAfter { after, .. } => Some(*after),
                     HandlerError::Retry(_) => None,

@@ -1,1 +1,22 @@
-//! placeholder
+//! # Analytics
+//!
+//! The read side of CQRS. Every event lands here and updates two read
+//! models, each shaped for one query:
+//!
+//! - per-order views (the latest order snapshot, keyed for "a customer's
+//!   orders, newest first") behind `GET /api/v1/orders`;
+//! - counters behind `GET /api/v1/analytics/summary`.
+//!
+//! The projection is pure ([`projection`]): a view changes only when a newer
+//! order version arrives, and the counters move by
+//! `contributions(new) - contributions(old)`. So events may arrive twice or
+//! out of order and the totals still equal the orders.
+
+pub mod http;
+pub mod projection;
+pub mod projector;
+
+pub use projector::Projector;
+
+/// This function's consumer name.
+pub const FUNCTION: &str = "analytics";

@@ -1,1 +1,24 @@
-//! placeholder
+//! # Inventory
+//!
+//! Owns the catalog, stock and reservations. Its half of the order saga is
+//! in [`reservations`]: on `order.placed.v1` it reserves every line of the
+//! order at once or none of them, and replies with `inventory.reserved.v1` or
+//! `inventory.rejected.v1`; on `order.cancelled.v1` it gives the stock back.
+//!
+//! Stock can never go negative or be sold twice, whatever the interleaving:
+//! the decision is taken on a snapshot, and the store commits it only if
+//! every line still fits (see `shared::domain::ReservationDecision`).
+
+pub mod catalog;
+pub mod http;
+pub mod reservations;
+
+pub use catalog::{Catalog, CatalogError, PutOutcome};
+pub use reservations::Reservations;
+
+/// The `source` of events this function emits, and its consumer name.
+pub const FUNCTION: &str = "inventory";
+
+/// Re-decisions after losing a race before a delivery gives up (and is
+/// retried later by the queue).
+pub(crate) const MAX_CONFLICT_RETRIES: usize = 32;

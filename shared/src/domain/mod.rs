@@ -20,7 +20,7 @@ pub use order::{
     NewOrder, NewOrderLine, Order, OrderId, OrderLine, OrderStatus, TransitionError,
     MAX_ORDER_LINES,
 };
-pub use product::{Product, ProductDraft, ProductName};
+pub use product::{Product, ProductDraft, ProductName, StockOverflow};
 pub use quantity::{Quantity, RestockQuantity, StockLevel};
 pub use reservation::{Reservation, ReservationDecision, ReservationState, Shortfall};
 pub use sku::Sku;

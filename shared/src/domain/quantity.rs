@@ -2,17 +2,17 @@ use serde::{Deserialize, Serialize};
 
 /// Units of one order line: 1..=1000.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "u32", into = "u32")]
+#[serde(try_from = "i64", into = "u32")]
 pub struct Quantity(u32);
 
 /// Units added by one restock: 1..=1_000_000.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "u32", into = "u32")]
+#[serde(try_from = "i64", into = "u32")]
 pub struct RestockQuantity(u32);
 
 /// Units on hand when a product is created: 0..=1_000_000_000.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "u32", into = "u32")]
+#[serde(try_from = "i64", into = "u32")]
 pub struct StockLevel(u32);
 
 macro_rules! bounded_u32 {
@@ -36,10 +36,10 @@ macro_rules! bounded_u32 {
             }
         }
 
-        impl TryFrom<u32> for $name {
+        impl TryFrom<i64> for $name {
             type Error = String;
-            fn try_from(value: u32) -> Result<Self, Self::Error> {
-                Self::parse(i64::from(value))
+            fn try_from(value: i64) -> Result<Self, Self::Error> {
+                Self::parse(value)
             }
         }
 
@@ -79,6 +79,7 @@ mod tests {
     #[test]
     fn deserialising_out_of_range_fails() {
         assert!(serde_json::from_str::<Quantity>("0").is_err());
+        assert!(serde_json::from_str::<Quantity>("-1").is_err());
         assert!(serde_json::from_str::<Quantity>("7").is_ok());
     }
 }

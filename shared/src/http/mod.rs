@@ -10,6 +10,7 @@ mod context;
 mod cursor;
 mod json;
 mod problem;
+mod query;
 mod versioning;
 
 pub use auth::{mint_hs256, AdminPrincipal, AuthConfig, AuthError, Authenticator, Principal};
@@ -17,4 +18,5 @@ pub use context::{edge_middleware, tag_function, RequestContext, BODY_LIMIT_BYTE
 pub use cursor::Cursor;
 pub use json::{parse_json, JsonBody};
 pub use problem::{ApiError, Problem};
+pub use query::{PageParams, QueryParams};
 pub use versioning::{ApiVersion, Representation, MEDIA_TYPE_V2};

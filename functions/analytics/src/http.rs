@@ -1,0 +1,81 @@
+//! Read APIs: a customer's orders, and the analytics summary.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::middleware::from_fn_with_state;
+use axum::Json;
+use shared::api::{OrderV1, OrderV2, Page};
+use shared::domain::OrderId;
+use shared::http::{
+    tag_function, AdminPrincipal, ApiError, ApiVersion, Cursor, PageParams, Principal, QueryParams, Representation,
+};
+use shared::ports::ReadModelStore;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::projection::Summary;
+use crate::FUNCTION;
+
+pub fn router(store: Arc<dyn ReadModelStore>) -> OpenApiRouter {
+    OpenApiRouter::new()
+        .routes(routes!(list_my_orders))
+        .routes(routes!(summary))
+        .layer(from_fn_with_state(FUNCTION, tag_function))
+        .with_state(store)
+}
+
+/// The caller's own orders, newest first (read model: a just-placed order
+/// shows up within milliseconds, not necessarily at once).
+#[utoipa::path(
+    get,
+    path = "/api/v1/orders",
+    tag = "orders",
+    params(PageParams),
+    responses(
+        (status = 200, description = "A page of the caller's orders", body = Page<OrderV1>),
+        (status = 400, description = "Bad limit or cursor", body = shared::http::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = shared::http::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+async fn list_my_orders(
+    State(store): State<Arc<dyn ReadModelStore>>,
+    principal: Principal,
+    version: ApiVersion,
+    QueryParams(page): QueryParams<PageParams>,
+) -> Result<Representation, ApiError> {
+    let limit = page.limit()?;
+    let before = page.cursor.as_deref().map(|c| Cursor::decode(c, OrderId::parse)).transpose()?;
+    let mut orders = store.customer_orders(&principal.customer_id, before, limit + 1).await?;
+    let next_cursor = if orders.len() > limit {
+        orders.truncate(limit);
+        orders.last().map(|o| Cursor::encode(&o.id.to_string()))
+    } else {
+        None
+    };
+    Ok(Representation::new(
+        StatusCode::OK,
+        version,
+        "/api/v1/orders",
+        || Page { items: orders.iter().map(OrderV1::from).collect(), next_cursor: next_cursor.clone() },
+        || Page { items: orders.iter().map(OrderV2::from).collect(), next_cursor: next_cursor.clone() },
+    ))
+}
+
+/// Totals: orders by status, revenue, units by SKU, a per-day series. Admin only.
+#[utoipa::path(
+    get,
+    path = "/api/v1/analytics/summary",
+    tag = "analytics",
+    responses(
+        (status = 200, description = "The summary", body = Summary),
+        (status = 401, description = "Missing or invalid token", body = shared::http::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = shared::http::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+async fn summary(State(store): State<Arc<dyn ReadModelStore>>, _admin: AdminPrincipal) -> Result<Json<Summary>, ApiError> {
+    Ok(Json(Summary::from_counters(&store.counters().await?)))
+}

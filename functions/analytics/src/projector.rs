@@ -1,0 +1,67 @@
+//! The analytics consumer: applies every event to the read models.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use shared::domain::Order;
+use shared::events::routing::Consumer;
+use shared::events::Event;
+use shared::messaging::{Delivery, EventHandler, HandlerError};
+use shared::ports::{Counter, ProcessedEvent, ReadModelStore, StoreError};
+
+use crate::projection::project;
+use crate::FUNCTION;
+
+/// Re-reads after losing a race on one order's view before the delivery is
+/// handed back to the queue.
+const MAX_CONFLICT_RETRIES: usize = 16;
+
+pub struct Projector {
+    store: Arc<dyn ReadModelStore>,
+}
+
+impl Projector {
+    pub fn new(store: Arc<dyn ReadModelStore>) -> Self {
+        Self { store }
+    }
+
+    async fn project_order(&self, order: &Order, seen: (Counter, i64), mark: &ProcessedEvent) -> Result<(), HandlerError> {
+        for _ in 0..MAX_CONFLICT_RETRIES {
+            let current = self.store.order_view(order.id).await?;
+            let (view, mut deltas) = match project(current.as_ref(), order) {
+                Some(deltas) => (Some(order), deltas),
+                // Older than what we have: only count that it was seen.
+                None => (None, Vec::new()),
+            };
+            deltas.push(seen.clone());
+            let expected = current.as_ref().map(|c| c.version);
+            match self.store.apply(view, expected, &deltas, mark).await {
+                Ok(()) | Err(StoreError::AlreadyProcessed) => return Ok(()),
+                Err(StoreError::Conflict) => continue,
+                Err(other) => return Err(other.into()),
+            }
+        }
+        Err(HandlerError::Retry("the order view kept changing; will retry".into()))
+    }
+}
+
+#[async_trait]
+impl EventHandler for Projector {
+    fn consumer(&self) -> Consumer {
+        Consumer::Analytics
+    }
+
+    async fn handle(&self, event: Event, delivery: &Delivery<'_>) -> Result<(), HandlerError> {
+        let mark = ProcessedEvent { consumer: FUNCTION, event_id: delivery.envelope.id };
+        let seen = (Counter::Events(delivery.envelope.event_type.clone()), 1);
+        match event {
+            Event::OrderPlaced(e) | Event::OrderConfirmed(e) | Event::OrderRejected(e) | Event::OrderCancelled(e) => {
+                self.project_order(&e.order, seen, &mark).await
+            }
+            _ => match self.store.apply(None, None, &[seen], &mark).await {
+                Ok(()) | Err(StoreError::AlreadyProcessed) => Ok(()),
+                Err(other) => Err(other.into()),
+            },
+        }
+    }
+}

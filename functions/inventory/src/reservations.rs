@@ -1,0 +1,154 @@
+//! Inventory's half of the order saga.
+//!
+//! | event | stored reservation | effect |
+//! |---|---|---|
+//! | `order.placed.v1` | none | reserve all lines or none; reply reserved/rejected |
+//! | `order.placed.v1` | any | nothing (already decided, or cancelled first) |
+//! | `order.cancelled.v1` | reserved | release the stock; `inventory.released.v1` |
+//! | `order.cancelled.v1` | none | remember the cancellation, so a late `order.placed.v1` reserves nothing |
+//! | `order.cancelled.v1` | rejected/released/cancelled | nothing |
+//!
+//! Every change is committed with the event's processed mark and conditioned
+//! on the reservation state it was decided from, so duplicates and races
+//! between deliveries change nothing twice.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use shared::domain::{Order, Reservation, ReservationDecision, ReservationState};
+use shared::events::routing::Consumer;
+use shared::events::{Envelope, Event, EventFactory, InventoryRejected, InventoryReleased, InventoryReserved, ReservedLine};
+use shared::messaging::{Delivery, EventHandler, HandlerError};
+use shared::ports::{Clock, InventoryStore, ProcessedEvent, ProcessedEvents, ReservationChange, StockMove, StoreError};
+
+use crate::{FUNCTION, MAX_CONFLICT_RETRIES};
+
+pub struct Reservations {
+    store: Arc<dyn InventoryStore>,
+    processed: Arc<dyn ProcessedEvents>,
+    events: EventFactory,
+    clock: Arc<dyn Clock>,
+}
+
+fn lines(units: &[(shared::domain::Sku, u32)]) -> Vec<ReservedLine> {
+    units.iter().map(|(sku, quantity)| ReservedLine { sku: sku.clone(), quantity: *quantity }).collect()
+}
+
+impl Reservations {
+    pub fn new(
+        store: Arc<dyn InventoryStore>,
+        processed: Arc<dyn ProcessedEvents>,
+        events: EventFactory,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self { store, processed, events, clock }
+    }
+
+    async fn on_placed(&self, order: &Order, delivery: &Delivery<'_>) -> Result<(), HandlerError> {
+        let mark = ProcessedEvent { consumer: FUNCTION, event_id: delivery.envelope.id };
+        let units = order.units_by_sku();
+        let skus: Vec<_> = units.iter().map(|(sku, _)| sku.clone()).collect();
+        for _ in 0..MAX_CONFLICT_RETRIES {
+            if self.store.reservation(order.id).await?.is_some() {
+                return self.finish_without_change(&mark).await;
+            }
+            let available = self.store.available(&skus).await?;
+            let now = self.clock.now();
+            let (state, stock, reply) = match ReservationDecision::decide(&units, &available) {
+                ReservationDecision::Reserve(reserve) => (
+                    ReservationState::Reserved,
+                    StockMove::Take(reserve.clone()),
+                    Event::InventoryReserved(InventoryReserved { order_id: order.id, lines: lines(&reserve) }),
+                ),
+                ReservationDecision::Reject(shortfalls) => (
+                    ReservationState::Rejected,
+                    StockMove::None,
+                    Event::InventoryRejected(InventoryRejected { order_id: order.id, shortfalls }),
+                ),
+            };
+            let change = ReservationChange {
+                reservation: Reservation { order_id: order.id, state, lines: units.clone(), updated_at: now },
+                expected: None,
+                stock,
+            };
+            match self.commit(&change, Some(reply), &mark, delivery).await? {
+                Committed::Yes => return Ok(()),
+                Committed::RaceLost => continue,
+            }
+        }
+        Err(HandlerError::Retry("stock kept changing under this order; will retry".into()))
+    }
+
+    async fn on_cancelled(&self, order: &Order, delivery: &Delivery<'_>) -> Result<(), HandlerError> {
+        let mark = ProcessedEvent { consumer: FUNCTION, event_id: delivery.envelope.id };
+        for _ in 0..MAX_CONFLICT_RETRIES {
+            let now = self.clock.now();
+            let stored = self.store.reservation(order.id).await?;
+            let (change, reply) = match stored {
+                None => (
+                    ReservationChange {
+                        reservation: Reservation { order_id: order.id, state: ReservationState::Cancelled, lines: Vec::new(), updated_at: now },
+                        expected: None,
+                        stock: StockMove::None,
+                    },
+                    None,
+                ),
+                Some(reservation) if reservation.state == ReservationState::Reserved => (
+                    ReservationChange {
+                        reservation: Reservation { state: ReservationState::Released, updated_at: now, ..reservation.clone() },
+                        expected: Some(ReservationState::Reserved),
+                        stock: StockMove::Return(reservation.lines.clone()),
+                    },
+                    Some(Event::InventoryReleased(InventoryReleased { order_id: order.id, lines: lines(&reservation.lines) })),
+                ),
+                Some(_) => return self.finish_without_change(&mark).await,
+            };
+            match self.commit(&change, reply, &mark, delivery).await? {
+                Committed::Yes => return Ok(()),
+                Committed::RaceLost => continue,
+            }
+        }
+        Err(HandlerError::Retry("the reservation kept changing; will retry".into()))
+    }
+
+    async fn commit(
+        &self,
+        change: &ReservationChange,
+        reply: Option<Event>,
+        mark: &ProcessedEvent,
+        delivery: &Delivery<'_>,
+    ) -> Result<Committed, HandlerError> {
+        let outbox: Vec<Envelope> =
+            reply.into_iter().map(|event| self.events.envelope(event, Some(delivery.trace().to_header()))).collect();
+        match self.store.apply_reservation(change, &outbox, mark).await {
+            Ok(()) | Err(StoreError::AlreadyProcessed) => Ok(Committed::Yes),
+            Err(StoreError::Conflict) => Ok(Committed::RaceLost),
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    async fn finish_without_change(&self, mark: &ProcessedEvent) -> Result<(), HandlerError> {
+        self.processed.mark_processed(mark).await?;
+        Ok(())
+    }
+}
+
+enum Committed {
+    Yes,
+    RaceLost,
+}
+
+#[async_trait]
+impl EventHandler for Reservations {
+    fn consumer(&self) -> Consumer {
+        Consumer::Inventory
+    }
+
+    async fn handle(&self, event: Event, delivery: &Delivery<'_>) -> Result<(), HandlerError> {
+        match event {
+            Event::OrderPlaced(placed) => self.on_placed(&placed.order, delivery).await,
+            Event::OrderCancelled(cancelled) => self.on_cancelled(&cancelled.order, delivery).await,
+            _ => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,89 @@
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use shared::domain::Order;
+use shared::events::routing::Consumer;
+use shared::events::Event;
+use shared::messaging::{Delivery, EventHandler, HandlerError};
+use shared::ports::{Clock, Notification, NotificationLog, NotificationProvider, NotificationRecord, NotificationState};
+
+pub struct Notifier {
+    log: Arc<dyn NotificationLog>,
+    provider: Arc<dyn NotificationProvider>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Notifier {
+    pub fn new(log: Arc<dyn NotificationLog>, provider: Arc<dyn NotificationProvider>, clock: Arc<dyn Clock>) -> Self {
+        Self { log, provider, clock }
+    }
+
+    pub fn log(&self) -> &Arc<dyn NotificationLog> {
+        &self.log
+    }
+
+    async fn notify(&self, order: &Order, message: String, delivery: &Delivery<'_>) -> Result<(), HandlerError> {
+        let id = delivery.envelope.id;
+        let existing = self.log.get(id).await?;
+        if existing.as_ref().is_some_and(|r| r.state == NotificationState::Sent) {
+            return Ok(());
+        }
+        let notification = Notification {
+            id,
+            kind: delivery.envelope.event_type.clone(),
+            order_id: order.id.to_string(),
+            customer_id: order.customer_id.to_string(),
+            status: order.status.to_string(),
+            total: order.total.to_decimal_string(),
+            currency: order.currency().to_string(),
+            message,
+        };
+        let sent = self.provider.send(&notification).await;
+        let now = self.clock.now();
+        let (state, last_error) = match &sent {
+            Ok(()) => (NotificationState::Sent, None),
+            Err(_) if delivery.is_last_attempt() => (NotificationState::Failed, sent.as_ref().err().map(ToString::to_string)),
+            Err(e) => (NotificationState::Deferred, Some(e.to_string())),
+        };
+        let record = NotificationRecord {
+            id,
+            order_id: order.id,
+            customer_id: order.customer_id.clone(),
+            kind: notification.kind,
+            state,
+            attempts: existing.as_ref().map_or(0, |r| r.attempts) + 1,
+            last_error,
+            provider: self.provider.name().to_owned(),
+            created_at: existing.as_ref().map_or(now, |r| r.created_at),
+            updated_at: now,
+        };
+        self.log.save(&record).await?;
+        sent.map_err(|e| HandlerError::Retry(format!("provider {}: {e}", self.provider.name())))
+    }
+}
+
+#[async_trait]
+impl EventHandler for Notifier {
+    fn consumer(&self) -> Consumer {
+        Consumer::Notification
+    }
+
+    async fn handle(&self, event: Event, delivery: &Delivery<'_>) -> Result<(), HandlerError> {
+        match event {
+            Event::OrderConfirmed(e) => {
+                let message = format!("Your order {} is confirmed. Total: {}.", e.order.id, e.order.total);
+                self.notify(&e.order, message, delivery).await
+            }
+            Event::OrderRejected(e) => {
+                let why = e.reason.as_deref().unwrap_or("it could not be fulfilled");
+                let message = format!("Sorry, your order {} was rejected: {why}. You have not been charged.", e.order.id);
+                self.notify(&e.order, message, delivery).await
+            }
+            Event::OrderCancelled(e) => {
+                let message = format!("Your order {} has been cancelled.", e.order.id);
+                self.notify(&e.order, message, delivery).await
+            }
+            _ => Ok(()),
+        }
+    }
+}

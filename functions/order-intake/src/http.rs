@@ -1,0 +1,160 @@
+//! The orders API: thin handlers that parse, call [`OrderIntake`], and map
+//! the result to a response.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::from_fn_with_state;
+use serde::Deserialize;
+use shared::api::{OrderV1, OrderV2};
+use shared::domain::{NewOrder, NewOrderLine, Order, OrderId, Quantity, Sku};
+use shared::http::{tag_function, ApiError, ApiVersion, JsonBody, Principal, Representation, RequestContext};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::{IdempotencyKey, IntakeError, OrderIntake, Placed, FUNCTION};
+
+pub fn router(intake: Arc<OrderIntake>) -> OpenApiRouter {
+    OpenApiRouter::new()
+        .routes(routes!(place_order))
+        .routes(routes!(get_order))
+        .routes(routes!(cancel_order))
+        .layer(from_fn_with_state(FUNCTION, tag_function))
+        .with_state(intake)
+}
+
+/// `POST /api/v1/orders`. Unknown fields are refused, so a client cannot set
+/// `status`, `total`, `customer_id` or prices.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlaceOrderRequest {
+    /// 1 to 50 lines.
+    pub items: Vec<OrderItemRequest>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrderItemRequest {
+    #[schema(value_type = String, pattern = "^[A-Z0-9][A-Z0-9-]{0,39}$", example = "TEA-GREEN")]
+    pub sku: Sku,
+    #[schema(value_type = u32, minimum = 1, maximum = 1000)]
+    pub quantity: Quantity,
+}
+
+impl From<IntakeError> for ApiError {
+    fn from(error: IntakeError) -> Self {
+        match error {
+            IntakeError::Invalid(errors) => ApiError::Validation(errors),
+            IntakeError::KeyReused => ApiError::IdempotencyKeyReused,
+            IntakeError::NotFound => ApiError::NotFound("order not found".into()),
+            IntakeError::NotCancellable(e) => ApiError::Conflict(format!("the order is {} and can no longer be cancelled", e.from)),
+            IntakeError::Store(e) => e.into(),
+        }
+    }
+}
+
+fn represent(status: StatusCode, version: ApiVersion, order: &Order) -> Representation {
+    Representation::new(status, version, format!("/api/v1/orders/{}", order.id), || OrderV1::from(order), || OrderV2::from(order))
+}
+
+fn parse_order_id(raw: &str) -> Result<OrderId, ApiError> {
+    // An id that cannot exist is simply not found.
+    OrderId::parse(raw).ok_or_else(|| ApiError::NotFound("order not found".into()))
+}
+
+/// Place an order. Answered at once with `pending`; the saga settles it.
+#[utoipa::path(
+    post,
+    path = "/api/v1/orders",
+    tag = "orders",
+    request_body = PlaceOrderRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "1..=255 visible ASCII; scoped to the customer, kept 24 h")),
+    responses(
+        (status = 202, description = "Accepted, pending", body = OrderV1, headers(("Location" = String))),
+        (status = 400, description = "Malformed body or unknown field", body = shared::http::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = shared::http::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 64 KiB", body = shared::http::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Body is not JSON", body = shared::http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid order, or key reused with another body", body = shared::http::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+async fn place_order(
+    State(intake): State<Arc<OrderIntake>>,
+    context: RequestContext,
+    principal: Principal,
+    version: ApiVersion,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<PlaceOrderRequest>,
+) -> Result<Representation, ApiError> {
+    let key = match headers.get("idempotency-key") {
+        None => None,
+        Some(value) => {
+            let raw = value.to_str().map_err(|_| ApiError::BadRequest("Idempotency-Key must be visible ASCII".into()))?;
+            Some(IdempotencyKey::parse(raw).map_err(ApiError::BadRequest)?)
+        }
+    };
+    let lines = body.items.into_iter().map(|i| NewOrderLine { sku: i.sku, quantity: i.quantity }).collect();
+    let request = NewOrder::new(lines)?;
+    let placed = intake.place(principal.customer_id, request, key, Some(context.event_traceparent())).await?;
+    let (order, replayed) = match &placed {
+        Placed::New(order) => (order, false),
+        Placed::Replayed(order) => (order, true),
+    };
+    let location = format!("/api/v1/orders/{}", order.id);
+    let mut response = represent(StatusCode::ACCEPTED, version, order).with_header(header::LOCATION, &location);
+    if replayed {
+        response = response.with_header(header::HeaderName::from_static("idempotent-replayed"), "true");
+    }
+    Ok(response)
+}
+
+/// One order: its owner or an admin; anyone else gets 404.
+#[utoipa::path(
+    get,
+    path = "/api/v1/orders/{id}",
+    tag = "orders",
+    params(("id" = String, Path, description = "Order id (UUID)")),
+    responses(
+        (status = 200, description = "The order", body = OrderV1),
+        (status = 401, description = "Missing or invalid token", body = shared::http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order, or not yours", body = shared::http::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+async fn get_order(
+    State(intake): State<Arc<OrderIntake>>,
+    principal: Principal,
+    version: ApiVersion,
+    Path(id): Path<String>,
+) -> Result<Representation, ApiError> {
+    let order = intake.order_for(&principal, parse_order_id(&id)?).await?;
+    Ok(represent(StatusCode::OK, version, &order))
+}
+
+/// Cancel a pending or confirmed order; its stock is released.
+#[utoipa::path(
+    post,
+    path = "/api/v1/orders/{id}/cancel",
+    tag = "orders",
+    params(("id" = String, Path, description = "Order id (UUID)")),
+    responses(
+        (status = 202, description = "Cancelled; stock is being released", body = OrderV1),
+        (status = 401, description = "Missing or invalid token", body = shared::http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order, or not yours", body = shared::http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "No longer cancellable", body = shared::http::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+async fn cancel_order(
+    State(intake): State<Arc<OrderIntake>>,
+    context: RequestContext,
+    principal: Principal,
+    version: ApiVersion,
+    Path(id): Path<String>,
+) -> Result<Representation, ApiError> {
+    let order = intake.cancel(&principal, parse_order_id(&id)?, Some(context.event_traceparent())).await?;
+    Ok(represent(StatusCode::ACCEPTED, version, &order))
+}

@@ -1,0 +1,90 @@
+//! The saga's replies, as seen by order intake: inventory tells whether the
+//! order's stock was reserved, and the order moves to `confirmed` or
+//! `rejected`. A reply for an order that was cancelled meanwhile changes
+//! nothing here — inventory releases that stock when it sees the
+//! cancellation — so no interleaving of cancel and reply can leak stock.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use shared::domain::OrderId;
+use shared::events::routing::Consumer;
+use shared::events::{Event, OrderChanged};
+use shared::messaging::{Delivery, EventHandler, HandlerError};
+use shared::ports::{ProcessedEvent, ProcessedEvents, StoreError};
+
+use crate::service::MAX_CONFLICT_RETRIES;
+use crate::{OrderIntake, FUNCTION};
+
+pub struct SagaReplies {
+    intake: Arc<OrderIntake>,
+    processed: Arc<dyn ProcessedEvents>,
+}
+
+enum Verdict {
+    Confirm,
+    Reject(String),
+}
+
+impl SagaReplies {
+    pub fn new(intake: Arc<OrderIntake>, processed: Arc<dyn ProcessedEvents>) -> Self {
+        Self { intake, processed }
+    }
+
+    async fn settle(&self, order_id: OrderId, verdict: Verdict, delivery: &Delivery<'_>) -> Result<(), HandlerError> {
+        let mark = ProcessedEvent { consumer: FUNCTION, event_id: delivery.envelope.id };
+        for _ in 0..MAX_CONFLICT_RETRIES {
+            let Some(order) = self.intake.orders().get(order_id).await? else {
+                return Err(HandlerError::Retry(format!("order {order_id} is not known here")));
+            };
+            let now = self.intake.clock().now();
+            let (next, event) = match &verdict {
+                Verdict::Confirm => (order.confirm(now), Event::OrderConfirmed as fn(OrderChanged) -> Event),
+                Verdict::Reject(_) => (order.reject(now), Event::OrderRejected as fn(OrderChanged) -> Event),
+            };
+            let Ok(next) = next else {
+                // Already settled or cancelled: the reply has nothing to change.
+                self.processed.mark_processed(&mark).await?;
+                return Ok(());
+            };
+            let reason = match &verdict {
+                Verdict::Reject(reason) => Some(reason.clone()),
+                Verdict::Confirm => None,
+            };
+            let envelope = self.intake.event(
+                event(OrderChanged { order: next.clone(), reason }),
+                Some(delivery.trace().to_header()),
+            );
+            match self.intake.orders().save_transition(&next, &[envelope], Some(&mark)).await {
+                Ok(()) | Err(StoreError::AlreadyProcessed) => return Ok(()),
+                Err(StoreError::Conflict) => continue,
+                Err(other) => return Err(other.into()),
+            }
+        }
+        Err(HandlerError::Retry("too much contention on this order".into()))
+    }
+}
+
+#[async_trait]
+impl EventHandler for SagaReplies {
+    fn consumer(&self) -> Consumer {
+        Consumer::OrderIntake
+    }
+
+    async fn handle(&self, event: Event, delivery: &Delivery<'_>) -> Result<(), HandlerError> {
+        match event {
+            Event::InventoryReserved(reply) => self.settle(reply.order_id, Verdict::Confirm, delivery).await,
+            Event::InventoryRejected(reply) => {
+                let reason = reply
+                    .shortfalls
+                    .iter()
+                    .map(|s| format!("{}: requested {}, available {}", s.sku, s.requested, s.available))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                self.settle(reply.order_id, Verdict::Reject(format!("not enough stock ({reason})")), delivery).await
+            }
+            // Not subscribed to anything else; a stray event is harmless.
+            _ => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! Order intake's use cases, on ports only.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use shared::domain::{CustomerId, NewOrder, Order, OrderId, TransitionError, ValidationErrors};
+use shared::events::{Envelope, Event, EventFactory, OrderChanged};
+use shared::http::Principal;
+use shared::ports::{Clock, IdGenerator, IdempotencyClaim, OrderStore, PlaceOutcome, PriceList, StoreError};
+
+use crate::FUNCTION;
+
+/// How often a write is re-decided after losing an optimistic-concurrency race
+/// before giving up (each retry re-reads, so this is only reached under a
+/// pathological storm of concurrent changes to one order).
+pub(crate) const MAX_CONFLICT_RETRIES: usize = 16;
+
+/// An `Idempotency-Key`: 1..=255 visible ASCII characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        if !raw.is_empty() && raw.len() <= 255 && raw.bytes().all(|b| b.is_ascii_graphic()) {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err("Idempotency-Key must be 1 to 255 visible ASCII characters".into())
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IntakeError {
+    #[error(transparent)]
+    Invalid(#[from] ValidationErrors),
+    #[error("this Idempotency-Key was already used with a different request")]
+    KeyReused,
+    #[error("order not found")]
+    NotFound,
+    #[error("the order can no longer be cancelled: it is {}", .0.from)]
+    NotCancellable(TransitionError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Placed {
+    New(Order),
+    /// The same request with the same key was answered before: this is that answer.
+    Replayed(Order),
+}
+
+pub struct OrderIntake {
+    orders: Arc<dyn OrderStore>,
+    prices: Arc<dyn PriceList>,
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdGenerator>,
+    events: EventFactory,
+    idempotency_ttl: chrono::Duration,
+}
+
+impl OrderIntake {
+    pub fn new(
+        orders: Arc<dyn OrderStore>,
+        prices: Arc<dyn PriceList>,
+        clock: Arc<dyn Clock>,
+        ids: Arc<dyn IdGenerator>,
+    ) -> Self {
+        let events = EventFactory::new(FUNCTION, ids.clone(), clock.clone());
+        Self { orders, prices, clock, ids, events, idempotency_ttl: chrono::Duration::hours(24) }
+    }
+
+    pub fn with_idempotency_ttl(mut self, ttl: Duration) -> Self {
+        self.idempotency_ttl = chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::hours(24));
+        self
+    }
+
+    /// Prices the request, then commits the order, its idempotency claim and
+    /// its `order.placed.v1` in one write. Stock is deliberately not looked at.
+    pub async fn place(
+        &self,
+        customer: CustomerId,
+        request: NewOrder,
+        key: Option<IdempotencyKey>,
+        traceparent: Option<String>,
+    ) -> Result<Placed, IntakeError> {
+        let prices = self.prices.prices(&request.skus()).await?;
+        let lines = request.price(&prices)?;
+        let now = self.clock.now();
+        let order = Order::place(OrderId::from_uuid(self.ids.new_id()), customer.clone(), lines, now)?;
+        let claim = key.map(|IdempotencyKey(key)| IdempotencyClaim {
+            customer_id: customer,
+            key,
+            request_hash: fingerprint(&request),
+            expires_at: now + self.idempotency_ttl,
+        });
+        let placed = self.event(Event::OrderPlaced(OrderChanged { order: order.clone(), reason: None }), traceparent);
+        match self.orders.place(&order, claim.as_ref(), &[placed], now).await? {
+            PlaceOutcome::Placed => Ok(Placed::New(order)),
+            PlaceOutcome::Replayed(original) => Ok(Placed::Replayed(original)),
+            PlaceOutcome::KeyReused => Err(IntakeError::KeyReused),
+        }
+    }
+
+    /// The order, if the caller may see it. Someone else's order is "not
+    /// found", exactly like a missing one: existence is not leaked.
+    pub async fn order_for(&self, caller: &Principal, id: OrderId) -> Result<Order, IntakeError> {
+        match self.orders.get(id).await? {
+            Some(order) if caller.may_access(&order.customer_id) => Ok(order),
+            _ => Err(IntakeError::NotFound),
+        }
+    }
+
+    /// Cancels a pending or confirmed order; inventory releases any stock
+    /// when it sees `order.cancelled.v1`.
+    pub async fn cancel(&self, caller: &Principal, id: OrderId, traceparent: Option<String>) -> Result<Order, IntakeError> {
+        for _ in 0..MAX_CONFLICT_RETRIES {
+            let order = self.order_for(caller, id).await?;
+            let cancelled = order.cancel(self.clock.now()).map_err(IntakeError::NotCancellable)?;
+            let event = self.event(Event::OrderCancelled(OrderChanged { order: cancelled.clone(), reason: None }), traceparent.clone());
+            match self.orders.save_transition(&cancelled, &[event], None).await {
+                Ok(()) => return Ok(cancelled),
+                // The saga moved the order meanwhile: look again.
+                Err(StoreError::Conflict) => continue,
+                Err(other) => return Err(other.into()),
+            }
+        }
+        Err(StoreError::Unavailable("too much contention on this order".into()).into())
+    }
+
+    pub(crate) fn event(&self, event: Event, traceparent: Option<String>) -> Envelope {
+        self.events.envelope(event, traceparent)
+    }
+
+    pub(crate) fn orders(&self) -> &Arc<dyn OrderStore> {
+        &self.orders
+    }
+
+    pub(crate) fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+}
+
+/// What "the same request" means for idempotency: the parsed lines, so that
+/// whitespace or key order in the JSON do not matter but any real change does.
+fn fingerprint(request: &NewOrder) -> String {
+    let canonical = serde_json::to_vec(request.lines()).unwrap_or_default();
+    hex::encode(Sha256::digest(canonical))
+}

@@ -1,0 +1,25 @@
+//! # The local runner
+//!
+//! All four Orderly functions in one process, on the embedded default:
+//! SQLite (one durable file) for every store and for the queues. It is a
+//! *host*, like the Lambda and Spin ones: it parses configuration, wires
+//! adapters into the functions' use cases, serves their routers and runs
+//! their consumers. No business rule lives here.
+//!
+//! ```text
+//!  HTTP ──► order-intake ──┐ (order + order.placed.v1, one transaction)
+//!                          ▼
+//!                       outbox ──relay──► queues: inventory · notification · analytics · order-intake
+//!                                              │            │              │            │
+//!                                       reserve/reject   notify       read models   confirm/reject
+//! ```
+
+pub mod app;
+pub mod config;
+pub mod dlq;
+pub mod health;
+pub mod secret;
+pub mod workers;
+
+pub use app::{App, Runner};
+pub use config::{Config, QueueConfig};

@@ -1,0 +1,110 @@
+//! The runner's background loops: one consumer per queue, the outbox relay,
+//! and housekeeping. Each sleeps until woken (a commit that concerns it, the
+//! earliest pending retry, or a long idle timeout) and stops on shutdown
+//! after finishing the batch in hand; unacknowledged messages stay queued.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use shared::adapters::sqlite::SqliteStore;
+use shared::messaging::{process_batch, Backoff, EventHandler, Outcome, Relay};
+use shared::ports::MessageQueue;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::QueueConfig;
+
+/// Waits for `waker`, `deadline` or shutdown; returns false on shutdown.
+async fn idle(waker: &Notify, deadline: Instant, shutdown: &CancellationToken) -> bool {
+    tokio::select! {
+        _ = waker.notified() => true,
+        _ = tokio::time::sleep_until(deadline) => true,
+        _ = shutdown.cancelled() => false,
+    }
+}
+
+pub async fn consume(
+    store: SqliteStore,
+    handler: Arc<dyn EventHandler>,
+    config: QueueConfig,
+    shutdown: CancellationToken,
+) {
+    let queue = handler.consumer().queue();
+    let waker = store.queue_waker(queue);
+    let backoff = Backoff { base: config.retry_base, max: config.retry_max };
+    // The earliest moment a message we failed becomes visible again.
+    let mut next_retry: Option<Instant> = None;
+    tracing::info!(consumer = queue, "consumer started");
+    while !shutdown.is_cancelled() {
+        let batch = match store.receive(queue, config.batch_size as usize, config.visibility_timeout).await {
+            Ok(batch) => batch,
+            Err(error) => {
+                tracing::warn!(consumer = queue, %error, "receive failed; backing off");
+                if !idle(&waker, Instant::now() + Duration::from_secs(1), &shutdown).await {
+                    break;
+                }
+                continue;
+            }
+        };
+        if batch.is_empty() {
+            let idle_until = Instant::now() + config.idle_poll;
+            let deadline = next_retry.filter(|r| *r > Instant::now()).map_or(idle_until, |r| r.min(idle_until));
+            next_retry = None;
+            if !idle(&waker, deadline, &shutdown).await {
+                break;
+            }
+            continue;
+        }
+        let outcomes = process_batch(handler.as_ref(), &batch, config.max_receives).await;
+        let mut done = Vec::with_capacity(outcomes.len());
+        for (outcome, message) in outcomes.iter().zip(&batch) {
+            match &outcome.outcome {
+                Outcome::Done | Outcome::Ignored { .. } => done.push(outcome.receipt.clone()),
+                Outcome::Failed { error, retry_after } => {
+                    let delay = retry_after.unwrap_or_else(|| backoff.delay(message.receive_count));
+                    let at = Instant::now() + delay;
+                    next_retry = Some(next_retry.map_or(at, |r| r.min(at)));
+                    if let Err(e) = store.retry_later(queue, &outcome.receipt, delay, error).await {
+                        tracing::warn!(consumer = queue, error = %e, "could not schedule a retry; the visibility timeout will");
+                    }
+                }
+            }
+        }
+        if let Err(error) = store.ack(queue, &done).await {
+            tracing::warn!(consumer = queue, %error, "acknowledge failed; those messages will be redelivered");
+        }
+    }
+    tracing::info!(consumer = queue, "consumer stopped");
+}
+
+pub async fn relay(store: SqliteStore, shutdown: CancellationToken) {
+    let relay = Relay::new(Arc::new(store.clone()), Arc::new(store.clone()));
+    let waker = store.outbox_waker();
+    while !shutdown.is_cancelled() {
+        match relay.relay_once(512).await {
+            Ok(n) if n > 0 => continue,
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "relay failed; the events stay in the outbox"),
+        }
+        if !idle(&waker, Instant::now() + Duration::from_secs(1), &shutdown).await {
+            break;
+        }
+    }
+}
+
+/// Drops idempotency keys after their 24 h and processed marks after 14 days.
+pub async fn housekeeping(store: SqliteStore, shutdown: CancellationToken) {
+    let mut every = tokio::time::interval(Duration::from_secs(600));
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = shutdown.cancelled() => return,
+        }
+        match store.purge_expired(chrono::Duration::days(14)).await {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, "expired idempotency keys and processed marks removed"),
+            Err(error) => tracing::warn!(%error, "housekeeping failed"),
+        }
+    }
+}
