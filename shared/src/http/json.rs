@@ -60,8 +60,13 @@ fn require_json_content_type(headers: &axum::http::HeaderMap) -> Result<(), ApiE
     }
 }
 
-/// Parses a document into `T`, classifying failures as 400 or 422 (see module docs).
+/// Parses a request document (a JSON object) into `T`, classifying failures
+/// as 400 or 422 (see module docs).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // serde would accept `[..]` for a struct (positional fields): refuse it.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::BadRequest("the body must be a JSON object".into()));
+    }
     let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
     match serde_path_to_error::deserialize::<_, T>(&mut *deserializer) {
         Ok(value) => match deserializer.end() {
@@ -144,7 +149,7 @@ mod tests {
         for body in [&b"{"[..], b"", b"[]", b"null", b"\xff\xfe", b"{\"items\":[]} trailing"] {
             assert!(matches!(parse_json::<Body>(body), Err(ApiError::BadRequest(_))), "{body:?}");
         }
-        let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+        let deep = format!("{{\"a\":{}{}}}", "[".repeat(10_000), "]".repeat(10_000));
         assert!(matches!(parse_json::<serde_json::Value>(deep.as_bytes()), Err(ApiError::BadRequest(_))));
     }
 }

@@ -1,0 +1,11 @@
+//! Black-box tests of the HTTP API against a real runner (SQLite + local
+//! queues) on a random port with a temporary data directory.
+
+mod auth;
+mod catalog;
+mod helpers;
+mod idempotency;
+mod messaging;
+mod notifications;
+mod orders;
+mod edge;

@@ -1,0 +1,87 @@
+use chrono::Utc;
+use reqwest::StatusCode;
+use shared::domain::{Currency, CustomerId, Money, Order, OrderId, OrderLine, Quantity, Sku};
+use shared::events::{Event, EventMeta, OrderChanged};
+use shared::ports::OrderStore;
+use uuid::Uuid;
+
+use crate::helpers::{eventually, spawn_app, token};
+
+#[tokio::test]
+async fn a_poison_message_ends_in_the_dead_letter_queue_without_blocking_others() {
+    let app = spawn_app().await;
+    app.put_product("TEA", "1.00", 10).await;
+    let store = app.runner.store();
+    store.send_raw("inventory", Some("poison"), "{this is not an event").await.unwrap();
+    let alice = token("alice", false);
+    let id = app.accepted_order(&alice, &[("TEA", 1)]).await;
+
+    app.settled(&alice, &id, "confirmed").await;
+    let health = eventually("the poison message to be dead-lettered", || async {
+        let health = app.health().await;
+        (health["queues"]["inventory"]["dead_letters"] == 1).then_some(health)
+    })
+    .await;
+    assert_eq!(health["queues"]["inventory"]["depth"], 0);
+    let letters = shared::ports::QueueAdmin::dead_letters(store, "inventory", 10).await.unwrap();
+    assert_eq!(letters[0].receive_count, 3, "after max_receives attempts");
+    assert!(letters[0].last_error.as_deref().unwrap().contains("not an event envelope"));
+}
+
+#[tokio::test]
+async fn redelivered_events_change_nothing() {
+    let app = spawn_app().await;
+    app.put_product("TEA", "2.50", 10).await;
+    let store = app.runner.store();
+    let line = OrderLine {
+        sku: Sku::parse("TEA").unwrap(),
+        quantity: Quantity::parse(4).unwrap(),
+        unit_price: Money::from_minor(250, Currency::parse("EUR").unwrap()).unwrap(),
+    };
+    let order = Order::place(OrderId::from_uuid(Uuid::now_v7()), CustomerId::parse("alice").unwrap(), vec![line], Utc::now()).unwrap();
+    let placed = Event::OrderPlaced(OrderChanged { order: order.clone(), reason: None })
+        .into_envelope(EventMeta { id: Uuid::now_v7(), source: "test", time: Utc::now(), traceparent: None });
+    store.place(&order, None, std::slice::from_ref(&placed), Utc::now()).await.unwrap();
+    let alice = token("alice", false);
+    app.settled(&alice, &order.id.to_string(), "confirmed").await;
+    app.drained().await;
+
+    // The same event delivered again, twice, to every consumer of it.
+    for _ in 0..2 {
+        for queue in ["inventory", "analytics"] {
+            store.send_raw(queue, Some(&placed.subject), &placed.to_json()).await.unwrap();
+        }
+    }
+    app.drained().await;
+    assert_eq!(app.product("TEA").await["available"], 6, "stock was taken once");
+    let summary = app.summary().await;
+    assert_eq!(summary["orders_total"], 1);
+    assert_eq!(summary["events_by_type"]["order.placed.v1"], 1);
+    assert_eq!(summary["units_by_sku"]["TEA"], 4);
+    assert_eq!(app.order(&alice, &order.id.to_string()).await["status"], "confirmed");
+}
+
+#[tokio::test]
+async fn unknown_event_types_are_acknowledged_and_counted() {
+    let app = spawn_app().await;
+    let store = app.runner.store();
+    let future_event = serde_json::json!({
+        "id": Uuid::now_v7(), "type": "order.shipped.v1", "source": "somewhere", "time": Utc::now(),
+        "subject": "x", "data": {"carrier": "owl"}, "added_later": true
+    });
+    store.send_raw("analytics", Some("x"), &future_event.to_string()).await.unwrap();
+    app.drained().await;
+    let health = app.health().await;
+    assert_eq!(health["queues"]["analytics"]["dead_letters"], 0, "an unknown type is not a failure");
+}
+
+#[tokio::test]
+async fn orders_are_still_accepted_while_consumers_are_behind() {
+    // Nothing here stops consumers, but intake must answer before they run:
+    // the 202 comes back while the order is still pending.
+    let app = spawn_app().await;
+    app.put_product("TEA", "1.00", 5).await;
+    let response = app.place_order(&token("alice", false), &[("TEA", 1)]).await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    assert_eq!(response.json::<serde_json::Value>().await.unwrap()["status"], "pending");
+}
