@@ -15,6 +15,7 @@
 //! ```
 
 pub mod app;
+pub mod bench;
 pub mod config;
 pub mod dlq;
 pub mod health;

@@ -5,7 +5,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use orderly::config::Config;
-use orderly::{dlq, secret, Runner};
+use orderly::{bench, dlq, secret, Runner};
 use shared::adapters::sqlite::{DbOptions, QueueSettings, SqliteStore};
 use tracing_subscriber::EnvFilter;
 
@@ -39,6 +39,14 @@ enum Command {
     Dlq {
         #[command(subcommand)]
         action: DlqAction,
+    },
+    /// Benchmark intake against a bare hyper server (starts both itself).
+    Bench(bench::BenchArgs),
+    /// The bare hyper "hello" server that `bench` compares against.
+    #[command(hide = true)]
+    BenchHello {
+        #[arg(long)]
+        addr: std::net::SocketAddr,
     },
 }
 
@@ -105,6 +113,11 @@ async fn main() -> anyhow::Result<()> {
             shared::domain::CustomerId::parse(&sub).map_err(|e| anyhow::anyhow!("--sub: {e}"))?;
             println!("{}", shared::http::mint_hs256(&secret, &sub, admin, ttl));
         }
+        Command::Bench(args) => {
+            let report = bench::run(args).await?;
+            bench::print(&report);
+        }
+        Command::BenchHello { addr } => bench::serve_hello(addr).await?,
         Command::Dlq { action } => {
             let store = SqliteStore::open(
                 &config.database_path(),

@@ -13,6 +13,7 @@ use rand::Rng;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tokio::process::{Child, Command};
+use tokio_util::sync::CancellationToken;
 
 const SECRET: &str = "crash-secret-crash-secret-crash-secret-0123456789";
 const SKUS: [&str; 3] = ["A", "B", "C"];
@@ -54,7 +55,7 @@ async fn wait_until_up(client: &reqwest::Client, base: &str) {
 }
 
 /// Places orders until told to stop; records the id of every 202.
-async fn place_orders(client: reqwest::Client, base: String, who: usize, accepted: Arc<Mutex<Vec<(usize, String)>>>, stop: Arc<tokio::sync::Notify>) {
+async fn place_orders(client: reqwest::Client, base: String, who: usize, accepted: Arc<Mutex<Vec<(usize, String)>>>, stop: CancellationToken) {
     let token = token(&format!("crash-{who}"), false);
     loop {
         let items: Vec<Value> = {
@@ -64,7 +65,7 @@ async fn place_orders(client: reqwest::Client, base: String, who: usize, accepte
         };
         let send = client.post(format!("{base}/api/v1/orders")).bearer_auth(&token).json(&json!({"items": items})).send();
         tokio::select! {
-            _ = stop.notified() => return,
+            _ = stop.cancelled() => return,
             result = send => match result {
                 Ok(response) if response.status() == StatusCode::ACCEPTED => {
                     if let Ok(body) = response.json::<Value>().await {
@@ -127,7 +128,7 @@ async fn kill_9_during_load_loses_no_accepted_order_and_applies_nothing_twice() 
     }
 
     let accepted = Arc::new(Mutex::new(Vec::new()));
-    let stop = Arc::new(tokio::sync::Notify::new());
+    let stop = CancellationToken::new();
     let clients: Vec<_> = (0..CUSTOMERS)
         .map(|who| tokio::spawn(place_orders(client.clone(), base.clone(), who, accepted.clone(), stop.clone())))
         .collect();
@@ -146,13 +147,10 @@ async fn kill_9_during_load_loses_no_accepted_order_and_applies_nothing_twice() 
         wait_until_up(&client, &base).await;
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    for _ in &clients {
-        stop.notify_waiters();
-    }
+    stop.cancel();
     for task in clients {
-        let _ = tokio::time::timeout(Duration::from_secs(15), task).await;
+        task.await.unwrap();
     }
-    stop.notify_waiters();
 
     // 1. Every order that got a 202 exists and is settled.
     let accepted = accepted.lock().unwrap().clone();

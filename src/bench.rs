@@ -1,0 +1,394 @@
+//! `orderly bench`: how fast is intake, next to the fastest server this
+//! machine can run?
+//!
+//! In one run, with the same client and the same number of connections:
+//! 1. a bare hyper "hello" server (a child process) at full speed;
+//! 2. `POST /api/v1/orders` on the runner (a child process, durable SQLite,
+//!    access logs on) at full speed (closed loop);
+//! 3. the runner at half that rate (open loop, latency measured from the
+//!    scheduled send time, so a stall cannot hide itself), then the time from
+//!    202 to `confirmed` of every order of that phase, from the order's own
+//!    `created_at`/`updated_at`.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde::Serialize;
+use serde_json::{json, Value};
+use tokio::process::Command;
+use tokio::sync::Mutex;
+
+type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// Concurrent clients (connections).
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
+    /// Length of each measured phase.
+    #[arg(long, default_value = "10s", value_parser = |s: &str| humantime::parse_duration(s).map_err(|e| e.to_string()))]
+    pub duration: Duration,
+    /// Write the figures as JSON here too.
+    #[arg(long)]
+    pub json: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Latencies {
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+impl Latencies {
+    fn of(h: &Histogram<u64>) -> Self {
+        let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+        Self { p50_ms: ms(0.50), p95_ms: ms(0.95), p99_ms: ms(0.99), max_ms: h.max() as f64 / 1000.0 }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Phase {
+    pub requests: u64,
+    pub errors: u64,
+    pub per_second: f64,
+    pub latency: Latencies,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub cores: usize,
+    pub concurrency: usize,
+    pub phase_seconds: f64,
+    pub durability: &'static str,
+    pub hello: Phase,
+    pub orders_max: Phase,
+    pub ratio: f64,
+    pub orders_half_load: Phase,
+    pub accepted_to_confirmed: Latencies,
+    pub confirmed_orders_measured: u64,
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds")
+}
+
+/// The bare hyper server of the comparison (`orderly bench-hello`).
+pub async fn serve_hello(addr: SocketAddr) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    loop {
+        let (stream, _) = listener.accept().await?;
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(|_req| async {
+                Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"hello"))))
+            });
+            let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+        });
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+async fn wait_for(client: &HttpClient, url: &str) -> anyhow::Result<()> {
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        let request = Request::get(url).body(Full::new(Bytes::new()))?;
+        if let Ok(response) = client.request(request).await {
+            if response.status().is_success() {
+                return Ok(());
+            }
+        }
+        if Instant::now() > until {
+            bail!("{url} did not come up");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+struct Target {
+    client: HttpClient,
+    base: String,
+}
+
+impl Target {
+    async fn send(&self, method: Method, path: &str, token: Option<&str>, body: Option<&Value>) -> anyhow::Result<(StatusCode, Bytes)> {
+        let mut request = Request::builder().method(method).uri(format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let body = match body {
+            Some(value) => {
+                request = request.header("content-type", "application/json");
+                Bytes::from(serde_json::to_vec(value)?)
+            }
+            None => Bytes::new(),
+        };
+        let response = self.client.request(request.body(Full::new(body))?).await?;
+        let status = response.status();
+        Ok((status, response.into_body().collect().await?.to_bytes()))
+    }
+}
+
+/// Closed loop: `concurrency` clients, each sending as fast as answers come.
+async fn closed_loop<F, Fut>(concurrency: usize, duration: Duration, request: F) -> Phase
+where
+    F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let request = Arc::new(request);
+    let started = Instant::now();
+    let deadline = started + duration;
+    let workers: Vec<_> = (0..concurrency)
+        .map(|worker| {
+            let request = request.clone();
+            tokio::spawn(async move {
+                let (mut h, mut errors, mut n) = (histogram(), 0u64, 0u64);
+                while Instant::now() < deadline {
+                    let t = Instant::now();
+                    let ok = request(worker, n).await;
+                    n += 1;
+                    if ok {
+                        let _ = h.record(t.elapsed().as_micros().max(1) as u64);
+                    } else {
+                        errors += 1;
+                    }
+                }
+                (h, errors)
+            })
+        })
+        .collect();
+    let (mut all, mut errors) = (histogram(), 0);
+    for worker in workers {
+        if let Ok((h, e)) = worker.await {
+            let _ = all.add(&h);
+            errors += e;
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    Phase { requests: all.len(), errors, per_second: all.len() as f64 / elapsed, latency: Latencies::of(&all) }
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
+    let exe = std::env::current_exe().context("locating the orderly binary")?;
+    let work = tempfile::tempdir()?;
+    let secret = hex::encode(rand::random::<[u8; 32]>());
+    let client: HttpClient = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(args.concurrency * 2).build_http();
+
+    // 1. The bare hyper server.
+    let hello_port = free_port()?;
+    let mut hello = Command::new(&exe)
+        .args(["bench-hello", "--addr", &format!("127.0.0.1:{hello_port}")])
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting the hello server")?;
+    let hello_url = format!("http://127.0.0.1:{hello_port}/");
+    wait_for(&client, &hello_url).await?;
+    eprintln!("bench: hello server up; measuring {:?} with {} clients", args.duration, args.concurrency);
+    let hello_client = client.clone();
+    let hello_phase = closed_loop(args.concurrency, args.duration, move |_, _| {
+        let (client, url) = (hello_client.clone(), hello_url.clone());
+        async move {
+            let Ok(request) = Request::get(url.as_str()).body(Full::new(Bytes::new())) else { return false };
+            match client.request(request).await {
+                Ok(response) => response.into_body().collect().await.is_ok(),
+                Err(_) => false,
+            }
+        }
+    })
+    .await;
+    let _ = hello.kill().await;
+
+    // 2. The runner, as a user runs it (release build, durable, logging).
+    let port = free_port()?;
+    let log = std::fs::File::create(work.path().join("runner.log"))?;
+    let mut runner = Command::new(&exe)
+        .env("ORDERLY_ADDR", format!("127.0.0.1:{port}"))
+        .env("ORDERLY_DATA_DIR", work.path().join("data"))
+        .env("ORDERLY_JWT_SECRET", &secret)
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting the runner")?;
+    let target = Arc::new(Target { client: client.clone(), base: format!("http://127.0.0.1:{port}") });
+    wait_for(&client, &format!("{}/health", target.base)).await?;
+    let admin = shared::http::mint_hs256(secret.as_bytes(), "bench-admin", true, Duration::from_secs(3600));
+    const SKUS: usize = 16;
+    for i in 0..SKUS {
+        let body = json!({"name": format!("Bench item {i}"), "price": "4.20", "currency": "EUR", "stock": 1_000_000_000});
+        let (status, _) = target.send(Method::PUT, &format!("/api/v1/products/BENCH-{i}"), Some(&admin), Some(&body)).await?;
+        if !status.is_success() {
+            bail!("creating a product answered {status}");
+        }
+    }
+    let tokens: Arc<Vec<String>> = Arc::new(
+        (0..args.concurrency.max(64))
+            .map(|i| shared::http::mint_hs256(secret.as_bytes(), &format!("bench-{i}"), false, Duration::from_secs(3600)))
+            .collect(),
+    );
+    let order_body = |i: u64| json!({"items": [{"sku": format!("BENCH-{}", i % SKUS as u64), "quantity": 1}]});
+
+    eprintln!("bench: runner up; POST /api/v1/orders at full speed");
+    let (t, tk) = (target.clone(), tokens.clone());
+    let orders_max = closed_loop(args.concurrency, args.duration, move |worker, n| {
+        let (t, tk) = (t.clone(), tk.clone());
+        let body = order_body(n * 31 + worker as u64);
+        async move {
+            matches!(t.send(Method::POST, "/api/v1/orders", Some(&tk[worker % tk.len()]), Some(&body)).await, Ok((StatusCode::ACCEPTED, _)))
+        }
+    })
+    .await;
+    // Let the saga catch up before the next phase.
+    wait_drained(&target).await;
+
+    // 3. Half of the maximum, open loop.
+    let rate = (orders_max.per_second / 2.0).max(1.0);
+    eprintln!("bench: {rate:.0} orders/s (half of max), open loop");
+    let accepted: Arc<Mutex<Vec<(String, String)>>> = Arc::new(Mutex::new(Vec::new()));
+    let half = open_loop(rate, args.duration, {
+        let (t, tk, accepted) = (target.clone(), tokens.clone(), accepted.clone());
+        move |n| {
+            let (t, tk, accepted) = (t.clone(), tk.clone(), accepted.clone());
+            let body = order_body(n);
+            async move {
+                let token = &tk[n as usize % tk.len()];
+                match t.send(Method::POST, "/api/v1/orders", Some(token), Some(&body)).await {
+                    Ok((StatusCode::ACCEPTED, bytes)) => {
+                        if let Ok(order) = serde_json::from_slice::<Value>(&bytes) {
+                            if let Some(id) = order["id"].as_str() {
+                                accepted.lock().await.push((token.clone(), id.to_owned()));
+                            }
+                        }
+                        true
+                    }
+                    _ => false,
+                }
+            }
+        }
+    })
+    .await;
+
+    // 202 -> confirmed, from the orders' own timestamps.
+    wait_drained(&target).await;
+    let mut to_confirmed = histogram();
+    for (token, id) in accepted.lock().await.iter() {
+        let (status, bytes) = target.send(Method::GET, &format!("/api/v1/orders/{id}"), Some(token), None).await?;
+        if status != StatusCode::OK {
+            continue;
+        }
+        let order: Value = serde_json::from_slice(&bytes)?;
+        if order["status"] != "confirmed" {
+            continue;
+        }
+        let at = |field: &str| chrono::DateTime::parse_from_rfc3339(order[field].as_str().unwrap_or_default());
+        if let (Ok(created), Ok(updated)) = (at("created_at"), at("updated_at")) {
+            let micros = (updated - created).num_microseconds().unwrap_or(0).max(1) as u64;
+            let _ = to_confirmed.record(micros);
+        }
+    }
+    let _ = runner.kill().await;
+
+    let report = Report {
+        cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        concurrency: args.concurrency,
+        phase_seconds: args.duration.as_secs_f64(),
+        durability: "SQLite WAL, synchronous=NORMAL: a commit is in the WAL before the 202 (survives kill -9)",
+        ratio: orders_max.per_second / hello_phase.per_second.max(1.0),
+        hello: hello_phase,
+        orders_max,
+        orders_half_load: half,
+        confirmed_orders_measured: to_confirmed.len(),
+        accepted_to_confirmed: Latencies::of(&to_confirmed),
+    };
+    if let Some(path) = &args.json {
+        write_json(path, &report)?;
+    }
+    Ok(report)
+}
+
+fn write_json(path: &Path, report: &Report) -> anyhow::Result<()> {
+    std::fs::write(path, serde_json::to_vec_pretty(report)?).with_context(|| format!("writing {}", path.display()))
+}
+
+async fn wait_drained(target: &Target) {
+    let until = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < until {
+        if let Ok((_, bytes)) = target.send(Method::GET, "/health", None, None).await {
+            if let Ok(health) = serde_json::from_slice::<Value>(&bytes) {
+                let queues = health["queues"].as_object().cloned().unwrap_or_default();
+                if !queues.is_empty() && queues.values().all(|q| q["depth"] == 0) {
+                    return;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Open loop at `rate` per second; latency counts from the scheduled time.
+async fn open_loop<F, Fut>(rate: f64, duration: Duration, request: F) -> Phase
+where
+    F: Fn(u64) -> Fut,
+    Fut: std::future::Future<Output = bool> + Send + 'static,
+{
+    let started = Instant::now();
+    let total = (rate * duration.as_secs_f64()) as u64;
+    let interval = Duration::from_secs_f64(1.0 / rate);
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..total {
+        let scheduled = started + interval.mul_f64(n as f64);
+        tokio::time::sleep_until(scheduled.into()).await;
+        let call = request(n);
+        tasks.spawn(async move { (call.await, scheduled.elapsed()) });
+    }
+    let (mut h, mut errors) = (histogram(), 0);
+    while let Some(result) = tasks.join_next().await {
+        match result {
+            Ok((true, latency)) => {
+                let _ = h.record(latency.as_micros().max(1) as u64);
+            }
+            _ => errors += 1,
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    Phase { requests: h.len(), errors, per_second: h.len() as f64 / elapsed, latency: Latencies::of(&h) }
+}
+
+pub fn print(report: &Report) {
+    let l = |x: &Latencies| format!("p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms, max {:.1} ms", x.p50_ms, x.p95_ms, x.p99_ms, x.max_ms);
+    println!("Orderly benchmark: {} cores, loopback, {} clients, {:.0} s per phase", report.cores, report.concurrency, report.phase_seconds);
+    println!("  durability                 {}", report.durability);
+    println!("  bare hyper hello           {:>9.0} req/s   {}", report.hello.per_second, l(&report.hello.latency));
+    println!(
+        "  POST /api/v1/orders (max)  {:>9.0} req/s   {}   errors {}",
+        report.orders_max.per_second,
+        l(&report.orders_max.latency),
+        report.orders_max.errors
+    );
+    println!("  ratio orders / hello       {:>9.3}", report.ratio);
+    println!(
+        "  at half load               {:>9.0} req/s   {}   errors {}",
+        report.orders_half_load.per_second,
+        l(&report.orders_half_load.latency),
+        report.orders_half_load.errors
+    );
+    println!(
+        "  202 -> confirmed (half)    {:>9} orders  {}",
+        report.confirmed_orders_measured,
+        l(&report.accepted_to_confirmed)
+    );
+}
