@@ -4,18 +4,20 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::Router;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
-use axum::Router;
 use shared::adapters::log_provider::LogProvider;
 use shared::adapters::sqlite::{DbOptions, QueueSettings, SqliteStore, Synchronous};
 use shared::adapters::webhook::WebhookProvider;
 use shared::api::ApiDoc;
 use shared::events::EventFactory;
-use shared::http::{edge_middleware, ApiError, AuthConfig, Authenticator};
+use shared::http::{ApiError, AuthConfig, Authenticator, edge_middleware};
 use shared::messaging::EventHandler;
-use shared::ports::{Clock, IdGenerator, NotificationLog, NotificationProvider, ReadModelStore, SystemClock, UuidV7Ids};
+use shared::ports::{
+    Clock, IdGenerator, NotificationLog, NotificationProvider, ReadModelStore, SystemClock, UuidV7Ids,
+};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -49,8 +51,12 @@ impl App {
             },
             ..DbOptions::default()
         };
-        let store = SqliteStore::open(&config.database_path(), options, QueueSettings { max_receives: config.queues.max_receives })
-            .with_context(|| format!("opening {}", config.database_path().display()))?;
+        let store = SqliteStore::open(
+            &config.database_path(),
+            options,
+            QueueSettings { max_receives: config.queues.max_receives },
+        )
+        .with_context(|| format!("opening {}", config.database_path().display()))?;
 
         let authenticator = Authenticator::shared(&auth_config(&config).await?)?;
         let provider: Arc<dyn NotificationProvider> = match &config.notify_url {
@@ -61,7 +67,12 @@ impl App {
         let ids: Arc<dyn IdGenerator> = Arc::new(UuidV7Ids);
         let shared_store = Arc::new(store.clone());
 
-        let intake = Arc::new(order_intake::OrderIntake::new(shared_store.clone(), shared_store.clone(), clock.clone(), ids.clone()));
+        let intake = Arc::new(order_intake::OrderIntake::new(
+            shared_store.clone(),
+            shared_store.clone(),
+            clock.clone(),
+            ids.clone(),
+        ));
         let catalog = Arc::new(inventory::Catalog::new(
             shared_store.clone(),
             EventFactory::new(inventory::FUNCTION, ids.clone(), clock.clone()),
@@ -122,7 +133,9 @@ async fn auth_config(config: &Config) -> anyhow::Result<AuthConfig> {
                 path = %path.display(),
                 "no ORDERLY_JWT_SECRET set: generated a development secret; mint tokens with `orderly token --sub <id>`"
             ),
-            SecretSource::File(path) => tracing::info!(path = %path.display(), "using the development JWT secret from the data directory"),
+            SecretSource::File(path) => {
+                tracing::info!(path = %path.display(), "using the development JWT secret from the data directory")
+            }
             SecretSource::Environment => tracing::info!("using the JWT secret from ORDERLY_JWT_SECRET"),
         }
         auth.hs256_secret = Some(secret);
@@ -142,9 +155,8 @@ impl Runner {
     /// Binds, then starts serving and consuming. Returns once it listens.
     pub async fn start(config: Config) -> anyhow::Result<Self> {
         let app = App::build(config).await?;
-        let listener = TcpListener::bind(app.config.addr)
-            .await
-            .with_context(|| format!("binding {}", app.config.addr))?;
+        let listener =
+            TcpListener::bind(app.config.addr).await.with_context(|| format!("binding {}", app.config.addr))?;
         let addr = listener.local_addr()?;
         let shutdown = CancellationToken::new();
         let mut tasks = JoinSet::new();
@@ -152,7 +164,8 @@ impl Runner {
         let server_shutdown = shutdown.clone();
         let router = app.router.clone();
         tasks.spawn(async move {
-            let serve = axum::serve(listener, router).with_graceful_shutdown(async move { server_shutdown.cancelled().await });
+            let serve =
+                axum::serve(listener, router).with_graceful_shutdown(async move { server_shutdown.cancelled().await });
             if let Err(error) = serve.await {
                 tracing::error!(%error, "the HTTP server stopped");
             }

@@ -16,16 +16,16 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::{Context, bail};
 use bytes::Bytes;
 use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use tokio::process::Command;
 use tokio::sync::Mutex;
 
@@ -79,6 +79,9 @@ pub struct Report {
     pub orders_half_load: Phase,
     pub accepted_to_confirmed: Latencies,
     pub confirmed_orders_measured: u64,
+    /// The same at a quarter of the maximum: where the saga is not near its knee.
+    pub orders_quarter_load: Phase,
+    pub accepted_to_confirmed_quarter: Latencies,
 }
 
 fn histogram() -> Histogram<u64> {
@@ -107,10 +110,10 @@ async fn wait_for(client: &HttpClient, url: &str) -> anyhow::Result<()> {
     let until = Instant::now() + Duration::from_secs(30);
     loop {
         let request = Request::get(url).body(Full::new(Bytes::new()))?;
-        if let Ok(response) = client.request(request).await {
-            if response.status().is_success() {
-                return Ok(());
-            }
+        if let Ok(response) = client.request(request).await
+            && response.status().is_success()
+        {
+            return Ok(());
         }
         if Instant::now() > until {
             bail!("{url} did not come up");
@@ -125,7 +128,13 @@ struct Target {
 }
 
 impl Target {
-    async fn send(&self, method: Method, path: &str, token: Option<&str>, body: Option<&Value>) -> anyhow::Result<(StatusCode, Bytes)> {
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> anyhow::Result<(StatusCode, Bytes)> {
         let mut request = Request::builder().method(method).uri(format!("{}{path}", self.base));
         if let Some(token) = token {
             request = request.header("authorization", format!("Bearer {token}"));
@@ -186,7 +195,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
     let exe = std::env::current_exe().context("locating the orderly binary")?;
     let work = tempfile::tempdir()?;
     let secret = hex::encode(rand::random::<[u8; 32]>());
-    let client: HttpClient = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(args.concurrency * 2).build_http();
+    let client: HttpClient =
+        Client::builder(TokioExecutor::new()).pool_max_idle_per_host(args.concurrency * 2).build_http();
 
     // 1. The bare hyper server.
     let hello_port = free_port()?;
@@ -227,20 +237,22 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
     let target = Arc::new(Target { client: client.clone(), base: format!("http://127.0.0.1:{port}") });
     wait_for(&client, &format!("{}/health", target.base)).await?;
     let admin = shared::http::mint_hs256(secret.as_bytes(), "bench-admin", true, Duration::from_secs(3600));
-    const SKUS: usize = 16;
     for i in 0..SKUS {
-        let body = json!({"name": format!("Bench item {i}"), "price": "4.20", "currency": "EUR", "stock": 1_000_000_000});
-        let (status, _) = target.send(Method::PUT, &format!("/api/v1/products/BENCH-{i}"), Some(&admin), Some(&body)).await?;
+        let body =
+            json!({"name": format!("Bench item {i}"), "price": "4.20", "currency": "EUR", "stock": 1_000_000_000});
+        let (status, _) =
+            target.send(Method::PUT, &format!("/api/v1/products/BENCH-{i}"), Some(&admin), Some(&body)).await?;
         if !status.is_success() {
             bail!("creating a product answered {status}");
         }
     }
     let tokens: Arc<Vec<String>> = Arc::new(
         (0..args.concurrency.max(64))
-            .map(|i| shared::http::mint_hs256(secret.as_bytes(), &format!("bench-{i}"), false, Duration::from_secs(3600)))
+            .map(|i| {
+                shared::http::mint_hs256(secret.as_bytes(), &format!("bench-{i}"), false, Duration::from_secs(3600))
+            })
             .collect(),
     );
-    let order_body = |i: u64| json!({"items": [{"sku": format!("BENCH-{}", i % SKUS as u64), "quantity": 1}]});
 
     eprintln!("bench: runner up; POST /api/v1/orders at full speed");
     let (t, tk) = (target.clone(), tokens.clone());
@@ -248,18 +260,58 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
         let (t, tk) = (t.clone(), tk.clone());
         let body = order_body(n * 31 + worker as u64);
         async move {
-            matches!(t.send(Method::POST, "/api/v1/orders", Some(&tk[worker % tk.len()]), Some(&body)).await, Ok((StatusCode::ACCEPTED, _)))
+            matches!(
+                t.send(Method::POST, "/api/v1/orders", Some(&tk[worker % tk.len()]), Some(&body)).await,
+                Ok((StatusCode::ACCEPTED, _))
+            )
         }
     })
     .await;
     // Let the saga catch up before the next phase.
     wait_drained(&target).await;
 
-    // 3. Half of the maximum, open loop.
-    let rate = (orders_max.per_second / 2.0).max(1.0);
-    eprintln!("bench: {rate:.0} orders/s (half of max), open loop");
+    // 3. Half (then a quarter) of the maximum, open loop, and 202 -> confirmed.
+    let (half, to_confirmed) = paced(&target, &tokens, orders_max.per_second / 2.0, args.duration).await?;
+    let (quarter, to_confirmed_quarter) = paced(&target, &tokens, orders_max.per_second / 4.0, args.duration).await?;
+    let _ = runner.kill().await;
+
+    let report = Report {
+        cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        concurrency: args.concurrency,
+        phase_seconds: args.duration.as_secs_f64(),
+        durability: "SQLite WAL, synchronous=NORMAL: a commit is in the WAL before the 202 (survives kill -9)",
+        ratio: orders_max.per_second / hello_phase.per_second.max(1.0),
+        hello: hello_phase,
+        orders_max,
+        orders_half_load: half,
+        confirmed_orders_measured: to_confirmed.len(),
+        accepted_to_confirmed: Latencies::of(&to_confirmed),
+        orders_quarter_load: quarter,
+        accepted_to_confirmed_quarter: Latencies::of(&to_confirmed_quarter),
+    };
+    if let Some(path) = &args.json {
+        write_json(path, &report)?;
+    }
+    Ok(report)
+}
+
+const SKUS: u64 = 16;
+
+fn order_body(i: u64) -> Value {
+    json!({"items": [{"sku": format!("BENCH-{}", i % SKUS), "quantity": 1}]})
+}
+
+/// One open-loop phase at `rate` orders/s, then 202 -> confirmed of its orders.
+async fn paced(
+    target: &Arc<Target>,
+    tokens: &Arc<Vec<String>>,
+    rate: f64,
+    duration: Duration,
+) -> anyhow::Result<(Phase, Histogram<u64>)> {
+    let rate = rate.max(1.0);
+    eprintln!("bench: {rate:.0} orders/s, open loop");
     let accepted: Arc<Mutex<Vec<(String, String)>>> = Arc::new(Mutex::new(Vec::new()));
-    let half = open_loop(rate, args.duration, {
+    let phase = open_loop(rate, duration, {
         let (t, tk, accepted) = (target.clone(), tokens.clone(), accepted.clone());
         move |n| {
             let (t, tk, accepted) = (t.clone(), tk.clone(), accepted.clone());
@@ -268,10 +320,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
                 let token = &tk[n as usize % tk.len()];
                 match t.send(Method::POST, "/api/v1/orders", Some(token), Some(&body)).await {
                     Ok((StatusCode::ACCEPTED, bytes)) => {
-                        if let Ok(order) = serde_json::from_slice::<Value>(&bytes) {
-                            if let Some(id) = order["id"].as_str() {
-                                accepted.lock().await.push((token.clone(), id.to_owned()));
-                            }
+                        if let Some(id) = serde_json::from_slice::<Value>(&bytes)
+                            .ok()
+                            .and_then(|o| o["id"].as_str().map(str::to_owned))
+                        {
+                            accepted.lock().await.push((token.clone(), id));
                         }
                         true
                     }
@@ -281,9 +334,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
         }
     })
     .await;
-
-    // 202 -> confirmed, from the orders' own timestamps.
-    wait_drained(&target).await;
+    wait_drained(target).await;
     let mut to_confirmed = histogram();
     for (token, id) in accepted.lock().await.iter() {
         let (status, bytes) = target.send(Method::GET, &format!("/api/v1/orders/{id}"), Some(token), None).await?;
@@ -300,24 +351,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
             let _ = to_confirmed.record(micros);
         }
     }
-    let _ = runner.kill().await;
-
-    let report = Report {
-        cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-        concurrency: args.concurrency,
-        phase_seconds: args.duration.as_secs_f64(),
-        durability: "SQLite WAL, synchronous=NORMAL: a commit is in the WAL before the 202 (survives kill -9)",
-        ratio: orders_max.per_second / hello_phase.per_second.max(1.0),
-        hello: hello_phase,
-        orders_max,
-        orders_half_load: half,
-        confirmed_orders_measured: to_confirmed.len(),
-        accepted_to_confirmed: Latencies::of(&to_confirmed),
-    };
-    if let Some(path) = &args.json {
-        write_json(path, &report)?;
-    }
-    Ok(report)
+    Ok((phase, to_confirmed))
 }
 
 fn write_json(path: &Path, report: &Report) -> anyhow::Result<()> {
@@ -327,12 +361,12 @@ fn write_json(path: &Path, report: &Report) -> anyhow::Result<()> {
 async fn wait_drained(target: &Target) {
     let until = Instant::now() + Duration::from_secs(120);
     while Instant::now() < until {
-        if let Ok((_, bytes)) = target.send(Method::GET, "/health", None, None).await {
-            if let Ok(health) = serde_json::from_slice::<Value>(&bytes) {
-                let queues = health["queues"].as_object().cloned().unwrap_or_default();
-                if !queues.is_empty() && queues.values().all(|q| q["depth"] == 0) {
-                    return;
-                }
+        if let Ok((_, bytes)) = target.send(Method::GET, "/health", None, None).await
+            && let Ok(health) = serde_json::from_slice::<Value>(&bytes)
+        {
+            let queues = health["queues"].as_object().cloned().unwrap_or_default();
+            if !queues.is_empty() && queues.values().all(|q| q["depth"] == 0) {
+                return;
             }
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -369,8 +403,13 @@ where
 }
 
 pub fn print(report: &Report) {
-    let l = |x: &Latencies| format!("p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms, max {:.1} ms", x.p50_ms, x.p95_ms, x.p99_ms, x.max_ms);
-    println!("Orderly benchmark: {} cores, loopback, {} clients, {:.0} s per phase", report.cores, report.concurrency, report.phase_seconds);
+    let l = |x: &Latencies| {
+        format!("p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms, max {:.1} ms", x.p50_ms, x.p95_ms, x.p99_ms, x.max_ms)
+    };
+    println!(
+        "Orderly benchmark: {} cores, loopback, {} clients, {:.0} s per phase",
+        report.cores, report.concurrency, report.phase_seconds
+    );
     println!("  durability                 {}", report.durability);
     println!("  bare hyper hello           {:>9.0} req/s   {}", report.hello.per_second, l(&report.hello.latency));
     println!(
@@ -391,4 +430,11 @@ pub fn print(report: &Report) {
         report.confirmed_orders_measured,
         l(&report.accepted_to_confirmed)
     );
+    println!(
+        "  at quarter load            {:>9.0} req/s   {}   errors {}",
+        report.orders_quarter_load.per_second,
+        l(&report.orders_quarter_load.latency),
+        report.orders_quarter_load.errors
+    );
+    println!("  202 -> confirmed (quarter)               {}", l(&report.accepted_to_confirmed_quarter));
 }

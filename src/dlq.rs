@@ -34,8 +34,8 @@ pub async fn redrive(store: &SqliteStore, queue: Option<&str>, limit: usize) -> 
 fn queues(queue: Option<&str>) -> anyhow::Result<Vec<&'static str>> {
     match queue {
         None => Ok(Consumer::ALL.iter().map(|c| c.queue()).collect()),
-        Some(name) => Consumer::from_queue(name)
-            .map(|c| vec![c.queue()])
-            .ok_or_else(|| anyhow::anyhow!("no queue named {name}; queues: order-intake, inventory, notification, analytics")),
+        Some(name) => Consumer::from_queue(name).map(|c| vec![c.queue()]).ok_or_else(|| {
+            anyhow::anyhow!("no queue named {name}; queues: order-intake, inventory, notification, analytics")
+        }),
     }
 }

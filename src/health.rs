@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::Json;
 use serde::Serialize;
 use shared::adapters::sqlite::SqliteStore;
 use shared::events::routing::Consumer;
@@ -65,7 +65,10 @@ pub async fn health(State(state): State<HealthState>) -> (StatusCode, Json<Healt
             Ok(stats) => {
                 let lagging = stats.oldest_age.is_some_and(|age| age > LAG_THRESHOLD);
                 if lagging {
-                    reasons.push(format!("queue {name}: oldest message waiting {}s", stats.oldest_age.unwrap_or_default().as_secs()));
+                    reasons.push(format!(
+                        "queue {name}: oldest message waiting {}s",
+                        stats.oldest_age.unwrap_or_default().as_secs()
+                    ));
                 }
                 QueueHealth {
                     status: if lagging { "lagging" } else { "ok" },
@@ -82,7 +85,13 @@ pub async fn health(State(state): State<HealthState>) -> (StatusCode, Json<Healt
         };
         queues.insert(name, health);
     }
-    let status = if !store_ok { "down" } else if reasons.is_empty() { "ok" } else { "degraded" };
+    let status = if !store_ok {
+        "down"
+    } else if reasons.is_empty() {
+        "ok"
+    } else {
+        "degraded"
+    };
     let code = if store_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (
         code,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use shared::adapters::sqlite::SqliteStore;
-use shared::messaging::{process_batch, Backoff, EventHandler, Outcome, Relay};
+use shared::messaging::{Backoff, EventHandler, Outcome, Relay, process_batch};
 use shared::ports::MessageQueue;
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -79,7 +79,7 @@ pub async fn consume(
 }
 
 pub async fn relay(store: SqliteStore, shutdown: CancellationToken) {
-    let relay = Relay::new(Arc::new(store.clone()), Arc::new(store.clone()));
+    let mut relay = Relay::new(Arc::new(store.clone()), Arc::new(store.clone()));
     let waker = store.outbox_waker();
     while !shutdown.is_cancelled() {
         match relay.relay_once(512).await {

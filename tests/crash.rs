@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use rand::Rng;
 use reqwest::StatusCode;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
 
@@ -55,15 +55,24 @@ async fn wait_until_up(client: &reqwest::Client, base: &str) {
 }
 
 /// Places orders until told to stop; records the id of every 202.
-async fn place_orders(client: reqwest::Client, base: String, who: usize, accepted: Arc<Mutex<Vec<(usize, String)>>>, stop: CancellationToken) {
+async fn place_orders(
+    client: reqwest::Client,
+    base: String,
+    who: usize,
+    accepted: Arc<Mutex<Vec<(usize, String)>>>,
+    stop: CancellationToken,
+) {
     let token = token(&format!("crash-{who}"), false);
     loop {
         let items: Vec<Value> = {
             let mut rng = rand::rng();
             let lines = rng.random_range(1..=2);
-            (0..lines).map(|i| json!({"sku": SKUS[(who + i) % SKUS.len()], "quantity": rng.random_range(1..=3)})).collect()
+            (0..lines)
+                .map(|i| json!({"sku": SKUS[(who + i) % SKUS.len()], "quantity": rng.random_range(1..=3)}))
+                .collect()
         };
-        let send = client.post(format!("{base}/api/v1/orders")).bearer_auth(&token).json(&json!({"items": items})).send();
+        let send =
+            client.post(format!("{base}/api/v1/orders")).bearer_auth(&token).json(&json!({"items": items})).send();
         tokio::select! {
             _ = stop.cancelled() => return,
             result = send => match result {
@@ -162,7 +171,8 @@ async fn kill_9_during_load_loses_no_accepted_order_and_applies_nothing_twice() 
         }
     }
     for (who, id) in &accepted {
-        let order = get_json(&client, format!("{base}/api/v1/orders/{id}"), &token(&format!("crash-{who}"), false)).await;
+        let order =
+            get_json(&client, format!("{base}/api/v1/orders/{id}"), &token(&format!("crash-{who}"), false)).await;
         assert!(matches!(order["status"].as_str(), Some("confirmed" | "rejected")), "order {id}: {order}");
         assert!(all_orders.contains_key(id), "accepted order {id} is missing from the read model");
     }
@@ -174,12 +184,14 @@ async fn kill_9_during_load_loses_no_accepted_order_and_applies_nothing_twice() 
         *by_status.entry(order["status"].as_str().unwrap().to_owned()).or_default() += 1;
         if order["status"] == "confirmed" {
             for item in order["items"].as_array().unwrap() {
-                *confirmed_units.entry(item["sku"].as_str().unwrap().to_owned()).or_default() += item["quantity"].as_i64().unwrap();
+                *confirmed_units.entry(item["sku"].as_str().unwrap().to_owned()).or_default() +=
+                    item["quantity"].as_i64().unwrap();
             }
         }
     }
     for sku in SKUS {
-        let product: Value = client.get(format!("{base}/api/v1/products/{sku}")).send().await.unwrap().json().await.unwrap();
+        let product: Value =
+            client.get(format!("{base}/api/v1/products/{sku}")).send().await.unwrap().json().await.unwrap();
         let reserved = confirmed_units.get(sku).copied().unwrap_or(0);
         assert_eq!(product["available"].as_i64().unwrap(), INITIAL_STOCK - reserved, "stock of {sku}");
     }
@@ -204,7 +216,8 @@ async fn kill_9_during_load_loses_no_accepted_order_and_applies_nothing_twice() 
 
     // 4. One notification per settled order, each sent once.
     let notifications = get_json(&client, format!("{base}/api/v1/notifications?limit=1000"), &admin).await;
-    let notified: Vec<&str> = notifications["items"].as_array().unwrap().iter().map(|n| n["order_id"].as_str().unwrap()).collect();
+    let notified: Vec<&str> =
+        notifications["items"].as_array().unwrap().iter().map(|n| n["order_id"].as_str().unwrap()).collect();
     let unique: BTreeSet<&str> = notified.iter().copied().collect();
     assert_eq!(notified.len(), unique.len(), "an order was notified twice");
     assert_eq!(unique.len(), all_orders.len(), "every settled order is notified");

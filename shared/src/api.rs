@@ -105,7 +105,11 @@ impl From<&Order> for OrderV2 {
             items: order
                 .items
                 .iter()
-                .map(|l| OrderLineV2 { sku: l.sku.to_string(), quantity: l.quantity.get(), unit_price: (&l.unit_price).into() })
+                .map(|l| OrderLineV2 {
+                    sku: l.sku.to_string(),
+                    quantity: l.quantity.get(),
+                    unit_price: (&l.unit_price).into(),
+                })
                 .collect(),
             total: (&order.total).into(),
             created_at: timestamp(order.created_at),

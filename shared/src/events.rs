@@ -233,7 +233,12 @@ impl EventFactory {
     }
 
     pub fn envelope(&self, event: Event, traceparent: Option<String>) -> Envelope {
-        event.into_envelope(EventMeta { id: self.ids.new_id(), source: self.source, time: self.clock.now(), traceparent })
+        event.into_envelope(EventMeta {
+            id: self.ids.new_id(),
+            source: self.source,
+            time: self.clock.now(),
+            traceparent,
+        })
     }
 }
 
@@ -317,13 +322,8 @@ mod tests {
             quantity: Quantity::parse(2).unwrap(),
             unit_price: Money::from_minor(1250, Currency::parse("EUR").unwrap()).unwrap(),
         };
-        Order::place(
-            OrderId::from_uuid(Uuid::now_v7()),
-            CustomerId::parse("alice").unwrap(),
-            vec![line],
-            Utc::now(),
-        )
-        .unwrap()
+        Order::place(OrderId::from_uuid(Uuid::now_v7()), CustomerId::parse("alice").unwrap(), vec![line], Utc::now())
+            .unwrap()
     }
 
     fn meta() -> EventMeta {
@@ -368,7 +368,7 @@ mod tests {
 
     #[test]
     fn fan_out_follows_the_contract_table() {
-        use routing::{subscribers, Consumer::*};
+        use routing::{Consumer::*, subscribers};
         let of = |t: &str| subscribers(t).collect::<Vec<_>>();
         assert_eq!(of("order.placed.v1"), [Inventory, Analytics]);
         assert_eq!(of("order.cancelled.v1"), [Inventory, Notification, Analytics]);

@@ -203,9 +203,17 @@ impl Backoff {
 }
 
 /// Moves outbox events to the consumer queues.
+///
+/// It remembers how far it has published, so it can remove the previous
+/// batch from the outbox *while* publishing the next one (one round trip to
+/// the stores per batch instead of two). A crash forgets that position: the
+/// events not yet removed are published again, and consumers drop them as
+/// duplicates.
 pub struct Relay {
     outbox: Arc<dyn Outbox>,
     publisher: Arc<dyn EventPublisher>,
+    published_up_to: Option<String>,
+    to_remove: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -218,21 +226,36 @@ pub enum RelayError {
 
 impl Relay {
     pub fn new(outbox: Arc<dyn Outbox>, publisher: Arc<dyn EventPublisher>) -> Self {
-        Self { outbox, publisher }
+        Self { outbox, publisher, published_up_to: None, to_remove: Vec::new() }
     }
 
-    /// Relays up to `batch` events; returns how many. Publish, then remove:
-    /// a crash in between republishes, and consumers drop the duplicate.
-    pub async fn relay_once(&self, batch: usize) -> Result<usize, RelayError> {
-        let entries = self.outbox.pending(batch).await?;
+    /// Publishes up to `batch` new events; returns how many. Always publish,
+    /// then remove: a crash in between republishes rather than loses.
+    pub async fn relay_once(&mut self, batch: usize) -> Result<usize, RelayError> {
+        let entries = self.outbox.pending(self.published_up_to.as_deref(), batch).await?;
+        let published = std::mem::take(&mut self.to_remove);
         if entries.is_empty() {
+            if !published.is_empty()
+                && let Err(error) = self.outbox.remove(&published).await
+            {
+                self.to_remove = published;
+                return Err(error.into());
+            }
             return Ok(0);
         }
         let envelopes: Vec<Envelope> = entries.iter().map(|e| e.envelope.clone()).collect();
-        self.publisher.publish(&envelopes).await?;
-        let positions: Vec<String> = entries.into_iter().map(|e| e.position).collect();
-        self.outbox.remove(&positions).await?;
-        Ok(positions.len())
+        let (publish, remove) = futures::join!(self.publisher.publish(&envelopes), async {
+            if published.is_empty() { Ok(()) } else { self.outbox.remove(&published).await }
+        });
+        if remove.is_err() {
+            // Try again with the next batch; they are already published.
+            self.to_remove.extend(published);
+        }
+        publish?;
+        let count = entries.len();
+        self.published_up_to = entries.last().map(|e| e.position.clone());
+        self.to_remove.extend(entries.into_iter().map(|e| e.position));
+        Ok(count)
     }
 }
 

@@ -22,9 +22,15 @@ impl TraceContext {
     pub fn parse(header: &str) -> Option<Self> {
         let mut parts = header.trim().split('-');
         let (version, trace_id, span_id, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-        let lower_hex = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        let lower_hex =
+            |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         let non_zero = |s: &str| s.bytes().any(|b| b != b'0');
-        if version != "00" || parts.next().is_some() || !lower_hex(trace_id, 32) || !lower_hex(span_id, 16) || !lower_hex(flags, 2) {
+        if version != "00"
+            || parts.next().is_some()
+            || !lower_hex(trace_id, 32)
+            || !lower_hex(span_id, 16)
+            || !lower_hex(flags, 2)
+        {
             return None;
         }
         if !non_zero(trace_id) || !non_zero(span_id) {

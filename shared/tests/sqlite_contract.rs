@@ -18,8 +18,12 @@ impl std::ops::Deref for Fresh {
 
 fn fresh() -> Fresh {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = SqliteStore::open(&dir.path().join("contract.db"), DbOptions::default(), QueueSettings { max_receives: MAX_RECEIVES })
-        .expect("open store");
+    let store = SqliteStore::open(
+        &dir.path().join("contract.db"),
+        DbOptions::default(),
+        QueueSettings { max_receives: MAX_RECEIVES },
+    )
+    .expect("open store");
     Fresh { store, _dir: dir }
 }
 

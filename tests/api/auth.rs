@@ -1,12 +1,12 @@
 use std::time::Duration;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{problem, spawn_app, token, SECRET};
+use crate::helpers::{SECRET, problem, spawn_app, token};
 
 fn now() -> u64 {
     jsonwebtoken::get_current_timestamp()
@@ -27,11 +27,28 @@ async fn orders_need_a_valid_unexpired_token_signed_with_our_key_and_algorithm()
     let cases = [
         ("no token", None),
         ("expired", Some(signed(Header::default(), json!({"sub": "alice", "exp": now() - 30}), SECRET.as_bytes()))),
-        ("bad signature", Some(signed(Header::default(), json!({"sub": "alice", "exp": now() + 600}), b"not-our-secret-not-our-secret-not-our-secret"))),
+        (
+            "bad signature",
+            Some(signed(
+                Header::default(),
+                json!({"sub": "alice", "exp": now() + 600}),
+                b"not-our-secret-not-our-secret-not-our-secret",
+            )),
+        ),
         ("alg none", Some(unsigned)),
         ("missing exp", Some(signed(Header::default(), json!({"sub": "alice"}), SECRET.as_bytes()))),
-        ("wrong algorithm", Some(signed(Header::new(Algorithm::HS512), json!({"sub": "alice", "exp": now() + 600}), SECRET.as_bytes()))),
-        ("not yet valid", Some(signed(Header::default(), json!({"sub": "alice", "exp": now() + 600, "nbf": now() + 300}), SECRET.as_bytes()))),
+        (
+            "wrong algorithm",
+            Some(signed(Header::new(Algorithm::HS512), json!({"sub": "alice", "exp": now() + 600}), SECRET.as_bytes())),
+        ),
+        (
+            "not yet valid",
+            Some(signed(
+                Header::default(),
+                json!({"sub": "alice", "exp": now() + 600, "nbf": now() + 300}),
+                SECRET.as_bytes(),
+            )),
+        ),
         ("garbage", Some("not.a.jwt".to_owned())),
     ];
     for (case, token) in cases {

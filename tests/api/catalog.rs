@@ -32,7 +32,8 @@ async fn restocking_checks_the_quantity_and_the_product() {
     let app = spawn_app().await;
     app.put_product("TEA", "1.00", 1).await;
     for quantity in [json!(0), json!(1_000_001), json!(-3), json!("5"), json!(2.5)] {
-        let response = app.post_json("/api/v1/products/TEA/restock", Some(&app.admin), &json!({"quantity": quantity})).await;
+        let response =
+            app.post_json("/api/v1/products/TEA/restock", Some(&app.admin), &json!({"quantity": quantity})).await;
         let problem = problem(response, StatusCode::UNPROCESSABLE_ENTITY).await;
         assert_eq!(problem["errors"][0]["field"], "quantity");
     }
@@ -54,12 +55,20 @@ async fn invalid_products_are_refused_naming_the_field() {
         ("TEA", json!({"price": "1.00", "currency": "EUR"}), "name"),
     ];
     for (sku, body, field) in cases {
-        let response = app.client.put(app.url(&format!("/api/v1/products/{sku}"))).bearer_auth(&app.admin).json(&body).send().await.unwrap();
+        let response = app
+            .client
+            .put(app.url(&format!("/api/v1/products/{sku}")))
+            .bearer_auth(&app.admin)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         let problem = problem(response, StatusCode::UNPROCESSABLE_ENTITY).await;
         assert_eq!(problem["errors"][0]["field"], field, "{body}");
     }
     let extra = json!({"name": "Tea", "price": "1.00", "currency": "EUR", "available": 5});
-    let response = app.client.put(app.url("/api/v1/products/TEA")).bearer_auth(&app.admin).json(&extra).send().await.unwrap();
+    let response =
+        app.client.put(app.url("/api/v1/products/TEA")).bearer_auth(&app.admin).json(&extra).send().await.unwrap();
     problem(response, StatusCode::BAD_REQUEST).await;
     problem(app.get("/api/v1/products/TEA", None).await, StatusCode::NOT_FOUND).await;
 }

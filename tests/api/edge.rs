@@ -1,5 +1,5 @@
 use reqwest::StatusCode;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use crate::helpers::{problem, spawn_app, token};
 
@@ -34,7 +34,12 @@ async fn invalid_orders_are_refused_naming_the_field() {
         let problem = problem(response, StatusCode::UNPROCESSABLE_ENTITY).await;
         assert_eq!(problem["errors"][0]["field"], field, "{body}");
     }
-    assert!(app.get("/api/v1/orders", Some(&alice)).await.json::<Value>().await.unwrap()["items"].as_array().unwrap().is_empty());
+    assert!(
+        app.get("/api/v1/orders", Some(&alice)).await.json::<Value>().await.unwrap()["items"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -58,7 +63,12 @@ async fn oversized_mistyped_and_malformed_bodies_are_refused() {
     let app = spawn_app().await;
     let alice = token("alice", false);
     let send = |body: Vec<u8>, content_type: &'static str| {
-        app.client.post(app.url("/api/v1/orders")).bearer_auth(&alice).header("content-type", content_type).body(body).send()
+        app.client
+            .post(app.url("/api/v1/orders"))
+            .bearer_auth(&alice)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
     };
     problem(send(vec![b' '; 64 * 1024 + 1], "application/json").await.unwrap(), StatusCode::PAYLOAD_TOO_LARGE).await;
     problem(send(br#"{"items":[]}"#.to_vec(), "text/plain").await.unwrap(), StatusCode::UNSUPPORTED_MEDIA_TYPE).await;
@@ -70,7 +80,8 @@ async fn oversized_mistyped_and_malformed_bodies_are_refused() {
     // Deep nesting is refused at the first level that has the wrong shape,
     // long before it could cost stack or memory.
     let deep = format!("{{\"items\":{}{}}}", "[".repeat(5000), "]".repeat(5000));
-    let deep = problem(send(deep.into_bytes(), "application/json").await.unwrap(), StatusCode::UNPROCESSABLE_ENTITY).await;
+    let deep =
+        problem(send(deep.into_bytes(), "application/json").await.unwrap(), StatusCode::UNPROCESSABLE_ENTITY).await;
     assert!(deep["errors"][0]["field"].as_str().unwrap().starts_with("items[0]"), "{deep}");
     let deep_unknown = format!("{{\"x\":{}{}}}", "[".repeat(5000), "]".repeat(5000));
     problem(send(deep_unknown.into_bytes(), "application/json").await.unwrap(), StatusCode::BAD_REQUEST).await;
@@ -80,7 +91,13 @@ async fn oversized_mistyped_and_malformed_bodies_are_refused() {
 async fn v2_is_negotiated_by_accept_and_v1_announces_its_successor() {
     let app = spawn_app().await;
     app.put_product("TEA", "12.50", 5).await;
-    let v2 = app.client.get(app.url("/api/v1/products/TEA")).header("accept", "application/vnd.orderly.v2+json").send().await.unwrap();
+    let v2 = app
+        .client
+        .get(app.url("/api/v1/products/TEA"))
+        .header("accept", "application/vnd.orderly.v2+json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(v2.status(), StatusCode::OK);
     assert_eq!(v2.headers()["content-type"], "application/vnd.orderly.v2+json");
     assert!(v2.headers().get("deprecation").is_none());
@@ -110,7 +127,13 @@ async fn v2_is_negotiated_by_accept_and_v1_announces_its_successor() {
     assert_eq!(order["total"], json!({"amount_minor": 2500, "currency": "EUR"}));
     assert_eq!(order["items"][0]["unit_price"], json!({"amount_minor": 1250, "currency": "EUR"}));
 
-    let v3 = app.client.get(app.url("/api/v1/products/TEA")).header("accept", "application/vnd.orderly.v3+json").send().await.unwrap();
+    let v3 = app
+        .client
+        .get(app.url("/api/v1/products/TEA"))
+        .header("accept", "application/vnd.orderly.v3+json")
+        .send()
+        .await
+        .unwrap();
     problem(v3, StatusCode::NOT_ACCEPTABLE).await;
 }
 

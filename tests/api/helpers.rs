@@ -2,10 +2,10 @@
 
 use std::time::Duration;
 
-use orderly::config::Config;
 use orderly::Runner;
+use orderly::config::Config;
 use reqwest::{Response, StatusCode};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 pub const SECRET: &str = "test-secret-test-secret-test-secret-0123456789";
 pub const DEADLINE: Duration = Duration::from_secs(15);

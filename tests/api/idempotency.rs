@@ -1,7 +1,7 @@
 use reqwest::StatusCode;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
-use crate::helpers::{eventually, problem, spawn_app, token, TestApp};
+use crate::helpers::{TestApp, eventually, problem, spawn_app, token};
 
 async fn post_with_key(app: &TestApp, token: &str, key: &str, body: &Value) -> reqwest::Response {
     app.client

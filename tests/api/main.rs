@@ -3,9 +3,9 @@
 
 mod auth;
 mod catalog;
+mod edge;
 mod helpers;
 mod idempotency;
 mod messaging;
 mod notifications;
 mod orders;
-mod edge;

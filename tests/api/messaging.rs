@@ -38,9 +38,15 @@ async fn redelivered_events_change_nothing() {
         quantity: Quantity::parse(4).unwrap(),
         unit_price: Money::from_minor(250, Currency::parse("EUR").unwrap()).unwrap(),
     };
-    let order = Order::place(OrderId::from_uuid(Uuid::now_v7()), CustomerId::parse("alice").unwrap(), vec![line], Utc::now()).unwrap();
-    let placed = Event::OrderPlaced(OrderChanged { order: order.clone(), reason: None })
-        .into_envelope(EventMeta { id: Uuid::now_v7(), source: "test", time: Utc::now(), traceparent: None });
+    let order =
+        Order::place(OrderId::from_uuid(Uuid::now_v7()), CustomerId::parse("alice").unwrap(), vec![line], Utc::now())
+            .unwrap();
+    let placed = Event::OrderPlaced(OrderChanged { order: order.clone(), reason: None }).into_envelope(EventMeta {
+        id: Uuid::now_v7(),
+        source: "test",
+        time: Utc::now(),
+        traceparent: None,
+    });
     store.place(&order, None, std::slice::from_ref(&placed), Utc::now()).await.unwrap();
     let alice = token("alice", false);
     app.settled(&alice, &order.id.to_string(), "confirmed").await;

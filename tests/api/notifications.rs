@@ -5,7 +5,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::Value;
 
-use crate::helpers::{eventually, spawn_app, spawn_app_with, token, TestApp};
+use crate::helpers::{TestApp, eventually, spawn_app, spawn_app_with, token};
 
 /// A webhook receiver on a random loopback port that answers `status`.
 async fn webhook(status: AxumStatus) -> (String, Arc<Mutex<Vec<Value>>>) {

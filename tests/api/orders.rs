@@ -67,7 +67,8 @@ async fn a_rejected_order_cannot_be_cancelled() {
     let alice = token("alice", false);
     let id = app.accepted_order(&alice, &[("TEA", 1)]).await;
     app.settled(&alice, &id, "rejected").await;
-    let response = app.client.post(app.url(&format!("/api/v1/orders/{id}/cancel"))).bearer_auth(&alice).send().await.unwrap();
+    let response =
+        app.client.post(app.url(&format!("/api/v1/orders/{id}/cancel"))).bearer_auth(&alice).send().await.unwrap();
     problem(response, StatusCode::CONFLICT).await;
 }
 
@@ -80,7 +81,8 @@ async fn a_cancel_racing_the_saga_never_leaks_stock() {
     for _ in 0..20 {
         let id = app.accepted_order(&alice, &[("TEA", 2)]).await;
         // Cancel at once: sometimes before inventory reserved, sometimes after.
-        let response = app.client.post(app.url(&format!("/api/v1/orders/{id}/cancel"))).bearer_auth(&alice).send().await.unwrap();
+        let response =
+            app.client.post(app.url(&format!("/api/v1/orders/{id}/cancel"))).bearer_auth(&alice).send().await.unwrap();
         assert!(matches!(response.status(), StatusCode::ACCEPTED | StatusCode::CONFLICT));
         ids.push(id);
     }
@@ -141,7 +143,8 @@ async fn another_customers_order_is_not_found_but_an_admin_sees_it() {
     let (peek, missing) = (problem(peek, StatusCode::NOT_FOUND).await, problem(missing, StatusCode::NOT_FOUND).await);
     assert_eq!(peek, missing, "another's order must look exactly like a missing one");
 
-    let cancel = app.client.post(app.url(&format!("/api/v1/orders/{id}/cancel"))).bearer_auth(&bob).send().await.unwrap();
+    let cancel =
+        app.client.post(app.url(&format!("/api/v1/orders/{id}/cancel"))).bearer_auth(&bob).send().await.unwrap();
     problem(cancel, StatusCode::NOT_FOUND).await;
     assert_eq!(app.order(&app.admin, &id).await["customer_id"], "alice");
 }
@@ -165,7 +168,8 @@ async fn a_customer_lists_only_their_own_orders_newest_first_by_page() {
     })
     .await;
     let cursor = first["next_cursor"].as_str().expect("a next page");
-    let second: serde_json::Value = app.get(&format!("/api/v1/orders?limit=3&cursor={cursor}"), Some(&alice)).await.json().await.unwrap();
+    let second: serde_json::Value =
+        app.get(&format!("/api/v1/orders?limit=3&cursor={cursor}"), Some(&alice)).await.json().await.unwrap();
     let ids: Vec<&str> = second["items"].as_array().unwrap().iter().map(|o| o["id"].as_str().unwrap()).collect();
     assert_eq!(ids, mine[3..]);
     assert!(second["next_cursor"].is_null());

@@ -2,21 +2,21 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::middleware::from_fn_with_state;
-use axum::Json;
 use shared::api::{OrderV1, OrderV2, Page};
 use shared::domain::OrderId;
 use shared::http::{
-    tag_function, AdminPrincipal, ApiError, ApiVersion, Cursor, PageParams, Principal, QueryParams, Representation,
+    AdminPrincipal, ApiError, ApiVersion, Cursor, PageParams, Principal, QueryParams, Representation, tag_function,
 };
 use shared::ports::ReadModelStore;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::projection::Summary;
 use crate::FUNCTION;
+use crate::projection::Summary;
 
 pub fn router(store: Arc<dyn ReadModelStore>) -> OpenApiRouter {
     OpenApiRouter::new()
@@ -76,6 +76,9 @@ async fn list_my_orders(
     ),
     security(("bearer" = []))
 )]
-async fn summary(State(store): State<Arc<dyn ReadModelStore>>, _admin: AdminPrincipal) -> Result<Json<Summary>, ApiError> {
+async fn summary(
+    State(store): State<Arc<dyn ReadModelStore>>,
+    _admin: AdminPrincipal,
+) -> Result<Json<Summary>, ApiError> {
     Ok(Json(Summary::from_counters(&store.counters().await?)))
 }

@@ -84,11 +84,15 @@ impl Summary {
                     summary.units_by_sku.insert(sku.to_string(), value);
                 }
                 Counter::DailyOrders(day) => {
-                    let entry = daily.entry(*day).or_insert_with(|| DailyFigures { date: day.to_string(), ..Default::default() });
+                    let entry = daily
+                        .entry(*day)
+                        .or_insert_with(|| DailyFigures { date: day.to_string(), ..Default::default() });
                     entry.orders = value;
                 }
                 Counter::DailyRevenue(day, currency) if value != 0 => {
-                    let entry = daily.entry(*day).or_insert_with(|| DailyFigures { date: day.to_string(), ..Default::default() });
+                    let entry = daily
+                        .entry(*day)
+                        .or_insert_with(|| DailyFigures { date: day.to_string(), ..Default::default() });
                     entry.revenue.insert(currency.to_string(), money(value));
                 }
                 Counter::Events(kind) => {
@@ -116,7 +120,9 @@ mod tests {
             unit_price: Money::from_minor(250, Currency::parse("EUR").unwrap()).unwrap(),
         };
         let at: DateTime<Utc> = "2026-11-27T10:00:00Z".parse().unwrap();
-        let placed = Order::place(OrderId::from_uuid(uuid::Uuid::nil()), CustomerId::parse("c").unwrap(), vec![line], at).unwrap();
+        let placed =
+            Order::place(OrderId::from_uuid(uuid::Uuid::nil()), CustomerId::parse("c").unwrap(), vec![line], at)
+                .unwrap();
         Order { status, version, ..placed }
     }
 

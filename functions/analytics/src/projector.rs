@@ -4,13 +4,13 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use shared::domain::Order;
-use shared::events::routing::Consumer;
 use shared::events::Event;
+use shared::events::routing::Consumer;
 use shared::messaging::{Delivery, EventHandler, HandlerError};
 use shared::ports::{Counter, ProcessedEvent, ReadModelStore, StoreError};
 
-use crate::projection::project;
 use crate::FUNCTION;
+use crate::projection::project;
 
 /// Re-reads after losing a race on one order's view before the delivery is
 /// handed back to the queue.
@@ -25,7 +25,12 @@ impl Projector {
         Self { store }
     }
 
-    async fn project_order(&self, order: &Order, seen: (Counter, i64), mark: &ProcessedEvent) -> Result<(), HandlerError> {
+    async fn project_order(
+        &self,
+        order: &Order,
+        seen: (Counter, i64),
+        mark: &ProcessedEvent,
+    ) -> Result<(), HandlerError> {
         for _ in 0..MAX_CONFLICT_RETRIES {
             let current = self.store.order_view(order.id).await?;
             let (view, mut deltas) = match project(current.as_ref(), order) {

@@ -37,7 +37,12 @@ impl Catalog {
 
     /// Creates the product or updates its name and price. Every change
     /// publishes `product.changed.v1` (caches drop the SKU on it).
-    pub async fn put(&self, sku: Sku, draft: ProductDraft, traceparent: Option<String>) -> Result<PutOutcome, CatalogError> {
+    pub async fn put(
+        &self,
+        sku: Sku,
+        draft: ProductDraft,
+        traceparent: Option<String>,
+    ) -> Result<PutOutcome, CatalogError> {
         for _ in 0..MAX_CONFLICT_RETRIES {
             let now = self.clock.now();
             let (product, expected, outcome): (Product, Option<u64>, fn(Product) -> PutOutcome) =

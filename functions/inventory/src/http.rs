@@ -7,16 +7,18 @@ use axum::http::StatusCode;
 use axum::middleware::from_fn_with_state;
 use serde::Deserialize;
 use shared::api::{Page, ProductV1, ProductV2};
-use shared::domain::{Currency, Money, Product, ProductDraft, ProductName, RestockQuantity, Sku, StockLevel, ValidationErrors};
+use shared::domain::{
+    Currency, Money, Product, ProductDraft, ProductName, RestockQuantity, Sku, StockLevel, ValidationErrors,
+};
 use shared::http::{
-    tag_function, AdminPrincipal, ApiError, ApiVersion, Cursor, JsonBody, PageParams, QueryParams, Representation,
-    RequestContext,
+    AdminPrincipal, ApiError, ApiVersion, Cursor, JsonBody, PageParams, QueryParams, Representation, RequestContext,
+    tag_function,
 };
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::{Catalog, CatalogError, PutOutcome, FUNCTION};
+use crate::{Catalog, CatalogError, FUNCTION, PutOutcome};
 
 pub fn router(catalog: Arc<Catalog>) -> OpenApiRouter {
     OpenApiRouter::new()

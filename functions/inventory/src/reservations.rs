@@ -17,7 +17,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use shared::domain::{Order, Reservation, ReservationDecision, ReservationState};
 use shared::events::routing::Consumer;
-use shared::events::{Envelope, Event, EventFactory, InventoryRejected, InventoryReleased, InventoryReserved, ReservedLine};
+use shared::events::{
+    Envelope, Event, EventFactory, InventoryRejected, InventoryReleased, InventoryReserved, ReservedLine,
+};
 use shared::messaging::{Delivery, EventHandler, HandlerError};
 use shared::ports::{Clock, InventoryStore, ProcessedEvent, ProcessedEvents, ReservationChange, StockMove, StoreError};
 
@@ -87,7 +89,12 @@ impl Reservations {
             let (change, reply) = match stored {
                 None => (
                     ReservationChange {
-                        reservation: Reservation { order_id: order.id, state: ReservationState::Cancelled, lines: Vec::new(), updated_at: now },
+                        reservation: Reservation {
+                            order_id: order.id,
+                            state: ReservationState::Cancelled,
+                            lines: Vec::new(),
+                            updated_at: now,
+                        },
                         expected: None,
                         stock: StockMove::None,
                     },
@@ -95,11 +102,18 @@ impl Reservations {
                 ),
                 Some(reservation) if reservation.state == ReservationState::Reserved => (
                     ReservationChange {
-                        reservation: Reservation { state: ReservationState::Released, updated_at: now, ..reservation.clone() },
+                        reservation: Reservation {
+                            state: ReservationState::Released,
+                            updated_at: now,
+                            ..reservation.clone()
+                        },
                         expected: Some(ReservationState::Reserved),
                         stock: StockMove::Return(reservation.lines.clone()),
                     },
-                    Some(Event::InventoryReleased(InventoryReleased { order_id: order.id, lines: lines(&reservation.lines) })),
+                    Some(Event::InventoryReleased(InventoryReleased {
+                        order_id: order.id,
+                        lines: lines(&reservation.lines),
+                    })),
                 ),
                 Some(_) => return self.finish_without_change(&mark).await,
             };

@@ -2,13 +2,13 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::extract::State;
 use axum::middleware::from_fn_with_state;
-use axum::Json;
 use serde::{Deserialize, Serialize};
 use shared::api::timestamp;
 use shared::domain::OrderId;
-use shared::http::{tag_function, AdminPrincipal, ApiError, QueryParams};
+use shared::http::{AdminPrincipal, ApiError, QueryParams, tag_function};
 use shared::ports::{NotificationLog, NotificationRecord, NotificationState};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -92,7 +92,9 @@ async fn list_notifications(
     let order_id = query
         .order_id
         .as_deref()
-        .map(|raw| OrderId::parse(raw).ok_or_else(|| ApiError::BadRequest("order_id must be an order id (UUID)".into())))
+        .map(|raw| {
+            OrderId::parse(raw).ok_or_else(|| ApiError::BadRequest("order_id must be an order id (UUID)".into()))
+        })
         .transpose()?;
     let limit = match query.limit.unwrap_or(100) {
         n @ 1..=1000 => n as usize,

@@ -2,10 +2,12 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use shared::domain::Order;
-use shared::events::routing::Consumer;
 use shared::events::Event;
+use shared::events::routing::Consumer;
 use shared::messaging::{Delivery, EventHandler, HandlerError};
-use shared::ports::{Clock, Notification, NotificationLog, NotificationProvider, NotificationRecord, NotificationState};
+use shared::ports::{
+    Clock, Notification, NotificationLog, NotificationProvider, NotificationRecord, NotificationState,
+};
 
 pub struct Notifier {
     log: Arc<dyn NotificationLog>,
@@ -42,7 +44,9 @@ impl Notifier {
         let now = self.clock.now();
         let (state, last_error) = match &sent {
             Ok(()) => (NotificationState::Sent, None),
-            Err(_) if delivery.is_last_attempt() => (NotificationState::Failed, sent.as_ref().err().map(ToString::to_string)),
+            Err(_) if delivery.is_last_attempt() => {
+                (NotificationState::Failed, sent.as_ref().err().map(ToString::to_string))
+            }
             Err(e) => (NotificationState::Deferred, Some(e.to_string())),
         };
         let record = NotificationRecord {
@@ -76,7 +80,8 @@ impl EventHandler for Notifier {
             }
             Event::OrderRejected(e) => {
                 let why = e.reason.as_deref().unwrap_or("it could not be fulfilled");
-                let message = format!("Sorry, your order {} was rejected: {why}. You have not been charged.", e.order.id);
+                let message =
+                    format!("Sorry, your order {} was rejected: {why}. You have not been charged.", e.order.id);
                 self.notify(&e.order, message, delivery).await
             }
             Event::OrderCancelled(e) => {

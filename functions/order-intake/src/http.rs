@@ -4,17 +4,17 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::from_fn_with_state;
 use serde::Deserialize;
 use shared::api::{OrderV1, OrderV2};
 use shared::domain::{NewOrder, NewOrderLine, Order, OrderId, Quantity, Sku};
-use shared::http::{tag_function, ApiError, ApiVersion, JsonBody, Principal, Representation, RequestContext};
+use shared::http::{ApiError, ApiVersion, JsonBody, Principal, Representation, RequestContext, tag_function};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::{IdempotencyKey, IntakeError, OrderIntake, Placed, FUNCTION};
+use crate::{FUNCTION, IdempotencyKey, IntakeError, OrderIntake, Placed};
 
 pub fn router(intake: Arc<OrderIntake>) -> OpenApiRouter {
     OpenApiRouter::new()
@@ -49,14 +49,22 @@ impl From<IntakeError> for ApiError {
             IntakeError::Invalid(errors) => ApiError::Validation(errors),
             IntakeError::KeyReused => ApiError::IdempotencyKeyReused,
             IntakeError::NotFound => ApiError::NotFound("order not found".into()),
-            IntakeError::NotCancellable(e) => ApiError::Conflict(format!("the order is {} and can no longer be cancelled", e.from)),
+            IntakeError::NotCancellable(e) => {
+                ApiError::Conflict(format!("the order is {} and can no longer be cancelled", e.from))
+            }
             IntakeError::Store(e) => e.into(),
         }
     }
 }
 
 fn represent(status: StatusCode, version: ApiVersion, order: &Order) -> Representation {
-    Representation::new(status, version, format!("/api/v1/orders/{}", order.id), || OrderV1::from(order), || OrderV2::from(order))
+    Representation::new(
+        status,
+        version,
+        format!("/api/v1/orders/{}", order.id),
+        || OrderV1::from(order),
+        || OrderV2::from(order),
+    )
 }
 
 fn parse_order_id(raw: &str) -> Result<OrderId, ApiError> {
@@ -92,7 +100,8 @@ async fn place_order(
     let key = match headers.get("idempotency-key") {
         None => None,
         Some(value) => {
-            let raw = value.to_str().map_err(|_| ApiError::BadRequest("Idempotency-Key must be visible ASCII".into()))?;
+            let raw =
+                value.to_str().map_err(|_| ApiError::BadRequest("Idempotency-Key must be visible ASCII".into()))?;
             Some(IdempotencyKey::parse(raw).map_err(ApiError::BadRequest)?)
         }
     };

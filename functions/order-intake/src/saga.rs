@@ -14,7 +14,7 @@ use shared::messaging::{Delivery, EventHandler, HandlerError};
 use shared::ports::{ProcessedEvent, ProcessedEvents, StoreError};
 
 use crate::service::MAX_CONFLICT_RETRIES;
-use crate::{OrderIntake, FUNCTION};
+use crate::{FUNCTION, OrderIntake};
 
 pub struct SagaReplies {
     intake: Arc<OrderIntake>,
@@ -51,10 +51,9 @@ impl SagaReplies {
                 Verdict::Reject(reason) => Some(reason.clone()),
                 Verdict::Confirm => None,
             };
-            let envelope = self.intake.event(
-                event(OrderChanged { order: next.clone(), reason }),
-                Some(delivery.trace().to_header()),
-            );
+            let envelope = self
+                .intake
+                .event(event(OrderChanged { order: next.clone(), reason }), Some(delivery.trace().to_header()));
             match self.intake.orders().save_transition(&next, &[envelope], Some(&mark)).await {
                 Ok(()) | Err(StoreError::AlreadyProcessed) => return Ok(()),
                 Err(StoreError::Conflict) => continue,

@@ -114,11 +114,19 @@ impl OrderIntake {
 
     /// Cancels a pending or confirmed order; inventory releases any stock
     /// when it sees `order.cancelled.v1`.
-    pub async fn cancel(&self, caller: &Principal, id: OrderId, traceparent: Option<String>) -> Result<Order, IntakeError> {
+    pub async fn cancel(
+        &self,
+        caller: &Principal,
+        id: OrderId,
+        traceparent: Option<String>,
+    ) -> Result<Order, IntakeError> {
         for _ in 0..MAX_CONFLICT_RETRIES {
             let order = self.order_for(caller, id).await?;
             let cancelled = order.cancel(self.clock.now()).map_err(IntakeError::NotCancellable)?;
-            let event = self.event(Event::OrderCancelled(OrderChanged { order: cancelled.clone(), reason: None }), traceparent.clone());
+            let event = self.event(
+                Event::OrderCancelled(OrderChanged { order: cancelled.clone(), reason: None }),
+                traceparent.clone(),
+            );
             match self.orders.save_transition(&cancelled, &[event], None).await {
                 Ok(()) => return Ok(cancelled),
                 // The saga moved the order meanwhile: look again.

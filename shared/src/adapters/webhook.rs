@@ -56,7 +56,9 @@ impl NotificationProvider for WebhookProvider {
             .json(notification)
             .send()
             .await
-            .map_err(|e| if e.is_timeout() { ProviderError::Timeout } else { ProviderError::Unreachable(kind_of(&e)) })?;
+            .map_err(
+                |e| if e.is_timeout() { ProviderError::Timeout } else { ProviderError::Unreachable(kind_of(&e)) },
+            )?;
         let status = response.status();
         if status.is_success() { Ok(()) } else { Err(ProviderError::Rejected(status.as_u16())) }
     }

@@ -24,7 +24,10 @@ pub async fn a_stale_view_version_is_a_conflict<S: ReadModelStore>(store: &S) {
     assert_eq!(store.apply(Some(&order), None, &delta, &mark("analytics")).await, Err(StoreError::Conflict));
     let confirmed = order.confirm(now()).unwrap();
     assert_eq!(store.apply(Some(&confirmed), Some(7), &delta, &mark("analytics")).await, Err(StoreError::Conflict));
-    assert!(!store.counters().await.unwrap().iter().any(|(c, _)| *c == Counter::Events("x".into())), "counters roll back too");
+    assert!(
+        !store.counters().await.unwrap().iter().any(|(c, _)| *c == Counter::Events("x".into())),
+        "counters roll back too"
+    );
 }
 
 pub async fn a_processed_event_applies_once<S: ReadModelStore>(store: &S) {
@@ -44,8 +47,15 @@ pub async fn lists_a_customers_orders_newest_first<S: ReadModelStore>(store: &S)
     }
     let bobs = order_for("bob", &[("A", 1)]);
     store.apply(Some(&bobs), None, &[], &mark("analytics")).await.unwrap();
-    let page: Vec<_> = store.customer_orders(&customer("alice"), None, 2).await.unwrap().into_iter().map(|o| o.id).collect();
+    let page: Vec<_> =
+        store.customer_orders(&customer("alice"), None, 2).await.unwrap().into_iter().map(|o| o.id).collect();
     assert_eq!(page, [alices[2], alices[1]]);
-    let rest: Vec<_> = store.customer_orders(&customer("alice"), Some(alices[1]), 2).await.unwrap().into_iter().map(|o| o.id).collect();
+    let rest: Vec<_> = store
+        .customer_orders(&customer("alice"), Some(alices[1]), 2)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.id)
+        .collect();
     assert_eq!(rest, [alices[0]]);
 }

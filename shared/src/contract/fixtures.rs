@@ -30,7 +30,11 @@ pub fn now() -> DateTime<Utc> {
 pub fn order_for(who: &str, lines: &[(&str, u32)]) -> Order {
     let items = lines
         .iter()
-        .map(|(s, q)| OrderLine { sku: sku(s), quantity: Quantity::parse(i64::from(*q)).expect("qty"), unit_price: eur(250) })
+        .map(|(s, q)| OrderLine {
+            sku: sku(s),
+            quantity: Quantity::parse(i64::from(*q)).expect("qty"),
+            unit_price: eur(250),
+        })
         .collect();
     Order::place(OrderId::from_uuid(Uuid::now_v7()), customer(who), items, now()).expect("fixture order")
 }

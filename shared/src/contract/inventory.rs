@@ -34,7 +34,8 @@ pub async fn pages_products_by_sku<S: InventoryStore>(store: &S) {
     }
     let first: Vec<_> = store.products(None, 2).await.unwrap().into_iter().map(|p| p.sku.to_string()).collect();
     assert_eq!(first, ["A", "B"]);
-    let rest: Vec<_> = store.products(Some(&sku("B")), 10).await.unwrap().into_iter().map(|p| p.sku.to_string()).collect();
+    let rest: Vec<_> =
+        store.products(Some(&sku("B")), 10).await.unwrap().into_iter().map(|p| p.sku.to_string()).collect();
     assert_eq!(rest, ["C", "D"]);
 }
 

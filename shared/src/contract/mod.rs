@@ -61,72 +61,85 @@ macro_rules! __contract_cases {
 #[macro_export]
 macro_rules! order_store_contract {
     ($make:expr) => {
-        $crate::__contract_cases!(orders, $make, [
-            places_an_order_and_reads_it_back,
-            an_unknown_order_is_none,
-            replays_a_live_idempotency_key_for_the_same_request,
-            refuses_a_live_key_for_a_different_request,
-            scopes_keys_to_the_customer,
-            reuses_an_expired_key_for_a_new_order,
-            a_transition_needs_the_version_it_was_read_at,
-            a_processed_mark_makes_the_second_transition_a_no_op,
-            writes_the_events_of_a_write_to_the_outbox,
-            a_failed_write_leaves_no_event_behind,
-        ]);
+        $crate::__contract_cases!(
+            orders,
+            $make,
+            [
+                places_an_order_and_reads_it_back,
+                an_unknown_order_is_none,
+                replays_a_live_idempotency_key_for_the_same_request,
+                refuses_a_live_key_for_a_different_request,
+                scopes_keys_to_the_customer,
+                reuses_an_expired_key_for_a_new_order,
+                a_transition_needs_the_version_it_was_read_at,
+                a_processed_mark_makes_the_second_transition_a_no_op,
+                writes_the_events_of_a_write_to_the_outbox,
+                a_failed_write_leaves_no_event_behind,
+            ]
+        );
     };
 }
 
 #[macro_export]
 macro_rules! inventory_store_contract {
     ($make:expr) => {
-        $crate::__contract_cases!(inventory, $make, [
-            creates_a_product_once,
-            updates_only_from_the_version_read,
-            pages_products_by_sku,
-            reports_available_stock_and_prices,
-            takes_stock_for_every_line_or_none,
-            returns_stock_only_from_a_matching_state,
-            a_processed_event_changes_stock_once,
-            concurrent_takes_never_oversell,
-        ]);
+        $crate::__contract_cases!(
+            inventory,
+            $make,
+            [
+                creates_a_product_once,
+                updates_only_from_the_version_read,
+                pages_products_by_sku,
+                reports_available_stock_and_prices,
+                takes_stock_for_every_line_or_none,
+                returns_stock_only_from_a_matching_state,
+                a_processed_event_changes_stock_once,
+                concurrent_takes_never_oversell,
+            ]
+        );
     };
 }
 
 #[macro_export]
 macro_rules! notification_log_contract {
     ($make:expr) => {
-        $crate::__contract_cases!(notifications, $make, [
-            saves_and_replaces_by_id,
-            lists_by_order_oldest_first,
-        ]);
+        $crate::__contract_cases!(notifications, $make, [saves_and_replaces_by_id, lists_by_order_oldest_first,]);
     };
 }
 
 #[macro_export]
 macro_rules! read_model_contract {
     ($make:expr) => {
-        $crate::__contract_cases!(analytics, $make, [
-            writes_a_view_and_counters_together,
-            a_stale_view_version_is_a_conflict,
-            a_processed_event_applies_once,
-            lists_a_customers_orders_newest_first,
-        ]);
+        $crate::__contract_cases!(
+            analytics,
+            $make,
+            [
+                writes_a_view_and_counters_together,
+                a_stale_view_version_is_a_conflict,
+                a_processed_event_applies_once,
+                lists_a_customers_orders_newest_first,
+            ]
+        );
     };
 }
 
 #[macro_export]
 macro_rules! queue_contract {
     ($make:expr) => {
-        $crate::__contract_cases!(queues, $make, [
-            fans_out_to_every_subscriber,
-            an_unacknowledged_message_comes_back_after_the_visibility_timeout,
-            an_acknowledged_message_is_gone,
-            a_stale_receipt_acknowledges_nothing,
-            retry_later_hides_the_message_for_the_delay,
-            dead_letters_after_max_receives_and_redrives,
-            one_message_per_subject_is_in_flight_at_a_time,
-            a_poisoned_subject_does_not_block_others,
-            reports_depth_and_age,
-        ]);
+        $crate::__contract_cases!(
+            queues,
+            $make,
+            [
+                fans_out_to_every_subscriber,
+                an_unacknowledged_message_comes_back_after_the_visibility_timeout,
+                an_acknowledged_message_is_gone,
+                a_stale_receipt_acknowledges_nothing,
+                retry_later_hides_the_message_for_the_delay,
+                dead_letters_after_max_receives_and_redrives,
+                one_message_per_subject_is_in_flight_at_a_time,
+                a_poisoned_subject_does_not_block_others,
+                reports_depth_and_age,
+            ]
+        );
     };
 }

@@ -23,7 +23,8 @@ fn record(order: OrderId, state: NotificationState, attempts: u32) -> Notificati
 
 pub async fn saves_and_replaces_by_id<S: NotificationLog>(store: &S) {
     let order = OrderId::from_uuid(Uuid::now_v7());
-    let first = NotificationRecord { last_error: Some("timeout".into()), ..record(order, NotificationState::Deferred, 1) };
+    let first =
+        NotificationRecord { last_error: Some("timeout".into()), ..record(order, NotificationState::Deferred, 1) };
     store.save(&first).await.unwrap();
     assert_eq!(store.get(first.id).await.unwrap(), Some(first.clone()));
     let sent = NotificationRecord { state: NotificationState::Sent, attempts: 2, last_error: None, ..first.clone() };
@@ -36,7 +37,10 @@ pub async fn lists_by_order_oldest_first<S: NotificationLog>(store: &S) {
     let (a, b) = (OrderId::from_uuid(Uuid::now_v7()), OrderId::from_uuid(Uuid::now_v7()));
     let first = record(a, NotificationState::Sent, 1);
     let other = record(b, NotificationState::Sent, 1);
-    let second = NotificationRecord { created_at: first.created_at + chrono::Duration::milliseconds(5), ..record(a, NotificationState::Failed, 5) };
+    let second = NotificationRecord {
+        created_at: first.created_at + chrono::Duration::milliseconds(5),
+        ..record(a, NotificationState::Failed, 5)
+    };
     for r in [&second, &other, &first] {
         store.save(r).await.unwrap();
     }

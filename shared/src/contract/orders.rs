@@ -77,11 +77,17 @@ pub async fn writes_the_events_of_a_write_to_the_outbox<S: OrderStore + Outbox>(
     let order = order_for("alice", &[("A", 1)]);
     let event = placed_event(&order);
     store.place(&order, None, std::slice::from_ref(&event), now()).await.unwrap();
-    let pending = store.pending(10).await.unwrap();
+    let pending = store.pending(None, 10).await.unwrap();
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].envelope, event);
+    assert!(store.pending(Some(&pending[0].position), 10).await.unwrap().is_empty(), "nothing after the last");
+    let second = order_for("alice", &[("A", 2)]);
+    let later = placed_event(&second);
+    store.place(&second, None, std::slice::from_ref(&later), now()).await.unwrap();
+    let after_first = store.pending(Some(&pending[0].position), 10).await.unwrap();
+    assert_eq!(after_first.iter().map(|e| &e.envelope).collect::<Vec<_>>(), [&later], "in the order written");
     store.remove(&[pending[0].position.clone()]).await.unwrap();
-    assert!(store.pending(10).await.unwrap().is_empty());
+    assert_eq!(store.pending(None, 10).await.unwrap().len(), 1);
 }
 
 pub async fn a_failed_write_leaves_no_event_behind<S: OrderStore + Outbox>(store: &S) {
@@ -91,5 +97,5 @@ pub async fn a_failed_write_leaves_no_event_behind<S: OrderStore + Outbox>(store
     store.save_transition(&stale, &[], None).await.unwrap();
     let event = placed_event(&stale);
     assert_eq!(store.save_transition(&stale, &[event], None).await, Err(StoreError::Conflict));
-    assert!(store.pending(10).await.unwrap().is_empty(), "a rejected write must not publish");
+    assert!(store.pending(None, 10).await.unwrap().is_empty(), "a rejected write must not publish");
 }

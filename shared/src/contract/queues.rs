@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::fixtures::*;
-use super::{eventually, MAX_RECEIVES};
+use super::{MAX_RECEIVES, eventually};
 use crate::events::{Envelope, Event, EventMeta, OrderChanged};
 use crate::ports::{EventPublisher, MessageQueue, QueueAdmin, ReceivedMessage};
 
@@ -41,7 +41,7 @@ pub async fn fans_out_to_every_subscriber<S: MessageQueue + EventPublisher>(stor
     let mut inventory = Vec::new();
     for _ in 0..2 {
         let message = receive_one(store, "inventory", LONG).await;
-        store.ack("inventory", &[message.receipt.clone()]).await.unwrap();
+        store.ack("inventory", std::slice::from_ref(&message.receipt)).await.unwrap();
         inventory.extend(bodies(vec![message]));
     }
     assert_eq!(inventory, [placed.clone(), cancelled.clone()]);
@@ -52,7 +52,9 @@ pub async fn fans_out_to_every_subscriber<S: MessageQueue + EventPublisher>(stor
     assert!(store.receive("order-intake", 10, LONG).await.unwrap().is_empty());
 }
 
-pub async fn an_unacknowledged_message_comes_back_after_the_visibility_timeout<S: MessageQueue + EventPublisher>(store: &S) {
+pub async fn an_unacknowledged_message_comes_back_after_the_visibility_timeout<S: MessageQueue + EventPublisher>(
+    store: &S,
+) {
     store.publish(&[placed_event(&order_for("alice", &[("A", 1)]))]).await.unwrap();
     let first = receive_one(store, "inventory", SHORT).await;
     assert_eq!(first.receive_count, 1);
@@ -136,7 +138,7 @@ pub async fn a_poisoned_subject_does_not_block_others<S: MessageQueue + EventPub
         if subject == poisoned.id.to_string() {
             store.retry_later("inventory", &message.receipt, LONG, "poison").await.unwrap();
         } else {
-            store.ack("inventory", &[message.receipt.clone()]).await.unwrap();
+            store.ack("inventory", std::slice::from_ref(&message.receipt)).await.unwrap();
         }
     }
     store.publish(&[cancelled_event(&healthy)]).await.unwrap();
@@ -147,7 +149,10 @@ pub async fn a_poisoned_subject_does_not_block_others<S: MessageQueue + EventPub
 pub async fn reports_depth_and_age<S: MessageQueue + EventPublisher + QueueAdmin>(store: &S) {
     let empty = store.stats("inventory").await.unwrap();
     assert_eq!((empty.depth, empty.oldest_age, empty.dead_letters), (0, None, 0));
-    store.publish(&[placed_event(&order_for("a", &[("A", 1)])), placed_event(&order_for("b", &[("A", 1)]))]).await.unwrap();
+    store
+        .publish(&[placed_event(&order_for("a", &[("A", 1)])), placed_event(&order_for("b", &[("A", 1)]))])
+        .await
+        .unwrap();
     let _in_flight = receive_one(store, "inventory", LONG).await;
     let stats = store.stats("inventory").await.unwrap();
     assert_eq!((stats.depth, stats.in_flight), (2, 1));

@@ -14,11 +14,7 @@ pub struct InvalidCustomerId;
 impl CustomerId {
     pub fn parse(raw: &str) -> Result<Self, InvalidCustomerId> {
         let visible = raw.bytes().all(|b| b.is_ascii_graphic());
-        if !raw.is_empty() && raw.len() <= 128 && visible {
-            Ok(Self(raw.to_owned()))
-        } else {
-            Err(InvalidCustomerId)
-        }
+        if !raw.is_empty() && raw.len() <= 128 && visible { Ok(Self(raw.to_owned())) } else { Err(InvalidCustomerId) }
     }
 
     pub fn as_str(&self) -> &str {

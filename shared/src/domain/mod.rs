@@ -16,10 +16,7 @@ mod validation;
 
 pub use customer::CustomerId;
 pub use money::{Currency, Money, MoneyError};
-pub use order::{
-    NewOrder, NewOrderLine, Order, OrderId, OrderLine, OrderStatus, TransitionError,
-    MAX_ORDER_LINES,
-};
+pub use order::{MAX_ORDER_LINES, NewOrder, NewOrderLine, Order, OrderId, OrderLine, OrderStatus, TransitionError};
 pub use product::{Product, ProductDraft, ProductName, StockOverflow};
 pub use quantity::{Quantity, RestockQuantity, StockLevel};
 pub use reservation::{Reservation, ReservationDecision, ReservationState, Shortfall};

@@ -110,10 +110,7 @@ pub struct NewOrder {
 impl NewOrder {
     pub fn new(lines: Vec<NewOrderLine>) -> Result<Self, ValidationErrors> {
         if lines.is_empty() || lines.len() > MAX_ORDER_LINES {
-            return Err(ValidationErrors::single(
-                "items",
-                format!("an order has from 1 to {MAX_ORDER_LINES} items"),
-            ));
+            return Err(ValidationErrors::single("items", format!("an order has from 1 to {MAX_ORDER_LINES} items")));
         }
         Ok(Self { lines })
     }
@@ -187,9 +184,7 @@ impl Order {
         items: Vec<OrderLine>,
         now: DateTime<Utc>,
     ) -> Result<Self, ValidationErrors> {
-        let first = items
-            .first()
-            .ok_or_else(|| ValidationErrors::single("items", "an order has at least one item"))?;
+        let first = items.first().ok_or_else(|| ValidationErrors::single("items", "an order has at least one item"))?;
         let mut total = Money::zero(first.unit_price.currency());
         for (i, line) in items.iter().enumerate() {
             total = line

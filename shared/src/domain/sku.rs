@@ -17,15 +17,8 @@ impl Sku {
     pub fn parse(raw: &str) -> Result<Self, InvalidSku> {
         let bytes = raw.as_bytes();
         let first_ok = bytes.first().is_some_and(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
-        let rest_ok = bytes
-            .iter()
-            .skip(1)
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || *b == b'-');
-        if first_ok && rest_ok && bytes.len() <= Self::MAX_LEN {
-            Ok(Self(raw.to_owned()))
-        } else {
-            Err(InvalidSku)
-        }
+        let rest_ok = bytes.iter().skip(1).all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || *b == b'-');
+        if first_ok && rest_ok && bytes.len() <= Self::MAX_LEN { Ok(Self(raw.to_owned())) } else { Err(InvalidSku) }
     }
 
     pub fn as_str(&self) -> &str {

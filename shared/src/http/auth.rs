@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
 use axum::http::header;
+use axum::http::request::Parts;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -185,8 +185,7 @@ fn parse_jwks(raw: &str) -> Result<Keys, AuthError> {
 pub fn mint_hs256(secret: &[u8], sub: &str, admin: bool, ttl: Duration) -> String {
     let exp = jsonwebtoken::get_current_timestamp() + ttl.as_secs();
     let claims = Claims { sub: sub.to_owned(), exp, scope: admin.then(|| "admin".to_owned()) };
-    jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret))
-        .unwrap_or_default()
+    jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret)).unwrap_or_default()
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Principal {
@@ -257,9 +256,14 @@ mod tests {
         let a = authenticator();
         let expired = encode(Header::default(), serde_json::json!({"sub":"a","exp": now() - 5}), SECRET);
         let no_exp = encode(Header::default(), serde_json::json!({"sub":"a"}), SECRET);
-        let wrong_secret = encode(Header::default(), serde_json::json!({"sub":"a","exp": now() + 60}), b"another-secret-another-secret-xx");
+        let wrong_secret = encode(
+            Header::default(),
+            serde_json::json!({"sub":"a","exp": now() + 60}),
+            b"another-secret-another-secret-xx",
+        );
         let hs512 = encode(Header::new(Algorithm::HS512), serde_json::json!({"sub":"a","exp": now() + 60}), SECRET);
-        let not_yet = encode(Header::default(), serde_json::json!({"sub":"a","exp": now() + 60, "nbf": now() + 30}), SECRET);
+        let not_yet =
+            encode(Header::default(), serde_json::json!({"sub":"a","exp": now() + 60, "nbf": now() + 30}), SECRET);
         // alg "none": header {"alg":"none","typ":"JWT"}, no signature.
         let none = {
             use base64::Engine;

@@ -1,8 +1,8 @@
 //! Opaque pagination cursors. Clients pass back what they were given; the
 //! encoding is ours to change, and anything we did not make is a 400.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use super::ApiError;
 

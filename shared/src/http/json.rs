@@ -12,8 +12,8 @@ use axum::http::header;
 use http_body_util::{BodyExt, Limited};
 use serde::de::DeserializeOwned;
 
-use super::context::BODY_LIMIT_BYTES;
 use super::ApiError;
+use super::context::BODY_LIMIT_BYTES;
 use crate::domain::ValidationErrors;
 
 /// A JSON body parsed under the rules above.

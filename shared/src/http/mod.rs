@@ -13,10 +13,10 @@ mod problem;
 mod query;
 mod versioning;
 
-pub use auth::{mint_hs256, AdminPrincipal, AuthConfig, AuthError, Authenticator, Principal};
-pub use context::{edge_middleware, tag_function, RequestContext, BODY_LIMIT_BYTES};
+pub use auth::{AdminPrincipal, AuthConfig, AuthError, Authenticator, Principal, mint_hs256};
+pub use context::{BODY_LIMIT_BYTES, RequestContext, edge_middleware, tag_function};
 pub use cursor::Cursor;
-pub use json::{parse_json, JsonBody};
+pub use json::{JsonBody, parse_json};
 pub use problem::{ApiError, Problem};
 pub use query::{PageParams, QueryParams};
-pub use versioning::{ApiVersion, Representation, MEDIA_TYPE_V2};
+pub use versioning::{ApiVersion, MEDIA_TYPE_V2, Representation};

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
@@ -101,7 +101,9 @@ impl ApiError {
     pub fn problem(&self) -> Problem {
         let status = self.status();
         let detail = match self {
-            Self::Internal(_) => "something went wrong on our side; quote the X-Request-Id when reporting it".to_owned(),
+            Self::Internal(_) => {
+                "something went wrong on our side; quote the X-Request-Id when reporting it".to_owned()
+            }
             other => other.to_string(),
         };
         Problem {
@@ -158,7 +160,9 @@ impl From<ValidationErrors> for ApiError {
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
-            StoreError::Unavailable(detail) => Self::Unavailable(format!("storage is unavailable, try again shortly ({})", redact(&detail))),
+            StoreError::Unavailable(detail) => {
+                Self::Unavailable(format!("storage is unavailable, try again shortly ({})", redact(&detail)))
+            }
             StoreError::Conflict => Self::Conflict("the resource changed concurrently; try again".into()),
             other => Self::Internal(other.to_string()),
         }

@@ -9,7 +9,7 @@
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
@@ -38,7 +38,8 @@ impl ApiVersion {
             for range in value.split(',') {
                 let mut params = range.split(';');
                 let media = params.next().unwrap_or("").trim().to_ascii_lowercase();
-                let refused = params.any(|p| matches!(p.trim().replace(' ', "").as_str(), "q=0" | "q=0.0" | "q=0.00" | "q=0.000"));
+                let refused = params
+                    .any(|p| matches!(p.trim().replace(' ', "").as_str(), "q=0" | "q=0.0" | "q=0.00" | "q=0.000"));
                 if refused {
                     continue;
                 }
@@ -148,15 +149,24 @@ mod tests {
         assert_eq!(ApiVersion::negotiate(&accept("application/json")), Ok(ApiVersion::V1));
         assert_eq!(ApiVersion::negotiate(&accept("*/*")), Ok(ApiVersion::V1));
         assert_eq!(ApiVersion::negotiate(&accept(MEDIA_TYPE_V2)), Ok(ApiVersion::V2));
-        assert_eq!(ApiVersion::negotiate(&accept("application/json, application/vnd.orderly.v2+json;q=0.9")), Ok(ApiVersion::V2));
+        assert_eq!(
+            ApiVersion::negotiate(&accept("application/json, application/vnd.orderly.v2+json;q=0.9")),
+            Ok(ApiVersion::V2)
+        );
         assert_eq!(ApiVersion::negotiate(&accept("application/vnd.orderly.v1+json")), Ok(ApiVersion::V1));
     }
 
     #[test]
     fn unknown_orderly_versions_are_not_acceptable() {
-        assert!(matches!(ApiVersion::negotiate(&accept("application/vnd.orderly.v3+json")), Err(ApiError::NotAcceptable(_))));
+        assert!(matches!(
+            ApiVersion::negotiate(&accept("application/vnd.orderly.v3+json")),
+            Err(ApiError::NotAcceptable(_))
+        ));
         assert!(matches!(ApiVersion::negotiate(&accept("application/vnd.orderly.v2+json;q=0")), Ok(ApiVersion::V1)));
         // A client that also takes plain JSON gets v1 rather than an error.
-        assert_eq!(ApiVersion::negotiate(&accept("application/vnd.orderly.v9+json, application/json")), Ok(ApiVersion::V1));
+        assert_eq!(
+            ApiVersion::negotiate(&accept("application/vnd.orderly.v9+json, application/json")),
+            Ok(ApiVersion::V1)
+        );
     }
 }

@@ -29,8 +29,9 @@ pub struct OutboxEntry {
 /// The transactional outbox: read by the relay, never by business code.
 #[async_trait]
 pub trait Outbox: Send + Sync {
-    /// The oldest waiting events, in the order they were written.
-    async fn pending(&self, limit: usize) -> Result<Vec<OutboxEntry>, QueueError>;
+    /// The oldest waiting events after `after` (a position it returned
+    /// before; `None`: from the start), in the order they were written.
+    async fn pending(&self, after: Option<&str>, limit: usize) -> Result<Vec<OutboxEntry>, QueueError>;
     async fn remove(&self, positions: &[String]) -> Result<(), QueueError>;
 }
 
@@ -58,12 +59,7 @@ pub struct ReceivedMessage {
 /// after too many receives it moves to the queue's dead-letter queue.
 #[async_trait]
 pub trait MessageQueue: Send + Sync {
-    async fn receive(
-        &self,
-        queue: &str,
-        max: usize,
-        visibility: Duration,
-    ) -> Result<Vec<ReceivedMessage>, QueueError>;
+    async fn receive(&self, queue: &str, max: usize, visibility: Duration) -> Result<Vec<ReceivedMessage>, QueueError>;
 
     async fn ack(&self, queue: &str, receipts: &[String]) -> Result<(), QueueError>;
 

@@ -21,8 +21,8 @@ pub use analytics::{Counter, ReadModelStore};
 pub use clock::{Clock, IdGenerator, SystemClock, UuidV7Ids};
 pub use inventory::{InventoryStore, PriceList, ReservationChange, StockMove};
 pub use messaging::{
-    DeadLetter, EventPublisher, MessageQueue, Outbox, OutboxEntry, PublishError, QueueAdmin, QueueError,
-    QueueStats, ReceivedMessage,
+    DeadLetter, EventPublisher, MessageQueue, Outbox, OutboxEntry, PublishError, QueueAdmin, QueueError, QueueStats,
+    ReceivedMessage,
 };
 pub use notifications::{NotificationLog, NotificationRecord, NotificationState};
 pub use orders::{IdempotencyClaim, OrderStore, PlaceOutcome};

@@ -1,8 +1,8 @@
 use async_trait::async_trait;
-use rusqlite::{params, OptionalExtension};
+use rusqlite::{OptionalExtension, params};
 
 use super::db::unavailable;
-use super::{from_json, insert_processed, is_constraint_violation, to_json, SqliteStore};
+use super::{SqliteStore, from_json, insert_processed, is_constraint_violation, to_json};
 use crate::domain::{CustomerId, Order, OrderId};
 use crate::ports::{Counter, ProcessedEvent, ReadModelStore, StoreError};
 
@@ -72,10 +72,10 @@ impl ReadModelStore for SqliteStore {
     async fn counters(&self) -> Result<Vec<(Counter, i64)>, StoreError> {
         self.db
             .read(|conn| {
-                let mut stmt = conn.prepare_cached("SELECT key, value FROM counters ORDER BY key").map_err(unavailable)?;
-                let rows = stmt
-                    .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
-                    .map_err(unavailable)?;
+                let mut stmt =
+                    conn.prepare_cached("SELECT key, value FROM counters ORDER BY key").map_err(unavailable)?;
+                let rows =
+                    stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))).map_err(unavailable)?;
                 let mut counters = Vec::new();
                 for row in rows {
                     let (key, value) = row.map_err(unavailable)?;
@@ -105,7 +105,9 @@ impl ReadModelStore for SqliteStore {
                     )
                     .map_err(unavailable)?;
                 let rows = stmt
-                    .query_map(params![customer, before.map(|b| b.to_string()), limit as i64], |r| r.get::<_, String>(0))
+                    .query_map(params![customer, before.map(|b| b.to_string()), limit as i64], |r| {
+                        r.get::<_, String>(0)
+                    })
                     .map_err(unavailable)?;
                 rows.map(|r| from_json(&r.map_err(unavailable)?)).collect()
             })

@@ -15,14 +15,14 @@
 
 use std::any::Any;
 use std::collections::HashMap;
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
-use tokio::sync::{oneshot, Notify};
+use tokio::sync::{Notify, oneshot};
 
 use super::schema;
 use crate::ports::StoreError;
@@ -156,6 +156,10 @@ impl Database {
         }
         conn.execute_batch(&format!("PRAGMA synchronous = {synchronous};")).map_err(unavailable)?;
         schema::migrate(&mut conn)?;
+        // SQLite's own checkpoints (every 1000 WAL pages, in the writer) keep
+        // the WAL short. Moving them to a separate thread was tried: the WAL
+        // then grew under load and readers stalled for seconds (docs/benchmark.md).
+        conn.execute_batch("PRAGMA journal_size_limit = 67108864;").map_err(unavailable)?;
 
         let (tx, rx) = sync_channel(options.queue_capacity);
         let wakers = Arc::new(Wakers::default());
@@ -165,6 +169,7 @@ impl Database {
             .name("sqlite-writer".into())
             .spawn(move || write_loop(conn, rx, &thread_wakers, max_batch))
             .map_err(|e| StoreError::Unavailable(format!("could not start the writer: {e}")))?;
+
         Ok(Self {
             writer: tx,
             readers: Arc::new(ReaderPool { path: path.to_owned(), idle: Mutex::new(Vec::new()) }),
@@ -207,20 +212,20 @@ impl Database {
         value.downcast::<T>().map(|v| *v).map_err(|_| StoreError::Corrupt("writer returned the wrong type".into()))
     }
 
-    /// Runs `f` on a pooled read connection, off the async threads.
+    /// Runs `f` on a pooled read connection, inline on the calling task.
+    ///
+    /// In WAL mode a reader never waits for the writer, and the reads here are
+    /// index lookups served from the page cache in microseconds; handing each
+    /// to the blocking pool cost a thread wake-up per read, which on two busy
+    /// cores was most of a read's latency. (Measured: docs/benchmark.md.)
     pub async fn read<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let pool = self.readers.clone();
-        tokio::task::spawn_blocking(move || {
-            let conn = pool.take()?;
-            let result = f(&conn);
-            pool.give_back(conn);
-            result
-        })
-        .await
-        .map_err(|e| StoreError::Unavailable(format!("read task failed: {e}")))?
+        let conn = self.readers.take()?;
+        let result = f(&conn);
+        self.readers.give_back(conn);
+        result
     }
 }
 
@@ -239,9 +244,14 @@ fn write_loop(conn: Connection, jobs: Receiver<WriteJob>, wakers: &Wakers, max_b
     tracing::debug!("sqlite writer stopped");
 }
 
+/// Runs a transaction-control statement from the statement cache: these run
+/// for every job, and parsing them each time was a third of the writer's time.
+fn control(conn: &Connection, sql: &str) -> Result<(), StoreError> {
+    conn.prepare_cached(sql).and_then(|mut s| s.execute([])).map(|_| ()).map_err(unavailable)
+}
+
 fn commit_batch(conn: &Connection, batch: Vec<WriteJob>, wakers: &Wakers) {
-    if let Err(error) = conn.execute_batch("BEGIN IMMEDIATE") {
-        let error = unavailable(error);
+    if let Err(error) = control(conn, "BEGIN IMMEDIATE") {
         for job in batch {
             let _ = job.reply.send(Err(error.clone()));
         }
@@ -263,7 +273,7 @@ fn commit_batch(conn: &Connection, batch: Vec<WriteJob>, wakers: &Wakers) {
     let committed = if conn.is_autocommit() {
         Err(StoreError::Unavailable("the transaction was aborted".into()))
     } else {
-        conn.execute_batch("COMMIT").map_err(unavailable)
+        control(conn, "COMMIT")
     };
     match committed {
         Ok(()) => {
@@ -274,7 +284,7 @@ fn commit_batch(conn: &Connection, batch: Vec<WriteJob>, wakers: &Wakers) {
         }
         Err(error) => {
             if !conn.is_autocommit() {
-                let _ = conn.execute_batch("ROLLBACK");
+                let _ = control(conn, "ROLLBACK");
             }
             for (reply, _) in replies {
                 let _ = reply.send(Err(error.clone()));
@@ -284,7 +294,7 @@ fn commit_batch(conn: &Connection, batch: Vec<WriteJob>, wakers: &Wakers) {
 }
 
 fn run_in_savepoint(conn: &Connection, run: JobFn, effects: &mut Effects) -> Reply {
-    conn.execute_batch("SAVEPOINT job").map_err(unavailable)?;
+    control(conn, "SAVEPOINT job")?;
     let mut job_effects = Effects::default();
     let result = catch_unwind(AssertUnwindSafe(|| run(conn, &mut job_effects)))
         .unwrap_or_else(|_| Err(StoreError::Corrupt("a write panicked".into())));
@@ -293,13 +303,13 @@ fn run_in_savepoint(conn: &Connection, run: JobFn, effects: &mut Effects) -> Rep
     }
     match result {
         Ok(value) => {
-            conn.execute_batch("RELEASE job").map_err(unavailable)?;
+            control(conn, "RELEASE job")?;
             effects.queues.extend(job_effects.queues);
             effects.outbox |= job_effects.outbox;
             Ok(value)
         }
         Err(error) => {
-            let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
+            let _ = control(conn, "ROLLBACK TO job").and_then(|()| control(conn, "RELEASE job"));
             Err(error)
         }
     }

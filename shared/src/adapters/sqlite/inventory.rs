@@ -1,12 +1,12 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use rusqlite::{params, OptionalExtension, Row};
+use rusqlite::{OptionalExtension, Row, params};
 
 use super::db::unavailable;
 use super::{
-    from_json, insert_outbox, insert_processed, is_constraint_violation, parse_timestamp, timestamp, to_json,
-    SqliteStore,
+    SqliteStore, from_json, insert_outbox, insert_processed, is_constraint_violation, parse_timestamp, timestamp,
+    to_json,
 };
 use crate::domain::{Currency, Money, OrderId, Product, ProductName, Reservation, ReservationState, Sku};
 use crate::events::Envelope;
@@ -150,8 +150,7 @@ impl InventoryStore for SqliteStore {
                 let row: Option<(String, String, String)> = conn
                     .prepare_cached("SELECT state, lines, updated_at FROM reservations WHERE order_id = ?1")
                     .and_then(|mut s| {
-                        s.query_row(params![order_id.to_string()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                            .optional()
+                        s.query_row(params![order_id.to_string()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).optional()
                     })
                     .map_err(unavailable)?;
                 row.map(|(state, lines, updated_at)| {
@@ -241,7 +240,8 @@ impl PriceList for SqliteStore {
                         .map_err(unavailable)?;
                     if let Some((minor, currency)) = row {
                         let currency = Currency::parse(&currency).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                        let price = Money::from_minor(minor, currency).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                        let price =
+                            Money::from_minor(minor, currency).map_err(|e| StoreError::Corrupt(e.to_string()))?;
                         prices.insert(sku, price);
                     }
                 }

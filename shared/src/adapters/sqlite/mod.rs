@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
-use rusqlite::{params, Connection};
+use rusqlite::{Connection, params};
 use serde::de::DeserializeOwned;
 use tokio::sync::Notify;
 

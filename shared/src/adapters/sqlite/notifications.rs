@@ -1,9 +1,9 @@
 use async_trait::async_trait;
-use rusqlite::{params, OptionalExtension, Row};
+use rusqlite::{OptionalExtension, Row, params};
 use uuid::Uuid;
 
 use super::db::unavailable;
-use super::{parse_timestamp, timestamp, SqliteStore};
+use super::{SqliteStore, parse_timestamp, timestamp};
 use crate::domain::{CustomerId, OrderId};
 use crate::ports::{NotificationLog, NotificationRecord, NotificationState, StoreError};
 

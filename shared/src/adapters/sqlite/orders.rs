@@ -1,9 +1,11 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use rusqlite::{params, OptionalExtension};
+use rusqlite::{OptionalExtension, params};
 
 use super::db::unavailable;
-use super::{from_json, insert_outbox, insert_processed, is_constraint_violation, millis, timestamp, to_json, SqliteStore};
+use super::{
+    SqliteStore, from_json, insert_outbox, insert_processed, is_constraint_violation, millis, timestamp, to_json,
+};
 use crate::domain::{Order, OrderId};
 use crate::events::Envelope;
 use crate::ports::{IdempotencyClaim, OrderStore, PlaceOutcome, ProcessedEvent, StoreError};

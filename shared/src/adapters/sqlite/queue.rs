@@ -14,13 +14,13 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use rusqlite::{params, Connection};
+use rusqlite::{Connection, params};
 use uuid::Uuid;
 
 use super::db::unavailable;
-use super::{from_millis, millis, SqliteStore};
-use crate::events::routing::subscribers;
+use super::{SqliteStore, from_millis, millis};
 use crate::events::Envelope;
+use crate::events::routing::subscribers;
 use crate::ports::{
     DeadLetter, EventPublisher, MessageQueue, Outbox, OutboxEntry, PublishError, QueueAdmin, QueueError, QueueStats,
     ReceivedMessage, StoreError,
@@ -42,20 +42,26 @@ fn queue_error(error: StoreError) -> QueueError {
     QueueError::Unavailable(error.to_string())
 }
 
-/// Enqueues one message, in the caller's transaction. The message id is
-/// derived from the event id and queue, so a relay that publishes the same
-/// event twice enqueues it once while the first copy is still queued.
-fn enqueue(conn: &Connection, queue: &str, envelope: &Envelope, now_ms: i64) -> Result<bool, StoreError> {
-    let inserted = conn
-        .prepare_cached(
-            "INSERT OR IGNORE INTO queue_messages (queue, message_id, grp, body, sent_at, visible_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
-        )
-        .and_then(|mut s| {
-            s.execute(params![queue, format!("{}@{queue}", envelope.id), envelope.subject, envelope.to_json(), now_ms])
-        })
-        .map_err(unavailable)?;
-    Ok(inserted == 1)
+/// Enqueues one message, in the caller's transaction. A relay that publishes
+/// the same event twice enqueues it twice: consumers deduplicate by event id,
+/// as they must for any at-least-once queue.
+fn enqueue(conn: &Connection, queue: &str, envelope: &Envelope, body: &str, now_ms: i64) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO queue_messages (queue, message_id, grp, body, sent_at, visible_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+    )
+    .and_then(|mut s| s.execute(params![queue, format!("{}@{queue}", envelope.id), envelope.subject, body, now_ms]))
+    .map(|_| ())
+    .map_err(unavailable)
+}
+
+/// A receipt names the row it was issued for, so acknowledging is a
+/// primary-key lookup, and a random part that changes with every delivery.
+fn new_receipt(seq: i64) -> String {
+    format!("{seq}.{}", Uuid::new_v4().simple())
+}
+
+fn receipt_row(receipt: &str) -> i64 {
+    receipt.split_once('.').and_then(|(seq, _)| seq.parse().ok()).unwrap_or(-1)
 }
 
 #[async_trait]
@@ -65,8 +71,9 @@ impl EventPublisher for SqliteStore {
         self.db
             .write(move |conn, effects| {
                 for envelope in &events {
+                    let body = envelope.to_json();
                     for consumer in subscribers(&envelope.event_type) {
-                        enqueue(conn, consumer.queue(), envelope, now)?;
+                        enqueue(conn, consumer.queue(), envelope, &body, now)?;
                         if !effects.queues.iter().any(|q| q == consumer.queue()) {
                             effects.queues.push(consumer.queue().to_owned());
                         }
@@ -81,14 +88,15 @@ impl EventPublisher for SqliteStore {
 
 #[async_trait]
 impl Outbox for SqliteStore {
-    async fn pending(&self, limit: usize) -> Result<Vec<OutboxEntry>, QueueError> {
+    async fn pending(&self, after: Option<&str>, limit: usize) -> Result<Vec<OutboxEntry>, QueueError> {
+        let after: i64 = after.and_then(|a| a.parse().ok()).unwrap_or(0);
         self.db
             .read(move |conn| {
                 let mut stmt = conn
-                    .prepare_cached("SELECT position, body FROM outbox ORDER BY position LIMIT ?1")
+                    .prepare_cached("SELECT position, body FROM outbox WHERE position > ?1 ORDER BY position LIMIT ?2")
                     .map_err(unavailable)?;
                 let rows = stmt
-                    .query_map(params![limit as i64], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))
+                    .query_map(params![after, limit as i64], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))
                     .map_err(unavailable)?;
                 let mut entries = Vec::new();
                 for row in rows {
@@ -162,7 +170,7 @@ impl MessageQueue for SqliteStore {
                         tracing::warn!(queue = %queue, %message_id, receive_count, "message moved to the dead-letter queue");
                         continue;
                     }
-                    let receipt = Uuid::new_v4().to_string();
+                    let receipt = new_receipt(seq);
                     conn.prepare_cached(
                         "UPDATE queue_messages SET receive_count = receive_count + 1, visible_at = ?2, receipt = ?3
                          WHERE seq = ?1",
@@ -188,10 +196,10 @@ impl MessageQueue for SqliteStore {
         self.db
             .write(move |conn, effects| {
                 let mut delete = conn
-                    .prepare_cached("DELETE FROM queue_messages WHERE receipt = ?1 AND queue = ?2")
+                    .prepare_cached("DELETE FROM queue_messages WHERE seq = ?1 AND receipt = ?2 AND queue = ?3")
                     .map_err(unavailable)?;
                 for receipt in &receipts {
-                    delete.execute(params![receipt, queue]).map_err(unavailable)?;
+                    delete.execute(params![receipt_row(receipt), receipt, queue]).map_err(unavailable)?;
                 }
                 // The next message of an acknowledged group is now eligible.
                 effects.queues.push(queue.clone());
@@ -208,9 +216,9 @@ impl MessageQueue for SqliteStore {
         self.db
             .write(move |conn, _| {
                 conn.prepare_cached(
-                    "UPDATE queue_messages SET visible_at = ?1, last_error = ?2 WHERE receipt = ?3 AND queue = ?4",
+                    "UPDATE queue_messages SET visible_at = ?1, last_error = ?2 WHERE seq = ?3 AND receipt = ?4 AND queue = ?5",
                 )
-                .and_then(|mut s| s.execute(params![visible_at, reason, receipt, queue]))
+                .and_then(|mut s| s.execute(params![visible_at, reason, receipt_row(&receipt), receipt, queue]))
                 .map(|_| ())
                 .map_err(unavailable)
             })

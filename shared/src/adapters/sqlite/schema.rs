@@ -88,7 +88,7 @@ const MIGRATIONS: &[&str] = &[
     CREATE TABLE queue_messages (
         seq           INTEGER PRIMARY KEY AUTOINCREMENT,
         queue         TEXT NOT NULL,
-        message_id    TEXT NOT NULL UNIQUE,
+        message_id    TEXT NOT NULL,
         grp           TEXT,
         body          TEXT NOT NULL,
         sent_at       INTEGER NOT NULL,
@@ -99,7 +99,6 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX queue_messages_ready ON queue_messages (queue, visible_at, seq);
     CREATE INDEX queue_messages_group ON queue_messages (queue, grp, seq);
-    CREATE INDEX queue_messages_receipt ON queue_messages (receipt);
     CREATE TABLE dead_letters (
         seq           INTEGER PRIMARY KEY AUTOINCREMENT,
         queue         TEXT NOT NULL,
@@ -123,7 +122,8 @@ const MIGRATIONS: &[&str] = &[
 ];
 
 pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
-    let applied: usize = conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0)).map_err(unavailable)? as usize;
+    let applied: usize =
+        conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0)).map_err(unavailable)? as usize;
     if applied > MIGRATIONS.len() {
         return Err(StoreError::Corrupt(format!(
             "the database is at schema version {applied}, newer than this build ({})",

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: formatting, lints, every crate's tests
+# (domain, port contracts, API, crash), and the wasm32-wasip2 build of the core.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Reuse a warm build directory when there is one; a clean machine starts cold.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/orderly-target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "toolchain"
+rustup target add wasm32-wasip2 >/dev/null 2>&1 || rustup target list --installed | grep -q wasm32-wasip2
+cargo --version
+
+step "format"
+cargo fmt --all -- --check
+
+step "lint"
+cargo clippy --workspace --all-targets --all-features -- -D warnings
+
+step "the core builds for wasm32-wasip2 (no host, database or SDK types)"
+cargo build --target wasm32-wasip2 -p orderly-shared -p order-intake -p inventory -p notification -p analytics
+
+step "tests: domain, port contracts (SQLite), API, crash"
+cargo test --workspace --all-features --no-fail-fast
