@@ -5,15 +5,12 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use axum::Router;
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::from_fn_with_state;
-use axum::response::{IntoResponse, Response};
 use shared::adapters::log_provider::LogProvider;
 use shared::adapters::sqlite::{DbOptions, QueueSettings, SqliteStore, Synchronous};
 use shared::adapters::webhook::WebhookProvider;
 use shared::api::ApiDoc;
 use shared::events::EventFactory;
-use shared::http::{ApiError, AuthConfig, Authenticator, edge_middleware};
+use shared::http::{AuthConfig, Authenticator};
 use shared::messaging::EventHandler;
 use shared::ports::{
     Clock, IdGenerator, NotificationLog, NotificationProvider, ReadModelStore, SystemClock, UuidV7Ids,
@@ -21,13 +18,11 @@ use shared::ports::{
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tower_http::catch_panic::CatchPanicLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use crate::config::{Config, SyncMode};
-use crate::health::{self, HealthState};
+use crate::health::HealthState;
 use crate::secret::{self, SecretSource};
 use crate::workers;
 
@@ -91,28 +86,16 @@ impl App {
         ];
 
         let health_state = HealthState { store: store.clone(), provider: provider.name() };
-        let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        let api = OpenApiRouter::with_openapi(ApiDoc::openapi())
             .merge(order_intake::http::router(intake))
             .merge(inventory::http::router(catalog))
             .merge(notification::http::router(shared_store.clone() as Arc<dyn NotificationLog>))
             .merge(analytics::http::router(shared_store.clone() as Arc<dyn ReadModelStore>))
-            .merge(OpenApiRouter::new().routes(routes!(health::health)).with_state(health_state))
-            .split_for_parts();
-        let document = Arc::new(openapi.to_json().context("rendering the OpenAPI document")?);
-        let router = api
-            .route("/api/v1/openapi.json", axum::routing::get(move || serve_document(document.clone())))
-            .fallback(|| async { ApiError::NotFound("no such resource".into()) })
-            .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-            .layer(from_fn_with_state(authenticator, edge_middleware))
-            .layer(CatchPanicLayer::custom(|_| ApiError::Internal("handler panicked".into()).into_response()));
+            .merge(shared::hosts::health::router(Arc::new(health_state)));
+        let (router, openapi) =
+            shared::hosts::api_router(api, authenticator).context("rendering the OpenAPI document")?;
         Ok(Self { router, openapi, store, consumers, config })
     }
-}
-
-async fn serve_document(document: Arc<String>) -> Response {
-    let mut response = (StatusCode::OK, document.as_str().to_owned()).into_response();
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response
 }
 
 async fn auth_config(config: &Config) -> anyhow::Result<AuthConfig> {

@@ -1,4 +1,12 @@
 //! One helper to spawn the runner and talk to it like a client would.
+//!
+//! The same tests also run against a deployed stack (the AWS host on an
+//! emulator, see scripts/aws-e2e.sh): set `ORDERLY_TEST_BASE_URL` to its API
+//! (and `ORDERLY_TEST_AWS_ENDPOINT` + `ORDERLY_TEST_STAGE` to its tables and
+//! queues, which `spawn_app` empties before each test), and run them one at a
+//! time (`--test-threads=1`). The stack must verify tokens with [`SECRET`].
+//! Tests that need the runner in-process call [`spawn_local_app`], which
+//! skips them there and says why.
 
 use std::time::Duration;
 
@@ -9,13 +17,15 @@ use serde_json::{Value, json};
 
 pub const SECRET: &str = "test-secret-test-secret-test-secret-0123456789";
 pub const DEADLINE: Duration = Duration::from_secs(15);
+/// A deployed stack's hops (stream, queues, cold starts) take longer.
+pub const REMOTE_DEADLINE: Duration = Duration::from_secs(60);
 
 pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
-    pub runner: Runner,
+    runner: Option<Runner>,
     pub admin: String,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
 }
 
 /// Queue timings scaled down so retries and dead-lettering take milliseconds.
@@ -30,11 +40,30 @@ pub fn fast_config(dir: &std::path::Path) -> Config {
     config
 }
 
+/// The API under test: a fresh local runner, or the deployed stack, emptied.
 pub async fn spawn_app() -> TestApp {
-    spawn_app_with(|_| {}).await
+    match remote::Stack::from_env() {
+        Some(stack) => stack.fresh().await,
+        None => spawn_runner(|_| {}).await,
+    }
 }
 
-pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
+/// A runner configured by the test; on a deployed stack the test is skipped
+/// (its configuration is the stack's), with `reason`.
+pub async fn spawn_local_app_with(reason: &str, configure: impl FnOnce(&mut Config)) -> Option<TestApp> {
+    if remote::Stack::from_env().is_some() {
+        eprintln!("skipped against a deployed stack: {reason}");
+        return None;
+    }
+    Some(spawn_runner(configure).await)
+}
+
+/// A runner for a test that reaches into it (its store, its queues).
+pub async fn spawn_local_app(reason: &str) -> Option<TestApp> {
+    spawn_local_app_with(reason, |_| {}).await
+}
+
+async fn spawn_runner(configure: impl FnOnce(&mut Config)) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = fast_config(dir.path());
     configure(&mut config);
@@ -42,9 +71,9 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
     TestApp {
         address: format!("http://{}", runner.addr()),
         client: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap(),
-        runner,
+        runner: Some(runner),
         admin: token("admin", true),
-        _dir: dir,
+        _dir: Some(dir),
     }
 }
 
@@ -53,6 +82,11 @@ pub fn token(sub: &str, admin: bool) -> String {
 }
 
 impl TestApp {
+    /// The runner's store (local runs only: see [`spawn_local_app`]).
+    pub fn store(&self) -> &shared::adapters::sqlite::SqliteStore {
+        self.runner.as_ref().expect("a local runner (use spawn_local_app)").store()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }
@@ -141,7 +175,8 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let until = tokio::time::Instant::now() + DEADLINE;
+    let deadline = if remote::Stack::from_env().is_some() { REMOTE_DEADLINE } else { DEADLINE };
+    let until = tokio::time::Instant::now() + deadline;
     loop {
         if let Some(value) = check().await {
             return value;
@@ -149,6 +184,12 @@ where
         assert!(tokio::time::Instant::now() < until, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
+}
+
+/// The deployed stack under test, if the tests target one.
+#[allow(dead_code)] // used by tests/aws_e2e.rs, which includes this file
+pub fn remote_stack() -> Option<remote::Stack> {
+    remote::Stack::from_env()
 }
 
 /// Asserts a problem+json response with this status; returns the problem.
@@ -162,4 +203,134 @@ pub async fn problem(response: Response, status: StatusCode) -> Value {
         assert!(body[member].is_string(), "problem lacks {member}: {body}");
     }
     body
+}
+
+/// A deployed stack (the AWS host), reached through its HTTP API.
+pub mod remote {
+    use std::time::Duration;
+
+    use aws_config::BehaviorVersion;
+    use aws_sdk_dynamodb::types::{DeleteRequest, WriteRequest};
+
+    use super::{TestApp, token};
+
+    pub struct Stack {
+        base_url: String,
+        endpoint: Option<String>,
+        stage: String,
+    }
+
+    impl Stack {
+        /// SDK settings for the emulator the stack runs on.
+        pub async fn sdk_config(&self) -> Option<aws_config::SdkConfig> {
+            let endpoint = self.endpoint.as_ref()?;
+            let config = aws_config::defaults(BehaviorVersion::latest())
+                .endpoint_url(endpoint)
+                .region(aws_config::Region::new("us-east-1"))
+                .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "e2e"))
+                .load()
+                .await;
+            Some(config)
+        }
+
+        #[allow(dead_code)] // used by tests/aws_e2e.rs
+        pub fn stage(&self) -> &str {
+            &self.stage
+        }
+
+        pub fn from_env() -> Option<Self> {
+            let base_url = std::env::var("ORDERLY_TEST_BASE_URL").ok().filter(|v| !v.is_empty())?;
+            Some(Self {
+                base_url: base_url.trim_end_matches('/').to_owned(),
+                endpoint: std::env::var("ORDERLY_TEST_AWS_ENDPOINT").ok().filter(|v| !v.is_empty()),
+                stage: std::env::var("ORDERLY_TEST_STAGE").unwrap_or_else(|_| "e2e".into()),
+            })
+        }
+
+        /// Waits for the previous test's events to settle, then empties
+        /// every table and queue, so each test starts from nothing.
+        pub async fn fresh(&self) -> TestApp {
+            let app = TestApp {
+                address: self.base_url.clone(),
+                client: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap(),
+                runner: None,
+                admin: token("admin", true),
+                _dir: None,
+            };
+            let Some(config) = self.sdk_config().await else {
+                eprintln!("ORDERLY_TEST_AWS_ENDPOINT unset: the stack is not emptied between tests");
+                return app;
+            };
+            let dynamo = aws_sdk_dynamodb::Client::new(&config);
+            let sqs = aws_sdk_sqs::Client::new(&config);
+            let tables: Vec<String> = ["orders", "inventory", "notifications", "analytics"]
+                .iter()
+                .map(|t| format!("orderly-{}-{t}", self.stage))
+                .collect();
+            // Settled: no queue holds anything and no outbox item waits.
+            let until = tokio::time::Instant::now() + Duration::from_secs(30);
+            while tokio::time::Instant::now() < until {
+                let health: serde_json::Value = match app.get("/health", None).await.json().await {
+                    Ok(health) => health,
+                    Err(_) => break,
+                };
+                let queues_empty = health["queues"].as_object().is_some_and(|q| q.values().all(|q| q["depth"] == 0));
+                let mut outbox_empty = true;
+                for table in &tables[..2] {
+                    let scan = dynamo
+                        .scan()
+                        .table_name(table)
+                        .filter_expression("begins_with(pk, :outbox)")
+                        .expression_attribute_values(
+                            ":outbox",
+                            aws_sdk_dynamodb::types::AttributeValue::S("OUTBOX#".into()),
+                        )
+                        .send()
+                        .await
+                        .expect("scan outbox");
+                    outbox_empty &= scan.count == 0;
+                }
+                if queues_empty && outbox_empty {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            for table in &tables {
+                let mut start = None;
+                loop {
+                    let page = dynamo
+                        .scan()
+                        .table_name(table)
+                        .projection_expression("pk, sk")
+                        .set_exclusive_start_key(start)
+                        .send()
+                        .await
+                        .expect("scan table");
+                    for chunk in page.items().chunks(25) {
+                        let deletes: Vec<WriteRequest> = chunk
+                            .iter()
+                            .map(|key| {
+                                let delete = DeleteRequest::builder().set_key(Some(key.clone())).build().unwrap();
+                                WriteRequest::builder().delete_request(delete).build()
+                            })
+                            .collect();
+                        dynamo.batch_write_item().request_items(table, deletes).send().await.expect("delete items");
+                    }
+                    start = page.last_evaluated_key;
+                    if start.is_none() {
+                        break;
+                    }
+                }
+            }
+            for queue in ["order-intake", "inventory", "notification", "analytics"] {
+                for name in
+                    [format!("orderly-{}-{queue}.fifo", self.stage), format!("orderly-{}-{queue}-dlq.fifo", self.stage)]
+                {
+                    let url = sqs.get_queue_url().queue_name(&name).send().await.expect("queue URL").queue_url.unwrap();
+                    sqs.purge_queue().queue_url(url).send().await.expect("purge");
+                }
+            }
+            app
+        }
+    }
 }
