@@ -42,7 +42,14 @@ class RuntimeApi(http.server.BaseHTTPRequestHandler):
 
 
 def lambda_env(port: int) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ORDERLY_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ORDERLY_", "SSL_CERT"))}
+    # Like Lambda's provided.al2023: one CA bundle file, no hashed directory
+    # (this machine's /etc/ssl/certs holds ~300 files, which the SDK's TLS
+    # setup would read one by one).
+    bundle = "/etc/ssl/certs/ca-certificates.crt"
+    if os.path.exists(bundle):
+        env["SSL_CERT_FILE"] = bundle
+        env["SSL_CERT_DIR"] = "/nonexistent"
     env.update(
         AWS_LAMBDA_RUNTIME_API=f"127.0.0.1:{port}",
         AWS_LAMBDA_FUNCTION_NAME="bench",
