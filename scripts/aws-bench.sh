@@ -18,7 +18,7 @@ export AWS_ENDPOINT_URL="http://127.0.0.1:${ORDERLY_AWS_PORT:-4566}"
 export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1
 
 printf '\n== build (release, x86_64) and deploy to the emulator\n'
-base_url="$(./scripts/aws-e2e.sh deploy | tee /dev/stderr | sed -n 's/^API: //p')"
+base_url="$(ORDERLY_SAM_BUILD_MODE=release ./scripts/aws-e2e.sh deploy | tee /dev/stderr | sed -n 's/^API: //p')"
 (cd lambda && PATH="$VENVS/sam/bin:$PATH" cargo lambda build --release --bin hello)
 
 printf '\n== cold start: process start to its first request for an event (%s runs each)\n' "$RUNS"

@@ -51,8 +51,8 @@ if [[ "$AWS" == 1 ]]; then
     "$VENVS/sam/bin/cfn-lint" template.yaml
     SAM_CLI_TELEMETRY=0 "$VENVS/sam/bin/sam" validate --lint
 
-    step "AWS: sam build (x86_64), deploy to the emulator, API tests through the HTTP API"
-    ./scripts/aws-e2e.sh
+    step "AWS: sam build (x86_64, debug), deploy to the emulator, API tests through the HTTP API"
+    ORDERLY_SAM_BUILD_MODE=debug ./scripts/aws-e2e.sh
 
     step "AWS: the Lambda binaries build for arm64 too"
     (cd lambda && PATH="$VENVS/sam/bin:$PATH" cargo lambda build --arm64 --bins)
