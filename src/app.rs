@@ -9,15 +9,20 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use shared::adapters::log_provider::LogProvider;
+use shared::adapters::memory_cache::MemoryCache;
 use shared::adapters::sqlite::{DbOptions, QueueSettings, SqliteStore, Synchronous};
 use shared::adapters::webhook::WebhookProvider;
 use shared::api::ApiDoc;
 use shared::events::EventFactory;
-use shared::http::{ApiError, AuthConfig, Authenticator, edge_middleware};
+use shared::http::{
+    ApiError, AuthConfig, Authenticator, ClientIp, RateLimitLayer, RateLimitPolicy, edge_middleware,
+    rate_limit_middleware,
+};
 use shared::messaging::EventHandler;
 use shared::ports::{
-    Clock, IdGenerator, NotificationLog, NotificationProvider, ReadModelStore, SystemClock, UuidV7Ids,
+    Cache, Clock, IdGenerator, NotificationLog, NotificationProvider, ReadModelStore, SystemClock, UuidV7Ids,
 };
+use shared::resilience::breaker::{BreakerPolicy, CircuitBreaker};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -26,7 +31,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::config::{Config, SyncMode};
+use crate::config::{Config, FailMode, Switch, SyncMode};
 use crate::health::{self, HealthState};
 use crate::secret::{self, SecretSource};
 use crate::workers;
@@ -36,9 +41,13 @@ pub struct App {
     pub router: Router,
     pub openapi: utoipa::openapi::OpenApi,
     pub store: SqliteStore,
+    pub breaker: Arc<CircuitBreaker>,
     consumers: Vec<Arc<dyn EventHandler>>,
     config: Config,
 }
+
+/// The name under which the provider's breaker state is shared.
+pub const PROVIDER_BREAKER: &str = "notification-provider";
 
 impl App {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
@@ -59,13 +68,26 @@ impl App {
         .with_context(|| format!("opening {}", config.database_path().display()))?;
 
         let authenticator = Authenticator::shared(&auth_config(&config).await?)?;
-        let provider: Arc<dyn NotificationProvider> = match &config.notify_url {
-            Some(url) => Arc::new(WebhookProvider::new(url, config.notify_timeout).context("ORDERLY_NOTIFY_URL")?),
-            None => Arc::new(LogProvider),
-        };
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let ids: Arc<dyn IdGenerator> = Arc::new(UuidV7Ids);
         let shared_store = Arc::new(store.clone());
+        let raw_provider: Arc<dyn NotificationProvider> = match &config.notify_url {
+            Some(url) => Arc::new(WebhookProvider::new(url, config.notify_timeout).context("ORDERLY_NOTIFY_URL")?),
+            None => Arc::new(LogProvider),
+        };
+        let resilience = &config.resilience;
+        let breaker = Arc::new(CircuitBreaker::new(
+            PROVIDER_BREAKER,
+            raw_provider,
+            shared_store.clone(),
+            BreakerPolicy {
+                failure_threshold: resilience.breaker_threshold.max(1),
+                cool_down: resilience.breaker_cool_down,
+                half_open_probes: resilience.breaker_probes.max(1),
+            },
+            clock.clone(),
+        ));
+        let provider: Arc<dyn NotificationProvider> = breaker.clone();
 
         let intake = Arc::new(order_intake::OrderIntake::new(
             shared_store.clone(),
@@ -73,24 +95,32 @@ impl App {
             clock.clone(),
             ids.clone(),
         ));
-        let catalog = Arc::new(inventory::Catalog::new(
+        let mut catalog = inventory::Catalog::new(
             shared_store.clone(),
             EventFactory::new(inventory::FUNCTION, ids.clone(), clock.clone()),
             clock.clone(),
-        ));
+        );
+        if resilience.cache == Switch::On {
+            let cache: Arc<dyn Cache> = Arc::new(MemoryCache::new(resilience.cache_entries, resilience.cache_ttl));
+            catalog = catalog.with_cache(cache);
+        }
+        let catalog = Arc::new(catalog);
         let consumers: Vec<Arc<dyn EventHandler>> = vec![
             Arc::new(order_intake::saga::SagaReplies::new(intake.clone(), shared_store.clone())),
-            Arc::new(inventory::Reservations::new(
-                shared_store.clone(),
-                shared_store.clone(),
-                EventFactory::new(inventory::FUNCTION, ids.clone(), clock.clone()),
-                clock.clone(),
+            Arc::new(inventory::InventoryConsumer::new(
+                inventory::Reservations::new(
+                    shared_store.clone(),
+                    shared_store.clone(),
+                    EventFactory::new(inventory::FUNCTION, ids.clone(), clock.clone()),
+                    clock.clone(),
+                ),
+                catalog.clone(),
             )),
             Arc::new(notification::Notifier::new(shared_store.clone(), provider.clone(), clock.clone())),
             Arc::new(analytics::Projector::new(shared_store.clone())),
         ];
 
-        let health_state = HealthState { store: store.clone(), provider: provider.name() };
+        let health_state = HealthState { store: store.clone(), provider: provider.name(), breaker: breaker.clone() };
         let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
             .merge(order_intake::http::router(intake))
             .merge(inventory::http::router(catalog))
@@ -99,14 +129,42 @@ impl App {
             .merge(OpenApiRouter::new().routes(routes!(health::health)).with_state(health_state))
             .split_for_parts();
         let document = Arc::new(openapi.to_json().context("rendering the OpenAPI document")?);
-        let router = api
+        let metrics = crate::observability::prometheus();
+        let mut router = api
             .route("/api/v1/openapi.json", axum::routing::get(move || serve_document(document.clone())))
+            .route("/metrics", axum::routing::get(move || std::future::ready(metrics.render())))
             .fallback(|| async { ApiError::NotFound("no such resource".into()) })
-            .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+            .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
+        if resilience.rate_limit == Switch::On {
+            let policy = RateLimitPolicy {
+                anonymous_read: resilience.rate_limit_anon_read,
+                anonymous_write: resilience.rate_limit_anon_write,
+                authenticated_read: resilience.rate_limit_auth_read,
+                authenticated_write: resilience.rate_limit_auth_write,
+                routes: RateLimitPolicy::parse_routes(&resilience.rate_limit_routes)
+                    .map_err(|e| anyhow::anyhow!("ORDERLY_RATE_LIMIT_ROUTES: {e}"))?,
+                fail_open: resilience.rate_limit_fail == FailMode::Open,
+                ..RateLimitPolicy::default()
+            };
+            let layer = Arc::new(RateLimitLayer { limiter: shared_store.clone(), policy, clock: clock.clone() });
+            router = router.layer(from_fn_with_state(layer, rate_limit_middleware));
+        }
+        let router = router
             .layer(from_fn_with_state(authenticator, edge_middleware))
+            .layer(axum::middleware::from_fn(client_ip))
             .layer(CatchPanicLayer::custom(|_| ApiError::Internal("handler panicked".into()).into_response()));
-        Ok(Self { router, openapi, store, consumers, config })
+        Ok(Self { router, openapi, store, breaker, consumers, config })
     }
+}
+
+/// The caller's address, from the socket, for per-IP limits of anonymous callers.
+async fn client_ip(mut request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    if let Some(axum::extract::ConnectInfo(addr)) = request.extensions().get::<axum::extract::ConnectInfo<SocketAddr>>()
+    {
+        let ip = ClientIp(addr.ip());
+        request.extensions_mut().insert(ip);
+    }
+    next.run(request).await
 }
 
 async fn serve_document(document: Arc<String>) -> Response {
@@ -175,6 +233,7 @@ impl Runner {
         }
         tasks.spawn(workers::relay(app.store.clone(), shutdown.clone()));
         tasks.spawn(workers::housekeeping(app.store.clone(), shutdown.clone()));
+        tasks.spawn(crate::observability::gauges(app.store.clone(), app.breaker.clone(), shutdown.clone()));
         Ok(Self { addr, store: app.store, shutdown, tasks })
     }
 

@@ -2,6 +2,7 @@
 //! instead of failing whole. 503 only when the store itself is down.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
@@ -11,6 +12,7 @@ use serde::Serialize;
 use shared::adapters::sqlite::SqliteStore;
 use shared::events::routing::Consumer;
 use shared::ports::QueueAdmin;
+use shared::resilience::breaker::{BreakerState, CircuitBreaker};
 use utoipa::ToSchema;
 
 /// A consumer whose oldest message is older than this is lagging.
@@ -34,13 +36,24 @@ pub struct Health {
     pub reasons: Vec<String>,
     pub store: &'static str,
     pub queues: BTreeMap<&'static str, QueueHealth>,
-    pub notification_provider: &'static str,
+    pub notification_provider: ProviderHealth,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProviderHealth {
+    /// `log` or `webhook`.
+    pub name: &'static str,
+    /// The circuit breaker: `closed`, `open` or `half_open`.
+    pub breaker: &'static str,
+    /// While open: when the next probe may go.
+    pub retry_in_ms: Option<u64>,
 }
 
 #[derive(Clone)]
 pub struct HealthState {
     pub store: SqliteStore,
     pub provider: &'static str,
+    pub breaker: Arc<CircuitBreaker>,
 }
 
 #[utoipa::path(
@@ -85,6 +98,14 @@ pub async fn health(State(state): State<HealthState>) -> (StatusCode, Json<Healt
         };
         queues.insert(name, health);
     }
+    let breaker = state.breaker.state().await.unwrap_or_default();
+    let retry_in_ms = state.breaker.open_for().await.map(|d| d.as_millis() as u64);
+    if !matches!(breaker, BreakerState::Closed { .. }) {
+        reasons.push(format!(
+            "notification provider: circuit breaker {}; notifications are deferred, orders are unaffected",
+            breaker.name()
+        ));
+    }
     let status = if !store_ok {
         "down"
     } else if reasons.is_empty() {
@@ -100,7 +121,7 @@ pub async fn health(State(state): State<HealthState>) -> (StatusCode, Json<Healt
             reasons,
             store: if store_ok { "ok" } else { "down" },
             queues,
-            notification_provider: state.provider,
+            notification_provider: ProviderHealth { name: state.provider, breaker: breaker.name(), retry_in_ms },
         }),
     )
 }

@@ -19,6 +19,7 @@ pub mod bench;
 pub mod config;
 pub mod dlq;
 pub mod health;
+pub mod observability;
 pub mod secret;
 pub mod workers;
 

@@ -25,4 +25,5 @@ pub mod events;
 pub mod http;
 pub mod messaging;
 pub mod ports;
+pub mod resilience;
 pub mod trace;

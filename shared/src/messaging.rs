@@ -76,6 +76,14 @@ pub trait EventHandler: Send + Sync {
     fn consumer(&self) -> Consumer;
 
     async fn handle(&self, event: Event, delivery: &Delivery<'_>) -> Result<(), HandlerError>;
+
+    /// `Some(d)`: this consumer cannot make progress for `d` (its downstream
+    /// is known to be down). Hosts that control receiving stop taking
+    /// messages meanwhile, so the queue buffers them without spending their
+    /// delivery attempts.
+    async fn paused_for(&self) -> Option<Duration> {
+        None
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,6 +112,13 @@ pub async fn process_batch(
 ) -> Vec<MessageOutcome> {
     join_all(messages.iter().map(|message| async move {
         let outcome = process_one(handler, message, max_attempts).await;
+        let result = match &outcome {
+            Outcome::Done => "done",
+            Outcome::Ignored { .. } => "ignored",
+            Outcome::Failed { .. } => "failed",
+        };
+        metrics::counter!("orderly_messages_total", "consumer" => handler.consumer().queue(), "outcome" => result)
+            .increment(1);
         MessageOutcome { message_id: message.message_id.clone(), receipt: message.receipt.clone(), outcome }
     }))
     .await
@@ -188,6 +203,12 @@ impl Default for Backoff {
     fn default() -> Self {
         Self { base: Duration::from_millis(200), max: Duration::from_secs(30) }
     }
+}
+
+/// `d` plus up to a quarter more, at random: spreads retries that would
+/// otherwise all come due at the same instant.
+pub fn jitter(d: Duration) -> Duration {
+    d + (d / 4).mul_f64(rand::rng().random::<f64>())
 }
 
 impl Backoff {

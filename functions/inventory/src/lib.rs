@@ -10,10 +10,12 @@
 //! every line still fits (see `shared::domain::ReservationDecision`).
 
 pub mod catalog;
+pub mod consumer;
 pub mod http;
 pub mod reservations;
 
 pub use catalog::{Catalog, CatalogError, PutOutcome};
+pub use consumer::InventoryConsumer;
 pub use reservations::Reservations;
 
 /// The `source` of events this function emits, and its consumer name.

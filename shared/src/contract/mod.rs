@@ -19,6 +19,7 @@ pub mod inventory;
 pub mod notifications;
 pub mod orders;
 pub mod queues;
+pub mod resilience;
 
 use std::future::Future;
 use std::time::Duration;
@@ -141,5 +142,35 @@ macro_rules! queue_contract {
                 reports_depth_and_age,
             ]
         );
+    };
+}
+
+#[macro_export]
+macro_rules! breaker_store_contract {
+    ($make:expr) => {
+        $crate::__contract_cases!(
+            resilience,
+            $make,
+            [an_unknown_breaker_is_closed, breaker_writes_are_compare_and_set]
+        );
+    };
+}
+
+#[macro_export]
+macro_rules! rate_limiter_contract {
+    ($make:expr) => {
+        $crate::__contract_cases!(
+            resilience,
+            $make,
+            [a_bucket_allows_its_burst_then_refuses, concurrent_takes_never_exceed_the_burst,]
+        );
+    };
+}
+
+/// For caches built with a short TTL (a second or two).
+#[macro_export]
+macro_rules! cache_contract {
+    ($make:expr) => {
+        $crate::__contract_cases!(resilience, $make, [caches_and_invalidates, entries_expire_after_the_ttl]);
     };
 }

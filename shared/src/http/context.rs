@@ -139,15 +139,27 @@ pub async fn edge_middleware(
         .entry(header::CONTENT_SECURITY_POLICY)
         .or_insert(HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"));
 
-    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let elapsed = started.elapsed().as_secs_f64();
+    let latency_ms = elapsed * 1000.0;
     let status = response.status().as_u16();
     let customer_id = context.principal().map(|p| p.customer_id.to_string());
+    let function = context.function().unwrap_or("edge");
+    metrics::counter!(
+        "orderly_http_requests_total",
+        "function" => function, "method" => method.to_string(), "route" => route.clone(), "status" => status.to_string()
+    )
+    .increment(1);
+    if status >= 500 {
+        metrics::counter!("orderly_http_errors_total", "function" => function, "route" => route.clone()).increment(1);
+    }
+    metrics::histogram!("orderly_http_request_duration_seconds", "function" => function, "route" => route.clone())
+        .record(elapsed);
     tracing::info!(
         target: "orderly::access",
         request_id = %request_id,
         trace_id = %context.trace().trace_id,
         customer_id = customer_id.as_deref(),
-        function = context.function().unwrap_or("edge"),
+        function,
         method = %method,
         route = %route,
         status,
