@@ -7,7 +7,6 @@ use clap::{Parser, Subcommand};
 use orderly::config::Config;
 use orderly::{Runner, bench, dlq, secret};
 use shared::adapters::sqlite::{DbOptions, QueueSettings, SqliteStore};
-use tracing_subscriber::EnvFilter;
 
 // A request allocates many small, short-lived buffers (JSON, SQL params,
 // log lines); the system allocator was ~15% of CPU under load.
@@ -77,16 +76,6 @@ enum DlqAction {
     },
 }
 
-fn init_logging(filter: &str) {
-    tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_current_span(false)
-        .with_span_list(false)
-        .with_env_filter(EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info")))
-        .init();
-}
-
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
@@ -108,7 +97,7 @@ async fn main() -> anyhow::Result<()> {
     let config = cli.config;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
-            init_logging(&config.log);
+            let tracer = orderly::observability::init_telemetry(&config.log, config.otlp_endpoint.as_deref())?;
             let data_dir = config.data_dir.canonicalize().unwrap_or(config.data_dir.clone());
             let runner = Runner::start(config).await?;
             eprintln!("orderly: listening on http://{}  (data in {})", runner.addr(), data_dir.display());
@@ -117,6 +106,10 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!("shutting down: finishing in-flight requests and batches");
             runner.stop().await;
             tracing::info!("stopped");
+            if let Some(tracer) = tracer {
+                // Flush the spans still batched.
+                let _ = tracer.shutdown();
+            }
         }
         Command::Token { sub, admin, ttl } => {
             let (secret, _) = secret::load_or_create(config.jwt_secret.as_deref(), &config.data_dir)?;

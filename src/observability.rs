@@ -6,6 +6,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use opentelemetry_otlp::WithExportConfig;
 use shared::adapters::sqlite::SqliteStore;
 use shared::events::routing::Consumer;
 use shared::ports::QueueAdmin;
@@ -29,6 +30,44 @@ pub fn prometheus() -> PrometheusHandle {
             handle
         })
         .clone()
+}
+
+/// JSON log lines on stdout (one per event, flat fields), and — when an OTLP
+/// endpoint is configured — spans exported over OTLP/HTTP. Returns the
+/// tracer provider to flush at shutdown.
+pub fn init_telemetry(
+    filter: &str,
+    otlp_endpoint: Option<&str>,
+) -> anyhow::Result<Option<opentelemetry_sdk::trace::SdkTracerProvider>> {
+    use opentelemetry::trace::TracerProvider as _;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{EnvFilter, Layer};
+
+    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt::layer()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_span_list(false)
+        .with_filter(filter);
+    let Some(endpoint) = otlp_endpoint else {
+        tracing_subscriber::registry().with(logs).init();
+        return Ok(None);
+    };
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_endpoint(format!("{}/v1/traces", endpoint.trim_end_matches('/')))
+        .build()?;
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(opentelemetry_sdk::Resource::builder().with_service_name("orderly").build())
+        .build();
+    let spans = tracing_opentelemetry::layer()
+        .with_tracer(provider.tracer("orderly"))
+        .with_filter(tracing_subscriber::filter::LevelFilter::INFO);
+    tracing_subscriber::registry().with(logs).with(spans).init();
+    Ok(Some(provider))
 }
 
 /// Samples queue and breaker state every two seconds.

@@ -26,7 +26,7 @@ use tracing::Instrument;
 use crate::events::routing::Consumer;
 use crate::events::{Envelope, Event};
 use crate::ports::{EventPublisher, Outbox, QueueError, ReceivedMessage, StoreError};
-use crate::trace::TraceContext;
+use crate::trace::{TraceContext, continue_trace};
 
 /// One delivery of one event to one consumer.
 #[derive(Debug, Clone)]
@@ -36,6 +36,8 @@ pub struct Delivery<'a> {
     pub attempt: u32,
     /// After this many failed attempts the queue dead-letters the message.
     pub max_attempts: u32,
+    /// This delivery's place in the event's trace.
+    pub trace: TraceContext,
 }
 
 impl Delivery<'_> {
@@ -43,14 +45,10 @@ impl Delivery<'_> {
         self.attempt >= self.max_attempts
     }
 
-    /// The trace this event belongs to, continued by the consumer.
+    /// The trace this event belongs to, continued by the consumer: events the
+    /// handler emits carry it, so the next hop is this one's child.
     pub fn trace(&self) -> TraceContext {
-        self.envelope
-            .traceparent
-            .as_deref()
-            .and_then(TraceContext::parse)
-            .map(|t| t.child())
-            .unwrap_or_else(TraceContext::new_root)
+        self.trace.clone()
     }
 }
 
@@ -133,9 +131,10 @@ async fn process_one(handler: &dyn EventHandler, message: &ReceivedMessage, max_
             return Outcome::Failed { error: error.to_string(), retry_after: None };
         }
     };
-    let delivery = Delivery { envelope: &envelope, attempt: message.receive_count, max_attempts };
-    let trace = delivery.trace();
-    let span = tracing::info_span!("consume", function = consumer, event_id = %envelope.id, trace_id = %trace.trace_id);
+    let span = tracing::info_span!("consume", otel.name = %format!("{consumer} {}", envelope.event_type), function = consumer, event_id = %envelope.id);
+    let parent = envelope.traceparent.as_deref().and_then(TraceContext::parse);
+    let trace = continue_trace(&span, parent.as_ref());
+    let delivery = Delivery { envelope: &envelope, attempt: message.receive_count, max_attempts, trace: trace.clone() };
     async {
         let started = std::time::Instant::now();
         let event = match envelope.decode() {

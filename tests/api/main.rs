@@ -9,3 +9,4 @@ mod idempotency;
 mod messaging;
 mod notifications;
 mod orders;
+mod resilience;

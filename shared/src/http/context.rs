@@ -10,7 +10,8 @@ use axum::middleware::Next;
 use axum::response::Response;
 
 use super::{ApiError, Authenticator, Principal};
-use crate::trace::TraceContext;
+use crate::trace::{TraceContext, continue_trace};
+use tracing::Instrument;
 
 /// Request bodies above this are refused with 413.
 pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
@@ -59,9 +60,10 @@ impl RequestContext {
         &self.0.trace
     }
 
-    /// The `traceparent` to stamp on events caused by this request.
+    /// The `traceparent` to stamp on events caused by this request: this
+    /// request's span is their parent.
     pub fn event_traceparent(&self) -> String {
-        self.0.trace.child().to_header()
+        self.0.trace.to_header()
     }
 
     pub fn authenticator(&self) -> &Authenticator {
@@ -105,23 +107,19 @@ pub async fn edge_middleware(
         .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let trace = request
-        .headers()
-        .get(&TRACEPARENT)
-        .and_then(|v| v.to_str().ok())
-        .and_then(TraceContext::parse)
-        .map(|parent| parent.child())
-        .unwrap_or_else(TraceContext::new_root);
+    let incoming = request.headers().get(&TRACEPARENT).and_then(|v| v.to_str().ok()).and_then(TraceContext::parse);
     let method = request.method().clone();
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "(unmatched)".to_owned());
+    let span = tracing::info_span!("request", otel.name = %format!("{method} {route}"), request_id = %request_id);
+    let trace = continue_trace(&span, incoming.as_ref());
     let context = RequestContext::new(request_id.clone(), trace, authenticator);
     request.extensions_mut().insert(context.clone());
 
-    let mut response = next.run(request).await;
+    let mut response = next.run(request).instrument(span).await;
 
     let headers = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(&request_id) {
