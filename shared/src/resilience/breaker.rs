@@ -100,62 +100,6 @@ impl BreakerState {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn policy() -> BreakerPolicy {
-        BreakerPolicy { failure_threshold: 3, cool_down: Duration::from_secs(10), half_open_probes: 1 }
-    }
-
-    fn at(secs: i64) -> DateTime<Utc> {
-        DateTime::UNIX_EPOCH + chrono::Duration::seconds(secs)
-    }
-
-    #[test]
-    fn opens_after_the_threshold_of_consecutive_failures() {
-        let mut state = BreakerState::default();
-        for _ in 0..2 {
-            state = state.on_failure(&policy(), at(0));
-            assert_eq!(state.permit(&policy(), at(0)).0, Permit::Call);
-        }
-        state = state.on_failure(&policy(), at(0));
-        assert_eq!(state, BreakerState::Open { until: at(10) });
-        assert_eq!(state.permit(&policy(), at(4)).0, Permit::Reject { retry_after: Duration::from_secs(6) });
-    }
-
-    #[test]
-    fn a_success_resets_the_count() {
-        let state = BreakerState::default().on_failure(&policy(), at(0)).on_failure(&policy(), at(0)).on_success();
-        assert_eq!(state, BreakerState::Closed { failures: 0 });
-    }
-
-    #[test]
-    fn after_the_cool_down_one_probe_goes_through() {
-        let open = BreakerState::Open { until: at(10) };
-        let (permit, next) = open.permit(&policy(), at(10));
-        assert_eq!(permit, Permit::Probe);
-        let half_open = next.unwrap();
-        assert_eq!(half_open, BreakerState::HalfOpen { probes: 1 });
-        assert!(matches!(half_open.permit(&policy(), at(10)).0, Permit::Reject { .. }), "only one probe at a time");
-    }
-
-    #[test]
-    fn a_probe_decides() {
-        let half_open = BreakerState::HalfOpen { probes: 1 };
-        assert_eq!(half_open.on_success(), BreakerState::Closed { failures: 0 });
-        assert_eq!(half_open.on_failure(&policy(), at(20)), BreakerState::Open { until: at(30) });
-    }
-
-    #[test]
-    fn serialises_for_a_shared_store() {
-        let state = BreakerState::Open { until: at(10) };
-        let json = serde_json::to_string(&state).unwrap();
-        assert!(json.contains("\"state\":\"open\""));
-        assert_eq!(serde_json::from_str::<BreakerState>(&json).unwrap(), state);
-    }
-}
-
 /// Any `NotificationProvider`, behind a circuit breaker whose state lives in a
 /// `BreakerStore` (so all instances of the function share it).
 pub struct CircuitBreaker {
@@ -288,5 +232,61 @@ impl crate::ports::NotificationProvider for CircuitBreaker {
 
     async fn unavailable_for(&self) -> Option<Duration> {
         self.open_for().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> BreakerPolicy {
+        BreakerPolicy { failure_threshold: 3, cool_down: Duration::from_secs(10), half_open_probes: 1 }
+    }
+
+    fn at(secs: i64) -> DateTime<Utc> {
+        DateTime::UNIX_EPOCH + chrono::Duration::seconds(secs)
+    }
+
+    #[test]
+    fn opens_after_the_threshold_of_consecutive_failures() {
+        let mut state = BreakerState::default();
+        for _ in 0..2 {
+            state = state.on_failure(&policy(), at(0));
+            assert_eq!(state.permit(&policy(), at(0)).0, Permit::Call);
+        }
+        state = state.on_failure(&policy(), at(0));
+        assert_eq!(state, BreakerState::Open { until: at(10) });
+        assert_eq!(state.permit(&policy(), at(4)).0, Permit::Reject { retry_after: Duration::from_secs(6) });
+    }
+
+    #[test]
+    fn a_success_resets_the_count() {
+        let state = BreakerState::default().on_failure(&policy(), at(0)).on_failure(&policy(), at(0)).on_success();
+        assert_eq!(state, BreakerState::Closed { failures: 0 });
+    }
+
+    #[test]
+    fn after_the_cool_down_one_probe_goes_through() {
+        let open = BreakerState::Open { until: at(10) };
+        let (permit, next) = open.permit(&policy(), at(10));
+        assert_eq!(permit, Permit::Probe);
+        let half_open = next.unwrap();
+        assert_eq!(half_open, BreakerState::HalfOpen { probes: 1 });
+        assert!(matches!(half_open.permit(&policy(), at(10)).0, Permit::Reject { .. }), "only one probe at a time");
+    }
+
+    #[test]
+    fn a_probe_decides() {
+        let half_open = BreakerState::HalfOpen { probes: 1 };
+        assert_eq!(half_open.on_success(), BreakerState::Closed { failures: 0 });
+        assert_eq!(half_open.on_failure(&policy(), at(20)), BreakerState::Open { until: at(30) });
+    }
+
+    #[test]
+    fn serialises_for_a_shared_store() {
+        let state = BreakerState::Open { until: at(10) };
+        let json = serde_json::to_string(&state).unwrap();
+        assert!(json.contains("\"state\":\"open\""));
+        assert_eq!(serde_json::from_str::<BreakerState>(&json).unwrap(), state);
     }
 }
