@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: formatting, lints, every crate's tests
-# (domain, port contracts, API, crash), and the wasm32-wasip2 build of the core.
+# (domain, port contracts, API, crash), the wasm32-wasip2 build of the core,
+# and the dashboard in headless Chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,5 +24,8 @@ cargo clippy --workspace --all-targets --all-features -- -D warnings
 step "the core builds for wasm32-wasip2 (no host, database or SDK types)"
 cargo build --target wasm32-wasip2 -p orderly-shared -p order-intake -p inventory -p notification -p analytics
 
-step "tests: domain, port contracts (SQLite), API, crash"
+step "tests: domain, port contracts (SQLite), API, process, crash"
 cargo test --workspace --all-features --no-fail-fast
+
+step "dashboard in headless Chromium"
+./scripts/dashboard-test.sh

@@ -133,6 +133,7 @@ impl App {
         let mut router = api
             .route("/api/v1/openapi.json", axum::routing::get(move || serve_document(document.clone())))
             .route("/metrics", axum::routing::get(move || std::future::ready(metrics.render())))
+            .merge(crate::dashboard::routes())
             .fallback(|| async { ApiError::NotFound("no such resource".into()) })
             .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
         if resilience.rate_limit == Switch::On {
