@@ -229,7 +229,16 @@ impl Runner {
                 tracing::error!(%error, "the HTTP server stopped");
             }
         });
+        for name in &app.config.consumers {
+            if shared::events::routing::Consumer::from_queue(name.trim()).is_none() {
+                anyhow::bail!("ORDERLY_CONSUMERS: no consumer named {name:?}");
+            }
+        }
         for handler in app.consumers {
+            if !app.config.consumers.iter().any(|c| c.trim() == handler.consumer().queue()) {
+                tracing::warn!(consumer = handler.consumer().queue(), "consumer not started here (ORDERLY_CONSUMERS)");
+                continue;
+            }
             tasks.spawn(workers::consume(app.store.clone(), handler, app.config.queues.clone(), shutdown.clone()));
         }
         tasks.spawn(workers::relay(app.store.clone(), shutdown.clone()));

@@ -86,6 +86,16 @@ pub struct Config {
     #[arg(long, env = "ORDERLY_OTLP_ENDPOINT")]
     pub otlp_endpoint: Option<String>,
 
+    /// Which queue consumers this process runs (comma-separated; default all):
+    /// lets consumers be scaled or stopped separately.
+    #[arg(
+        long,
+        env = "ORDERLY_CONSUMERS",
+        value_delimiter = ',',
+        default_value = "order-intake,inventory,notification,analytics"
+    )]
+    pub consumers: Vec<String>,
+
     /// Log filter (tracing EnvFilter syntax), e.g. `info` or `orderly=debug`.
     #[arg(long, env = "ORDERLY_LOG", default_value = "info")]
     pub log: String,
@@ -215,6 +225,7 @@ impl Config {
             queues: QueueConfig::default(),
             resilience: ResilienceConfig::default(),
             otlp_endpoint: None,
+            consumers: ["order-intake", "inventory", "notification", "analytics"].map(String::from).to_vec(),
             log: "info".into(),
         }
     }

@@ -20,6 +20,7 @@ pub mod config;
 pub mod dashboard;
 pub mod dlq;
 pub mod health;
+pub mod load;
 pub mod observability;
 pub mod secret;
 pub mod workers;

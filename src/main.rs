@@ -5,7 +5,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use orderly::config::Config;
-use orderly::{Runner, bench, dlq, secret};
+use orderly::{Runner, bench, dlq, load, secret};
 use shared::adapters::sqlite::{DbOptions, QueueSettings, SqliteStore};
 
 // A request allocates many small, short-lived buffers (JSON, SQL params,
@@ -48,6 +48,8 @@ enum Command {
         #[command(subcommand)]
         action: DlqAction,
     },
+    /// Drive a realistic mix against a base URL, then check consistency.
+    Load(load::LoadArgs),
     /// Benchmark intake against a bare hyper server (starts both itself).
     Bench(bench::BenchArgs),
     /// The bare hyper "hello" server that `bench` compares against.
@@ -115,6 +117,13 @@ async fn main() -> anyhow::Result<()> {
             let (secret, _) = secret::load_or_create(config.jwt_secret.as_deref(), &config.data_dir)?;
             shared::domain::CustomerId::parse(&sub).map_err(|e| anyhow::anyhow!("--sub: {e}"))?;
             println!("{}", shared::http::mint_hs256(&secret, &sub, admin, ttl));
+        }
+        Command::Load(args) => {
+            let report = load::run(args).await?;
+            load::print(&report);
+            if !report.consistency.ok {
+                anyhow::bail!("the consistency check failed");
+            }
         }
         Command::Bench(args) => {
             let report = bench::run(args).await?;
