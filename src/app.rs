@@ -72,7 +72,10 @@ impl App {
         let ids: Arc<dyn IdGenerator> = Arc::new(UuidV7Ids);
         let shared_store = Arc::new(store.clone());
         let raw_provider: Arc<dyn NotificationProvider> = match &config.notify_url {
-            Some(url) => Arc::new(WebhookProvider::new(url, config.notify_timeout).context("ORDERLY_NOTIFY_URL")?),
+            Some(url) => Arc::new(
+                WebhookProvider::new(url, config.notify_timeout, config.notify_allow_private)
+                    .context("ORDERLY_NOTIFY_URL")?,
+            ),
             None => Arc::new(LogProvider),
         };
         let resilience = &config.resilience;
@@ -151,6 +154,7 @@ impl App {
             router = router.layer(from_fn_with_state(layer, rate_limit_middleware));
         }
         let router = router
+            .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(config.body_timeout))
             .layer(from_fn_with_state(authenticator, edge_middleware))
             .layer(axum::middleware::from_fn(client_ip))
             .layer(CatchPanicLayer::custom(|_| ApiError::Internal("handler panicked".into()).into_response()));
@@ -202,6 +206,57 @@ async fn auth_config(config: &Config) -> anyhow::Result<AuthConfig> {
     Ok(auth)
 }
 
+/// Accepts connections until shutdown, then lets open requests finish.
+///
+/// Not `axum::serve`: that sets no header-read timer, so a client sending
+/// its headers a byte at a time (slow loris) could hold a connection forever.
+async fn serve(
+    listener: TcpListener,
+    router: Router,
+    header_timeout: std::time::Duration,
+    shutdown: CancellationToken,
+) {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::server::conn::auto::Builder;
+    use hyper_util::service::TowerToHyperService;
+    use tower::ServiceExt;
+
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        // Headers beyond this are answered 431; tokens are at most 8 KiB.
+        .max_buf_size(64 * 1024);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    tracing::warn!(%error, "accept failed");
+                    continue;
+                }
+            },
+            _ = shutdown.cancelled() => break,
+        };
+        let service = router.clone().map_request(move |mut request: axum::extract::Request<hyper::body::Incoming>| {
+            request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+            request
+        });
+        let connection =
+            builder.serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service));
+        let connection = graceful.watch(connection.into_owned());
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(std::time::Duration::from_secs(30), graceful.shutdown()).await.is_err() {
+        tracing::warn!("some connections were still open after 30 s; closing them");
+    }
+}
+
 /// A started runner: the server and every background loop.
 pub struct Runner {
     addr: SocketAddr,
@@ -220,20 +275,13 @@ impl Runner {
         let shutdown = CancellationToken::new();
         let mut tasks = JoinSet::new();
 
-        let server_shutdown = shutdown.clone();
-        let router = app.router.clone();
-        tasks.spawn(async move {
-            let serve =
-                axum::serve(listener, router).with_graceful_shutdown(async move { server_shutdown.cancelled().await });
-            if let Err(error) = serve.await {
-                tracing::error!(%error, "the HTTP server stopped");
-            }
-        });
+        // Validate before anything starts.
         for name in &app.config.consumers {
             if shared::events::routing::Consumer::from_queue(name.trim()).is_none() {
                 anyhow::bail!("ORDERLY_CONSUMERS: no consumer named {name:?}");
             }
         }
+        tasks.spawn(serve(listener, app.router.clone(), app.config.header_timeout, shutdown.clone()));
         for handler in app.consumers {
             if !app.config.consumers.iter().any(|c| c.trim() == handler.consumer().queue()) {
                 tracing::warn!(consumer = handler.consumer().queue(), "consumer not started here (ORDERLY_CONSUMERS)");

@@ -68,6 +68,10 @@ pub struct Config {
     #[arg(long, env = "ORDERLY_NOTIFY_URL")]
     pub notify_url: Option<String>,
 
+    /// Let the webhook reach loopback/private/link-local addresses (off: SSRF guard).
+    #[arg(long, env = "ORDERLY_NOTIFY_ALLOW_PRIVATE", default_value_t = false, action = clap::ArgAction::Set)]
+    pub notify_allow_private: bool,
+
     /// Per-call timeout of the notification provider.
     #[arg(long, env = "ORDERLY_NOTIFY_TIMEOUT", default_value = "2s", value_parser = duration)]
     pub notify_timeout: Duration,
@@ -85,6 +89,14 @@ pub struct Config {
     /// OTLP/HTTP endpoint for traces (e.g. http://127.0.0.1:4318); unset: no export.
     #[arg(long, env = "ORDERLY_OTLP_ENDPOINT")]
     pub otlp_endpoint: Option<String>,
+
+    /// Longest a client may take to send a request's headers (slow-loris guard).
+    #[arg(long, env = "ORDERLY_HEADER_TIMEOUT", default_value = "10s", value_parser = duration)]
+    pub header_timeout: Duration,
+
+    /// Longest a client may take to send a request's body.
+    #[arg(long, env = "ORDERLY_BODY_TIMEOUT", default_value = "10s", value_parser = duration)]
+    pub body_timeout: Duration,
 
     /// Which queue consumers this process runs (comma-separated; default all):
     /// lets consumers be scaled or stopped separately.
@@ -220,11 +232,14 @@ impl Config {
             jwt_audience: None,
             jwt_issuer: None,
             notify_url: None,
+            notify_allow_private: false,
             notify_timeout: Duration::from_secs(2),
             sqlite_sync: SyncMode::Normal,
             queues: QueueConfig::default(),
             resilience: ResilienceConfig::default(),
             otlp_endpoint: None,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
             consumers: ["order-intake", "inventory", "notification", "analytics"].map(String::from).to_vec(),
             log: "info".into(),
         }

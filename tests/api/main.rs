@@ -10,3 +10,4 @@ mod messaging;
 mod notifications;
 mod orders;
 mod resilience;
+mod security;

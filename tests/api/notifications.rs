@@ -53,7 +53,11 @@ async fn without_a_webhook_notifications_are_recorded_as_sent() {
 #[tokio::test]
 async fn the_webhook_receives_confirmations_and_cancellations() {
     let (url, received) = webhook(AxumStatus::NO_CONTENT).await;
-    let app = spawn_app_with(|config| config.notify_url = Some(url)).await;
+    let app = spawn_app_with(|config| {
+        config.notify_url = Some(url);
+        config.notify_allow_private = true;
+    })
+    .await;
     app.put_product("TEA", "4.00", 5).await;
     let alice = token("alice", false);
     let id = app.accepted_order(&alice, &[("TEA", 2)]).await;
@@ -80,7 +84,11 @@ async fn the_webhook_receives_confirmations_and_cancellations() {
 #[tokio::test]
 async fn a_failing_webhook_defers_then_fails_into_the_dead_letter_queue_without_touching_the_order() {
     let (url, received) = webhook(AxumStatus::INTERNAL_SERVER_ERROR).await;
-    let app = spawn_app_with(|config| config.notify_url = Some(url)).await;
+    let app = spawn_app_with(|config| {
+        config.notify_url = Some(url);
+        config.notify_allow_private = true;
+    })
+    .await;
     app.put_product("TEA", "4.00", 5).await;
     let alice = token("alice", false);
     let id = app.accepted_order(&alice, &[("TEA", 1)]).await;

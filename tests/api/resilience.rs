@@ -67,6 +67,7 @@ async fn the_breaker_opens_on_a_failing_or_hanging_provider_defers_notifications
     let provider = Provider::start(FAIL).await;
     let app = spawn_app_with(|config| {
         config.notify_url = Some(provider.url.clone());
+        config.notify_allow_private = true;
         config.notify_timeout = Duration::from_millis(300);
         config.resilience.breaker_threshold = 3;
         config.resilience.breaker_cool_down = Duration::from_millis(700);
