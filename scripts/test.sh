@@ -24,8 +24,11 @@ cargo clippy --workspace --all-targets --all-features -- -D warnings
 step "the core builds for wasm32-wasip2 (no host, database or SDK types)"
 cargo build --target wasm32-wasip2 -p orderly-shared -p order-intake -p inventory -p notification -p analytics
 
-step "tests: domain, port contracts (SQLite), API, process, crash"
-cargo test --workspace --all-features --no-fail-fast
-
 step "dashboard in headless Chromium"
 ./scripts/dashboard-test.sh
+
+step "hostile input: schemathesis against the live OpenAPI document"
+./scripts/schemathesis.sh
+
+step "tests: domain, port contracts (SQLite), API, process, crash, faults, hostile input"
+cargo test --workspace --all-features --no-fail-fast
