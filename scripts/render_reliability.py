@@ -44,7 +44,8 @@ for name, faults in scenarios:
         lines.append(f"| {name} | not run | | | | | |")
         continue
     held = f"{f['requests']} requests ({f['requests_per_second']:.0f}/s), {f['orders_accepted']} orders accepted ({f['orders_in_store']} in store)"
-    figures = f"POST /orders p99 {ms(f['post_orders_p99_ms'])}; 202→final p99 {ms(f['accepted_to_final_p99_ms'])}; statuses {f['orders_by_status']}; errors {f['errors_by_status']}"
+    counts = lambda d: ", ".join(f"{k} {v}" for k, v in d.items()) or "none"
+    figures = f"POST /orders p99 {ms(f['post_orders_p99_ms'])}; 202→final p99 {ms(f['accepted_to_final_p99_ms'])}; orders: {counts(f['orders_by_status'])}; non-2xx: {counts(f['errors_by_status'])}"
     lines.append(f"| {f['scenario']} | {held} | {faults(f)} | **{f['lost']}** | {f['stuck_pending']} | {f['stock_mismatches']} / {f['analytics_mismatches']} | {figures} |")
 disk = load("disk-full")
 if disk:
