@@ -6,7 +6,6 @@
 # JSON report. Rate limits are off for the run: they would only answer 429.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/orderly-target}"
 venv="${ORDERLY_VENVS:-/var/tmp/orderly-venvs}/schemathesis"
 
 if [ ! -x "$venv/bin/st" ]; then
@@ -14,29 +13,19 @@ if [ ! -x "$venv/bin/st" ]; then
     "$venv/bin/pip" install -q "schemathesis==4.32.5"
 fi
 
-cargo build -q --bin orderly
-bin="$CARGO_TARGET_DIR/debug/orderly"
-work="$(mktemp -d)"
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-export ORDERLY_DATA_DIR="$work/data" ORDERLY_JWT_SECRET="schemathesis-secret-$(date +%s%N)-0123456789"
-ORDERLY_RATE_LIMIT=off ORDERLY_ADDR="127.0.0.1:$port" "$bin" > "$work/runner.log" 2>&1 &
-runner=$!
-trap 'kill "$runner" 2>/dev/null || true; wait "$runner" 2>/dev/null || true; rm -rf "$work"' EXIT
-for _ in $(seq 1 300); do
-    curl -fsS "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break
-    sleep 0.1
-done
+. scripts/lib.sh
+start_runner ORDERLY_RATE_LIMIT=off
 
 admin="$("$bin" token --sub schemathesis-admin --admin)"
 # Seed the catalog so that generated orders can reach the saga.
 for sku in TEA A B; do
-    curl -fsS -X PUT "http://127.0.0.1:$port/api/v1/products/$sku" -H "Authorization: Bearer $admin" \
+    curl -fsS -X PUT "$base/api/v1/products/$sku" -H "Authorization: Bearer $admin" \
         -H 'Content-Type: application/json' -d '{"name":"Seeded","price":"1.00","currency":"EUR","stock":1000000}' >/dev/null
 done
 
 report="${REPORT:-$work/schemathesis.json}"
 status=0
-"$venv/bin/st" run "http://127.0.0.1:$port/api/v1/openapi.json" \
+"$venv/bin/st" run "$base/api/v1/openapi.json" \
     --header "Authorization: Bearer $admin" \
     --checks not_a_server_error,response_schema_conformance \
     --max-examples "${EXAMPLES:-50}" \

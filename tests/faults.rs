@@ -4,17 +4,12 @@
 //! `$ORDERLY_RELIABILITY_DIR/<scenario>.json` when that is set
 //! (`scripts/reliability.sh` turns them into docs/reliability.md).
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::http::StatusCode as AxumStatus;
-use axum::routing::post;
 use orderly::load::{self, LoadArgs, LoadReport};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use support::{DEADLINE, Launch, RunnerProcess, SECRET, free_port, token};
+use support::{DEADLINE, Launch, Mode, RunnerProcess, SECRET, Webhook, free_port, token};
 
 mod support;
 
@@ -158,50 +153,9 @@ async fn a_stopped_consumer_lets_its_queue_grow_then_drain_without_slowing_intak
     runner.kill_9().await;
 }
 
-/// A webhook switchable between answering, failing, hanging and flapping.
-struct Provider {
-    url: String,
-    mode: Arc<AtomicU8>,
-    calls: Arc<AtomicUsize>,
-}
-
-const UP: u8 = 0;
-const DOWN: u8 = 1;
-const SLOW: u8 = 2;
-const FLAPPING: u8 = 3;
-
-impl Provider {
-    async fn start() -> Self {
-        let (mode, calls) = (Arc::new(AtomicU8::new(UP)), Arc::new(AtomicUsize::new(0)));
-        let (m, c) = (mode.clone(), calls.clone());
-        let app = Router::new().route(
-            "/hook",
-            post(move || {
-                let (m, c) = (m.clone(), c.clone());
-                async move {
-                    let n = c.fetch_add(1, Ordering::SeqCst);
-                    match m.load(Ordering::SeqCst) {
-                        DOWN => AxumStatus::SERVICE_UNAVAILABLE,
-                        SLOW => {
-                            tokio::time::sleep(Duration::from_secs(20)).await;
-                            AxumStatus::NO_CONTENT
-                        }
-                        FLAPPING if n % 2 == 0 => AxumStatus::INTERNAL_SERVER_ERROR,
-                        _ => AxumStatus::NO_CONTENT,
-                    }
-                }
-            }),
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/hook", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Self { url, mode, calls }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_provider_that_is_down_slow_or_flapping_never_touches_orders_and_loses_no_notification() {
-    let provider = Provider::start().await;
+    let provider = Webhook::start(Mode::Up).await;
     let dir = tempfile::tempdir().unwrap();
     let mut launch = Launch::new(dir.path(), free_port());
     launch.env = vec![
@@ -221,8 +175,8 @@ async fn a_provider_that_is_down_slow_or_flapping_never_touches_orders_and_loses
 
     let mut saw_open = Duration::MAX;
     let started = Instant::now();
-    for (mode, until_secs) in [(DOWN, 2), (SLOW, 4), (FLAPPING, 6), (UP, 8)] {
-        provider.mode.store(mode, Ordering::SeqCst);
+    for (mode, until_secs) in [(Mode::Failing, 2), (Mode::Hanging, 4), (Mode::Flapping, 6), (Mode::Up, 8)] {
+        provider.set(mode);
         while started.elapsed() < Duration::from_secs(until_secs) {
             if saw_open == Duration::MAX
                 && health(&base).await.is_some_and(|h| h["notification_provider"]["breaker"] == "open")
@@ -258,7 +212,7 @@ async fn a_provider_that_is_down_slow_or_flapping_never_touches_orders_and_loses
             items.iter().all(|n| n["state"] == "sent" || (n["state"] == "failed" && n["last_error"].is_string()));
         if finished && orders.len() as u64 == report.consistency.orders_in_store {
             let sent = items.iter().filter(|n| n["state"] == "sent").count();
-            break (sent, items.len() - sent, provider.calls.load(Ordering::SeqCst));
+            break (sent, items.len() - sent, provider.calls());
         }
         assert!(
             Instant::now() < until,

@@ -3,33 +3,17 @@
 //! token command, and no secret ever written to the logs.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::routing::post;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use support::{DEADLINE, Launch, RunnerProcess, SECRET, free_port, token};
+use support::{Launch, RunnerProcess, SECRET, eventually, free_port, token};
 
 mod support;
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
-
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let until = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(tokio::time::Instant::now() < until, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 /// Creates a product, places a traced order and waits until it is notified.
 async fn traced_order(runner: &RunnerProcess) -> String {

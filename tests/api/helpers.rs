@@ -8,7 +8,6 @@ use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 
 pub const SECRET: &str = "test-secret-test-secret-test-secret-0123456789";
-pub const DEADLINE: Duration = Duration::from_secs(15);
 
 pub struct TestApp {
     pub address: String,
@@ -136,20 +135,7 @@ impl TestApp {
     }
 }
 
-pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let until = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(tokio::time::Instant::now() < until, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
+pub use crate::support::eventually;
 
 /// Asserts a problem+json response with this status; returns the problem.
 pub async fn problem(response: Response, status: StatusCode) -> Value {

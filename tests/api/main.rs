@@ -11,3 +11,5 @@ mod notifications;
 mod orders;
 mod resilience;
 mod security;
+#[path = "../support/mod.rs"]
+mod support;

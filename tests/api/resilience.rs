@@ -1,62 +1,10 @@
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use axum::Router;
-use axum::http::StatusCode as AxumStatus;
-use axum::routing::post;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, eventually, problem, spawn_app, spawn_app_with, token};
-
-/// A webhook that can be switched between answering 204, failing with 500
-/// and hanging far past the client's timeout.
-struct Provider {
-    url: String,
-    mode: Arc<AtomicU8>,
-    calls: Arc<AtomicUsize>,
-}
-
-const OK: u8 = 0;
-const FAIL: u8 = 1;
-const HANG: u8 = 2;
-
-impl Provider {
-    async fn start(mode: u8) -> Self {
-        let (mode, calls) = (Arc::new(AtomicU8::new(mode)), Arc::new(AtomicUsize::new(0)));
-        let (m, c) = (mode.clone(), calls.clone());
-        let app = Router::new().route(
-            "/hook",
-            post(move || {
-                let (m, c) = (m.clone(), c.clone());
-                async move {
-                    c.fetch_add(1, Ordering::SeqCst);
-                    match m.load(Ordering::SeqCst) {
-                        FAIL => AxumStatus::INTERNAL_SERVER_ERROR,
-                        HANG => {
-                            tokio::time::sleep(Duration::from_secs(30)).await;
-                            AxumStatus::NO_CONTENT
-                        }
-                        _ => AxumStatus::NO_CONTENT,
-                    }
-                }
-            }),
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/hook", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Self { url, mode, calls }
-    }
-
-    fn set(&self, mode: u8) {
-        self.mode.store(mode, Ordering::SeqCst);
-    }
-
-    fn calls(&self) -> usize {
-        self.calls.load(Ordering::SeqCst)
-    }
-}
+use crate::support::{Mode, Webhook};
 
 async fn breaker_state(app: &TestApp) -> String {
     app.health().await["notification_provider"]["breaker"].as_str().unwrap().to_owned()
@@ -64,7 +12,7 @@ async fn breaker_state(app: &TestApp) -> String {
 
 #[tokio::test]
 async fn the_breaker_opens_on_a_failing_or_hanging_provider_defers_notifications_and_closes_when_it_recovers() {
-    let provider = Provider::start(FAIL).await;
+    let provider = Webhook::start(Mode::Failing).await;
     let app = spawn_app_with(|config| {
         config.notify_url = Some(provider.url.clone());
         config.notify_allow_private = true;
@@ -102,7 +50,7 @@ async fn the_breaker_opens_on_a_failing_or_hanging_provider_defers_notifications
     assert!(deferred["last_error"].is_string());
 
     // Hanging provider: probes time out, the breaker stays open, calls stay few.
-    provider.set(HANG);
+    provider.set(Mode::Hanging);
     let calls_before = provider.calls();
     tokio::time::sleep(Duration::from_millis(2500)).await; // a window to count calls in, not a wait for a result
     let calls_while_hanging = provider.calls() - calls_before;
@@ -110,7 +58,7 @@ async fn the_breaker_opens_on_a_failing_or_hanging_provider_defers_notifications
     assert_ne!(breaker_state(&app).await, "closed");
 
     // Recovered: a probe closes it and every notification ends sent.
-    provider.set(OK);
+    provider.set(Mode::Up);
     eventually("the breaker to close", || async { (breaker_state(&app).await == "closed").then_some(()) }).await;
     let sent = eventually("every notification sent", || async {
         let list: Value = app.get("/api/v1/notifications", Some(&app.admin)).await.json().await.unwrap();

@@ -107,3 +107,91 @@ impl RunnerProcess {
             .collect()
     }
 }
+
+/// Polls `check` until it yields `Some`, or fails the test after `DEADLINE`.
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let until = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(tokio::time::Instant::now() < until, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// How the test webhook answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Up,
+    /// 500 on every call.
+    Failing,
+    /// Answers after 30 s: far past any client timeout.
+    Hanging,
+    /// 500 and 204 by turns.
+    Flapping,
+}
+
+/// A notification webhook on a random loopback port, switchable between
+/// modes, counting calls and keeping the bodies it received.
+pub struct Webhook {
+    pub url: String,
+    mode: std::sync::Arc<std::sync::Mutex<Mode>>,
+    calls: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    bodies: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+}
+
+impl Webhook {
+    pub async fn start(mode: Mode) -> Self {
+        use axum::http::StatusCode;
+        use std::sync::atomic::Ordering;
+        let webhook = Self {
+            url: String::new(),
+            mode: std::sync::Arc::new(std::sync::Mutex::new(mode)),
+            calls: Default::default(),
+            bodies: Default::default(),
+        };
+        let (mode, calls, bodies) = (webhook.mode.clone(), webhook.calls.clone(), webhook.bodies.clone());
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |axum::Json(body): axum::Json<serde_json::Value>| {
+                let (mode, calls, bodies) = (mode.clone(), calls.clone(), bodies.clone());
+                async move {
+                    let n = calls.fetch_add(1, Ordering::SeqCst);
+                    bodies.lock().unwrap().push(body);
+                    let current = *mode.lock().unwrap();
+                    match current {
+                        Mode::Up => StatusCode::NO_CONTENT,
+                        Mode::Failing => StatusCode::INTERNAL_SERVER_ERROR,
+                        Mode::Hanging => {
+                            tokio::time::sleep(Duration::from_secs(30)).await;
+                            StatusCode::NO_CONTENT
+                        }
+                        Mode::Flapping if n % 2 == 0 => StatusCode::INTERNAL_SERVER_ERROR,
+                        Mode::Flapping => StatusCode::NO_CONTENT,
+                    }
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self { url, ..webhook }
+    }
+
+    pub fn set(&self, mode: Mode) {
+        *self.mode.lock().unwrap() = mode;
+    }
+
+    pub fn calls(&self) -> usize {
+        self.calls.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub fn received(&self) -> Vec<serde_json::Value> {
+        self.bodies.lock().unwrap().clone()
+    }
+}
