@@ -147,16 +147,16 @@ pub struct ResilienceConfig {
     #[arg(long, env = "ORDERLY_RATE_LIMIT", value_enum, default_value = "on")]
     pub rate_limit: Switch,
     /// Anonymous reads, per client IP: `rate/s:burst`.
-    #[arg(long, env = "ORDERLY_RATE_LIMIT_ANON_READ", default_value = "20/s:60", value_parser = Bucket::parse)]
+    #[arg(long, env = "ORDERLY_RATE_LIMIT_ANON_READ", default_value = "50/s:150", value_parser = Bucket::parse)]
     pub rate_limit_anon_read: Bucket,
     /// Anonymous writes, per client IP.
-    #[arg(long, env = "ORDERLY_RATE_LIMIT_ANON_WRITE", default_value = "5/s:20", value_parser = Bucket::parse)]
+    #[arg(long, env = "ORDERLY_RATE_LIMIT_ANON_WRITE", default_value = "10/s:30", value_parser = Bucket::parse)]
     pub rate_limit_anon_write: Bucket,
     /// Authenticated reads, per customer.
-    #[arg(long, env = "ORDERLY_RATE_LIMIT_AUTH_READ", default_value = "100/s:300", value_parser = Bucket::parse)]
+    #[arg(long, env = "ORDERLY_RATE_LIMIT_AUTH_READ", default_value = "200/s:400", value_parser = Bucket::parse)]
     pub rate_limit_auth_read: Bucket,
     /// Authenticated writes, per customer.
-    #[arg(long, env = "ORDERLY_RATE_LIMIT_AUTH_WRITE", default_value = "50/s:150", value_parser = Bucket::parse)]
+    #[arg(long, env = "ORDERLY_RATE_LIMIT_AUTH_WRITE", default_value = "100/s:200", value_parser = Bucket::parse)]
     pub rate_limit_auth_write: Bucket,
     /// Per-route limits: `POST /api/v1/orders=10/s:20,2/s:5; ...` (authenticated, then anonymous).
     #[arg(long, env = "ORDERLY_RATE_LIMIT_ROUTES", default_value = "")]
@@ -190,10 +190,10 @@ impl Default for ResilienceConfig {
     fn default() -> Self {
         Self {
             rate_limit: Switch::On,
-            rate_limit_anon_read: Bucket { per_second: 20.0, burst: 60 },
-            rate_limit_anon_write: Bucket { per_second: 5.0, burst: 20 },
-            rate_limit_auth_read: Bucket { per_second: 100.0, burst: 300 },
-            rate_limit_auth_write: Bucket { per_second: 50.0, burst: 150 },
+            rate_limit_anon_read: Bucket { per_second: 50.0, burst: 150 },
+            rate_limit_anon_write: Bucket { per_second: 10.0, burst: 30 },
+            rate_limit_auth_read: Bucket { per_second: 200.0, burst: 400 },
+            rate_limit_auth_write: Bucket { per_second: 100.0, burst: 200 },
             rate_limit_routes: String::new(),
             rate_limit_fail: FailMode::Open,
             breaker_threshold: 5,

@@ -51,10 +51,10 @@ pub struct RateLimitPolicy {
 impl Default for RateLimitPolicy {
     fn default() -> Self {
         Self {
-            anonymous_read: Bucket { per_second: 20.0, burst: 60 },
-            anonymous_write: Bucket { per_second: 5.0, burst: 20 },
-            authenticated_read: Bucket { per_second: 100.0, burst: 300 },
-            authenticated_write: Bucket { per_second: 50.0, burst: 150 },
+            anonymous_read: Bucket { per_second: 50.0, burst: 150 },
+            anonymous_write: Bucket { per_second: 10.0, burst: 30 },
+            authenticated_read: Bucket { per_second: 200.0, burst: 400 },
+            authenticated_write: Bucket { per_second: 100.0, burst: 200 },
             routes: Vec::new(),
             fail_open: true,
             exempt: vec!["/health".into(), "/metrics".into(), "/api/v1/openapi.json".into()],
