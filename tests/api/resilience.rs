@@ -8,7 +8,7 @@ use axum::routing::post;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, eventually, problem, spawn_app, spawn_app_with, token};
+use crate::helpers::{TestApp, eventually, problem, spawn_app, spawn_local_app_with, token};
 
 /// A webhook that can be switched between answering 204, failing with 500
 /// and hanging far past the client's timeout.
@@ -65,7 +65,7 @@ async fn breaker_state(app: &TestApp) -> String {
 #[tokio::test]
 async fn the_breaker_opens_on_a_failing_or_hanging_provider_defers_notifications_and_closes_when_it_recovers() {
     let provider = Provider::start(FAIL).await;
-    let app = spawn_app_with(|config| {
+    let Some(app) = spawn_local_app_with("it points the runner at a provider it breaks and mends", |config| {
         config.notify_url = Some(provider.url.clone());
         config.notify_allow_private = true;
         config.notify_timeout = Duration::from_millis(300);
@@ -73,7 +73,10 @@ async fn the_breaker_opens_on_a_failing_or_hanging_provider_defers_notifications
         config.resilience.breaker_cool_down = Duration::from_millis(700);
         config.queues.max_receives = 50;
     })
-    .await;
+    .await
+    else {
+        return;
+    };
     app.put_product("TEA", "1.00", 100).await;
     let alice = token("alice", false);
 
@@ -124,10 +127,13 @@ async fn the_breaker_opens_on_a_failing_or_hanging_provider_defers_notifications
 
 #[tokio::test]
 async fn a_burst_over_the_limit_gets_429_with_retry_after_then_refills() {
-    let app = spawn_app_with(|config| {
+    let Some(app) = spawn_local_app_with("it sets the runner's rate limits", |config| {
         config.resilience.rate_limit_anon_read = shared::resilience::rate_limit::Bucket { per_second: 2.0, burst: 3 }
     })
-    .await;
+    .await
+    else {
+        return;
+    };
     for expected in ["2", "1", "0"] {
         let response = app.get("/api/v1/products", None).await;
         assert_eq!(response.status(), StatusCode::OK);
@@ -149,11 +155,14 @@ async fn a_burst_over_the_limit_gets_429_with_retry_after_then_refills() {
 #[tokio::test]
 async fn anonymous_callers_are_limited_sooner_than_customers_and_each_customer_has_a_bucket() {
     use shared::resilience::rate_limit::Bucket;
-    let app = spawn_app_with(|config| {
+    let Some(app) = spawn_local_app_with("it sets the runner's rate limits", |config| {
         config.resilience.rate_limit_anon_read = Bucket { per_second: 0.1, burst: 2 };
         config.resilience.rate_limit_auth_read = Bucket { per_second: 0.1, burst: 5 };
     })
-    .await;
+    .await
+    else {
+        return;
+    };
     let count_ok = |token: Option<String>| {
         let app = &app;
         async move {
@@ -174,11 +183,14 @@ async fn anonymous_callers_are_limited_sooner_than_customers_and_each_customer_h
 #[tokio::test]
 async fn writes_and_single_routes_have_their_own_limits() {
     use shared::resilience::rate_limit::Bucket;
-    let app = spawn_app_with(|config| {
+    let Some(app) = spawn_local_app_with("it sets the runner's rate limits", |config| {
         config.resilience.rate_limit_auth_write = Bucket { per_second: 0.1, burst: 2 };
         config.resilience.rate_limit_routes = "GET /api/v1/products/{sku}=0.1/s:1".into();
     })
-    .await;
+    .await
+    else {
+        return;
+    };
     let alice = token("alice", false);
     let body = json!({"items": [{"sku": "NONE", "quantity": 1}]});
     let statuses: Vec<StatusCode> = {
@@ -206,9 +218,14 @@ async fn writes_and_single_routes_have_their_own_limits() {
 #[tokio::test]
 async fn two_runners_on_one_store_share_one_limit() {
     use shared::resilience::rate_limit::Bucket;
-    let first =
-        spawn_app_with(|config| config.resilience.rate_limit_anon_read = Bucket { per_second: 0.1, burst: 6 }).await;
-    let mut config = crate::helpers::fast_config(first.runner.store().database().path().parent().unwrap());
+    let Some(first) = spawn_local_app_with("it starts two runners on one store", |config| {
+        config.resilience.rate_limit_anon_read = Bucket { per_second: 0.1, burst: 6 }
+    })
+    .await
+    else {
+        return;
+    };
+    let mut config = crate::helpers::fast_config(first.runner().store().database().path().parent().unwrap());
     config.resilience.rate_limit_anon_read = Bucket { per_second: 0.1, burst: 6 };
     let second = orderly::Runner::start(config).await.unwrap();
     let second_url = format!("http://{}", second.addr());
@@ -225,7 +242,14 @@ async fn two_runners_on_one_store_share_one_limit() {
 
 #[tokio::test]
 async fn a_cached_product_is_fresh_after_an_update_and_after_stock_moves() {
-    let app = spawn_app_with(|config| config.resilience.cache_ttl = Duration::from_secs(60)).await;
+    let Some(app) =
+        spawn_local_app_with("it sets the runner's cache TTL (the Spin components keep no cache)", |config| {
+            config.resilience.cache_ttl = Duration::from_secs(60)
+        })
+        .await
+    else {
+        return;
+    };
     app.put_product("TEA", "1.00", 10).await;
     assert_eq!(app.product("TEA").await["price"], "1.00");
     assert_eq!(app.product("TEA").await["price"], "1.00");

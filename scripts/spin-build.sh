@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Builds Orderly's Spin components: wasm32-wasip2, release, optimized for
+# size (opt-level s, fat LTO, one codegen unit, stripped, panic=abort), into
+# target/spin/<function>-<trigger>.wasm, where spin.toml looks for them.
+#
+#   scripts/spin-build.sh <function> <trigger>   # one component (spin.toml's build commands)
+#   scripts/spin-build.sh all                    # every component spin.toml names
+#   scripts/spin-build.sh http --env             # the four HTTP components, settings from
+#                                                # ORDERLY_* environment variables (what CI
+#                                                # runs under jco; no Spin import at all)
+#
+# function: order-intake | inventory | notification | analytics
+# trigger:  http (HTTP trigger) | queue (spin-trigger-sqs) | relay (spin-trigger-cron)
+#
+# By default a component reads Spin variables (`spin-variables`), which only
+# Spin provides; `--env` builds read the environment instead.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TARGET_DIR="${CARGO_TARGET_DIR:-target}"
+OUT=target/spin
+SETTINGS=spin-variables
+ARGS=()
+for arg in "$@"; do
+    case "$arg" in
+    --env) SETTINGS="" ;;
+    *) ARGS+=("$arg") ;;
+    esac
+done
+set -- "${ARGS[@]}"
+
+build() {
+    local function="$1" trigger="$2"
+    local features="spin-$trigger${SETTINGS:+,$SETTINGS}"
+    cargo rustc --quiet -p "$function" --target wasm32-wasip2 --release --crate-type cdylib \
+        --features "$features" \
+        --config 'profile.release.opt-level="s"' \
+        --config 'profile.release.lto="fat"' \
+        --config 'profile.release.codegen-units=1' \
+        --config 'profile.release.strip=true' \
+        --config 'profile.release.debug=false' \
+        --config 'profile.release.panic="abort"'
+    mkdir -p "$OUT"
+    cp "$TARGET_DIR/wasm32-wasip2/release/${function//-/_}.wasm" "$OUT/$function-$trigger.wasm"
+    printf '%s\t%s bytes\n' "$OUT/$function-$trigger.wasm" "$(wc -c <"$OUT/$function-$trigger.wasm")"
+}
+
+FUNCTIONS=(order-intake inventory notification analytics)
+case "${1:-}" in
+all)
+    for f in "${FUNCTIONS[@]}"; do build "$f" http; done
+    for f in "${FUNCTIONS[@]}"; do build "$f" queue; done
+    for f in order-intake inventory; do build "$f" relay; done
+    ;;
+http | queue)
+    for f in "${FUNCTIONS[@]}"; do build "$f" "$1"; done
+    ;;
+order-intake | inventory | notification | analytics)
+    build "$1" "${2:?trigger: http, queue or relay}"
+    ;;
+*)
+    echo "usage: $0 all | http|queue [--env] | <function> <http|queue|relay> [--env]" >&2
+    exit 2
+    ;;
+esac
