@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds Orderly's Spin components: wasm32-wasip2, release, optimized for
-# size (opt-level s, fat LTO, one codegen unit, stripped, panic=abort), into
+# size (opt-level z, fat LTO, one codegen unit, stripped, panic=abort, then
+# binaryen's wasm-opt -Oz on the core module through `jco opt`), into
 # target/spin/<function>-<trigger>.wasm, where spin.toml looks for them.
+# jco comes from tests/spin/package-lock.json (npm ci, once).
 #
 #   scripts/spin-build.sh <function> <trigger>   # one component (spin.toml's build commands)
 #   scripts/spin-build.sh all                    # every component spin.toml names
@@ -34,16 +36,24 @@ build() {
     local features="spin-$trigger${SETTINGS:+,$SETTINGS}"
     cargo rustc --quiet -p "$function" --target wasm32-wasip2 --release --crate-type cdylib \
         --features "$features" \
-        --config 'profile.release.opt-level="s"' \
+        --config 'profile.release.opt-level="z"' \
         --config 'profile.release.lto="fat"' \
         --config 'profile.release.codegen-units=1' \
         --config 'profile.release.strip=true' \
         --config 'profile.release.debug=false' \
         --config 'profile.release.panic="abort"'
     mkdir -p "$OUT"
-    cp "$TARGET_DIR/wasm32-wasip2/release/${function//-/_}.wasm" "$OUT/$function-$trigger.wasm"
+    # wasm-opt needs the features rustc's wasm32-wasip2 output uses spelled out.
+    "$JCO" opt "$TARGET_DIR/wasm32-wasip2/release/${function//-/_}.wasm" -o "$OUT/$function-$trigger.wasm" -- -Oz \
+        --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext --enable-mutable-globals \
+        --enable-multivalue --enable-reference-types >/dev/null
     printf '%s\t%s bytes\n' "$OUT/$function-$trigger.wasm" "$(wc -c <"$OUT/$function-$trigger.wasm")"
 }
+
+JCO="$PWD/tests/spin/node_modules/.bin/jco"
+if [[ ! -x "$JCO" ]]; then
+    (cd tests/spin && npm ci --no-audit --no-fund --loglevel=error)
+fi
 
 FUNCTIONS=(order-intake inventory notification analytics)
 case "${1:-}" in

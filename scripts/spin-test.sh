@@ -77,12 +77,21 @@ ORDERLY_AWS_PORT="$AWS_PORT" ORDERLY_AWS_RUN_DIR="$RUN_DIR/aws" ./scripts/aws-em
 
 step "start the emulator, create tables and queues"
 ORDERLY_AWS_PORT="$AWS_PORT" ORDERLY_AWS_RUN_DIR="$RUN_DIR/aws" ./scripts/aws-emulator.sh start
-cargo build --quiet --example spin-harness
+# --workspace --all-features: the same feature set as the main test build,
+# so the harness and the API tests reuse its compiled dependencies.
+cargo build --quiet --workspace --all-features --example spin-harness
 HARNESS="$CARGO_TARGET_DIR/debug/examples/spin-harness"
 export ORDERLY_AWS_ENDPOINT_URL="http://127.0.0.1:$AWS_PORT"
 export ORDERLY_AWS_ACCESS_KEY_ID=test ORDERLY_AWS_SECRET_ACCESS_KEY=test ORDERLY_AWS_REGION=us-east-1
 export ORDERLY_JWT_SECRET="${ORDERLY_TEST_JWT_SECRET:-spin-ci-secret-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')}"
-eval "$("$HARNESS" setup --stage "spin-$AWS_PORT" --max-receives 3)"
+# Every setting the components and the harness run with, for anyone to source.
+{
+    "$HARNESS" setup --stage "spin-$AWS_PORT" --max-receives 3
+    for name in AWS_ENDPOINT_URL AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_REGION JWT_SECRET; do
+        echo "export ORDERLY_$name=$(printenv "ORDERLY_$name")"
+    done
+} >"$RUN_DIR/settings.env"
+eval "$(cat "$RUN_DIR/settings.env")"
 
 step "serve the HTTP components under jco, and the harness in front"
 JCO="$PWD/tests/spin/node_modules/.bin/jco"
@@ -121,4 +130,4 @@ if $UP_ONLY; then
 fi
 
 step "the API tests against the Spin components"
-cargo test --test api -- --test-threads=1
+cargo test --workspace --all-features --test api -- --test-threads=1

@@ -9,6 +9,7 @@
 //! a configuration of their own) call [`spawn_local_app`], which skips them
 //! there and says why.
 
+use std::io::Write;
 use std::time::Duration;
 
 use orderly::Runner;
@@ -34,7 +35,8 @@ pub fn remote_base_url() -> Option<String> {
     std::env::var("ORDERLY_TEST_BASE_URL").ok().filter(|v| !v.is_empty()).map(|v| v.trim_end_matches('/').to_owned())
 }
 
-fn secret() -> String {
+/// The HS256 secret the API under test verifies tokens with.
+pub fn secret() -> String {
     match remote_base_url() {
         Some(_) => std::env::var("ORDERLY_TEST_JWT_SECRET").unwrap_or_else(|_| SECRET.to_owned()),
         None => SECRET.to_owned(),
@@ -70,7 +72,8 @@ pub async fn spawn_app() -> TestApp {
 /// configures it; against a remote stack the test is skipped, saying why.
 pub async fn spawn_local_app_with(reason: &str, configure: impl FnOnce(&mut Config)) -> Option<TestApp> {
     if remote_base_url().is_some() {
-        eprintln!("skipped against a remote stack: {reason}");
+        // Past the test harness's capture, so that a passing run says it too.
+        let _ = writeln!(std::io::stderr(), "skipped against a remote stack: {reason}");
         return None;
     }
     Some(spawn_runner(configure).await)

@@ -18,6 +18,12 @@
 //!   - `POST /__harness/reset`: waits for the stack to settle, then empties
 //!     every table and queue, so each API test starts from nothing (tests
 //!     call it through `ORDERLY_TEST_RESET_URL`).
+//! - `bench --hello URL --inventory URL --intake URL --requests N --json FILE`:
+//!   per-request latency of `GET /api/v1/products/{sku}` and `POST
+//!   /api/v1/orders` against the components, side by side with a hello-world
+//!   component under the same host, and the same requests through the same
+//!   router natively in this process against the same emulator (the
+//!   emulator's own share), sequential, interleaved round by round.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -49,6 +55,7 @@ async fn main() -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
         Some("setup") => setup(&args[1..]).await,
         Some("serve") => serve(&args[1..]).await,
+        Some("bench") => bench(&args[1..]).await,
         _ => bail!(
             "usage: spin-harness setup --stage NAME --max-receives N | serve --listen ADDR --manifest FILE --component NAME=ADDR..."
         ),
@@ -390,6 +397,140 @@ async fn wipe(stack: &Stack) -> anyhow::Result<()> {
         for url in [&urls.url, &urls.dead_letter_url] {
             stack.host.sqs.purge_queue().queue_url(url).send().await?;
         }
+    }
+    Ok(())
+}
+
+/// Latency samples of one kind of request, in milliseconds.
+#[derive(Default)]
+struct Samples(Vec<f64>);
+
+impl Samples {
+    fn add(&mut self, started: std::time::Instant) {
+        self.0.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+
+    fn summary(&self) -> serde_json::Value {
+        let mut sorted = self.0.clone();
+        sorted.sort_by(f64::total_cmp);
+        let at = |q: f64| sorted[((sorted.len() as f64 - 1.0) * q).round() as usize];
+        let mean = sorted.iter().sum::<f64>() / sorted.len() as f64;
+        serde_json::json!({"n": sorted.len(), "mean_ms": mean, "p50_ms": at(0.5), "p90_ms": at(0.9), "p99_ms": at(0.99)})
+    }
+}
+
+async fn bench(args: &[String]) -> anyhow::Result<()> {
+    use tower::ServiceExt;
+
+    let hello = flag(args, "--hello").context("--hello URL")?.to_owned();
+    let inventory = flag(args, "--inventory").context("--inventory URL (the inventory component)")?.to_owned();
+    let intake = flag(args, "--intake").context("--intake URL (the order-intake component)")?.to_owned();
+    let requests: usize = flag(args, "--requests").unwrap_or("300").parse()?;
+    let stack = stack().await?;
+    let secret = stack.host.settings.auth.jwt_secret.clone().context("ORDERLY_JWT_SECRET")?;
+    let admin = shared::http::mint_hs256(secret.as_bytes(), "bench-admin", true, Duration::from_secs(3600));
+    let customer = shared::http::mint_hs256(secret.as_bytes(), "bench-customer", false, Duration::from_secs(3600));
+    let client = reqwest::Client::new();
+    let product = serde_json::json!({"name": "Bench tea", "price": "1.00", "currency": "EUR", "stock": 1_000_000});
+    let put =
+        client.put(format!("{inventory}/api/v1/products/BENCH")).bearer_auth(&admin).json(&product).send().await?;
+    if !put.status().is_success() {
+        bail!("creating the product: {}", put.status());
+    }
+    let order = serde_json::json!({"items": [{"sku": "BENCH", "quantity": 1}]}).to_string();
+    // The same routers, natively, in this process: what the emulator costs.
+    let authenticator = shared::http::Authenticator::shared(&stack.host.auth_config())?;
+    let native = |name: &str| {
+        let component = match name {
+            "inventory" => inventory::spin::component(&stack.host),
+            _ => order_intake::spin::component(&stack.host),
+        };
+        component.router(&stack.host, authenticator.clone()).map_err(anyhow::Error::msg)
+    };
+    let (native_inventory, native_intake) = (native("inventory")?, native("order-intake")?);
+    let limiter = shared::adapters::dynamo::DynamoResilience::new(
+        stack.host.dynamo.clone(),
+        stack.host.tables().inventory_table.clone(),
+    );
+    let store = shared::adapters::dynamo::DynamoInventory::new(stack.host.dynamo.clone(), stack.host.tables());
+    let sku = shared::domain::Sku::parse("BENCH").map_err(|e| anyhow::anyhow!("{e}"))?;
+    let bucket = shared::resilience::rate_limit::Bucket { per_second: 1e6, burst: 1_000_000 };
+
+    let names =
+        ["hello", "get_product", "post_order", "native_get_product", "native_post_order", "emulator_get_product"];
+    let mut samples: BTreeMap<&str, Samples> = names.iter().map(|n| (*n, Samples::default())).collect();
+    let warmup = 20;
+    for round in 0..warmup + requests {
+        let keep = round >= warmup;
+        let mut time = |name: &'static str, started: std::time::Instant| {
+            if keep {
+                samples.get_mut(name).expect("a named sample").add(started);
+            }
+        };
+        let started = std::time::Instant::now();
+        let answer = client.get(&hello).send().await?;
+        answer.bytes().await?;
+        time("hello", started);
+
+        let started = std::time::Instant::now();
+        let answer = client.get(format!("{inventory}/api/v1/products/BENCH")).send().await?;
+        if answer.status() != reqwest::StatusCode::OK {
+            bail!("GET product: {}", answer.status());
+        }
+        answer.bytes().await?;
+        time("get_product", started);
+
+        let started = std::time::Instant::now();
+        let answer = client
+            .post(format!("{intake}/api/v1/orders"))
+            .bearer_auth(&customer)
+            .header("content-type", "application/json")
+            .body(order.clone())
+            .send()
+            .await?;
+        if answer.status() != reqwest::StatusCode::ACCEPTED {
+            bail!("POST order: {}", answer.status());
+        }
+        answer.bytes().await?;
+        time("post_order", started);
+
+        let started = std::time::Instant::now();
+        let request = axum::http::Request::get("/api/v1/products/BENCH").body(Body::empty())?;
+        let answer = native_inventory.clone().oneshot(request).await?;
+        axum::body::to_bytes(answer.into_body(), usize::MAX).await?;
+        time("native_get_product", started);
+
+        let started = std::time::Instant::now();
+        let request = axum::http::Request::post("/api/v1/orders")
+            .header("authorization", format!("Bearer {customer}"))
+            .header("content-type", "application/json")
+            .body(Body::from(order.clone()))?;
+        let answer = native_intake.clone().oneshot(request).await?;
+        axum::body::to_bytes(answer.into_body(), usize::MAX).await?;
+        time("native_post_order", started);
+
+        // The read path's own round trips: its rate-limit bucket, then the product.
+        let started = std::time::Instant::now();
+        shared::ports::RateLimiter::take(&limiter, "bench|read", &bucket, chrono::Utc::now()).await?;
+        shared::ports::InventoryStore::product(&store, &sku).await?;
+        time("emulator_get_product", started);
+    }
+    let report: serde_json::Map<String, serde_json::Value> =
+        samples.iter().map(|(name, s)| ((*name).to_owned(), s.summary())).collect();
+    let mean = |name: &str| report[name]["mean_ms"].as_f64().unwrap_or(f64::NAN);
+    let p50 = |name: &str| report[name]["p50_ms"].as_f64().unwrap_or(f64::NAN);
+    let ratios = serde_json::json!({
+        "read_p50_raw": p50("get_product") / p50("hello"),
+        "read_p50_without_emulator": (p50("get_product") - p50("emulator_get_product")) / p50("hello"),
+        "read_mean_without_emulator": (mean("get_product") - mean("emulator_get_product")) / mean("hello"),
+        "write_p50_raw": p50("post_order") / p50("hello"),
+        "write_p50_without_native_time": (p50("post_order") - p50("native_post_order")) / p50("hello"),
+    });
+    let out = serde_json::json!({"requests": requests, "latency": report, "ratios": ratios});
+    let text = serde_json::to_string_pretty(&out)?;
+    println!("{text}");
+    if let Some(path) = flag(args, "--json") {
+        std::fs::write(path, text)?;
     }
     Ok(())
 }

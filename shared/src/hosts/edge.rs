@@ -1,4 +1,4 @@
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use axum::Router;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -19,7 +19,9 @@ pub fn api_router(
     limits: Option<Arc<RateLimitLayer>>,
 ) -> Result<(Router, utoipa::openapi::OpenApi), serde_json::Error> {
     let (router, openapi) = api.split_for_parts();
-    let document = Arc::new(openapi.to_json()?);
+    // Rendered on first request, not here: a Spin instance serves one
+    // request, and almost never this one.
+    let document = Arc::new((openapi.clone(), OnceLock::new()));
     let mut router = router
         .route("/api/v1/openapi.json", axum::routing::get(move || serve_document(document.clone())))
         .fallback(|| async { ApiError::NotFound("no such resource".into()) })
@@ -30,8 +32,14 @@ pub fn api_router(
     Ok((router.layer(from_fn_with_state(authenticator, edge_middleware)), openapi))
 }
 
-async fn serve_document(document: Arc<String>) -> Response {
-    let mut response = (StatusCode::OK, document.as_str().to_owned()).into_response();
+async fn serve_document(document: Arc<(utoipa::openapi::OpenApi, OnceLock<String>)>) -> Response {
+    let (openapi, rendered) = &*document;
+    let Some(json) =
+        rendered.get().cloned().or_else(|| openapi.to_json().ok().map(|j| rendered.get_or_init(|| j).clone()))
+    else {
+        return ApiError::Internal("the API document could not be rendered".into()).into_response();
+    };
+    let mut response = (StatusCode::OK, json).into_response();
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }

@@ -556,6 +556,8 @@ macro_rules! spin_entry_points {
 #[macro_export]
 macro_rules! spin_queue_export {
     ($wire:ident) => {
+        // wit-bindgen's generated glue is not ours to lint.
+        #[allow(clippy::all)]
         mod __orderly_spin_queue {
             ::spin_sdk::wit_bindgen::generate!({
                 inline: r#"
@@ -613,6 +615,7 @@ macro_rules! spin_queue_export {
 #[macro_export]
 macro_rules! spin_relay_export {
     ($wire:ident) => {
+        #[allow(clippy::all)]
         mod __orderly_spin_relay {
             ::spin_sdk::wit_bindgen::generate!({
                 inline: r#"

@@ -3,7 +3,7 @@
 //! | item | pk | sk | notes |
 //! |---|---|---|---|
 //! | order | `ORDER#<id>` | `#` | `version`, `doc` (the order as JSON) |
-//! | idempotency claim | `IDEM#<customer> <key>` | `#` | `order_id`, `request_hash`, `expires_at` (ms), `ttl` |
+//! | idempotency claim | `IDEM#<customer> <key>` | `#` | `order_id`, `answer` (the order as placed), `request_hash`, `expires_at` (ms), `ttl` |
 //! | outbox event | `OUTBOX#<shard>` | UUIDv7 | `body` |
 //! | processed mark | `PROCESSED#<consumer>#<event id>` | `#` | `ttl` |
 
@@ -54,6 +54,10 @@ impl DynamoOrders {
         if get_s(&stored, "request_hash")? != claim.request_hash {
             return Ok(PlaceOutcome::KeyReused);
         }
+        // The answer as first given (the order has moved on since, maybe).
+        if let Ok(answer) = get_s(&stored, "answer") {
+            return Ok(PlaceOutcome::Replayed(from_json(answer)?));
+        }
         let order_id = OrderId::parse(get_s(&stored, "order_id")?)
             .ok_or_else(|| StoreError::Corrupt("claim with a bad order id".into()))?;
         match self.get(order_id).await? {
@@ -87,6 +91,7 @@ impl OrderStore for DynamoOrders {
         if let Some(claim) = claim {
             let mut item = claim_key(claim);
             item.insert("order_id".into(), s(order.id.to_string()));
+            item.insert("answer".into(), s(to_json(order)?));
             item.insert("request_hash".into(), s(claim.request_hash.clone()));
             item.insert("expires_at".into(), n(claim.expires_at.timestamp_millis()));
             // DynamoDB deletes expired items within days, not at once: the
