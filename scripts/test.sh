@@ -30,5 +30,18 @@ step "dashboard in headless Chromium"
 step "hostile input: schemathesis against the live OpenAPI document"
 ./scripts/schemathesis.sh
 
-step "tests: domain, port contracts (SQLite), API, process, crash, faults, hostile input"
+step "AWS emulator (ministack) for the DynamoDB/SQS port contract suites"
+./scripts/aws-emulator.sh install
+./scripts/aws-emulator.sh start
+trap './scripts/aws-emulator.sh stop' EXIT
+export ORDERLY_AWS_ENDPOINT="http://127.0.0.1:${ORDERLY_AWS_PORT:-4566}"
+
+step "tests: domain, port contracts (SQLite, DynamoDB/SQS), API, process, crash, faults, hostile input"
 cargo test --workspace --all-features --no-fail-fast
+
+step "Spin: the Spin-only entry points (queue, cron, Spin variables) lint clean for wasm32-wasip2"
+cargo clippy --target wasm32-wasip2 -p order-intake -p inventory -p notification -p analytics \
+    --features spin-http,spin-queue,spin-relay,spin-variables -- -D warnings
+
+step "Spin: the HTTP components under jco, the API suite against them (scripts/spin-test.sh)"
+./scripts/spin-test.sh

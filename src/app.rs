@@ -5,8 +5,6 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use axum::Router;
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use shared::adapters::log_provider::LogProvider;
 use shared::adapters::memory_cache::MemoryCache;
@@ -14,10 +12,7 @@ use shared::adapters::sqlite::{DbOptions, QueueSettings, SqliteStore, Synchronou
 use shared::adapters::webhook::WebhookProvider;
 use shared::api::ApiDoc;
 use shared::events::EventFactory;
-use shared::http::{
-    ApiError, AuthConfig, Authenticator, ClientIp, RateLimitLayer, RateLimitPolicy, edge_middleware,
-    rate_limit_middleware,
-};
+use shared::http::{ApiError, AuthConfig, Authenticator, ClientIp, RateLimitLayer, RateLimitPolicy};
 use shared::messaging::EventHandler;
 use shared::ports::{
     Cache, Clock, IdGenerator, NotificationLog, NotificationProvider, ReadModelStore, SystemClock, UuidV7Ids,
@@ -29,10 +24,9 @@ use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use crate::config::{Config, FailMode, Switch, SyncMode};
-use crate::health::{self, HealthState};
+use crate::health::HealthState;
 use crate::secret::{self, SecretSource};
 use crate::workers;
 
@@ -124,38 +118,35 @@ impl App {
         ];
 
         let health_state = HealthState { store: store.clone(), provider: provider.name(), breaker: breaker.clone() };
-        let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        let metrics = crate::observability::prometheus();
+        let api = OpenApiRouter::with_openapi(ApiDoc::openapi())
             .merge(order_intake::http::router(intake))
             .merge(inventory::http::router(catalog))
             .merge(notification::http::router(shared_store.clone() as Arc<dyn NotificationLog>))
             .merge(analytics::http::router(shared_store.clone() as Arc<dyn ReadModelStore>))
-            .merge(OpenApiRouter::new().routes(routes!(health::health)).with_state(health_state))
-            .split_for_parts();
-        let document = Arc::new(openapi.to_json().context("rendering the OpenAPI document")?);
-        let metrics = crate::observability::prometheus();
-        let mut router = api
-            .route("/api/v1/openapi.json", axum::routing::get(move || serve_document(document.clone())))
+            .merge(shared::hosts::health::router(Arc::new(health_state)))
             .route("/metrics", axum::routing::get(move || std::future::ready(metrics.render())))
-            .merge(crate::dashboard::routes())
-            .fallback(|| async { ApiError::NotFound("no such resource".into()) })
-            .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
-        if resilience.rate_limit == Switch::On {
-            let policy = RateLimitPolicy {
-                anonymous_read: resilience.rate_limit_anon_read,
-                anonymous_write: resilience.rate_limit_anon_write,
-                authenticated_read: resilience.rate_limit_auth_read,
-                authenticated_write: resilience.rate_limit_auth_write,
-                routes: RateLimitPolicy::parse_routes(&resilience.rate_limit_routes)
-                    .map_err(|e| anyhow::anyhow!("ORDERLY_RATE_LIMIT_ROUTES: {e}"))?,
-                fail_open: resilience.rate_limit_fail == FailMode::Open,
-                ..RateLimitPolicy::default()
-            };
-            let layer = Arc::new(RateLimitLayer { limiter: shared_store.clone(), policy, clock: clock.clone() });
-            router = router.layer(from_fn_with_state(layer, rate_limit_middleware));
-        }
+            .merge(OpenApiRouter::from(crate::dashboard::routes()));
+        let limits = match resilience.rate_limit {
+            Switch::On => {
+                let policy = RateLimitPolicy {
+                    anonymous_read: resilience.rate_limit_anon_read,
+                    anonymous_write: resilience.rate_limit_anon_write,
+                    authenticated_read: resilience.rate_limit_auth_read,
+                    authenticated_write: resilience.rate_limit_auth_write,
+                    routes: RateLimitPolicy::parse_routes(&resilience.rate_limit_routes)
+                        .map_err(|e| anyhow::anyhow!("ORDERLY_RATE_LIMIT_ROUTES: {e}"))?,
+                    fail_open: resilience.rate_limit_fail == FailMode::Open,
+                    ..RateLimitPolicy::default()
+                };
+                Some(Arc::new(RateLimitLayer { limiter: shared_store.clone(), policy, clock: clock.clone() }))
+            }
+            Switch::Off => None,
+        };
+        let (router, openapi) =
+            shared::hosts::api_router(api, authenticator, limits).context("rendering the OpenAPI document")?;
         let router = router
             .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(config.body_timeout))
-            .layer(from_fn_with_state(authenticator, edge_middleware))
             .layer(axum::middleware::from_fn(client_ip))
             .layer(CatchPanicLayer::custom(|_| ApiError::Internal("handler panicked".into()).into_response()));
         Ok(Self { router, openapi, store, breaker, consumers, config })
@@ -170,12 +161,6 @@ async fn client_ip(mut request: axum::extract::Request, next: axum::middleware::
         request.extensions_mut().insert(ip);
     }
     next.run(request).await
-}
-
-async fn serve_document(document: Arc<String>) -> Response {
-    let mut response = (StatusCode::OK, document.as_str().to_owned()).into_response();
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response
 }
 
 async fn auth_config(config: &Config) -> anyhow::Result<AuthConfig> {

@@ -22,6 +22,7 @@ pub mod api;
 pub mod contract;
 pub mod domain;
 pub mod events;
+pub mod hosts;
 pub mod http;
 pub mod messaging;
 pub mod ports;

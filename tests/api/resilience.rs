@@ -3,7 +3,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, eventually, problem, spawn_app, spawn_app_with, token};
+use crate::helpers::{TestApp, eventually, problem, spawn_local_app, spawn_local_app_with, token};
 use crate::support::{Mode, Webhook};
 
 async fn breaker_state(app: &TestApp) -> String {
@@ -13,7 +13,7 @@ async fn breaker_state(app: &TestApp) -> String {
 #[tokio::test]
 async fn the_breaker_opens_on_a_failing_or_hanging_provider_defers_notifications_and_closes_when_it_recovers() {
     let provider = Webhook::start(Mode::Failing).await;
-    let app = spawn_app_with(|config| {
+    let Some(app) = spawn_local_app_with("it points the runner at a provider it breaks and mends", |config| {
         config.notify_url = Some(provider.url.clone());
         config.notify_allow_private = true;
         config.notify_timeout = Duration::from_millis(300);
@@ -21,7 +21,10 @@ async fn the_breaker_opens_on_a_failing_or_hanging_provider_defers_notifications
         config.resilience.breaker_cool_down = Duration::from_millis(700);
         config.queues.max_receives = 50;
     })
-    .await;
+    .await
+    else {
+        return;
+    };
     app.put_product("TEA", "1.00", 100).await;
     let alice = token("alice", false);
 
@@ -72,10 +75,13 @@ async fn the_breaker_opens_on_a_failing_or_hanging_provider_defers_notifications
 
 #[tokio::test]
 async fn a_burst_over_the_limit_gets_429_with_retry_after_then_refills() {
-    let app = spawn_app_with(|config| {
+    let Some(app) = spawn_local_app_with("it sets the runner's rate limits", |config| {
         config.resilience.rate_limit_anon_read = shared::resilience::rate_limit::Bucket { per_second: 2.0, burst: 3 }
     })
-    .await;
+    .await
+    else {
+        return;
+    };
     for expected in ["2", "1", "0"] {
         let response = app.get("/api/v1/products", None).await;
         assert_eq!(response.status(), StatusCode::OK);
@@ -97,11 +103,14 @@ async fn a_burst_over_the_limit_gets_429_with_retry_after_then_refills() {
 #[tokio::test]
 async fn anonymous_callers_are_limited_sooner_than_customers_and_each_customer_has_a_bucket() {
     use shared::resilience::rate_limit::Bucket;
-    let app = spawn_app_with(|config| {
+    let Some(app) = spawn_local_app_with("it sets the runner's rate limits", |config| {
         config.resilience.rate_limit_anon_read = Bucket { per_second: 0.1, burst: 2 };
         config.resilience.rate_limit_auth_read = Bucket { per_second: 0.1, burst: 5 };
     })
-    .await;
+    .await
+    else {
+        return;
+    };
     let count_ok = |token: Option<String>| {
         let app = &app;
         async move {
@@ -122,11 +131,14 @@ async fn anonymous_callers_are_limited_sooner_than_customers_and_each_customer_h
 #[tokio::test]
 async fn writes_and_single_routes_have_their_own_limits() {
     use shared::resilience::rate_limit::Bucket;
-    let app = spawn_app_with(|config| {
+    let Some(app) = spawn_local_app_with("it sets the runner's rate limits", |config| {
         config.resilience.rate_limit_auth_write = Bucket { per_second: 0.1, burst: 2 };
         config.resilience.rate_limit_routes = "GET /api/v1/products/{sku}=0.1/s:1".into();
     })
-    .await;
+    .await
+    else {
+        return;
+    };
     let alice = token("alice", false);
     let body = json!({"items": [{"sku": "NONE", "quantity": 1}]});
     let statuses: Vec<StatusCode> = {
@@ -154,9 +166,14 @@ async fn writes_and_single_routes_have_their_own_limits() {
 #[tokio::test]
 async fn two_runners_on_one_store_share_one_limit() {
     use shared::resilience::rate_limit::Bucket;
-    let first =
-        spawn_app_with(|config| config.resilience.rate_limit_anon_read = Bucket { per_second: 0.1, burst: 6 }).await;
-    let mut config = crate::helpers::fast_config(first.runner.store().database().path().parent().unwrap());
+    let Some(first) = spawn_local_app_with("it starts two runners on one store", |config| {
+        config.resilience.rate_limit_anon_read = Bucket { per_second: 0.1, burst: 6 }
+    })
+    .await
+    else {
+        return;
+    };
+    let mut config = crate::helpers::fast_config(first.runner().store().database().path().parent().unwrap());
     config.resilience.rate_limit_anon_read = Bucket { per_second: 0.1, burst: 6 };
     let second = orderly::Runner::start(config).await.unwrap();
     let second_url = format!("http://{}", second.addr());
@@ -173,7 +190,14 @@ async fn two_runners_on_one_store_share_one_limit() {
 
 #[tokio::test]
 async fn a_cached_product_is_fresh_after_an_update_and_after_stock_moves() {
-    let app = spawn_app_with(|config| config.resilience.cache_ttl = Duration::from_secs(60)).await;
+    let Some(app) =
+        spawn_local_app_with("it sets the runner's cache TTL (the Spin components keep no cache)", |config| {
+            config.resilience.cache_ttl = Duration::from_secs(60)
+        })
+        .await
+    else {
+        return;
+    };
     app.put_product("TEA", "1.00", 10).await;
     assert_eq!(app.product("TEA").await["price"], "1.00");
     assert_eq!(app.product("TEA").await["price"], "1.00");
@@ -196,7 +220,8 @@ async fn a_cached_product_is_fresh_after_an_update_and_after_stock_moves() {
 
 #[tokio::test]
 async fn metrics_cover_requests_queues_breaker_cache_and_limits() {
-    let app = spawn_app().await;
+    let reason = "GET /metrics is the runner's Prometheus endpoint; Spin and Lambda report through their platform";
+    let Some(app) = spawn_local_app(reason).await else { return };
     app.put_product("TEA", "1.00", 5).await;
     app.product("TEA").await;
     let alice = token("alice", false);

@@ -108,13 +108,18 @@ impl RunnerProcess {
     }
 }
 
-/// Polls `check` until it yields `Some`, or fails the test after `DEADLINE`.
+/// Another host's hops (queues polled over HTTP, relays on a timer) take longer.
+pub const REMOTE_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Polls `check` until it yields `Some`, or fails the test after `DEADLINE`
+/// (`REMOTE_DEADLINE` when the API tests target another host's stack).
 pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let until = tokio::time::Instant::now() + DEADLINE;
+    let remote = std::env::var("ORDERLY_TEST_BASE_URL").is_ok_and(|url| !url.is_empty());
+    let until = tokio::time::Instant::now() + if remote { REMOTE_DEADLINE } else { DEADLINE };
     loop {
         if let Some(value) = check().await {
             return value;

@@ -15,6 +15,8 @@
 pub mod http;
 pub mod projection;
 pub mod projector;
+#[cfg(feature = "spin")]
+pub mod spin;
 
 pub use projector::Projector;
 

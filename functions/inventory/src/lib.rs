@@ -13,6 +13,8 @@ pub mod catalog;
 pub mod consumer;
 pub mod http;
 pub mod reservations;
+#[cfg(feature = "spin")]
+pub mod spin;
 
 pub use catalog::{Catalog, CatalogError, PutOutcome};
 pub use consumer::InventoryConsumer;

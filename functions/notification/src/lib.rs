@@ -10,6 +10,8 @@
 
 pub mod http;
 pub mod notifier;
+#[cfg(feature = "spin")]
+pub mod spin;
 
 pub use notifier::Notifier;
 

@@ -15,6 +15,8 @@
 pub mod http;
 pub mod saga;
 pub mod service;
+#[cfg(feature = "spin")]
+pub mod spin;
 
 pub use service::{IdempotencyKey, IntakeError, OrderIntake, Placed};
 
