@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: formatting, lints, every crate's tests
-# (domain, port contracts, API, crash), and the wasm32-wasip2 build of the core.
+# (domain, port contracts, API, crash), the wasm32-wasip2 build of the core,
+# and the dashboard in headless Chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,13 +40,23 @@ cargo clippy --workspace --all-targets --all-features -- -D warnings
 step "the core builds for wasm32-wasip2 (no host, database or SDK types)"
 cargo build --target wasm32-wasip2 -p orderly-shared -p order-intake -p inventory -p notification -p analytics
 
-step "tests: domain, port contracts (SQLite; DynamoDB + SQS on the emulator), API, crash"
+step "dashboard in headless Chromium"
+./scripts/dashboard-test.sh
+
+step "hostile input: schemathesis against the live OpenAPI document"
+./scripts/schemathesis.sh
+
+step "tests: domain, port contracts (SQLite; DynamoDB + SQS on the emulator), API, process, crash, faults, hostile input"
 cargo test --workspace --all-features --no-fail-fast
 
-if [[ "$AWS" == 1 ]]; then
-    step "AWS: the DynamoDB/SQS adapters build for wasm32-wasip2"
-    cargo build --target wasm32-wasip2 -p orderly-shared --features aws
+step "Spin: the Spin-only entry points (queue, cron, Spin variables) lint clean for wasm32-wasip2"
+cargo clippy --target wasm32-wasip2 -p order-intake -p inventory -p notification -p analytics \
+    --features spin-http,spin-queue,spin-relay,spin-variables -- -D warnings
 
+step "Spin: the HTTP components under jco, the API suite against them (scripts/spin-test.sh)"
+./scripts/spin-test.sh
+
+if [[ "$AWS" == 1 ]]; then
     step "AWS: template.yaml (cfn-lint, sam validate --lint)"
     VENVS="${ORDERLY_VENVS:-/var/tmp/orderly-venvs}"
     "$VENVS/sam/bin/cfn-lint" template.yaml
@@ -55,5 +66,7 @@ if [[ "$AWS" == 1 ]]; then
     ORDERLY_SAM_BUILD_MODE=debug ./scripts/aws-e2e.sh
 
     step "AWS: the Lambda binaries build for arm64 too"
-    (cd lambda && PATH="$VENVS/sam/bin:$PATH" cargo lambda build --arm64 --bins)
+    for function in order-intake inventory notification analytics; do
+        (cd "functions/$function" && PATH="$VENVS/sam/bin:$PATH" cargo lambda build --arm64 --bin "$function-lambda")
+    done
 fi

@@ -229,6 +229,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
         .env("ORDERLY_ADDR", format!("127.0.0.1:{port}"))
         .env("ORDERLY_DATA_DIR", work.path().join("data"))
         .env("ORDERLY_JWT_SECRET", &secret)
+        // The benchmark measures intake, not the limiter: its 64 customers
+        // would exceed the default per-customer write limit.
+        .env("ORDERLY_RATE_LIMIT", "off")
         .stdout(log.try_clone()?)
         .stderr(log)
         .kill_on_drop(true)

@@ -17,8 +17,11 @@
 pub mod app;
 pub mod bench;
 pub mod config;
+pub mod dashboard;
 pub mod dlq;
 pub mod health;
+pub mod load;
+pub mod observability;
 pub mod secret;
 pub mod workers;
 

@@ -5,9 +5,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use orderly::config::Config;
-use orderly::{Runner, bench, dlq, secret};
+use orderly::{Runner, bench, dlq, load, secret};
 use shared::adapters::sqlite::{DbOptions, QueueSettings, SqliteStore};
-use tracing_subscriber::EnvFilter;
 
 // A request allocates many small, short-lived buffers (JSON, SQL params,
 // log lines); the system allocator was ~15% of CPU under load.
@@ -49,6 +48,8 @@ enum Command {
         #[command(subcommand)]
         action: DlqAction,
     },
+    /// Drive a realistic mix against a base URL, then check consistency.
+    Load(load::LoadArgs),
     /// Benchmark intake against a bare hyper server (starts both itself).
     Bench(bench::BenchArgs),
     /// The bare hyper "hello" server that `bench` compares against.
@@ -77,16 +78,6 @@ enum DlqAction {
     },
 }
 
-fn init_logging(filter: &str) {
-    tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_current_span(false)
-        .with_span_list(false)
-        .with_env_filter(EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info")))
-        .init();
-}
-
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
@@ -108,7 +99,7 @@ async fn main() -> anyhow::Result<()> {
     let config = cli.config;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
-            init_logging(&config.log);
+            let tracer = orderly::observability::init_telemetry(&config.log, config.otlp_endpoint.as_deref())?;
             let data_dir = config.data_dir.canonicalize().unwrap_or(config.data_dir.clone());
             let runner = Runner::start(config).await?;
             eprintln!("orderly: listening on http://{}  (data in {})", runner.addr(), data_dir.display());
@@ -117,11 +108,22 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!("shutting down: finishing in-flight requests and batches");
             runner.stop().await;
             tracing::info!("stopped");
+            if let Some(tracer) = tracer {
+                // Flush the spans still batched.
+                let _ = tracer.shutdown();
+            }
         }
         Command::Token { sub, admin, ttl } => {
             let (secret, _) = secret::load_or_create(config.jwt_secret.as_deref(), &config.data_dir)?;
             shared::domain::CustomerId::parse(&sub).map_err(|e| anyhow::anyhow!("--sub: {e}"))?;
             println!("{}", shared::http::mint_hs256(&secret, &sub, admin, ttl));
+        }
+        Command::Load(args) => {
+            let report = load::run(args).await?;
+            load::print(&report);
+            if !report.consistency.ok {
+                anyhow::bail!("the consistency check failed");
+            }
         }
         Command::Bench(args) => {
             let report = bench::run(args).await?;

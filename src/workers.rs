@@ -37,6 +37,14 @@ pub async fn consume(
     let mut next_retry: Option<Instant> = None;
     tracing::info!(consumer = queue, "consumer started");
     while !shutdown.is_cancelled() {
+        if let Some(pause) = handler.paused_for().await {
+            // Downstream is known to be down: leave the messages queued.
+            tracing::debug!(consumer = queue, pause_ms = pause.as_millis() as u64, "consumer paused");
+            if !idle(&Notify::new(), Instant::now() + pause.min(config.idle_poll * 5), &shutdown).await {
+                break;
+            }
+            continue;
+        }
         let batch = match store.receive(queue, config.batch_size as usize, config.visibility_timeout).await {
             Ok(batch) => batch,
             Err(error) => {

@@ -4,9 +4,13 @@
 //! table or queues the way a crash or a bad producer would, then watches the
 //! outcome through the API. Without a stack every test is skipped, saying so.
 
+#[path = "support/aws_stack.rs"]
+mod aws_stack;
 #[path = "api/helpers.rs"]
 #[allow(dead_code)]
 mod helpers;
+#[path = "support/mod.rs"]
+mod support;
 
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 use chrono::Utc;

@@ -5,54 +5,20 @@
 //! nothing lost, nothing applied twice.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::Rng;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tokio::process::{Child, Command};
+use support::{DEADLINE, Launch, RunnerProcess, free_port, token};
 use tokio_util::sync::CancellationToken;
 
-const SECRET: &str = "crash-secret-crash-secret-crash-secret-0123456789";
+mod support;
+
 const SKUS: [&str; 3] = ["A", "B", "C"];
 const INITIAL_STOCK: i64 = 150;
 const CUSTOMERS: usize = 6;
-const DEADLINE: Duration = Duration::from_secs(60);
-
-fn token(sub: &str, admin: bool) -> String {
-    shared::http::mint_hs256(SECRET.as_bytes(), sub, admin, Duration::from_secs(3600))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-async fn start(data_dir: &Path, port: u16, generation: usize) -> Child {
-    let log = std::fs::File::create(data_dir.join(format!("runner-{generation}.log"))).unwrap();
-    Command::new(env!("CARGO_BIN_EXE_orderly"))
-        .env("ORDERLY_ADDR", format!("127.0.0.1:{port}"))
-        .env("ORDERLY_DATA_DIR", data_dir.join("data"))
-        .env("ORDERLY_JWT_SECRET", SECRET)
-        // Messages in flight when the process died come back this soon.
-        .env("ORDERLY_VISIBILITY_TIMEOUT", "1s")
-        .env("ORDERLY_RETRY_BASE", "20ms")
-        .env("ORDERLY_LOG", "warn")
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start the runner")
-}
-
-async fn wait_until_up(client: &reqwest::Client, base: &str) {
-    let until = tokio::time::Instant::now() + DEADLINE;
-    while client.get(format!("{base}/health")).send().await.map(|r| r.status() != StatusCode::OK).unwrap_or(true) {
-        assert!(tokio::time::Instant::now() < until, "runner did not come up");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 /// Places orders until told to stop; records the id of every 202.
 async fn place_orders(
@@ -123,8 +89,7 @@ async fn kill_9_during_load_loses_no_accepted_order_and_applies_nothing_twice() 
     let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
     let admin = token("admin", true);
 
-    let mut runner = start(dir.path(), port, 0).await;
-    wait_until_up(&client, &base).await;
+    let mut runner = RunnerProcess::start(Launch::new(dir.path(), port)).await;
     for sku in SKUS {
         let response = client
             .put(format!("{base}/api/v1/products/{sku}"))
@@ -150,10 +115,8 @@ async fn kill_9_during_load_loses_no_accepted_order_and_applies_nothing_twice() 
             assert!(tokio::time::Instant::now() < until, "no progress before kill {generation}");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        runner.start_kill().unwrap(); // SIGKILL
-        runner.wait().await.unwrap();
-        runner = start(dir.path(), port, generation).await;
-        wait_until_up(&client, &base).await;
+        runner.kill_9().await; // SIGKILL
+        runner = RunnerProcess::start(Launch { generation, ..Launch::new(dir.path(), port) }).await;
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     stop.cancel();
@@ -228,5 +191,5 @@ async fn kill_9_during_load_loses_no_accepted_order_and_applies_nothing_twice() 
         all_orders.len(),
         by_status
     );
-    runner.start_kill().unwrap();
+    runner.kill_9().await;
 }

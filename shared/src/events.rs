@@ -299,7 +299,14 @@ pub mod routing {
             };
             match self {
                 Self::OrderIntake => matches!(kind, InventoryReserved | InventoryRejected),
-                Self::Inventory => matches!(kind, OrderPlaced | OrderCancelled),
+                // Orders drive reservations; product and stock changes
+                // invalidate the catalog cache.
+                Self::Inventory => {
+                    matches!(
+                        kind,
+                        OrderPlaced | OrderCancelled | ProductChanged | InventoryReserved | InventoryReleased
+                    )
+                }
                 Self::Notification => matches!(kind, OrderConfirmed | OrderRejected | OrderCancelled),
                 Self::Analytics => true,
             }
@@ -373,9 +380,9 @@ mod tests {
         assert_eq!(of("order.placed.v1"), [Inventory, Analytics]);
         assert_eq!(of("order.cancelled.v1"), [Inventory, Notification, Analytics]);
         assert_eq!(of("order.confirmed.v1"), [Notification, Analytics]);
-        assert_eq!(of("inventory.reserved.v1"), [OrderIntake, Analytics]);
-        assert_eq!(of("inventory.released.v1"), [Analytics]);
-        assert_eq!(of("product.changed.v1"), [Analytics]);
+        assert_eq!(of("inventory.reserved.v1"), [OrderIntake, Inventory, Analytics]);
+        assert_eq!(of("inventory.released.v1"), [Inventory, Analytics]);
+        assert_eq!(of("product.changed.v1"), [Inventory, Analytics]);
         assert_eq!(of("something.new.v9"), [Analytics]);
     }
 }

@@ -26,4 +26,5 @@ pub mod hosts;
 pub mod http;
 pub mod messaging;
 pub mod ports;
+pub mod resilience;
 pub mod trace;

@@ -26,7 +26,7 @@ use tracing::Instrument;
 use crate::events::routing::Consumer;
 use crate::events::{Envelope, Event};
 use crate::ports::{EventPublisher, Outbox, QueueError, ReceivedMessage, StoreError};
-use crate::trace::TraceContext;
+use crate::trace::{TraceContext, continue_trace};
 
 /// One delivery of one event to one consumer.
 #[derive(Debug, Clone)]
@@ -36,6 +36,8 @@ pub struct Delivery<'a> {
     pub attempt: u32,
     /// After this many failed attempts the queue dead-letters the message.
     pub max_attempts: u32,
+    /// This delivery's place in the event's trace.
+    pub trace: TraceContext,
 }
 
 impl Delivery<'_> {
@@ -43,14 +45,10 @@ impl Delivery<'_> {
         self.attempt >= self.max_attempts
     }
 
-    /// The trace this event belongs to, continued by the consumer.
+    /// The trace this event belongs to, continued by the consumer: events the
+    /// handler emits carry it, so the next hop is this one's child.
     pub fn trace(&self) -> TraceContext {
-        self.envelope
-            .traceparent
-            .as_deref()
-            .and_then(TraceContext::parse)
-            .map(|t| t.child())
-            .unwrap_or_else(TraceContext::new_root)
+        self.trace.clone()
     }
 }
 
@@ -76,6 +74,14 @@ pub trait EventHandler: Send + Sync {
     fn consumer(&self) -> Consumer;
 
     async fn handle(&self, event: Event, delivery: &Delivery<'_>) -> Result<(), HandlerError>;
+
+    /// `Some(d)`: this consumer cannot make progress for `d` (its downstream
+    /// is known to be down). Hosts that control receiving stop taking
+    /// messages meanwhile, so the queue buffers them without spending their
+    /// delivery attempts.
+    async fn paused_for(&self) -> Option<Duration> {
+        None
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,6 +110,13 @@ pub async fn process_batch(
 ) -> Vec<MessageOutcome> {
     join_all(messages.iter().map(|message| async move {
         let outcome = process_one(handler, message, max_attempts).await;
+        let result = match &outcome {
+            Outcome::Done => "done",
+            Outcome::Ignored { .. } => "ignored",
+            Outcome::Failed { .. } => "failed",
+        };
+        metrics::counter!("orderly_messages_total", "consumer" => handler.consumer().queue(), "outcome" => result)
+            .increment(1);
         MessageOutcome { message_id: message.message_id.clone(), receipt: message.receipt.clone(), outcome }
     }))
     .await
@@ -118,9 +131,10 @@ async fn process_one(handler: &dyn EventHandler, message: &ReceivedMessage, max_
             return Outcome::Failed { error: error.to_string(), retry_after: None };
         }
     };
-    let delivery = Delivery { envelope: &envelope, attempt: message.receive_count, max_attempts };
-    let trace = delivery.trace();
-    let span = tracing::info_span!("consume", function = consumer, event_id = %envelope.id, trace_id = %trace.trace_id);
+    let span = tracing::info_span!("consume", otel.name = %format!("{consumer} {}", envelope.event_type), function = consumer, event_id = %envelope.id);
+    let parent = envelope.traceparent.as_deref().and_then(TraceContext::parse);
+    let trace = continue_trace(&span, parent.as_ref());
+    let delivery = Delivery { envelope: &envelope, attempt: message.receive_count, max_attempts, trace: trace.clone() };
     async {
         let started = std::time::Instant::now();
         let event = match envelope.decode() {
@@ -188,6 +202,12 @@ impl Default for Backoff {
     fn default() -> Self {
         Self { base: Duration::from_millis(200), max: Duration::from_secs(30) }
     }
+}
+
+/// `d` plus up to a quarter more, at random: spreads retries that would
+/// otherwise all come due at the same instant.
+pub fn jitter(d: Duration) -> Duration {
+    d + (d / 4).mul_f64(rand::rng().random::<f64>())
 }
 
 impl Backoff {

@@ -50,6 +50,51 @@ impl TraceContext {
     }
 }
 
+/// Makes `span` the continuation of `parent` (the `traceparent` a request or
+/// an event arrived with; none starts a new trace) and returns the context to
+/// hand on to whatever this span causes.
+///
+/// With the `otel` feature and an OpenTelemetry layer installed, the span
+/// becomes a child of `parent` in the exported trace and the returned context
+/// carries its real span id; otherwise a fresh span id in the same trace.
+pub fn continue_trace(span: &tracing::Span, parent: Option<&TraceContext>) -> TraceContext {
+    #[cfg(feature = "otel")]
+    if let Some(exported) = otel::link(span, parent) {
+        return exported;
+    }
+    let _ = span;
+    parent.map(TraceContext::child).unwrap_or_else(TraceContext::new_root)
+}
+
+#[cfg(feature = "otel")]
+mod otel {
+    use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+    use super::TraceContext;
+
+    pub fn link(span: &tracing::Span, parent: Option<&TraceContext>) -> Option<TraceContext> {
+        if let Some(parent) = parent {
+            let remote = SpanContext::new(
+                TraceId::from_hex(&parent.trace_id).ok()?,
+                SpanId::from_hex(&parent.span_id).ok()?,
+                if parent.sampled { TraceFlags::SAMPLED } else { TraceFlags::default() },
+                true,
+                TraceState::default(),
+            );
+            let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(remote));
+        }
+        // Without an OpenTelemetry layer the span has no valid context.
+        let context = span.context();
+        let own = context.span().span_context().clone();
+        own.is_valid().then(|| TraceContext {
+            trace_id: own.trace_id().to_string(),
+            span_id: own.span_id().to_string(),
+            sampled: own.is_sampled(),
+        })
+    }
+}
+
 fn new_span_id() -> String {
     let mut id = [0u8; 8];
     while id == [0; 8] {

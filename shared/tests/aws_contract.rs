@@ -13,8 +13,8 @@ use aws_config::BehaviorVersion;
 use aws_sdk_dynamodb::config::Credentials;
 use aws_sdk_sqs::types::QueueAttributeName;
 use orderly_shared::adapters::dynamo::{
-    DynamoAnalytics, DynamoConfig, DynamoInventory, DynamoNotifications, DynamoOrders, TableKind, create_table,
-    enable_ttl,
+    DynamoAnalytics, DynamoConfig, DynamoInventory, DynamoNotifications, DynamoOrders, DynamoResilience, TableKind,
+    create_table, enable_ttl,
 };
 use orderly_shared::adapters::sqs::{QueueUrls, SqsConfig, SqsQueues};
 use orderly_shared::contract::MAX_RECEIVES;
@@ -98,6 +98,13 @@ pub async fn analytics() -> Option<Fresh<DynamoAnalytics>> {
     Some(Fresh(DynamoAnalytics::new(client, &config)))
 }
 
+/// Breaker state and rate-limit buckets live in the owning function's table
+/// (here a fresh notifications table).
+pub async fn resilience() -> Option<Fresh<DynamoResilience>> {
+    let (client, config) = fresh_table(TableKind::Notifications).await?;
+    Some(Fresh(DynamoResilience::new(client, config.notifications_table)))
+}
+
 /// One FIFO queue + FIFO DLQ per consumer, redriven after `MAX_RECEIVES`.
 pub async fn queues() -> Option<Fresh<SqsQueues>> {
     let Some(endpoint) = endpoint() else {
@@ -155,4 +162,12 @@ mod read_model {
 
 mod queues {
     orderly_shared::queue_contract!(skip_without_emulator!(super::queues().await));
+}
+
+mod breaker_store {
+    orderly_shared::breaker_store_contract!(skip_without_emulator!(super::resilience().await));
+}
+
+mod rate_limiter {
+    orderly_shared::rate_limiter_contract!(skip_without_emulator!(super::resilience().await));
 }

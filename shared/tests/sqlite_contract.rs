@@ -46,3 +46,11 @@ mod read_model {
 mod queues {
     orderly_shared::queue_contract!(super::fresh());
 }
+
+mod breaker_store {
+    orderly_shared::breaker_store_contract!(super::fresh());
+}
+
+mod rate_limiter {
+    orderly_shared::rate_limiter_contract!(super::fresh());
+}

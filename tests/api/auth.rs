@@ -6,7 +6,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{SECRET, problem, spawn_app, token};
+use crate::helpers::{problem, secret, spawn_app, token};
 
 fn now() -> u64 {
     jsonwebtoken::get_current_timestamp()
@@ -26,7 +26,7 @@ async fn orders_need_a_valid_unexpired_token_signed_with_our_key_and_algorithm()
     );
     let cases = [
         ("no token", None),
-        ("expired", Some(signed(Header::default(), json!({"sub": "alice", "exp": now() - 30}), SECRET.as_bytes()))),
+        ("expired", Some(signed(Header::default(), json!({"sub": "alice", "exp": now() - 30}), secret().as_bytes()))),
         (
             "bad signature",
             Some(signed(
@@ -36,17 +36,21 @@ async fn orders_need_a_valid_unexpired_token_signed_with_our_key_and_algorithm()
             )),
         ),
         ("alg none", Some(unsigned)),
-        ("missing exp", Some(signed(Header::default(), json!({"sub": "alice"}), SECRET.as_bytes()))),
+        ("missing exp", Some(signed(Header::default(), json!({"sub": "alice"}), secret().as_bytes()))),
         (
             "wrong algorithm",
-            Some(signed(Header::new(Algorithm::HS512), json!({"sub": "alice", "exp": now() + 600}), SECRET.as_bytes())),
+            Some(signed(
+                Header::new(Algorithm::HS512),
+                json!({"sub": "alice", "exp": now() + 600}),
+                secret().as_bytes(),
+            )),
         ),
         (
             "not yet valid",
             Some(signed(
                 Header::default(),
                 json!({"sub": "alice", "exp": now() + 600, "nbf": now() + 300}),
-                SECRET.as_bytes(),
+                secret().as_bytes(),
             )),
         ),
         ("garbage", Some("not.a.jwt".to_owned())),
@@ -89,7 +93,7 @@ async fn admin_endpoints_refuse_customers_with_403() {
 #[tokio::test]
 async fn a_token_minted_for_a_short_life_stops_working_when_it_expires() {
     let app = spawn_app().await;
-    let short = shared::http::mint_hs256(SECRET.as_bytes(), "alice", false, Duration::from_secs(1));
+    let short = shared::http::mint_hs256(secret().as_bytes(), "alice", false, Duration::from_secs(1));
     assert_eq!(app.get("/api/v1/orders", Some(&short)).await.status(), StatusCode::OK);
     crate::helpers::eventually("the token to expire", || async {
         (app.get("/api/v1/orders", Some(&short)).await.status() == StatusCode::UNAUTHORIZED).then_some(())

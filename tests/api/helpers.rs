@@ -1,13 +1,17 @@
 //! One helper to spawn the runner and talk to it like a client would.
 //!
-//! The same tests also run against a deployed stack (the AWS host on an
-//! emulator, see scripts/aws-e2e.sh): set `ORDERLY_TEST_BASE_URL` to its API
-//! (and `ORDERLY_TEST_AWS_ENDPOINT` + `ORDERLY_TEST_STAGE` to its tables and
-//! queues, which `spawn_app` empties before each test), and run them one at a
-//! time (`--test-threads=1`). The stack must verify tokens with [`SECRET`].
-//! Tests that need the runner in-process call [`spawn_local_app`], which
-//! skips them there and says why.
+//! The same tests also run against another host's stack: set
+//! `ORDERLY_TEST_BASE_URL` to its base URL and `ORDERLY_TEST_JWT_SECRET` to
+//! the HS256 secret it verifies tokens with (and, to start each test from an
+//! empty stack, `ORDERLY_TEST_RESET_URL`, a URL that empties it when POSTed:
+//! the Spin harness serves one; or, for the AWS host's stack on an
+//! emulator, `ORDERLY_TEST_AWS_ENDPOINT` + `ORDERLY_TEST_STAGE`, whose tables
+//! and queues the tests empty themselves), and run them one at a time
+//! (`--test-threads=1`). Tests that need the runner in-process (its store, or
+//! a configuration of their own) call [`spawn_local_app`], which skips them
+//! there and says why.
 
+use std::io::Write;
 use std::time::Duration;
 
 use orderly::Runner;
@@ -16,9 +20,6 @@ use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 
 pub const SECRET: &str = "test-secret-test-secret-test-secret-0123456789";
-pub const DEADLINE: Duration = Duration::from_secs(15);
-/// A deployed stack's hops (stream, queues, cold starts) take longer.
-pub const REMOTE_DEADLINE: Duration = Duration::from_secs(60);
 
 pub struct TestApp {
     pub address: String,
@@ -26,6 +27,19 @@ pub struct TestApp {
     runner: Option<Runner>,
     pub admin: String,
     _dir: Option<tempfile::TempDir>,
+}
+
+/// The base URL of another host's stack under test, if any.
+pub fn remote_base_url() -> Option<String> {
+    std::env::var("ORDERLY_TEST_BASE_URL").ok().filter(|v| !v.is_empty()).map(|v| v.trim_end_matches('/').to_owned())
+}
+
+/// The HS256 secret the API under test verifies tokens with.
+pub fn secret() -> String {
+    match remote_base_url() {
+        Some(_) => std::env::var("ORDERLY_TEST_JWT_SECRET").unwrap_or_else(|_| SECRET.to_owned()),
+        None => SECRET.to_owned(),
+    }
 }
 
 /// Queue timings scaled down so retries and dead-lettering take milliseconds.
@@ -40,25 +54,33 @@ pub fn fast_config(dir: &std::path::Path) -> Config {
     config
 }
 
-/// The API under test: a fresh local runner, or the deployed stack, emptied.
+/// The API under test: a fresh runner, or the remote stack, emptied.
 pub async fn spawn_app() -> TestApp {
-    match remote::Stack::from_env() {
-        Some(stack) => stack.fresh().await,
-        None => spawn_runner(|_| {}).await,
+    if let Some(stack) = remote::Stack::from_env() {
+        return stack.fresh().await;
     }
+    let Some(address) = remote_base_url() else {
+        return spawn_runner(|_| {}).await;
+    };
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
+    if let Ok(reset) = std::env::var("ORDERLY_TEST_RESET_URL") {
+        let response = client.post(&reset).send().await.expect("reset the stack");
+        assert!(response.status().is_success(), "reset the stack: {}", response.text().await.unwrap_or_default());
+    }
+    TestApp { address, client, runner: None, admin: token("admin", true), _dir: None }
 }
 
-/// A runner configured by the test; on a deployed stack the test is skipped
-/// (its configuration is the stack's), with `reason`.
+/// A runner for a test that reaches into it (its store, its sockets) or
+/// configures it; against a remote stack the test is skipped, saying why.
 pub async fn spawn_local_app_with(reason: &str, configure: impl FnOnce(&mut Config)) -> Option<TestApp> {
-    if remote::Stack::from_env().is_some() {
-        eprintln!("skipped against a deployed stack: {reason}");
+    if remote_base_url().is_some() {
+        // Past the test harness's capture, so that a passing run says it too.
+        let _ = writeln!(std::io::stderr(), "skipped against a remote stack: {reason}");
         return None;
     }
     Some(spawn_runner(configure).await)
 }
 
-/// A runner for a test that reaches into it (its store, its queues).
 pub async fn spawn_local_app(reason: &str) -> Option<TestApp> {
     spawn_local_app_with(reason, |_| {}).await
 }
@@ -78,13 +100,13 @@ async fn spawn_runner(configure: impl FnOnce(&mut Config)) -> TestApp {
 }
 
 pub fn token(sub: &str, admin: bool) -> String {
-    shared::http::mint_hs256(SECRET.as_bytes(), sub, admin, Duration::from_secs(3600))
+    shared::http::mint_hs256(secret().as_bytes(), sub, admin, Duration::from_secs(3600))
 }
 
 impl TestApp {
-    /// The runner's store (local runs only: see [`spawn_local_app`]).
-    pub fn store(&self) -> &shared::adapters::sqlite::SqliteStore {
-        self.runner.as_ref().expect("a local runner (use spawn_local_app)").store()
+    /// The in-process runner (see [`spawn_local_app`]).
+    pub fn runner(&self) -> &Runner {
+        self.runner.as_ref().expect("an in-process runner (spawn_local_app)")
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -170,27 +192,7 @@ impl TestApp {
     }
 }
 
-pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = if remote::Stack::from_env().is_some() { REMOTE_DEADLINE } else { DEADLINE };
-    let until = tokio::time::Instant::now() + deadline;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(tokio::time::Instant::now() < until, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
-/// The deployed stack under test, if the tests target one.
-#[allow(dead_code)] // used by tests/aws_e2e.rs, which includes this file
-pub fn remote_stack() -> Option<remote::Stack> {
-    remote::Stack::from_env()
-}
+pub use crate::support::eventually;
 
 /// Asserts a problem+json response with this status; returns the problem.
 pub async fn problem(response: Response, status: StatusCode) -> Value {
@@ -205,12 +207,17 @@ pub async fn problem(response: Response, status: StatusCode) -> Value {
     body
 }
 
-/// A deployed stack (the AWS host), reached through its HTTP API.
+/// The deployed stack under test, if the tests target one.
+#[allow(dead_code)] // used by tests/aws_e2e.rs, which includes this file
+pub fn remote_stack() -> Option<remote::Stack> {
+    remote::Stack::from_env()
+}
+
+/// A deployed stack (the AWS host on an emulator), reached through its HTTP API.
 pub mod remote {
     use std::time::Duration;
 
     use aws_config::BehaviorVersion;
-    use aws_sdk_dynamodb::types::{DeleteRequest, WriteRequest};
 
     use super::{TestApp, token};
 
@@ -239,10 +246,9 @@ pub mod remote {
         }
 
         pub fn from_env() -> Option<Self> {
-            let base_url = std::env::var("ORDERLY_TEST_BASE_URL").ok().filter(|v| !v.is_empty())?;
             Some(Self {
-                base_url: base_url.trim_end_matches('/').to_owned(),
-                endpoint: std::env::var("ORDERLY_TEST_AWS_ENDPOINT").ok().filter(|v| !v.is_empty()),
+                base_url: super::remote_base_url()?,
+                endpoint: Some(std::env::var("ORDERLY_TEST_AWS_ENDPOINT").ok().filter(|v| !v.is_empty())?),
                 stage: std::env::var("ORDERLY_TEST_STAGE").unwrap_or_else(|_| "e2e".into()),
             })
         }
@@ -250,87 +256,16 @@ pub mod remote {
         /// Waits for the previous test's events to settle, then empties
         /// every table and queue, so each test starts from nothing.
         pub async fn fresh(&self) -> TestApp {
-            let app = TestApp {
+            let config = self.sdk_config().await.expect("the emulator's endpoint");
+            let host = crate::aws_stack::deployed(&config, &self.stage).await.expect("the deployed stack's queues");
+            crate::aws_stack::wipe(&host).await.expect("empty the stack");
+            TestApp {
                 address: self.base_url.clone(),
                 client: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap(),
                 runner: None,
                 admin: token("admin", true),
                 _dir: None,
-            };
-            let Some(config) = self.sdk_config().await else {
-                eprintln!("ORDERLY_TEST_AWS_ENDPOINT unset: the stack is not emptied between tests");
-                return app;
-            };
-            let dynamo = aws_sdk_dynamodb::Client::new(&config);
-            let sqs = aws_sdk_sqs::Client::new(&config);
-            let tables: Vec<String> = ["orders", "inventory", "notifications", "analytics"]
-                .iter()
-                .map(|t| format!("orderly-{}-{t}", self.stage))
-                .collect();
-            // Settled: no queue holds anything and no outbox item waits.
-            let until = tokio::time::Instant::now() + Duration::from_secs(30);
-            while tokio::time::Instant::now() < until {
-                let health: serde_json::Value = match app.get("/health", None).await.json().await {
-                    Ok(health) => health,
-                    Err(_) => break,
-                };
-                let queues_empty = health["queues"].as_object().is_some_and(|q| q.values().all(|q| q["depth"] == 0));
-                let mut outbox_empty = true;
-                for table in &tables[..2] {
-                    let scan = dynamo
-                        .scan()
-                        .table_name(table)
-                        .filter_expression("begins_with(pk, :outbox)")
-                        .expression_attribute_values(
-                            ":outbox",
-                            aws_sdk_dynamodb::types::AttributeValue::S("OUTBOX#".into()),
-                        )
-                        .send()
-                        .await
-                        .expect("scan outbox");
-                    outbox_empty &= scan.count == 0;
-                }
-                if queues_empty && outbox_empty {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            for table in &tables {
-                let mut start = None;
-                loop {
-                    let page = dynamo
-                        .scan()
-                        .table_name(table)
-                        .projection_expression("pk, sk")
-                        .set_exclusive_start_key(start)
-                        .send()
-                        .await
-                        .expect("scan table");
-                    for chunk in page.items().chunks(25) {
-                        let deletes: Vec<WriteRequest> = chunk
-                            .iter()
-                            .map(|key| {
-                                let delete = DeleteRequest::builder().set_key(Some(key.clone())).build().unwrap();
-                                WriteRequest::builder().delete_request(delete).build()
-                            })
-                            .collect();
-                        dynamo.batch_write_item().request_items(table, deletes).send().await.expect("delete items");
-                    }
-                    start = page.last_evaluated_key;
-                    if start.is_none() {
-                        break;
-                    }
-                }
-            }
-            for queue in ["order-intake", "inventory", "notification", "analytics"] {
-                for name in
-                    [format!("orderly-{}-{queue}.fifo", self.stage), format!("orderly-{}-{queue}-dlq.fifo", self.stage)]
-                {
-                    let url = sqs.get_queue_url().queue_name(&name).send().await.expect("queue URL").queue_url.unwrap();
-                    sqs.purge_queue().queue_url(url).send().await.expect("purge");
-                }
-            }
-            app
         }
     }
 }

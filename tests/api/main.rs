@@ -2,6 +2,8 @@
 //! queues) on a random port with a temporary data directory.
 
 mod auth;
+#[path = "../support/aws_stack.rs"]
+mod aws_stack;
 mod catalog;
 mod edge;
 mod helpers;
@@ -9,3 +11,7 @@ mod idempotency;
 mod messaging;
 mod notifications;
 mod orders;
+mod resilience;
+mod security;
+#[path = "../support/mod.rs"]
+mod support;

@@ -9,9 +9,9 @@ use crate::helpers::{eventually, spawn_app, spawn_local_app, token};
 
 #[tokio::test]
 async fn a_poison_message_ends_in_the_dead_letter_queue_without_blocking_others() {
-    let Some(app) = spawn_local_app("sends a raw message into the runner's queue in-process").await else { return };
+    let Some(app) = spawn_local_app("it writes to the runner's queues directly").await else { return };
     app.put_product("TEA", "1.00", 10).await;
-    let store = app.store();
+    let store = app.runner().store();
     store.send_raw("inventory", Some("poison"), "{this is not an event").await.unwrap();
     let alice = token("alice", false);
     let id = app.accepted_order(&alice, &[("TEA", 1)]).await;
@@ -30,9 +30,9 @@ async fn a_poison_message_ends_in_the_dead_letter_queue_without_blocking_others(
 
 #[tokio::test]
 async fn redelivered_events_change_nothing() {
-    let Some(app) = spawn_local_app("writes to the runner's store and queues in-process").await else { return };
+    let Some(app) = spawn_local_app("it writes to the runner's queues directly").await else { return };
     app.put_product("TEA", "2.50", 10).await;
-    let store = app.store();
+    let store = app.runner().store();
     let line = OrderLine {
         sku: Sku::parse("TEA").unwrap(),
         quantity: Quantity::parse(4).unwrap(),
@@ -69,8 +69,8 @@ async fn redelivered_events_change_nothing() {
 
 #[tokio::test]
 async fn unknown_event_types_are_acknowledged_and_counted() {
-    let Some(app) = spawn_local_app("sends a raw message into the runner's queue in-process").await else { return };
-    let store = app.store();
+    let Some(app) = spawn_local_app("it writes to the runner's queues directly").await else { return };
+    let store = app.runner().store();
     let future_event = serde_json::json!({
         "id": Uuid::now_v7(), "type": "order.shipped.v1", "source": "somewhere", "time": Utc::now(),
         "subject": "x", "data": {"carrier": "owl"}, "added_later": true

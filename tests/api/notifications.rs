@@ -1,31 +1,7 @@
-use std::sync::{Arc, Mutex};
-
-use axum::http::StatusCode as AxumStatus;
-use axum::routing::post;
-use axum::{Json, Router};
 use serde_json::Value;
 
 use crate::helpers::{TestApp, eventually, spawn_app, spawn_local_app_with, token};
-
-/// A webhook receiver on a random loopback port that answers `status`.
-async fn webhook(status: AxumStatus) -> (String, Arc<Mutex<Vec<Value>>>) {
-    let received = Arc::new(Mutex::new(Vec::new()));
-    let sink = received.clone();
-    let app = Router::new().route(
-        "/hook",
-        post(move |Json(body): Json<Value>| {
-            let sink = sink.clone();
-            async move {
-                sink.lock().unwrap().push(body);
-                status
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (url, received)
-}
+use crate::support::{Mode, Webhook};
 
 async fn notifications_of(app: &TestApp, order_id: &str) -> Vec<Value> {
     let response = app.get(&format!("/api/v1/notifications?order_id={order_id}"), Some(&app.admin)).await;
@@ -52,9 +28,15 @@ async fn without_a_webhook_notifications_are_recorded_as_sent() {
 
 #[tokio::test]
 async fn the_webhook_receives_confirmations_and_cancellations() {
-    let (url, received) = webhook(AxumStatus::NO_CONTENT).await;
-    let reason = "configures the runner's webhook per test";
-    let Some(app) = spawn_local_app_with(reason, |config| config.notify_url = Some(url)).await else { return };
+    let webhook = Webhook::start(Mode::Up).await;
+    let Some(app) = spawn_local_app_with("it points the runner at a webhook of its own", |config| {
+        config.notify_url = Some(webhook.url.clone());
+        config.notify_allow_private = true;
+    })
+    .await
+    else {
+        return;
+    };
     app.put_product("TEA", "4.00", 5).await;
     let alice = token("alice", false);
     let id = app.accepted_order(&alice, &[("TEA", 2)]).await;
@@ -62,7 +44,7 @@ async fn the_webhook_receives_confirmations_and_cancellations() {
     app.client.post(app.url(&format!("/api/v1/orders/{id}/cancel"))).bearer_auth(&alice).send().await.unwrap();
 
     let sent = eventually("two webhook calls", || async {
-        let got = received.lock().unwrap().clone();
+        let got = webhook.received();
         (got.len() >= 2).then_some(got)
     })
     .await;
@@ -80,9 +62,15 @@ async fn the_webhook_receives_confirmations_and_cancellations() {
 
 #[tokio::test]
 async fn a_failing_webhook_defers_then_fails_into_the_dead_letter_queue_without_touching_the_order() {
-    let (url, received) = webhook(AxumStatus::INTERNAL_SERVER_ERROR).await;
-    let reason = "configures the runner's webhook per test";
-    let Some(app) = spawn_local_app_with(reason, |config| config.notify_url = Some(url)).await else { return };
+    let webhook = Webhook::start(Mode::Failing).await;
+    let Some(app) = spawn_local_app_with("it points the runner at a failing webhook of its own", |config| {
+        config.notify_url = Some(webhook.url.clone());
+        config.notify_allow_private = true;
+    })
+    .await
+    else {
+        return;
+    };
     app.put_product("TEA", "4.00", 5).await;
     let alice = token("alice", false);
     let id = app.accepted_order(&alice, &[("TEA", 1)]).await;
@@ -99,6 +87,6 @@ async fn a_failing_webhook_defers_then_fails_into_the_dead_letter_queue_without_
         (app.health().await["queues"]["notification"]["dead_letters"] == 1).then_some(())
     })
     .await;
-    assert_eq!(received.lock().unwrap().len(), 3, "one call per attempt");
+    assert_eq!(webhook.calls(), 3, "one call per attempt");
     assert_eq!(app.order(&alice, &id).await["status"], "confirmed");
 }

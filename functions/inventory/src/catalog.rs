@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use shared::domain::{Product, ProductDraft, RestockQuantity, Sku};
 use shared::events::{Event, EventFactory, ProductChanged};
-use shared::ports::{InventoryStore, StoreError};
+use shared::ports::{Cache, InventoryStore, StoreError};
 
 use crate::MAX_CONFLICT_RETRIES;
 
@@ -28,11 +28,33 @@ pub struct Catalog {
     store: Arc<dyn InventoryStore>,
     events: EventFactory,
     clock: Arc<dyn shared::ports::Clock>,
+    cache: Option<Arc<dyn Cache>>,
+}
+
+fn cache_key(sku: &Sku) -> String {
+    format!("product:{sku}")
 }
 
 impl Catalog {
     pub fn new(store: Arc<dyn InventoryStore>, events: EventFactory, clock: Arc<dyn shared::ports::Clock>) -> Self {
-        Self { store, events, clock }
+        Self { store, events, clock, cache: None }
+    }
+
+    /// Serves single-product reads cache-aside from `cache`.
+    pub fn with_cache(mut self, cache: Arc<dyn Cache>) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// Drops a SKU from the cache: after local writes, and on
+    /// `product.changed.v1` / stock events (see `consumer`). A failing cache
+    /// only costs freshness until the TTL, so the error is logged, not raised.
+    pub async fn forget(&self, sku: &Sku) {
+        if let Some(cache) = &self.cache
+            && let Err(error) = cache.invalidate(&cache_key(sku)).await
+        {
+            tracing::warn!(%sku, %error, "cache invalidation failed; the entry expires with its TTL");
+        }
     }
 
     /// Creates the product or updates its name and price. Every change
@@ -52,7 +74,10 @@ impl Catalog {
                 };
             let event = self.changed(&product, traceparent.clone());
             match self.store.save_product(&product, expected, &[event]).await {
-                Ok(()) => return Ok(outcome(product)),
+                Ok(()) => {
+                    self.forget(&product.sku).await;
+                    return Ok(outcome(product));
+                }
                 Err(StoreError::Conflict) => continue,
                 Err(other) => return Err(other.into()),
             }
@@ -71,7 +96,10 @@ impl Catalog {
             let restocked = current.restock(quantity, self.clock.now())?;
             let event = self.changed(&restocked, traceparent.clone());
             match self.store.save_product(&restocked, Some(current.version), &[event]).await {
-                Ok(()) => return Ok(restocked),
+                Ok(()) => {
+                    self.forget(sku).await;
+                    return Ok(restocked);
+                }
                 // Orders moved stock meanwhile: add to the new figure.
                 Err(StoreError::Conflict) => continue,
                 Err(other) => return Err(other.into()),
@@ -80,8 +108,34 @@ impl Catalog {
         Err(StoreError::Unavailable("too much contention on this product".into()).into())
     }
 
+    /// Cache-aside: the cache if it has the product, else the store (and
+    /// then the cache). A cache that fails is skipped, never fatal.
     pub async fn get(&self, sku: &Sku) -> Result<Product, CatalogError> {
-        self.store.product(sku).await?.ok_or(CatalogError::NotFound)
+        if let Some(cache) = &self.cache {
+            match cache.get(&cache_key(sku)).await {
+                Ok(Some(cached)) => match serde_json::from_str::<Product>(&cached) {
+                    Ok(product) => {
+                        metrics::counter!("orderly_cache_hits_total", "cache" => "catalog").increment(1);
+                        return Ok(product);
+                    }
+                    Err(_) => self.forget(sku).await,
+                },
+                Ok(None) => {}
+                Err(error) => {
+                    metrics::counter!("orderly_cache_errors_total", "cache" => "catalog").increment(1);
+                    tracing::warn!(%sku, %error, "cache unavailable; reading the store");
+                }
+            }
+            metrics::counter!("orderly_cache_misses_total", "cache" => "catalog").increment(1);
+        }
+        let product = self.store.product(sku).await?.ok_or(CatalogError::NotFound)?;
+        if let Some(cache) = &self.cache
+            && let Ok(json) = serde_json::to_string(&product)
+            && let Err(error) = cache.put(&cache_key(sku), json).await
+        {
+            tracing::warn!(%sku, %error, "cache write failed");
+        }
+        Ok(product)
     }
 
     /// A page of products by SKU, and the SKU to continue after (if any).

@@ -9,11 +9,15 @@
 //! the decision is taken on a snapshot, and the store commits it only if
 //! every line still fits (see `shared::domain::ReservationDecision`).
 
+#[cfg(feature = "aws")]
+pub mod aws;
 pub mod catalog;
+pub mod consumer;
 pub mod http;
 pub mod reservations;
 
 pub use catalog::{Catalog, CatalogError, PutOutcome};
+pub use consumer::InventoryConsumer;
 pub use reservations::Reservations;
 
 /// The `source` of events this function emits, and its consumer name.

@@ -28,8 +28,10 @@ pub fn router(log: Arc<dyn NotificationLog>) -> OpenApiRouter {
 #[into_params(parameter_in = Query)]
 pub struct NotificationsQuery {
     /// Only this order's notifications.
+    #[param(format = Uuid)]
     pub order_id: Option<String>,
     /// 1 to 1000; 100 when absent.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
 }
 

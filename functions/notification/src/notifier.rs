@@ -4,9 +4,9 @@ use async_trait::async_trait;
 use shared::domain::Order;
 use shared::events::Event;
 use shared::events::routing::Consumer;
-use shared::messaging::{Delivery, EventHandler, HandlerError};
+use shared::messaging::{Delivery, EventHandler, HandlerError, jitter};
 use shared::ports::{
-    Clock, Notification, NotificationLog, NotificationProvider, NotificationRecord, NotificationState,
+    Clock, Notification, NotificationLog, NotificationProvider, NotificationRecord, NotificationState, ProviderError,
 };
 
 pub struct Notifier {
@@ -49,20 +49,29 @@ impl Notifier {
             }
             Err(e) => (NotificationState::Deferred, Some(e.to_string())),
         };
+        // `attempts` counts calls to the provider; a breaker refusal is none.
+        let called = !matches!(sent, Err(ProviderError::CircuitOpen { .. }));
         let record = NotificationRecord {
             id,
             order_id: order.id,
             customer_id: order.customer_id.clone(),
             kind: notification.kind,
             state,
-            attempts: existing.as_ref().map_or(0, |r| r.attempts) + 1,
+            attempts: existing.as_ref().map_or(0, |r| r.attempts) + u32::from(called),
             last_error,
             provider: self.provider.name().to_owned(),
             created_at: existing.as_ref().map_or(now, |r| r.created_at),
             updated_at: now,
         };
         self.log.save(&record).await?;
-        sent.map_err(|e| HandlerError::Retry(format!("provider {}: {e}", self.provider.name())))
+        match sent {
+            Ok(()) => Ok(()),
+            Err(ProviderError::CircuitOpen { retry_after }) => Err(HandlerError::RetryAfter {
+                reason: format!("provider {}: circuit open", self.provider.name()),
+                after: jitter(retry_after.max(std::time::Duration::from_millis(100))),
+            }),
+            Err(e) => Err(HandlerError::Retry(format!("provider {}: {e}", self.provider.name()))),
+        }
     }
 }
 
@@ -70,6 +79,10 @@ impl Notifier {
 impl EventHandler for Notifier {
     fn consumer(&self) -> Consumer {
         Consumer::Notification
+    }
+
+    async fn paused_for(&self) -> Option<std::time::Duration> {
+        self.provider.unavailable_for().await
     }
 
     async fn handle(&self, event: Event, delivery: &Delivery<'_>) -> Result<(), HandlerError> {

@@ -31,6 +31,7 @@ pub fn router(intake: Arc<OrderIntake>) -> OpenApiRouter {
 #[serde(deny_unknown_fields)]
 pub struct PlaceOrderRequest {
     /// 1 to 50 lines.
+    #[schema(min_items = 1, max_items = 50)]
     pub items: Vec<OrderItemRequest>,
 }
 

@@ -4,6 +4,8 @@
 #[cfg(feature = "aws")]
 pub mod dynamo;
 pub mod log_provider;
+#[cfg(feature = "memory-cache")]
+pub mod memory_cache;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 #[cfg(feature = "aws")]

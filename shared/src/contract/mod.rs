@@ -19,6 +19,7 @@ pub mod inventory;
 pub mod notifications;
 pub mod orders;
 pub mod queues;
+pub mod resilience;
 
 use std::future::Future;
 use std::time::Duration;
@@ -68,6 +69,7 @@ macro_rules! order_store_contract {
                 places_an_order_and_reads_it_back,
                 an_unknown_order_is_none,
                 replays_a_live_idempotency_key_for_the_same_request,
+                a_replay_answers_the_order_as_first_placed_after_it_moved_on,
                 refuses_a_live_key_for_a_different_request,
                 scopes_keys_to_the_customer,
                 reuses_an_expired_key_for_a_new_order,
@@ -141,5 +143,35 @@ macro_rules! queue_contract {
                 reports_depth_and_age,
             ]
         );
+    };
+}
+
+#[macro_export]
+macro_rules! breaker_store_contract {
+    ($make:expr) => {
+        $crate::__contract_cases!(
+            resilience,
+            $make,
+            [an_unknown_breaker_is_closed, breaker_writes_are_compare_and_set]
+        );
+    };
+}
+
+#[macro_export]
+macro_rules! rate_limiter_contract {
+    ($make:expr) => {
+        $crate::__contract_cases!(
+            resilience,
+            $make,
+            [a_bucket_allows_its_burst_then_refuses, concurrent_takes_never_exceed_the_burst,]
+        );
+    };
+}
+
+/// For caches built with a short TTL (a second or two).
+#[macro_export]
+macro_rules! cache_contract {
+    ($make:expr) => {
+        $crate::__contract_cases!(resilience, $make, [caches_and_invalidates, entries_expire_after_the_ttl]);
     };
 }

@@ -25,6 +25,15 @@ pub async fn replays_a_live_idempotency_key_for_the_same_request<S: OrderStore>(
     assert_eq!(store.get(second.id).await.unwrap(), None, "a replay writes nothing");
 }
 
+pub async fn a_replay_answers_the_order_as_first_placed_after_it_moved_on<S: OrderStore>(store: &S) {
+    let first = order_for("alice", &[("A", 1)]);
+    let key = claim("alice", "key-1", "hash-1");
+    store.place(&first, Some(&key), &[], now()).await.unwrap();
+    store.save_transition(&first.confirm(now()).unwrap(), &[], None).await.unwrap();
+    let again = order_for("alice", &[("A", 1)]);
+    assert_eq!(store.place(&again, Some(&key), &[], now()).await.unwrap(), PlaceOutcome::Replayed(first));
+}
+
 pub async fn refuses_a_live_key_for_a_different_request<S: OrderStore>(store: &S) {
     let first = order_for("alice", &[("A", 1)]);
     let other = order_for("alice", &[("A", 9)]);

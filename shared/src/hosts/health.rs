@@ -1,6 +1,7 @@
 //! `GET /health`: always answers, and says which dependency is degraded
 //! instead of failing whole. 503 only when the store itself is down. Each
-//! host says how to reach its store and queues through [`HealthProbe`].
+//! host says how to reach its store, queues and breaker through
+//! [`HealthProbe`].
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use utoipa_axum::routes;
 
 use crate::events::routing::Consumer;
 use crate::ports::QueueAdmin;
+use crate::resilience::breaker::{BreakerState, CircuitBreaker};
 
 /// A consumer whose oldest message is older than this is lagging.
 pub const LAG_THRESHOLD: Duration = Duration::from_secs(60);
@@ -29,6 +31,8 @@ pub trait HealthProbe: Send + Sync {
     fn queues(&self) -> &dyn QueueAdmin;
     /// The notification provider's name (`webhook`, `log`).
     fn provider(&self) -> &'static str;
+    /// The provider's circuit breaker (its state is shared through the store).
+    fn breaker(&self) -> &CircuitBreaker;
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -49,7 +53,17 @@ pub struct Health {
     pub reasons: Vec<String>,
     pub store: &'static str,
     pub queues: BTreeMap<&'static str, QueueHealth>,
-    pub notification_provider: &'static str,
+    pub notification_provider: ProviderHealth,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProviderHealth {
+    /// `log` or `webhook`.
+    pub name: &'static str,
+    /// The circuit breaker: `closed`, `open` or `half_open`.
+    pub breaker: &'static str,
+    /// While open: when the next probe may go.
+    pub retry_in_ms: Option<u64>,
 }
 
 /// The `/health` route, documented.
@@ -67,11 +81,6 @@ pub fn router(probe: Arc<dyn HealthProbe>) -> OpenApiRouter {
     )
 )]
 pub async fn health(State(probe): State<Arc<dyn HealthProbe>>) -> (StatusCode, Json<Health>) {
-    let (code, health) = report(probe.as_ref()).await;
-    (code, Json(health))
-}
-
-pub async fn report(probe: &dyn HealthProbe) -> (StatusCode, Health) {
     let mut reasons = Vec::new();
     let store_ok = probe.store_ok().await;
     if !store_ok {
@@ -105,6 +114,14 @@ pub async fn report(probe: &dyn HealthProbe) -> (StatusCode, Health) {
         };
         queues.insert(name, health);
     }
+    let breaker = probe.breaker().state().await.unwrap_or_default();
+    let retry_in_ms = probe.breaker().open_for().await.map(|d| d.as_millis() as u64);
+    if !matches!(breaker, BreakerState::Closed { .. }) {
+        reasons.push(format!(
+            "notification provider: circuit breaker {}; notifications are deferred, orders are unaffected",
+            breaker.name()
+        ));
+    }
     let status = if !store_ok {
         "down"
     } else if reasons.is_empty() {
@@ -113,6 +130,14 @@ pub async fn report(probe: &dyn HealthProbe) -> (StatusCode, Health) {
         "degraded"
     };
     let code = if store_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    let store = if store_ok { "ok" } else { "down" };
-    (code, Health { status, reasons, store, queues, notification_provider: probe.provider() })
+    (
+        code,
+        Json(Health {
+            status,
+            reasons,
+            store: if store_ok { "ok" } else { "down" },
+            queues,
+            notification_provider: ProviderHealth { name: probe.provider(), breaker: breaker.name(), retry_in_ms },
+        }),
+    )
 }

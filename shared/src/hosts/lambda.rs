@@ -1,23 +1,31 @@
-//! The AWS Lambda host: what every function's binary shares.
+//! The AWS Lambda host: how Lambda's triggers reach a function.
 //!
-//! One binary per function serves every trigger the function has, telling
-//! them apart by the event's shape:
+//! A function's wiring is the one Spin runs too (its crate's `aws::wire`,
+//! see [`super::aws`]); its Lambda binary is one line, [`run`]`(wire)`. One
+//! binary serves every trigger the function has, telling them apart by the
+//! event's shape:
 //!
 //! - **API Gateway HTTP API (payload 2.0)**: through `lambda_http` into the
-//!   function's own axum router, behind the same edge as every host
-//!   ([`super::api_router`]). The JWT key is fetched on the first HTTP
-//!   request (SSM), not at start, so a cold start makes no network call.
+//!   function's axum router, behind the same edge as every host
+//!   ([`super::api_router`]: problem+json, JWT, rate limits in DynamoDB).
+//!   The JWT key is read on an instance's first HTTP request (SSM, or the
+//!   JWKS URL), not at start, so a cold start makes no network call.
 //! - **SQS** (`aws:sqs`): [`process_batch`] per message, the messages of one
 //!   FIFO group in order and the rest of a group held back once one fails;
-//!   failures go back with a backoff ([`SqsQueues::retry_later`]: visibility,
-//!   or the DLQ with the error on the last attempt) and are reported in the
-//!   `SqsBatchResponse` (ReportBatchItemFailures), so one bad record never
-//!   fails or blocks its batch.
+//!   a failure comes back after a backoff ([`SqsQueues::retry_later`]:
+//!   visibility, or the DLQ with the error on the last attempt) and is
+//!   reported in the `SqsBatchResponse` (ReportBatchItemFailures), so one
+//!   bad record never fails or blocks its batch.
 //! - **DynamoDB Streams** (`aws:dynamodb`): the outbox relay. A new outbox
 //!   item in the function's table is published to the consumer queues, then
 //!   removed; a failed publish is reported so the stream retries it.
 //! - **`{"orderly":"sweep-outbox"}`** (a schedule): [`Relay`] over whatever is
 //!   still in the outbox, the safety net behind the stream.
+//!
+//! After each invocation the metrics the shared code records (requests,
+//! latency, breaker state, cache hits, rate-limit rejections, messages) are
+//! written as one CloudWatch EMF line, and the AWS requests it sent are
+//! logged by operation: the cost of a code path is read off its logs.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -25,118 +33,31 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
-use aws_sdk_dynamodb::Client as DynamoClient;
-use aws_sdk_sqs::Client as SqsClient;
 use aws_sdk_ssm::Client as SsmClient;
 use lambda_http::request::LambdaRequest;
 use lambda_runtime::{Context, LambdaEvent, service_fn};
 use serde_json::{Value, json};
 use tokio::sync::OnceCell;
-use utoipa_axum::router::OpenApiRouter;
 
-use crate::adapters::dynamo::{DynamoConfig, TableKind, outbox_entry_from_stream_image};
+use super::aws::{ConfigSource, Environment, Function, Host, Settings};
+use crate::adapters::dynamo::outbox_entry_from_stream_image;
 use crate::adapters::log_provider::LogProvider;
-use crate::adapters::sqs::{QueueUrls, SqsConfig, SqsQueues};
+use crate::adapters::sqs::SqsQueues;
 use crate::adapters::webhook::WebhookProvider;
-use crate::events::routing::Consumer;
-use crate::http::{AuthConfig, Authenticator};
-use crate::messaging::{Backoff, EventHandler, Outcome, Relay, process_batch};
-use crate::ports::{
-    Clock, EventPublisher, IdGenerator, MessageQueue, Notification, NotificationProvider, Outbox, ProviderError,
-    ReceivedMessage, SystemClock, UuidV7Ids,
-};
+use crate::http::{Authenticator, ClientIp};
+use crate::messaging::{Outcome, Relay, process_batch};
+use crate::ports::{EventPublisher, MessageQueue, Notification, NotificationProvider, ProviderError, ReceivedMessage};
 
 pub use lambda_runtime::Error;
 
 /// The payload of the scheduled outbox sweep.
 pub const SWEEP_EVENT: &str = "sweep-outbox";
 
-fn var(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
-}
-
-fn millis(name: &str, default: u64) -> Result<Duration, Error> {
-    match var(name) {
-        Some(raw) => Ok(Duration::from_millis(raw.parse().map_err(|_| format!("{name} must be milliseconds"))?)),
-        None => Ok(Duration::from_millis(default)),
-    }
-}
-
-/// `ORDERLY_QUEUE_URL_INVENTORY`, ... (the consumer queue name in capitals).
-fn queue_variable(kind: &str, consumer: Consumer) -> String {
-    format!("ORDERLY_{kind}_URL_{}", consumer.queue().to_uppercase().replace('-', "_"))
-}
-
-/// Everything a function is configured with, from its environment (set by
-/// `template.yaml`). Reading it makes no network call.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    pub tables: DynamoConfig,
-    pub queues: SqsConfig,
-    pub backoff: Backoff,
-    /// SSM parameter (SecureString) holding the HS256 secret.
-    pub jwt_secret_parameter: Option<String>,
-    /// The HS256 secret itself: local development only.
-    pub jwt_secret: Option<String>,
-    /// RS256: the JWKS URL of the identity provider.
-    pub jwks_url: Option<String>,
-    pub jwt_audience: Option<String>,
-    pub jwt_issuer: Option<String>,
-    /// SSM parameter (SecureString) with the notification webhook URL (which
-    /// carries the provider's key); or the URL itself, for development.
-    pub notify_url_parameter: Option<String>,
-    pub notify_url: Option<String>,
-    pub notify_timeout: Duration,
-}
-
-impl Settings {
-    pub fn from_env() -> Result<Self, Error> {
-        let mut tables = DynamoConfig::with_prefix("orderly");
-        for (kind, variable) in [
-            (TableKind::Orders, "ORDERLY_TABLE_ORDERS"),
-            (TableKind::Inventory, "ORDERLY_TABLE_INVENTORY"),
-            (TableKind::Notifications, "ORDERLY_TABLE_NOTIFICATIONS"),
-            (TableKind::Analytics, "ORDERLY_TABLE_ANALYTICS"),
-        ] {
-            if let Some(name) = var(variable) {
-                *tables.table_mut(kind) = name;
-            }
-        }
-        let mut queues = BTreeMap::new();
-        for consumer in Consumer::ALL {
-            // A function names only the queues it uses.
-            if let (Some(url), Some(dead_letter_url)) =
-                (var(&queue_variable("QUEUE", consumer)), var(&queue_variable("DLQ", consumer)))
-            {
-                queues.insert(consumer.queue().to_owned(), QueueUrls { url, dead_letter_url });
-            }
-        }
-        let max_receives = match var("ORDERLY_MAX_RECEIVES") {
-            Some(raw) => raw.parse().map_err(|_| "ORDERLY_MAX_RECEIVES must be a number")?,
-            None => 5,
-        };
-        Ok(Self {
-            tables,
-            queues: SqsConfig { queues, max_receives },
-            backoff: Backoff {
-                base: millis("ORDERLY_RETRY_BASE_MS", 1000)?,
-                max: millis("ORDERLY_RETRY_MAX_MS", 60_000)?,
-            },
-            jwt_secret_parameter: var("ORDERLY_JWT_SECRET_PARAMETER"),
-            jwt_secret: var("ORDERLY_JWT_SECRET"),
-            jwks_url: var("ORDERLY_JWKS_URL"),
-            jwt_audience: var("ORDERLY_JWT_AUDIENCE"),
-            jwt_issuer: var("ORDERLY_JWT_ISSUER"),
-            notify_url_parameter: var("ORDERLY_NOTIFY_URL_PARAMETER"),
-            notify_url: var("ORDERLY_NOTIFY_URL"),
-            notify_timeout: millis("ORDERLY_NOTIFY_TIMEOUT_MS", 2000)?,
-        })
-    }
-}
+/// The CloudWatch namespace of the functions' EMF metrics.
+pub const METRICS_NAMESPACE: &str = "Orderly";
 
 /// Counts the AWS requests a function sends (every attempt, retries
-/// included), by `service.operation`; logged with each invocation, so the
-/// cost of a code path is read off its logs.
+/// included), by `service.operation`; logged with each invocation.
 #[derive(Debug, Clone, Default)]
 pub struct RequestCounter(Arc<std::sync::Mutex<BTreeMap<String, u64>>>);
 
@@ -166,176 +87,18 @@ impl aws_sdk_dynamodb::config::Intercept for RequestCounter {
     }
 }
 
-/// The SDK clients and settings a function is wired from. Building it reads
-/// the environment only (credentials and region from Lambda's variables;
-/// `AWS_ENDPOINT_URL` points it at an emulator).
-#[derive(Debug, Clone)]
-pub struct Aws {
-    pub dynamo: DynamoClient,
-    pub sqs: SqsClient,
-    pub ssm: SsmClient,
-    pub settings: Settings,
-    pub requests: RequestCounter,
-    queues: Arc<SqsQueues>,
-}
-
-impl Aws {
-    pub async fn from_env() -> Result<Self, Error> {
-        let settings = Settings::from_env()?;
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-        // Emulators only: Lambda on AWS has no such variable and the SDK
-        // finds each service's endpoint itself.
-        if let Some(url) = var("ORDERLY_AWS_ENDPOINT_URL") {
-            loader = loader.endpoint_url(url);
-        }
-        let config = loader.load().await;
-        let requests = RequestCounter::default();
-        let dynamo = aws_sdk_dynamodb::config::Builder::from(&config).interceptor(requests.clone()).build();
-        let sqs = aws_sdk_sqs::config::Builder::from(&config).interceptor(requests.clone()).build();
-        let ssm = aws_sdk_ssm::config::Builder::from(&config).interceptor(requests.clone()).build();
-        let sqs = SqsClient::from_conf(sqs);
-        Ok(Self {
-            dynamo: DynamoClient::from_conf(dynamo),
-            queues: Arc::new(SqsQueues::new(sqs.clone(), settings.queues.clone())),
-            sqs,
-            ssm: SsmClient::from_conf(ssm),
-            settings,
-            requests,
-        })
-    }
-
-    pub fn tables(&self) -> &DynamoConfig {
-        &self.settings.tables
-    }
-
-    /// Publisher, consumer side and admin of the queues this function names.
-    pub fn queues(&self) -> Arc<SqsQueues> {
-        self.queues.clone()
-    }
-
-    pub fn clock(&self) -> Arc<dyn Clock> {
-        Arc::new(SystemClock)
-    }
-
-    pub fn ids(&self) -> Arc<dyn IdGenerator> {
-        Arc::new(UuidV7Ids)
-    }
-
-    /// The webhook when one is configured (its URL read from SSM on the first
-    /// send), else the log.
-    pub fn notification_provider(&self) -> Arc<dyn NotificationProvider> {
-        if self.settings.notify_url_parameter.is_none() && self.settings.notify_url.is_none() {
-            return Arc::new(LogProvider);
-        }
-        Arc::new(LazyWebhook { aws: self.clone(), provider: OnceCell::new() })
-    }
-
-    async fn parameter(&self, name: &str) -> Result<String, Error> {
-        let found = self.ssm.get_parameter().name(name).with_decryption(true).send().await?;
-        found.parameter.and_then(|p| p.value).ok_or_else(|| format!("SSM parameter {name} has no value").into())
-    }
-
-    /// The token verifier, from SSM / the JWKS URL: the first HTTP request
-    /// pays for this, not the cold start.
-    pub async fn authenticator(&self) -> Result<Arc<Authenticator>, Error> {
-        let s = &self.settings;
-        let mut config =
-            AuthConfig { audience: s.jwt_audience.clone(), issuer: s.jwt_issuer.clone(), ..AuthConfig::default() };
-        if let Some(url) = &s.jwks_url {
-            let response = reqwest::get(url).await?.error_for_status()?;
-            config.jwks_json = Some(response.text().await?);
-        } else if let Some(parameter) = &s.jwt_secret_parameter {
-            config.hs256_secret = Some(self.parameter(parameter).await?.into_bytes());
-        } else if let Some(secret) = &s.jwt_secret {
-            config.hs256_secret = Some(secret.clone().into_bytes());
-        } else {
-            return Err("set ORDERLY_JWT_SECRET_PARAMETER or ORDERLY_JWKS_URL".into());
-        }
-        Ok(Authenticator::shared(&config)?)
-    }
-}
-
-/// The webhook provider, built on its first use.
-struct LazyWebhook {
-    aws: Aws,
-    provider: OnceCell<WebhookProvider>,
-}
-
-#[async_trait]
-impl NotificationProvider for LazyWebhook {
-    fn name(&self) -> &'static str {
-        "webhook"
-    }
-
-    async fn send(&self, notification: &Notification) -> Result<(), ProviderError> {
-        let provider = self
-            .provider
-            .get_or_try_init(|| async {
-                let settings = &self.aws.settings;
-                let url = match (&settings.notify_url_parameter, &settings.notify_url) {
-                    (Some(parameter), _) => self.aws.parameter(parameter).await.map_err(|e| e.to_string())?,
-                    (None, Some(url)) => url.clone(),
-                    (None, None) => return Err("no webhook configured".to_owned()),
-                };
-                WebhookProvider::new(&url, settings.notify_timeout).map_err(|e| e.to_string())
-            })
-            .await
-            .map_err(ProviderError::Unreachable)?;
-        provider.send(notification).await
-    }
-}
-
-/// What one function's binary serves.
-pub struct Function {
-    name: &'static str,
-    http: Option<OpenApiRouter>,
-    consumer: Option<Arc<dyn EventHandler>>,
-    outbox: Option<Arc<dyn Outbox>>,
-}
-
-impl Function {
-    pub fn new(name: &'static str) -> Self {
-        Self { name, http: None, consumer: None, outbox: None }
-    }
-
-    /// Its routes (API Gateway HTTP API events).
-    pub fn http(mut self, router: OpenApiRouter) -> Self {
-        self.http = Some(router);
-        self
-    }
-
-    /// Its queue's handler (SQS events).
-    pub fn consumer(mut self, handler: Arc<dyn EventHandler>) -> Self {
-        self.consumer = Some(handler);
-        self
-    }
-
-    /// The outbox in its table (DynamoDB Streams events and the sweep).
-    pub fn outbox(mut self, outbox: Arc<dyn Outbox>) -> Self {
-        self.outbox = Some(outbox);
-        self
-    }
-}
-
-struct Host {
-    aws: Aws,
-    function: Function,
-    router: OnceCell<axum::Router>,
-}
-
-/// Starts the function: logging, a single-threaded runtime, the clients,
-/// `build`, then the Lambda runtime loop. Nothing here waits on the network.
-pub fn run(build: impl FnOnce(&Aws) -> Function) -> Result<(), Error> {
+/// Starts a function: logging, metrics, a single-threaded runtime, the
+/// clients, `wire`, then the Lambda runtime loop. Nothing here waits on the
+/// network.
+pub fn run(wire: fn(&Host) -> Function) -> Result<(), Error> {
     init_logging();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async move {
         // Boxed: the SDK's futures are deep, and this one is only awaited once.
-        let aws = Box::pin(Aws::from_env()).await?;
-        let function = build(&aws);
-        let host = Arc::new(Host { aws, function, router: OnceCell::new() });
+        let lambda = Arc::new(Box::pin(LambdaHost::from_env(wire)).await?);
         lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
-            let host = host.clone();
-            async move { Box::pin(host.handle(event)).await }
+            let lambda = lambda.clone();
+            async move { Box::pin(lambda.handle(event)).await }
         }))
         .await
     })
@@ -376,7 +139,69 @@ pub fn trigger(payload: &Value) -> Trigger {
     }
 }
 
-impl Host {
+/// One function's instance: its host, its parts, the clients only Lambda
+/// uses (SSM), and the router, built by the first HTTP request.
+struct LambdaHost {
+    host: Host,
+    function: Function,
+    ssm: SsmClient,
+    requests: RequestCounter,
+    metrics: Option<&'static metrics_cloudwatch_embedded::Collector>,
+    router: OnceCell<axum::Router>,
+}
+
+impl LambdaHost {
+    /// Settings from `ORDERLY_*` (set by `template.yaml`), SDK clients from
+    /// Lambda's environment (credentials of the function's role, region;
+    /// `ORDERLY_AWS_ENDPOINT_URL` points them at an emulator).
+    async fn from_env(wire: fn(&Host) -> Function) -> Result<Self, Error> {
+        let settings = Settings::load(&Environment)?;
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        if let Some(url) = &settings.aws.endpoint_url {
+            loader = loader.endpoint_url(url);
+        }
+        // Lambda's own AWS_REGION unless the settings name one.
+        if Environment.get("aws_region").is_some() {
+            loader = loader.region(aws_config::Region::new(settings.aws.region.clone()));
+        }
+        if let (Some(id), Some(secret)) = (&settings.aws.access_key_id, &settings.aws.secret_access_key) {
+            let credentials = aws_sdk_dynamodb::config::Credentials::new(
+                id,
+                secret,
+                settings.aws.session_token.clone(),
+                None,
+                "orderly-settings",
+            );
+            loader = loader.credentials_provider(credentials);
+        }
+        let config = loader.load().await;
+        let requests = RequestCounter::default();
+        let dynamo = aws_sdk_dynamodb::config::Builder::from(&config).interceptor(requests.clone()).build();
+        let sqs = aws_sdk_sqs::config::Builder::from(&config).interceptor(requests.clone()).build();
+        let ssm =
+            SsmClient::from_conf(aws_sdk_ssm::config::Builder::from(&config).interceptor(requests.clone()).build());
+        let provider: Arc<dyn NotificationProvider> =
+            if settings.notify_url.is_none() && settings.notify_url_parameter.is_none() {
+                Arc::new(LogProvider)
+            } else {
+                Arc::new(LazyWebhook { settings: settings.clone(), ssm: ssm.clone(), provider: OnceCell::new() })
+            };
+        let host = Host::new(
+            settings,
+            aws_sdk_dynamodb::Client::from_conf(dynamo),
+            aws_sdk_sqs::Client::from_conf(sqs),
+            provider,
+        );
+        let function = wire(&host);
+        let metrics = metrics_cloudwatch_embedded::Builder::new()
+            .cloudwatch_namespace(METRICS_NAMESPACE)
+            .with_dimension("function", function.name())
+            .init()
+            .map_err(|error| tracing::warn!(%error, "EMF metrics are off"))
+            .ok();
+        Ok(Self { host, function, ssm, requests, metrics, router: OnceCell::new() })
+    }
+
     async fn handle(&self, event: LambdaEvent<Value>) -> Result<Value, Error> {
         let (payload, context) = event.into_parts();
         let trigger = trigger(&payload);
@@ -389,27 +214,53 @@ impl Host {
             },
             Trigger::Stream => Ok(self.stream(&payload).await),
             Trigger::Sweep => self.sweep().await,
-            Trigger::Unknown => Err(format!("{}: an event of unknown shape", self.function.name).into()),
+            Trigger::Unknown => Err(format!("{}: an event of unknown shape", self.function.name()).into()),
         };
-        let requests = self.aws.requests.take();
+        let requests = self.requests.take();
         tracing::info!(
-            function = self.function.name,
+            function = self.function.name(),
             trigger = ?trigger,
             records,
             aws_requests = %serde_json::to_string(&requests).unwrap_or_default(),
             "invocation"
         );
+        if let Some(metrics) = self.metrics
+            && let Err(error) = metrics.flush(std::io::stdout())
+        {
+            tracing::warn!(%error, "EMF metrics not written");
+        }
         result
+    }
+
+    async fn parameter(&self, name: &str) -> Result<String, Error> {
+        parameter(&self.ssm, name).await
+    }
+
+    /// The token verifier: inline settings, else the SSM parameter, else the
+    /// JWKS URL. Paid for by an instance's first HTTP request.
+    async fn authenticator(&self) -> Result<Arc<Authenticator>, Error> {
+        let auth = &self.host.settings.auth;
+        let mut config = self.host.auth_config();
+        if config.hs256_secret.is_none() && config.jwks_json.is_none() {
+            if let Some(name) = &auth.jwt_secret_parameter {
+                config.hs256_secret = Some(self.parameter(name).await?.into_bytes());
+            } else if let Some(url) = &auth.jwks_url {
+                let response = reqwest::get(url).await?.error_for_status()?;
+                config.jwks_json = Some(response.text().await?);
+            } else {
+                return Err("set ORDERLY_JWT_SECRET_PARAMETER or ORDERLY_JWKS_URL".into());
+            }
+        }
+        Ok(Authenticator::shared(&config)?)
     }
 
     async fn http(&self, payload: Value, context: Context) -> Result<Value, Error> {
         let router = self
             .router
             .get_or_try_init(|| async {
-                let routes =
-                    self.function.http.clone().ok_or_else(|| format!("{} serves no HTTP", self.function.name))?;
-                let authenticator = self.aws.authenticator().await?;
-                Ok::<_, Error>(super::api_router(routes, authenticator)?.0)
+                let authenticator = self.authenticator().await?;
+                let router = self.function.router(&self.host, authenticator).map_err(Error::from)?;
+                Ok::<_, Error>(router.layer(axum::middleware::map_request(with_client_ip)))
             })
             .await?;
         let request: LambdaRequest = serde_json::from_value(payload)?;
@@ -420,12 +271,12 @@ impl Host {
 
     async fn sqs(&self, event: SqsEvent) -> SqsBatchResponse {
         let mut response = SqsBatchResponse::default();
-        let Some(handler) = &self.function.consumer else {
-            tracing::error!(function = self.function.name, "an SQS event for a function with no consumer");
+        let Some(handler) = self.function.handler() else {
+            tracing::error!(function = self.function.name(), "an SQS event for a function with no consumer");
             response.set_failures(event.records.iter().filter_map(|r| r.message_id.clone()));
             return response;
         };
-        let queues = self.aws.queues();
+        let queues = self.host.queues();
         let queue = handler.consumer().queue();
         // The records of one FIFO group, in order; groups side by side.
         let mut groups: Vec<(String, Vec<ReceivedMessage>)> = Vec::new();
@@ -437,6 +288,7 @@ impl Host {
             }
         }
         let max = queues.config().max_receives;
+        let backoff = self.host.settings.backoff;
         let failed = futures::future::join_all(groups.iter().map(|(_, messages)| {
             let (queues, handler) = (queues.clone(), handler.clone());
             async move {
@@ -450,7 +302,7 @@ impl Host {
                     }
                     let outcome = process_batch(handler.as_ref(), std::slice::from_ref(message), max).await;
                     if let Some(Outcome::Failed { error, retry_after }) = outcome.into_iter().next().map(|o| o.outcome) {
-                        let delay = retry_after.unwrap_or_else(|| self.aws.settings.backoff.delay(message.receive_count));
+                        let delay = retry_after.unwrap_or_else(|| backoff.delay(message.receive_count));
                         if let Err(e) = queues.retry_later(queue, &message.receipt, delay, &error).await {
                             tracing::warn!(consumer = queue, error = %e, "could not schedule the retry; the visibility timeout will");
                         }
@@ -467,8 +319,8 @@ impl Host {
 
     async fn stream(&self, payload: &Value) -> Value {
         let records = payload.get("Records").and_then(Value::as_array).cloned().unwrap_or_default();
-        let Some(outbox) = &self.function.outbox else {
-            tracing::error!(function = self.function.name, "a stream event for a function with no outbox");
+        let Some(outbox) = self.function.outbox_store() else {
+            tracing::error!(function = self.function.name(), "a stream event for a function with no outbox");
             return json!({ "batchItemFailures": [] });
         };
         let mut entries = Vec::new();
@@ -487,13 +339,13 @@ impl Host {
             return json!({ "batchItemFailures": [] });
         }
         let envelopes: Vec<_> = entries.iter().map(|e| e.envelope.clone()).collect();
-        if let Err(error) = self.aws.queues().publish(&envelopes).await {
+        if let Err(error) = self.host.queues().publish(&envelopes).await {
             // Nothing is checkpointed: the stream delivers the batch again.
             tracing::warn!(%error, events = envelopes.len(), "outbox relay: publish failed");
             let first = records.first().and_then(|r| r.pointer("/dynamodb/SequenceNumber")).cloned();
             return json!({ "batchItemFailures": [{ "itemIdentifier": first.unwrap_or_default() }] });
         }
-        tracing::info!(function = self.function.name, events = envelopes.len(), "outbox relay: published");
+        tracing::info!(function = self.function.name(), events = envelopes.len(), "outbox relay: published");
         let positions: Vec<String> = entries.into_iter().map(|e| e.position).collect();
         if let Err(error) = outbox.remove(&positions).await {
             // Published already; the sweep republishes them and consumers
@@ -504,8 +356,8 @@ impl Host {
     }
 
     async fn sweep(&self) -> Result<Value, Error> {
-        let outbox = self.function.outbox.clone().ok_or("this function has no outbox")?;
-        let mut relay = Relay::new(outbox, self.aws.queues());
+        let outbox = self.function.outbox_store().cloned().ok_or("this function has no outbox")?;
+        let mut relay = Relay::new(outbox, self.host.queues());
         let mut published = 0;
         // Bounded: a sweep is a safety net, not a drain of a backlog.
         for _ in 0..20 {
@@ -516,12 +368,62 @@ impl Host {
         }
         if published > 0 {
             tracing::warn!(
-                function = self.function.name,
+                function = self.function.name(),
                 published,
                 "outbox sweep published events the stream had not"
             );
         }
         Ok(json!({ "published": published }))
+    }
+}
+
+/// The caller's address from API Gateway's request context (anonymous rate
+/// limits key on it); never from a header the caller could set.
+async fn with_client_ip(mut request: axum::extract::Request) -> axum::extract::Request {
+    use lambda_http::RequestExt;
+    let source_ip = match request.request_context_ref() {
+        Some(lambda_http::request::RequestContext::ApiGatewayV2(context)) => context.http.source_ip.clone(),
+        _ => None,
+    };
+    if let Some(ip) = source_ip.and_then(|ip| ip.parse().ok()) {
+        request.extensions_mut().insert(ClientIp(ip));
+    }
+    request
+}
+
+async fn parameter(ssm: &SsmClient, name: &str) -> Result<String, Error> {
+    let found = ssm.get_parameter().name(name).with_decryption(true).send().await?;
+    found.parameter.and_then(|p| p.value).ok_or_else(|| format!("SSM parameter {name} has no value").into())
+}
+
+/// The webhook provider, built on its first send (its URL, which carries the
+/// provider's key, read from SSM then), with the native SSRF guard.
+struct LazyWebhook {
+    settings: Settings,
+    ssm: SsmClient,
+    provider: OnceCell<WebhookProvider>,
+}
+
+#[async_trait]
+impl NotificationProvider for LazyWebhook {
+    fn name(&self) -> &'static str {
+        "webhook"
+    }
+
+    async fn send(&self, notification: &Notification) -> Result<(), ProviderError> {
+        let provider = self
+            .provider
+            .get_or_try_init(|| async {
+                let url = match (&self.settings.notify_url_parameter, &self.settings.notify_url) {
+                    (Some(name), _) => parameter(&self.ssm, name).await.map_err(|e| e.to_string())?,
+                    (None, Some(url)) => url.clone(),
+                    (None, None) => return Err("no webhook configured".to_owned()),
+                };
+                WebhookProvider::new(&url, self.settings.notify_timeout, false).map_err(|e| e.to_string())
+            })
+            .await
+            .map_err(ProviderError::Unreachable)?;
+        provider.send(notification).await
     }
 }
 

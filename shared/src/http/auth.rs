@@ -113,7 +113,12 @@ impl Authenticator {
             _ => return Err(AuthError::NoKeys),
         };
         let mut validation = Validation::new(algorithm);
-        validation.set_required_spec_claims(&["exp", "sub"]);
+        // A configured audience or issuer must also be *present*: jsonwebtoken
+        // only checks claims that exist unless they are required.
+        let mut required = vec!["exp", "sub"];
+        required.extend(config.audience.as_ref().map(|_| "aud"));
+        required.extend(config.issuer.as_ref().map(|_| "iss"));
+        validation.set_required_spec_claims(&required);
         validation.leeway = config.leeway.as_secs();
         validation.validate_nbf = true;
         match &config.audience {
@@ -276,6 +281,31 @@ mod tests {
         };
         for token in [expired, no_exp, wrong_secret, hs512, not_yet, none, "garbage".into(), String::new()] {
             assert!(matches!(a.verify(&token), Err(ApiError::Unauthorized(_))), "{token}");
+        }
+    }
+
+    #[test]
+    fn a_configured_audience_and_issuer_must_be_present() {
+        let config = AuthConfig {
+            hs256_secret: Some(SECRET.to_vec()),
+            audience: Some("orderly".into()),
+            issuer: Some("https://issuer.example".into()),
+            ..Default::default()
+        };
+        let a = Authenticator::new(&config).unwrap();
+        let claims = |extra: serde_json::Value| {
+            let mut c = serde_json::json!({"sub": "a", "exp": now() + 60});
+            c.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            encode(Header::default(), c, SECRET)
+        };
+        assert!(a.verify(&claims(serde_json::json!({"aud": "orderly", "iss": "https://issuer.example"}))).is_ok());
+        for bad in [
+            serde_json::json!({"iss": "https://issuer.example"}),
+            serde_json::json!({"aud": "orderly"}),
+            serde_json::json!({"aud": "other", "iss": "https://issuer.example"}),
+            serde_json::json!({"aud": "orderly", "iss": "https://evil.example"}),
+        ] {
+            assert!(a.verify(&claims(bad.clone())).is_err(), "{bad}");
         }
     }
 

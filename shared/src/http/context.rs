@@ -10,7 +10,8 @@ use axum::middleware::Next;
 use axum::response::Response;
 
 use super::{ApiError, Authenticator, Principal};
-use crate::trace::TraceContext;
+use crate::trace::{TraceContext, continue_trace};
+use tracing::Instrument;
 
 /// Request bodies above this are refused with 413.
 pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
@@ -59,9 +60,10 @@ impl RequestContext {
         &self.0.trace
     }
 
-    /// The `traceparent` to stamp on events caused by this request.
+    /// The `traceparent` to stamp on events caused by this request: this
+    /// request's span is their parent.
     pub fn event_traceparent(&self) -> String {
-        self.0.trace.child().to_header()
+        self.0.trace.to_header()
     }
 
     pub fn authenticator(&self) -> &Authenticator {
@@ -105,23 +107,19 @@ pub async fn edge_middleware(
         .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let trace = request
-        .headers()
-        .get(&TRACEPARENT)
-        .and_then(|v| v.to_str().ok())
-        .and_then(TraceContext::parse)
-        .map(|parent| parent.child())
-        .unwrap_or_else(TraceContext::new_root);
+    let incoming = request.headers().get(&TRACEPARENT).and_then(|v| v.to_str().ok()).and_then(TraceContext::parse);
     let method = request.method().clone();
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "(unmatched)".to_owned());
+    let span = tracing::info_span!("request", otel.name = %format!("{method} {route}"), request_id = %request_id);
+    let trace = continue_trace(&span, incoming.as_ref());
     let context = RequestContext::new(request_id.clone(), trace, authenticator);
     request.extensions_mut().insert(context.clone());
 
-    let mut response = next.run(request).await;
+    let mut response = next.run(request).instrument(span).await;
 
     let headers = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(&request_id) {
@@ -139,15 +137,27 @@ pub async fn edge_middleware(
         .entry(header::CONTENT_SECURITY_POLICY)
         .or_insert(HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"));
 
-    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let elapsed = started.elapsed().as_secs_f64();
+    let latency_ms = elapsed * 1000.0;
     let status = response.status().as_u16();
     let customer_id = context.principal().map(|p| p.customer_id.to_string());
+    let function = context.function().unwrap_or("edge");
+    metrics::counter!(
+        "orderly_http_requests_total",
+        "function" => function, "method" => method.to_string(), "route" => route.clone(), "status" => status.to_string()
+    )
+    .increment(1);
+    if status >= 500 {
+        metrics::counter!("orderly_http_errors_total", "function" => function, "route" => route.clone()).increment(1);
+    }
+    metrics::histogram!("orderly_http_request_duration_seconds", "function" => function, "route" => route.clone())
+        .record(elapsed);
     tracing::info!(
         target: "orderly::access",
         request_id = %request_id,
         trace_id = %context.trace().trace_id,
         customer_id = customer_id.as_deref(),
-        function = context.function().unwrap_or("edge"),
+        function,
         method = %method,
         route = %route,
         status,

@@ -39,7 +39,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
             Err(error) if error.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
                 return Err(ApiError::PayloadTooLarge { limit: BODY_LIMIT_BYTES });
             }
-            Err(_) => return Err(ApiError::BadRequest("the request body could not be read".into())),
+            // The host's body timeout fired (or the client vanished mid-body).
+            Err(_) => return Err(ApiError::RequestTimeout),
         };
         parse_json(&bytes).map(JsonBody)
     }

@@ -11,6 +11,7 @@ mod cursor;
 mod json;
 mod problem;
 mod query;
+mod rate_limit;
 mod versioning;
 
 pub use auth::{AdminPrincipal, AuthConfig, AuthError, Authenticator, Principal, mint_hs256};
@@ -19,4 +20,5 @@ pub use cursor::Cursor;
 pub use json::{JsonBody, parse_json};
 pub use problem::{ApiError, Problem};
 pub use query::{PageParams, QueryParams};
+pub use rate_limit::{ClientIp, RateLimitLayer, RateLimitPolicy, RouteLimit, rate_limit_middleware};
 pub use versioning::{ApiVersion, MEDIA_TYPE_V2, Representation};

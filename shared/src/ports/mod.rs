@@ -16,6 +16,7 @@ mod messaging;
 mod notifications;
 mod orders;
 mod provider;
+mod resilience;
 
 pub use analytics::{Counter, ReadModelStore};
 pub use clock::{Clock, IdGenerator, SystemClock, UuidV7Ids};
@@ -27,6 +28,7 @@ pub use messaging::{
 pub use notifications::{NotificationLog, NotificationRecord, NotificationState};
 pub use orders::{IdempotencyClaim, OrderStore, PlaceOutcome};
 pub use provider::{Notification, NotificationProvider, ProviderError};
+pub use resilience::{BreakerStore, Cache, CacheError, RateLimiter};
 
 use uuid::Uuid;
 

@@ -25,6 +25,9 @@ pub enum ProviderError {
     Rejected(u16),
     #[error("the provider is unreachable: {0}")]
     Unreachable(String),
+    /// Not called: the circuit breaker is open.
+    #[error("the circuit breaker is open (provider failing); not called")]
+    CircuitOpen { retry_after: std::time::Duration },
 }
 
 /// Sends notifications: a webhook, an email API, or the log itself.
@@ -34,4 +37,10 @@ pub trait NotificationProvider: Send + Sync {
     fn name(&self) -> &'static str;
 
     async fn send(&self, notification: &Notification) -> Result<(), ProviderError>;
+
+    /// `Some(d)` when calls are known to be refused for `d` (an open circuit
+    /// breaker); consumers pause instead of taking messages to defer them.
+    async fn unavailable_for(&self) -> Option<std::time::Duration> {
+        None
+    }
 }

@@ -18,6 +18,7 @@ mod inventory;
 mod notifications;
 mod orders;
 mod outbox;
+mod resilience;
 mod schema;
 mod write;
 
@@ -33,6 +34,7 @@ pub use inventory::DynamoInventory;
 pub use notifications::DynamoNotifications;
 pub use orders::DynamoOrders;
 pub use outbox::{OUTBOX_PREFIX, outbox_entry_from_stream_image};
+pub use resilience::DynamoResilience;
 pub use schema::{TableKind, create_table, enable_ttl};
 
 use crate::ports::{ProcessedEvent, StoreError};

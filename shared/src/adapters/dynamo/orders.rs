@@ -3,7 +3,7 @@
 //! | item | pk | sk | notes |
 //! |---|---|---|---|
 //! | order | `ORDER#<id>` | `#` | `version`, `doc` (the order as JSON) |
-//! | idempotency claim | `IDEM#<customer> <key>` | `#` | `order_id`, `request_hash`, `response` (the order as first answered), `expires_at` (ms), `ttl` |
+//! | idempotency claim | `IDEM#<customer> <key>` | `#` | `order_id`, `answer` (the order as placed), `request_hash`, `expires_at` (ms), `ttl` |
 //! | outbox event | `OUTBOX#<shard>` | UUIDv7 | `body` |
 //! | processed mark | `PROCESSED#<consumer>#<event id>` | `#` | `ttl` |
 
@@ -54,8 +54,16 @@ impl DynamoOrders {
         if get_s(&stored, "request_hash")? != claim.request_hash {
             return Ok(PlaceOutcome::KeyReused);
         }
-        // The answer as it was first given, not the order as it is now.
-        Ok(PlaceOutcome::Replayed(from_json(get_s(&stored, "response")?)?))
+        // The answer as first given (the order has moved on since, maybe).
+        if let Ok(answer) = get_s(&stored, "answer") {
+            return Ok(PlaceOutcome::Replayed(from_json(answer)?));
+        }
+        let order_id = OrderId::parse(get_s(&stored, "order_id")?)
+            .ok_or_else(|| StoreError::Corrupt("claim with a bad order id".into()))?;
+        match self.get(order_id).await? {
+            Some(order) => Ok(PlaceOutcome::Replayed(order)),
+            None => Err(StoreError::Corrupt(format!("claim points at missing order {order_id}"))),
+        }
     }
 }
 
@@ -83,8 +91,8 @@ impl OrderStore for DynamoOrders {
         if let Some(claim) = claim {
             let mut item = claim_key(claim);
             item.insert("order_id".into(), s(order.id.to_string()));
+            item.insert("answer".into(), s(to_json(order)?));
             item.insert("request_hash".into(), s(claim.request_hash.clone()));
-            item.insert("response".into(), s(to_json(order)?));
             item.insert("expires_at".into(), n(claim.expires_at.timestamp_millis()));
             // DynamoDB deletes expired items within days, not at once: the
             // condition below, not TTL, is what lets an expired key be reused.

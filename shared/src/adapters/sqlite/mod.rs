@@ -10,6 +10,7 @@ mod inventory;
 mod notifications;
 mod orders;
 mod queue;
+mod resilience;
 mod schema;
 
 use std::path::Path;
@@ -71,8 +72,8 @@ impl SqliteStore {
         self.db.read(|conn| conn.query_row("SELECT 1", [], |_| Ok(())).map_err(db::unavailable)).await
     }
 
-    /// Deletes idempotency keys past their 24 h and processed-event marks
-    /// older than `keep_processed` (longer than any message can live in a
+    /// Deletes idempotency keys past their 24 h, idle rate-limit buckets and
+    /// processed-event marks older than `keep_processed` (longer than any message can live in a
     /// queue, so a redelivery can never outlive its mark). Returns rows removed.
     pub async fn purge_expired(&self, keep_processed: chrono::Duration) -> Result<usize, StoreError> {
         let now = self.clock.now();
@@ -85,7 +86,11 @@ impl SqliteStore {
                 let marks = conn
                     .execute("DELETE FROM processed_events WHERE processed_at < ?1", params![horizon])
                     .map_err(db::unavailable)?;
-                Ok(keys + marks)
+                // An hour idle refills any bucket: the row says nothing anymore.
+                let buckets = conn
+                    .execute("DELETE FROM rate_buckets WHERE updated_at < ?1", params![millis(now) - 3_600_000])
+                    .map_err(db::unavailable)?;
+                Ok(keys + marks + buckets)
             })
             .await
     }

@@ -119,6 +119,20 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX processed_events_age ON processed_events (processed_at);
     "#,
+    // 2: shared resilience state: circuit breakers and rate-limit buckets.
+    r#"
+    CREATE TABLE breakers (
+        name    TEXT PRIMARY KEY,
+        state   TEXT NOT NULL,
+        version INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE rate_buckets (
+        key        TEXT PRIMARY KEY,
+        tokens     REAL NOT NULL,
+        updated_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX rate_buckets_age ON rate_buckets (updated_at);
+    "#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

@@ -1,0 +1,118 @@
+//! Cache-aside in the catalog use case, on the real SQLite store and the real
+//! in-process cache.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use inventory::Catalog;
+use shared::adapters::memory_cache::MemoryCache;
+use shared::adapters::sqlite::{DbOptions, QueueSettings, SqliteStore};
+use shared::domain::{Currency, Money, OrderId, Product, ProductDraft, ProductName, Reservation, Sku, StockLevel};
+use shared::events::{Envelope, EventFactory};
+use shared::ports::{
+    Cache, CacheError, Clock, InventoryStore, ProcessedEvent, ReservationChange, StoreError, SystemClock, UuidV7Ids,
+};
+
+/// The real store, counting how often the catalog reads a product from it.
+struct CountingStore {
+    inner: SqliteStore,
+    product_reads: AtomicUsize,
+}
+
+#[async_trait]
+impl InventoryStore for CountingStore {
+    async fn product(&self, sku: &Sku) -> Result<Option<Product>, StoreError> {
+        self.product_reads.fetch_add(1, Ordering::SeqCst);
+        self.inner.product(sku).await
+    }
+    async fn products(&self, after: Option<&Sku>, limit: usize) -> Result<Vec<Product>, StoreError> {
+        self.inner.products(after, limit).await
+    }
+    async fn available(&self, skus: &[Sku]) -> Result<HashMap<Sku, i64>, StoreError> {
+        self.inner.available(skus).await
+    }
+    async fn save_product(&self, p: &Product, expected: Option<u64>, outbox: &[Envelope]) -> Result<(), StoreError> {
+        self.inner.save_product(p, expected, outbox).await
+    }
+    async fn reservation(&self, order_id: OrderId) -> Result<Option<Reservation>, StoreError> {
+        self.inner.reservation(order_id).await
+    }
+    async fn apply_reservation(
+        &self,
+        c: &ReservationChange,
+        o: &[Envelope],
+        p: &ProcessedEvent,
+    ) -> Result<(), StoreError> {
+        self.inner.apply_reservation(c, o, p).await
+    }
+}
+
+/// A cache whose backend is down.
+struct BrokenCache;
+
+#[async_trait]
+impl Cache for BrokenCache {
+    async fn get(&self, _: &str) -> Result<Option<String>, CacheError> {
+        Err(CacheError("connection refused".into()))
+    }
+    async fn put(&self, _: &str, _: String) -> Result<(), CacheError> {
+        Err(CacheError("connection refused".into()))
+    }
+    async fn invalidate(&self, _: &str) -> Result<(), CacheError> {
+        Err(CacheError("connection refused".into()))
+    }
+    fn ttl(&self) -> Duration {
+        Duration::from_secs(5)
+    }
+}
+
+fn setup(cache: Arc<dyn Cache>) -> (Catalog, Arc<CountingStore>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let inner = SqliteStore::open(&dir.path().join("db"), DbOptions::default(), QueueSettings::default()).unwrap();
+    let store = Arc::new(CountingStore { inner, product_reads: AtomicUsize::new(0) });
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let events = EventFactory::new("test", Arc::new(UuidV7Ids), clock.clone());
+    (Catalog::new(store.clone(), events, clock).with_cache(cache), store, dir)
+}
+
+fn draft(price: &str) -> ProductDraft {
+    ProductDraft {
+        name: ProductName::parse("Tea").unwrap(),
+        price: Money::parse_decimal(price, Currency::parse("EUR").unwrap()).unwrap(),
+        initial_stock: Some(StockLevel::parse(5).unwrap()),
+    }
+}
+
+#[tokio::test]
+async fn a_second_read_is_served_from_the_cache_until_the_product_changes() {
+    let (catalog, store, _dir) = setup(Arc::new(MemoryCache::new(100, Duration::from_secs(60))));
+    let sku = Sku::parse("TEA").unwrap();
+    catalog.put(sku.clone(), draft("1.00"), None).await.unwrap();
+    let reads_after_put = store.product_reads.load(Ordering::SeqCst);
+
+    assert_eq!(catalog.get(&sku).await.unwrap().price.to_decimal_string(), "1.00");
+    assert_eq!(catalog.get(&sku).await.unwrap().price.to_decimal_string(), "1.00");
+    assert_eq!(store.product_reads.load(Ordering::SeqCst) - reads_after_put, 1, "one miss, then a hit");
+
+    catalog.put(sku.clone(), draft("2.00"), None).await.unwrap();
+    assert_eq!(catalog.get(&sku).await.unwrap().price.to_decimal_string(), "2.00");
+
+    let before = store.product_reads.load(Ordering::SeqCst);
+    catalog.forget(&sku).await;
+    catalog.get(&sku).await.unwrap();
+    assert_eq!(store.product_reads.load(Ordering::SeqCst) - before, 1, "an invalidated entry is read again");
+}
+
+#[tokio::test]
+async fn a_failing_cache_degrades_to_the_store_not_to_an_error() {
+    let (catalog, store, _dir) = setup(Arc::new(BrokenCache));
+    let sku = Sku::parse("TEA").unwrap();
+    catalog.put(sku.clone(), draft("1.00"), None).await.unwrap();
+    for _ in 0..3 {
+        assert_eq!(catalog.get(&sku).await.unwrap().sku, sku);
+    }
+    assert!(store.product_reads.load(Ordering::SeqCst) >= 3, "every read went to the store");
+}

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# The Spin host's benchmark (not a test): component sizes, and per-request
+# latency of GET /api/v1/products/{sku} and POST /api/v1/orders under jco
+# (the wasi:http host CI uses), side by side in one run with a hello-world
+# spin-sdk 5.2 component under the same host; the same requests through the
+# same routers natively against the same emulator give the emulator's share.
+#
+#   scripts/spin-bench.sh [--requests N]     # default 300; JSON in docs/spin-benchmark.json
+#
+# Starts the stack with scripts/spin-test.sh --up (emulator, components,
+# harness), everything on 127.0.0.1, and stops it at the end.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/orderly-target}"
+RUN_DIR="${ORDERLY_SPIN_RUN_DIR:-/var/tmp/orderly-spin-stack}"
+REQUESTS=300
+[[ "${1:-}" == "--requests" ]] && REQUESTS="$2"
+FRONT_PORT="${ORDERLY_SPIN_PORT:-18080}"
+COMPONENT_PORT="${ORDERLY_SPIN_COMPONENT_PORT:-18081}"
+HELLO_PORT=$((COMPONENT_PORT + 10))
+mkdir -p "$RUN_DIR"
+
+# The hello world: the smallest spin-sdk 5.2 HTTP component, same profile.
+HELLO="$RUN_DIR/hello"
+mkdir -p "$HELLO/src"
+cat >"$HELLO/Cargo.toml" <<'EOF'
+[package]
+name = "hello"
+version = "0.1.0"
+edition = "2024"
+
+[lib]
+crate-type = ["cdylib"]
+
+[dependencies]
+spin-sdk = { version = "=5.2.0", default-features = false }
+
+[workspace]
+EOF
+cat >"$HELLO/src/lib.rs" <<'EOF'
+use spin_sdk::http::{IntoResponse, Request, Response};
+
+#[spin_sdk::http_component]
+fn handle(_request: Request) -> impl IntoResponse {
+    Response::builder().status(200).header("content-type", "text/plain").body("hello").build()
+}
+EOF
+(cd "$HELLO" && cargo build --quiet --release --target wasm32-wasip2 \
+    --config 'profile.release.opt-level="z"' --config 'profile.release.lto="fat"' \
+    --config 'profile.release.codegen-units=1' --config 'profile.release.strip=true' \
+    --config 'profile.release.panic="abort"')
+HELLO_WASM="$CARGO_TARGET_DIR/wasm32-wasip2/release/hello.wasm"
+
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill -- "-$pid" 2>/dev/null || kill "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+}
+trap cleanup EXIT INT TERM
+
+# Limits far above the benchmark's rate: the buckets are still taken (two
+# DynamoDB round trips per request), never refused.
+export ORDERLY_RATE_LIMIT_ANON_READ=100000/s:100000 ORDERLY_RATE_LIMIT_AUTH_WRITE=100000/s:100000
+export ORDERLY_TEST_JWT_SECRET="bench-secret-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+setsid ./scripts/spin-test.sh --up >"$RUN_DIR/bench-stack.log" 2>&1 </dev/null &
+PIDS+=($!)
+setsid tests/spin/node_modules/.bin/jco serve --host 127.0.0.1 --port "$HELLO_PORT" --jco-dir "$RUN_DIR/jco-hello" \
+    "$HELLO_WASM" >"$RUN_DIR/hello.log" 2>&1 </dev/null &
+PIDS+=($!)
+deadline=$((SECONDS + 1800))
+until grep -q "the stack is up" "$RUN_DIR/bench-stack.log"; do
+    if ! kill -0 "${PIDS[0]}" 2>/dev/null || ((SECONDS > deadline)); then
+        echo "the stack did not come up; its log:" >&2
+        tail -40 "$RUN_DIR/bench-stack.log" >&2
+        exit 1
+    fi
+    sleep 1
+done
+until curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$HELLO_PORT/"; do
+    ((SECONDS < deadline)) || { echo "hello did not answer" >&2; exit 1; }
+    sleep 0.2
+done
+# The settings the stack runs with (tables, queues), for the native side.
+eval "$(grep '^export ORDERLY_' "$RUN_DIR/settings.env")"
+
+# The native side measures the emulator's share: build it optimized.
+cargo build --quiet --release --workspace --all-features --example spin-harness
+
+echo "== component sizes (bytes)"
+wc -c target/spin/*-http.wasm "$HELLO_WASM"
+echo "== latency, $REQUESTS sequential requests each, interleaved"
+"$CARGO_TARGET_DIR/release/examples/spin-harness" bench \
+    --hello "http://127.0.0.1:$HELLO_PORT/" \
+    --intake "http://127.0.0.1:$COMPONENT_PORT" \
+    --inventory "http://127.0.0.1:$((COMPONENT_PORT + 1))" \
+    --requests "$REQUESTS" --json docs/spin-benchmark.json

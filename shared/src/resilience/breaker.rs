@@ -1,0 +1,292 @@
+//! A circuit breaker: stop calling a failing dependency for a while, then let
+//! a few probes find out whether it is back.
+//!
+//! ```text
+//! closed ──(threshold consecutive failures)──► open ──(cool-down over)──► half-open
+//!   ▲                                            ▲                            │
+//!   └──────────────(a probe succeeds)────────────┼──────(a probe fails)───────┘
+//! ```
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BreakerPolicy {
+    /// Consecutive failures (errors or timeouts) that open the breaker.
+    pub failure_threshold: u32,
+    /// How long it stays open before probing.
+    pub cool_down: Duration,
+    /// Calls let through at once while half-open.
+    pub half_open_probes: u32,
+}
+
+impl Default for BreakerPolicy {
+    fn default() -> Self {
+        Self { failure_threshold: 5, cool_down: Duration::from_secs(30), half_open_probes: 1 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum BreakerState {
+    Closed { failures: u32 },
+    Open { until: DateTime<Utc> },
+    HalfOpen { probes: u32 },
+}
+
+impl Default for BreakerState {
+    fn default() -> Self {
+        Self::Closed { failures: 0 }
+    }
+}
+
+/// What a caller may do now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Permit {
+    Call,
+    /// A half-open probe: its outcome decides the breaker.
+    Probe,
+    /// Do not call; try again after this long.
+    Reject {
+        retry_after: Duration,
+    },
+}
+
+impl BreakerState {
+    /// `closed`, `open` or `half_open`, for metrics and /health.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Closed { .. } => "closed",
+            Self::Open { .. } => "open",
+            Self::HalfOpen { .. } => "half_open",
+        }
+    }
+
+    /// The permit for a call now, and the state to store if it changes.
+    pub fn permit(&self, policy: &BreakerPolicy, now: DateTime<Utc>) -> (Permit, Option<BreakerState>) {
+        match self {
+            Self::Closed { .. } => (Permit::Call, None),
+            Self::Open { until } if now < *until => {
+                (Permit::Reject { retry_after: (*until - now).to_std().unwrap_or_default() }, None)
+            }
+            Self::Open { .. } => (Permit::Probe, Some(Self::HalfOpen { probes: 1 })),
+            Self::HalfOpen { probes } if *probes < policy.half_open_probes => {
+                (Permit::Probe, Some(Self::HalfOpen { probes: probes + 1 }))
+            }
+            // Probes are out; their outcome will decide soon.
+            Self::HalfOpen { .. } => (Permit::Reject { retry_after: policy.cool_down / 4 }, None),
+        }
+    }
+
+    pub fn on_success(&self) -> BreakerState {
+        match self {
+            // A call that started before the breaker opened: it proves
+            // little, and the probe will decide.
+            Self::Open { until } => Self::Open { until: *until },
+            _ => Self::Closed { failures: 0 },
+        }
+    }
+
+    pub fn on_failure(&self, policy: &BreakerPolicy, now: DateTime<Utc>) -> BreakerState {
+        let open = || Self::Open { until: now + chrono::Duration::from_std(policy.cool_down).unwrap_or_default() };
+        match self {
+            Self::Closed { failures } if failures + 1 >= policy.failure_threshold => open(),
+            Self::Closed { failures } => Self::Closed { failures: failures + 1 },
+            Self::HalfOpen { .. } => open(),
+            Self::Open { until } => Self::Open { until: *until },
+        }
+    }
+}
+
+/// Any `NotificationProvider`, behind a circuit breaker whose state lives in a
+/// `BreakerStore` (so all instances of the function share it).
+pub struct CircuitBreaker {
+    name: String,
+    inner: std::sync::Arc<dyn crate::ports::NotificationProvider>,
+    store: std::sync::Arc<dyn crate::ports::BreakerStore>,
+    policy: BreakerPolicy,
+    clock: std::sync::Arc<dyn crate::ports::Clock>,
+}
+
+/// Compare-and-set rounds before giving up on recording a transition.
+const MAX_CAS_ROUNDS: usize = 8;
+
+impl CircuitBreaker {
+    pub fn new(
+        name: impl Into<String>,
+        inner: std::sync::Arc<dyn crate::ports::NotificationProvider>,
+        store: std::sync::Arc<dyn crate::ports::BreakerStore>,
+        policy: BreakerPolicy,
+        clock: std::sync::Arc<dyn crate::ports::Clock>,
+    ) -> Self {
+        Self { name: name.into(), inner, store, policy, clock }
+    }
+
+    pub fn policy(&self) -> &BreakerPolicy {
+        &self.policy
+    }
+
+    /// The shared state, for /health and metrics.
+    pub async fn state(&self) -> Result<BreakerState, crate::ports::StoreError> {
+        self.store.load(&self.name).await.map(|(state, _)| state)
+    }
+
+    /// While open: how long until a probe may go. Consumers pause that long
+    /// instead of taking messages they could only defer.
+    pub async fn open_for(&self) -> Option<Duration> {
+        match self.state().await {
+            Ok(BreakerState::Open { until }) => (until - self.clock.now()).to_std().ok().filter(|d| !d.is_zero()),
+            _ => None,
+        }
+    }
+
+    async fn permit(&self) -> Permit {
+        for _ in 0..MAX_CAS_ROUNDS {
+            let Ok((state, version)) = self.store.load(&self.name).await else {
+                // The breaker's own store failing must not stop notifications: fail open.
+                return Permit::Call;
+            };
+            let (permit, next) = state.permit(&self.policy, self.clock.now());
+            match next {
+                None => return permit,
+                Some(next) => match self.store.save(&self.name, &next, version).await {
+                    Ok(()) => {
+                        self.report(&next);
+                        return permit;
+                    }
+                    Err(crate::ports::StoreError::Conflict) => continue,
+                    Err(_) => return permit,
+                },
+            }
+        }
+        Permit::Reject { retry_after: self.policy.cool_down / 4 }
+    }
+
+    async fn record(&self, failed: bool) {
+        for _ in 0..MAX_CAS_ROUNDS {
+            let Ok((state, version)) = self.store.load(&self.name).await else { return };
+            let next = if failed { state.on_failure(&self.policy, self.clock.now()) } else { state.on_success() };
+            if next == state {
+                return;
+            }
+            match self.store.save(&self.name, &next, version).await {
+                Ok(()) => {
+                    if next.name() != state.name() {
+                        tracing::warn!(breaker = %self.name, from = state.name(), to = next.name(), "circuit breaker changed state");
+                    }
+                    self.report(&next);
+                    return;
+                }
+                Err(crate::ports::StoreError::Conflict) => continue,
+                Err(_) => return,
+            }
+        }
+    }
+
+    fn report(&self, state: &BreakerState) {
+        let value = match state {
+            BreakerState::Closed { .. } => 0.0,
+            BreakerState::HalfOpen { .. } => 1.0,
+            BreakerState::Open { .. } => 2.0,
+        };
+        metrics::gauge!("orderly_breaker_state", "breaker" => self.name.clone()).set(value);
+    }
+}
+
+/// Failures that say the provider is unwell (not that our request was bad).
+fn counts_against_provider(error: &crate::ports::ProviderError) -> bool {
+    use crate::ports::ProviderError::*;
+    match error {
+        Timeout | Unreachable(_) => true,
+        Rejected(status) => *status >= 500 || *status == 429,
+        CircuitOpen { .. } => false,
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::ports::NotificationProvider for CircuitBreaker {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+
+    async fn send(&self, notification: &crate::ports::Notification) -> Result<(), crate::ports::ProviderError> {
+        if let Permit::Reject { retry_after } = self.permit().await {
+            metrics::counter!("orderly_breaker_rejections_total", "breaker" => self.name.clone()).increment(1);
+            return Err(crate::ports::ProviderError::CircuitOpen { retry_after });
+        }
+        let result = self.inner.send(notification).await;
+        // A 4xx says our request was bad, not that the provider is down: it
+        // neither opens nor closes the breaker.
+        let verdict = match &result {
+            Ok(()) => Some(false),
+            Err(error) if counts_against_provider(error) => Some(true),
+            Err(_) => None,
+        };
+        if let Some(failed) = verdict {
+            self.record(failed).await;
+        }
+        result
+    }
+
+    async fn unavailable_for(&self) -> Option<Duration> {
+        self.open_for().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> BreakerPolicy {
+        BreakerPolicy { failure_threshold: 3, cool_down: Duration::from_secs(10), half_open_probes: 1 }
+    }
+
+    fn at(secs: i64) -> DateTime<Utc> {
+        DateTime::UNIX_EPOCH + chrono::Duration::seconds(secs)
+    }
+
+    #[test]
+    fn opens_after_the_threshold_of_consecutive_failures() {
+        let mut state = BreakerState::default();
+        for _ in 0..2 {
+            state = state.on_failure(&policy(), at(0));
+            assert_eq!(state.permit(&policy(), at(0)).0, Permit::Call);
+        }
+        state = state.on_failure(&policy(), at(0));
+        assert_eq!(state, BreakerState::Open { until: at(10) });
+        assert_eq!(state.permit(&policy(), at(4)).0, Permit::Reject { retry_after: Duration::from_secs(6) });
+    }
+
+    #[test]
+    fn a_success_resets_the_count() {
+        let state = BreakerState::default().on_failure(&policy(), at(0)).on_failure(&policy(), at(0)).on_success();
+        assert_eq!(state, BreakerState::Closed { failures: 0 });
+    }
+
+    #[test]
+    fn after_the_cool_down_one_probe_goes_through() {
+        let open = BreakerState::Open { until: at(10) };
+        let (permit, next) = open.permit(&policy(), at(10));
+        assert_eq!(permit, Permit::Probe);
+        let half_open = next.unwrap();
+        assert_eq!(half_open, BreakerState::HalfOpen { probes: 1 });
+        assert!(matches!(half_open.permit(&policy(), at(10)).0, Permit::Reject { .. }), "only one probe at a time");
+    }
+
+    #[test]
+    fn a_probe_decides() {
+        let half_open = BreakerState::HalfOpen { probes: 1 };
+        assert_eq!(half_open.on_success(), BreakerState::Closed { failures: 0 });
+        assert_eq!(half_open.on_failure(&policy(), at(20)), BreakerState::Open { until: at(30) });
+    }
+
+    #[test]
+    fn serialises_for_a_shared_store() {
+        let state = BreakerState::Open { until: at(10) };
+        let json = serde_json::to_string(&state).unwrap();
+        assert!(json.contains("\"state\":\"open\""));
+        assert_eq!(serde_json::from_str::<BreakerState>(&json).unwrap(), state);
+    }
+}

@@ -1,0 +1,219 @@
+//! The runner as an operator meets it: JSON logs that follow one trace
+//! across every queue hop, spans exported over OTLP, a clean SIGTERM, the
+//! token command, and no secret ever written to the logs.
+
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::routing::post;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use support::{Launch, RunnerProcess, SECRET, eventually, free_port, token};
+
+mod support;
+
+const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+
+/// Creates a product, places a traced order and waits until it is notified.
+async fn traced_order(runner: &RunnerProcess) -> String {
+    let client = reqwest::Client::new();
+    let admin = token("admin", true);
+    client
+        .put(format!("{}/api/v1/products/TEA", runner.base))
+        .bearer_auth(&admin)
+        .json(&json!({"name": "Tea", "price": "1.00", "currency": "EUR", "stock": 5}))
+        .send()
+        .await
+        .unwrap();
+    let response = client
+        .post(format!("{}/api/v1/orders", runner.base))
+        .bearer_auth(token("alice", false))
+        .header("traceparent", format!("00-{TRACE_ID}-00f067aa0ba902b7-01"))
+        .header("x-request-id", "req-trace-test")
+        .json(&json!({"items": [{"sku": "TEA", "quantity": 1}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let id = response.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    eventually("the notification", || async {
+        let list: Value = client
+            .get(format!("{}/api/v1/notifications?order_id={id}", runner.base))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        (list["items"][0]["state"] == "sent").then_some(())
+    })
+    .await;
+    id
+}
+
+#[tokio::test]
+async fn logs_are_json_lines_and_one_trace_id_follows_an_order_across_every_queue_hop() {
+    let dir = tempfile::tempdir().unwrap();
+    let runner = RunnerProcess::start(Launch::new(dir.path(), free_port())).await;
+    let id = traced_order(&runner).await;
+
+    let lines = eventually("the analytics hop in the log", || async {
+        let lines = runner.log_lines();
+        lines
+            .iter()
+            .any(|l| {
+                l["function"] == "analytics" && l["event_type"] == "order.confirmed.v1" && l["subject"] == id.as_str()
+            })
+            .then_some(lines)
+    })
+    .await;
+    let access =
+        lines.iter().find(|l| l["request_id"] == "req-trace-test").expect("an access log line for the order request");
+    assert_eq!(access["trace_id"], TRACE_ID);
+    assert_eq!(access["customer_id"], "alice");
+    assert_eq!(access["function"], "order-intake");
+    assert_eq!(access["status"], 202);
+    assert!(access["latency_ms"].is_number());
+
+    for (function, event) in [
+        ("inventory", "order.placed.v1"),
+        ("order-intake", "inventory.reserved.v1"),
+        ("notification", "order.confirmed.v1"),
+        ("analytics", "order.placed.v1"),
+        ("analytics", "inventory.reserved.v1"),
+        ("analytics", "order.confirmed.v1"),
+    ] {
+        let hop = lines
+            .iter()
+            .find(|l| l["function"] == function && l["event_type"] == event && l["subject"] == id.as_str())
+            .unwrap_or_else(|| panic!("no log line for {function} handling {event}"));
+        assert_eq!(hop["trace_id"], TRACE_ID, "{function} handling {event} lost the trace");
+        assert!(hop["latency_ms"].is_number());
+    }
+}
+
+#[tokio::test]
+async fn spans_are_exported_over_otlp_with_the_request_trace_id() {
+    let bodies: Arc<Mutex<Vec<Bytes>>> = Arc::default();
+    let sink = bodies.clone();
+    let collector = Router::new().route(
+        "/v1/traces",
+        post(move |body: Bytes| {
+            let sink = sink.clone();
+            async move {
+                sink.lock().unwrap().push(body);
+                StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, collector).await.unwrap() });
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut launch = Launch::new(dir.path(), free_port());
+    launch.env = vec![("ORDERLY_OTLP_ENDPOINT", endpoint), ("OTEL_BSP_SCHEDULE_DELAY", "100".into())];
+    let runner = RunnerProcess::start(launch).await;
+    traced_order(&runner).await;
+
+    let trace_id: Vec<u8> = (0..16).map(|i| u8::from_str_radix(&TRACE_ID[2 * i..2 * i + 2], 16).unwrap()).collect();
+    let has = |haystack: &[u8], needle: &[u8]| haystack.windows(needle.len()).any(|w| w == needle);
+    eventually("the request and consumer spans, in the request's trace", || async {
+        let all: Vec<u8> = bodies.lock().unwrap().iter().flat_map(|b| b.to_vec()).collect();
+        let spans = [&b"POST /api/v1/orders"[..], b"inventory order.placed.v1", b"order-intake inventory.reserved.v1"];
+        (has(&all, &trace_id) && spans.iter().all(|s| has(&all, s))).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn sigterm_finishes_in_flight_requests_and_keeps_queued_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut runner = RunnerProcess::start(Launch::new(dir.path(), port)).await;
+    let client = reqwest::Client::new();
+    let admin = token("admin", true);
+    client
+        .put(format!("{}/api/v1/products/TEA", runner.base))
+        .bearer_auth(&admin)
+        .json(&json!({"name": "Tea", "price": "1.00", "currency": "EUR", "stock": 1000}))
+        .send()
+        .await
+        .unwrap();
+    let alice = token("alice", false);
+    let orders: Vec<_> = (0..30)
+        .map(|_| {
+            let (client, base, alice) = (client.clone(), runner.base.clone(), alice.clone());
+            tokio::spawn(async move {
+                let response = client
+                    .post(format!("{base}/api/v1/orders"))
+                    .bearer_auth(&alice)
+                    .json(&json!({"items": [{"sku": "TEA", "quantity": 1}]}))
+                    .send()
+                    .await
+                    .ok()?;
+                if response.status() != StatusCode::ACCEPTED {
+                    return None;
+                }
+                response.json::<Value>().await.ok()?["id"].as_str().map(str::to_owned)
+            })
+        })
+        .collect();
+    let status = runner.terminate().await;
+    assert!(status.success(), "SIGTERM must end the process cleanly, got {status}");
+    assert!(runner.log_text().contains("\"stopped\""), "the runner logs its clean stop");
+    let accepted: Vec<String> =
+        futures::future::join_all(orders).await.into_iter().filter_map(|r| r.unwrap()).collect();
+
+    let runner = RunnerProcess::start(Launch { generation: 1, ..Launch::new(dir.path(), port) }).await;
+    for id in &accepted {
+        eventually("every accepted order to be confirmed after the restart", || async {
+            let order: Value = client
+                .get(format!("{}/api/v1/orders/{id}", runner.base))
+                .bearer_auth(&alice)
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            (order["status"] == "confirmed").then_some(())
+        })
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn the_token_command_mints_what_a_runner_with_a_generated_secret_accepts_and_logs_never_hold_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut launch = Launch::new(dir.path(), free_port());
+    launch.with_secret = false;
+    let runner = RunnerProcess::start(launch).await;
+    let secret_file = dir.path().join("data/jwt-secret");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&secret_file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the generated secret is readable by its owner only");
+    }
+    let minted = std::process::Command::new(env!("CARGO_BIN_EXE_orderly"))
+        .args(["token", "--sub", "alice"])
+        .env_remove("ORDERLY_JWT_SECRET")
+        .env("ORDERLY_DATA_DIR", dir.path().join("data"))
+        .output()
+        .unwrap();
+    assert!(minted.status.success());
+    let alice = String::from_utf8(minted.stdout).unwrap().trim().to_owned();
+    let response =
+        reqwest::Client::new().get(format!("{}/api/v1/orders", runner.base)).bearer_auth(&alice).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+
+    let generated = std::fs::read_to_string(&secret_file).unwrap();
+    let log = runner.log_text();
+    assert!(log.contains("generated a development secret"), "the runner says it generated one");
+    for secret in [generated.trim(), alice.as_str(), SECRET] {
+        assert!(!log.contains(secret), "a secret or token leaked into the log");
+    }
+}

@@ -1,0 +1,475 @@
+//! The Spin stack's test harness (`cargo run --example spin-harness`): what
+//! `spin up` would do around the HTTP components that CI runs under jco.
+//!
+//! - `setup`: creates the tables and queues (on the emulator) and prints the
+//!   `ORDERLY_*` settings the components and this harness read, as
+//!   `export KEY=VALUE` lines.
+//! - `serve --listen ADDR --manifest spin.toml --component NAME=ADDR ...`:
+//!   - a front on ADDR that routes each request to the HTTP component that
+//!     `spin.toml`'s `[[trigger.http]]` routes give it, the way Spin's router
+//!     does (exact routes before wildcards, the longest wildcard first), and
+//!     sets `spin-client-addr` as Spin does;
+//!   - one queue loop per function with the delete-or-leave semantics of
+//!     spin-trigger-sqs, calling the same `Function::handle_message` as the
+//!     function's queue component — natively, since the SQS trigger only
+//!     exists in Spin;
+//!   - the outbox relays of order-intake and inventory (`Function::relay`,
+//!     what their cron components run), every 100 ms instead of every second;
+//!   - `POST /__harness/reset`: waits for the stack to settle, then empties
+//!     every table and queue, so each API test starts from nothing (tests
+//!     call it through `ORDERLY_TEST_RESET_URL`).
+//! - `bench --hello URL --inventory URL --intake URL --requests N --json FILE`:
+//!   per-request latency of `GET /api/v1/products/{sku}` and `POST
+//!   /api/v1/orders` against the components, side by side with a hello-world
+//!   component under the same host, and the same requests through the same
+//!   router natively in this process against the same emulator (the
+//!   emulator's own share), sequential, interleaved round by round.
+
+#[path = "../support/aws_stack.rs"]
+mod aws_stack;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use aws_config::BehaviorVersion;
+use aws_sdk_sqs::types::QueueAttributeName;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use shared::adapters::dynamo::{TableKind, create_table, enable_ttl};
+use shared::adapters::log_provider::LogProvider;
+use shared::adapters::webhook::WebhookProvider;
+use shared::events::routing::Consumer;
+use shared::hosts::aws::{ConfigSource, Environment, Function, Host, Settings, queue_key};
+use shared::hosts::spin::{QueueAction, QueueMessage};
+use shared::ports::{MessageQueue, NotificationProvider};
+
+/// How long a received message stays invisible (the queues' own default is
+/// the same): a left message comes back this much later.
+const VISIBILITY: Duration = Duration::from_secs(2);
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("setup") => setup(&args[1..]).await,
+        Some("serve") => serve(&args[1..]).await,
+        Some("bench") => bench(&args[1..]).await,
+        _ => bail!(
+            "usage: spin-harness setup --stage NAME --max-receives N | serve --listen ADDR --manifest FILE --component NAME=ADDR..."
+        ),
+    }
+}
+
+fn flag<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).map(String::as_str)
+}
+
+async fn sdk_config() -> anyhow::Result<aws_config::SdkConfig> {
+    let source = Environment;
+    let endpoint = source.get("aws_endpoint_url").context("ORDERLY_AWS_ENDPOINT_URL is not set")?;
+    let credentials = aws_sdk_dynamodb::config::Credentials::new(
+        source.get("aws_access_key_id").unwrap_or_else(|| "test".into()),
+        source.get("aws_secret_access_key").unwrap_or_else(|| "test".into()),
+        None,
+        None,
+        "spin-harness",
+    );
+    Ok(aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new(source.get("aws_region").unwrap_or_else(|| "us-east-1".into())))
+        .credentials_provider(credentials)
+        .load()
+        .await)
+}
+
+/// Tables and FIFO queues (+ DLQs redriven after `--max-receives`) named
+/// `orderly-<stage>-...`; prints their settings.
+async fn setup(args: &[String]) -> anyhow::Result<()> {
+    let stage = flag(args, "--stage").unwrap_or("spin");
+    let max_receives: u32 = flag(args, "--max-receives").unwrap_or("3").parse()?;
+    let config = sdk_config().await?;
+    let dynamo = aws_sdk_dynamodb::Client::new(&config);
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let mut settings = BTreeMap::new();
+    for (kind, name) in [
+        (TableKind::Orders, "orders"),
+        (TableKind::Inventory, "inventory"),
+        (TableKind::Notifications, "notifications"),
+        (TableKind::Analytics, "analytics"),
+    ] {
+        let table = format!("orderly-{stage}-{name}");
+        let exists = dynamo.describe_table().table_name(&table).send().await.is_ok();
+        if !exists {
+            create_table(&dynamo, &table, kind).await?;
+            enable_ttl(&dynamo, &table).await?;
+        }
+        settings.insert(format!("table_{name}"), table);
+    }
+    for consumer in Consumer::ALL {
+        let create = |name: String, redrive: Option<String>| {
+            let mut request = sqs
+                .create_queue()
+                .queue_name(name)
+                .attributes(QueueAttributeName::FifoQueue, "true")
+                .attributes(QueueAttributeName::VisibilityTimeout, VISIBILITY.as_secs().to_string());
+            if let Some(redrive) = redrive {
+                request = request.attributes(QueueAttributeName::RedrivePolicy, redrive);
+            }
+            request.send()
+        };
+        let dlq = create(format!("orderly-{stage}-{}.fifo", consumer.dead_letter_queue()), None).await?;
+        let dlq_url = dlq.queue_url.context("DLQ URL")?;
+        let arn = sqs
+            .get_queue_attributes()
+            .queue_url(&dlq_url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await?
+            .attributes
+            .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
+            .context("DLQ ARN")?;
+        let redrive = serde_json::json!({"deadLetterTargetArn": arn, "maxReceiveCount": max_receives}).to_string();
+        let queue = create(format!("orderly-{stage}-{}.fifo", consumer.queue()), Some(redrive)).await?;
+        settings.insert(queue_key("queue", consumer), queue.queue_url.context("queue URL")?);
+        settings.insert(queue_key("dlq", consumer), dlq_url);
+    }
+    settings.insert("max_receives".into(), max_receives.to_string());
+    for (key, value) in settings {
+        println!("export ORDERLY_{}={value}", key.to_ascii_uppercase());
+    }
+    Ok(())
+}
+
+/// One `[[trigger.http]]` of the manifest.
+#[derive(Debug, Clone)]
+struct Route {
+    /// The path, without a trailing `/...`.
+    path: String,
+    wildcard: bool,
+    component: String,
+}
+
+fn routes(manifest: &str) -> anyhow::Result<Vec<Route>> {
+    let manifest: toml::Value = toml::from_str(manifest).context("parsing the manifest")?;
+    let triggers = manifest.get("trigger").and_then(|t| t.get("http")).and_then(|h| h.as_array());
+    let mut routes = Vec::new();
+    for trigger in triggers.context("no [[trigger.http]] in the manifest")? {
+        let (Some(route), Some(component)) =
+            (trigger.get("route").and_then(|r| r.as_str()), trigger.get("component").and_then(|c| c.as_str()))
+        else {
+            bail!("a [[trigger.http]] without route or component: {trigger}");
+        };
+        let (path, wildcard) = match route.strip_suffix("/...") {
+            Some(prefix) => (prefix.to_owned(), true),
+            None => (route.to_owned(), false),
+        };
+        routes.push(Route { path, wildcard, component: component.to_owned() });
+    }
+    Ok(routes)
+}
+
+/// Spin's choice: an exact route, else the longest wildcard that matches.
+fn route_for<'a>(routes: &'a [Route], path: &str) -> Option<&'a Route> {
+    routes.iter().find(|r| !r.wildcard && r.path == path).or_else(|| {
+        routes
+            .iter()
+            .filter(|r| r.wildcard && (path == r.path || path.starts_with(&format!("{}/", r.path))))
+            .max_by_key(|r| r.path.len())
+    })
+}
+
+struct Front {
+    routes: Vec<Route>,
+    components: BTreeMap<String, String>,
+    client: reqwest::Client,
+    stack: Arc<Stack>,
+}
+
+/// What runs beside the HTTP components: queue loops and relays.
+struct Stack {
+    host: Host,
+    components: Vec<Function>,
+}
+
+async fn serve(args: &[String]) -> anyhow::Result<()> {
+    let listen: SocketAddr = flag(args, "--listen").context("--listen ADDR")?.parse()?;
+    let manifest = std::fs::read_to_string(flag(args, "--manifest").unwrap_or("spin.toml"))?;
+    let mut components = BTreeMap::new();
+    for pair in args.windows(2).filter(|w| w[0] == "--component").map(|w| &w[1]) {
+        let (name, addr) = pair.split_once('=').context("--component NAME=ADDR")?;
+        components.insert(name.to_owned(), format!("http://{addr}"));
+    }
+    let routes = routes(&manifest)?;
+    for route in &routes {
+        if !components.contains_key(&route.component) {
+            bail!("the manifest routes {} to {}, which was not given (--component)", route.path, route.component);
+        }
+    }
+    let stack = Arc::new(stack().await?);
+    for component in &stack.components {
+        if component.queue().is_some() {
+            tokio::spawn(consume(stack.clone(), component.name()));
+        }
+    }
+    tokio::spawn(relay(stack.clone()));
+    let front = Arc::new(Front { routes, components, client: reqwest::Client::new(), stack });
+    let app =
+        axum::Router::new().route("/__harness/reset", axum::routing::post(reset)).fallback(forward).with_state(front);
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    eprintln!("spin-harness: front on http://{}", listener.local_addr()?);
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await?;
+    Ok(())
+}
+
+async fn stack() -> anyhow::Result<Stack> {
+    let settings = Settings::load(&Environment)?;
+    let config = sdk_config().await?;
+    let provider: Arc<dyn NotificationProvider> = match &settings.notify_url {
+        Some(url) => Arc::new(WebhookProvider::new(url, settings.notify_timeout, true)?),
+        None => Arc::new(LogProvider),
+    };
+    let host = Host::new(settings, aws_sdk_dynamodb::Client::new(&config), aws_sdk_sqs::Client::new(&config), provider);
+    let components = vec![
+        order_intake::aws::wire(&host),
+        inventory::aws::wire(&host),
+        notification::aws::wire(&host),
+        analytics::aws::wire(&host),
+    ];
+    Ok(Stack { host, components })
+}
+
+/// spin-trigger-sqs, natively: receive, call the component for each
+/// message, delete what it answers `Delete`, leave the rest to come back
+/// after the visibility timeout (and to the DLQ after `maxReceiveCount`).
+async fn consume(stack: Arc<Stack>, name: &'static str) {
+    let component = stack.components.iter().find(|c| c.name() == name).expect("a component of the stack");
+    let queue = component.queue().expect("a consumer");
+    let queues = stack.host.queues();
+    loop {
+        let messages = match queues.receive(queue, 10, VISIBILITY).await {
+            Ok(messages) => messages,
+            Err(error) => {
+                eprintln!("spin-harness: receive from {queue}: {error}");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+        };
+        if messages.is_empty() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        }
+        let handled = futures::future::join_all(messages.iter().map(|received| async {
+            let message = QueueMessage {
+                id: received.message_id.clone(),
+                body: received.body.clone(),
+                receive_count: received.receive_count,
+                group: None,
+                sent_at: received.sent_at,
+            };
+            (component.handle_message(&stack.host, &message).await, received.receipt.clone())
+        }))
+        .await;
+        let delete: Vec<String> =
+            handled.into_iter().filter(|(action, _)| *action == QueueAction::Delete).map(|(_, r)| r).collect();
+        if let Err(error) = queues.ack(queue, &delete).await {
+            eprintln!("spin-harness: delete from {queue}: {error}");
+        }
+    }
+}
+
+/// The cron components' work, every 100 ms.
+async fn relay(stack: Arc<Stack>) {
+    loop {
+        for component in &stack.components {
+            if let Err(error) = component.relay(&stack.host, Duration::from_secs(5)).await {
+                eprintln!("spin-harness: relay of {}: {error}", component.name());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn forward(
+    State(front): State<Arc<Front>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+) -> Response {
+    let path = request.uri().path().to_owned();
+    let Some(route) = route_for(&front.routes, &path) else {
+        return (StatusCode::NOT_FOUND, "no route").into_response();
+    };
+    let target =
+        format!("{}{}", front.components[&route.component], request.uri().path_and_query().map_or("/", |p| p.as_str()));
+    let (parts, body) = request.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, 16 * 1024 * 1024).await else {
+        return (StatusCode::BAD_REQUEST, "unreadable body").into_response();
+    };
+    let mut headers = parts.headers;
+    for hop in ["host", "connection", "content-length", "transfer-encoding", "spin-client-addr"] {
+        headers.remove(hop);
+    }
+    headers.insert(
+        HeaderName::from_static("spin-client-addr"),
+        HeaderValue::from_str(&peer.to_string()).expect("an address is a header value"),
+    );
+    let sent = front.client.request(parts.method, target).headers(headers).body(body).send().await;
+    let upstream = match sent {
+        Ok(upstream) => upstream,
+        Err(error) => return (StatusCode::BAD_GATEWAY, format!("{}: {error}", route.component)).into_response(),
+    };
+    let mut response = Response::builder().status(upstream.status());
+    for (name, value) in upstream.headers() {
+        if !matches!(name.as_str(), "connection" | "transfer-encoding" | "content-length") {
+            response = response.header(name, value);
+        }
+    }
+    let bytes = upstream.bytes().await.unwrap_or_default();
+    response.body(Body::from(bytes)).unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response())
+}
+
+/// Settle, then empty every table and queue.
+async fn reset(State(front): State<Arc<Front>>) -> Response {
+    match aws_stack::wipe(&front.stack.host).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(error) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{error:#}")).into_response(),
+    }
+}
+
+/// Latency samples of one kind of request, in milliseconds.
+#[derive(Default)]
+struct Samples(Vec<f64>);
+
+impl Samples {
+    fn add(&mut self, started: std::time::Instant) {
+        self.0.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+
+    fn summary(&self) -> serde_json::Value {
+        let mut sorted = self.0.clone();
+        sorted.sort_by(f64::total_cmp);
+        let at = |q: f64| sorted[((sorted.len() as f64 - 1.0) * q).round() as usize];
+        let mean = sorted.iter().sum::<f64>() / sorted.len() as f64;
+        serde_json::json!({"n": sorted.len(), "mean_ms": mean, "p50_ms": at(0.5), "p90_ms": at(0.9), "p99_ms": at(0.99)})
+    }
+}
+
+async fn bench(args: &[String]) -> anyhow::Result<()> {
+    use tower::ServiceExt;
+
+    let hello = flag(args, "--hello").context("--hello URL")?.to_owned();
+    let inventory = flag(args, "--inventory").context("--inventory URL (the inventory component)")?.to_owned();
+    let intake = flag(args, "--intake").context("--intake URL (the order-intake component)")?.to_owned();
+    let requests: usize = flag(args, "--requests").unwrap_or("300").parse()?;
+    let stack = stack().await?;
+    let secret = stack.host.settings.auth.jwt_secret.clone().context("ORDERLY_JWT_SECRET")?;
+    let admin = shared::http::mint_hs256(secret.as_bytes(), "bench-admin", true, Duration::from_secs(3600));
+    let customer = shared::http::mint_hs256(secret.as_bytes(), "bench-customer", false, Duration::from_secs(3600));
+    let client = reqwest::Client::new();
+    let product = serde_json::json!({"name": "Bench tea", "price": "1.00", "currency": "EUR", "stock": 1_000_000});
+    let put =
+        client.put(format!("{inventory}/api/v1/products/BENCH")).bearer_auth(&admin).json(&product).send().await?;
+    if !put.status().is_success() {
+        bail!("creating the product: {}", put.status());
+    }
+    let order = serde_json::json!({"items": [{"sku": "BENCH", "quantity": 1}]}).to_string();
+    // The same routers, natively, in this process: what the emulator costs.
+    let authenticator = shared::http::Authenticator::shared(&stack.host.auth_config())?;
+    let native = |name: &str| {
+        let component = match name {
+            "inventory" => inventory::aws::wire(&stack.host),
+            _ => order_intake::aws::wire(&stack.host),
+        };
+        component.router(&stack.host, authenticator.clone()).map_err(anyhow::Error::msg)
+    };
+    let (native_inventory, native_intake) = (native("inventory")?, native("order-intake")?);
+    let limiter = shared::adapters::dynamo::DynamoResilience::new(
+        stack.host.dynamo.clone(),
+        stack.host.tables().inventory_table.clone(),
+    );
+    let store = shared::adapters::dynamo::DynamoInventory::new(stack.host.dynamo.clone(), stack.host.tables());
+    let sku = shared::domain::Sku::parse("BENCH").map_err(|e| anyhow::anyhow!("{e}"))?;
+    let bucket = shared::resilience::rate_limit::Bucket { per_second: 1e6, burst: 1_000_000 };
+
+    let names =
+        ["hello", "get_product", "post_order", "native_get_product", "native_post_order", "emulator_get_product"];
+    let mut samples: BTreeMap<&str, Samples> = names.iter().map(|n| (*n, Samples::default())).collect();
+    let warmup = 20;
+    for round in 0..warmup + requests {
+        let keep = round >= warmup;
+        let mut time = |name: &'static str, started: std::time::Instant| {
+            if keep {
+                samples.get_mut(name).expect("a named sample").add(started);
+            }
+        };
+        let started = std::time::Instant::now();
+        let answer = client.get(&hello).send().await?;
+        answer.bytes().await?;
+        time("hello", started);
+
+        let started = std::time::Instant::now();
+        let answer = client.get(format!("{inventory}/api/v1/products/BENCH")).send().await?;
+        if answer.status() != reqwest::StatusCode::OK {
+            bail!("GET product: {}", answer.status());
+        }
+        answer.bytes().await?;
+        time("get_product", started);
+
+        let started = std::time::Instant::now();
+        let answer = client
+            .post(format!("{intake}/api/v1/orders"))
+            .bearer_auth(&customer)
+            .header("content-type", "application/json")
+            .body(order.clone())
+            .send()
+            .await?;
+        if answer.status() != reqwest::StatusCode::ACCEPTED {
+            bail!("POST order: {}", answer.status());
+        }
+        answer.bytes().await?;
+        time("post_order", started);
+
+        let started = std::time::Instant::now();
+        let request = axum::http::Request::get("/api/v1/products/BENCH").body(Body::empty())?;
+        let answer = native_inventory.clone().oneshot(request).await?;
+        axum::body::to_bytes(answer.into_body(), usize::MAX).await?;
+        time("native_get_product", started);
+
+        let started = std::time::Instant::now();
+        let request = axum::http::Request::post("/api/v1/orders")
+            .header("authorization", format!("Bearer {customer}"))
+            .header("content-type", "application/json")
+            .body(Body::from(order.clone()))?;
+        let answer = native_intake.clone().oneshot(request).await?;
+        axum::body::to_bytes(answer.into_body(), usize::MAX).await?;
+        time("native_post_order", started);
+
+        // The read path's own round trips: its rate-limit bucket, then the product.
+        let started = std::time::Instant::now();
+        shared::ports::RateLimiter::take(&limiter, "bench|read", &bucket, chrono::Utc::now()).await?;
+        shared::ports::InventoryStore::product(&store, &sku).await?;
+        time("emulator_get_product", started);
+    }
+    let report: serde_json::Map<String, serde_json::Value> =
+        samples.iter().map(|(name, s)| ((*name).to_owned(), s.summary())).collect();
+    let mean = |name: &str| report[name]["mean_ms"].as_f64().unwrap_or(f64::NAN);
+    let p50 = |name: &str| report[name]["p50_ms"].as_f64().unwrap_or(f64::NAN);
+    let ratios = serde_json::json!({
+        "read_p50_raw": p50("get_product") / p50("hello"),
+        "read_p50_without_emulator": (p50("get_product") - p50("emulator_get_product")) / p50("hello"),
+        "read_mean_without_emulator": (mean("get_product") - mean("emulator_get_product")) / mean("hello"),
+        "write_p50_raw": p50("post_order") / p50("hello"),
+        "write_p50_without_native_time": (p50("post_order") - p50("native_post_order")) / p50("hello"),
+    });
+    let out = serde_json::json!({"requests": requests, "latency": report, "ratios": ratios});
+    let text = serde_json::to_string_pretty(&out)?;
+    println!("{text}");
+    if let Some(path) = flag(args, "--json") {
+        std::fs::write(path, text)?;
+    }
+    Ok(())
+}
