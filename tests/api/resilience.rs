@@ -43,8 +43,13 @@ async fn the_breaker_opens_on_a_failing_or_hanging_provider_defers_notifications
     let health = app.health().await;
     assert_eq!(health["status"], "degraded");
     assert!(health["reasons"].to_string().contains("circuit breaker"));
-    let metrics = app.get("/metrics", None).await.text().await.unwrap();
-    assert!(metrics.contains("orderly_breaker_state{breaker=\"notification-provider\"} 2"), "{metrics}");
+    // The gauge is process-wide, and the other runners of this test process
+    // sample their own (closed) breakers into it too: poll until ours shows.
+    eventually("the breaker state metric to read open (2)", || async {
+        let metrics = app.get("/metrics", None).await.text().await.ok()?;
+        metrics.contains("orderly_breaker_state{breaker=\"notification-provider\"} 2").then_some(())
+    })
+    .await;
     let deferred = eventually("a deferred notification", || async {
         let list: Value = app.get("/api/v1/notifications", Some(&app.admin)).await.json().await.unwrap();
         list["items"].as_array()?.iter().find(|n| n["state"] == "deferred").cloned()
