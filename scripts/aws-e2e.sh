@@ -73,7 +73,7 @@ done
 
 step "the API tests, through the emulated HTTP API"
 ORDERLY_TEST_BASE_URL="$base_url" ORDERLY_TEST_AWS_ENDPOINT="$AWS_ENDPOINT_URL" ORDERLY_TEST_STAGE="$STAGE" \
-    cargo test --test api --test aws_e2e -- --test-threads=1
+    cargo test --workspace --all-features --test api --test aws_e2e -- --test-threads=1
 tested=$(now)
 
 py - "$started" "$built" "$deployed" "$tested" <<'EOF'
