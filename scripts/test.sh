@@ -11,6 +11,22 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 step() { printf '\n== %s\n' "$*"; }
 
+# The AWS host's checks need the emulator (ministack) and the AWS tools, each
+# in its own venv; ORDERLY_AWS=0 skips them on a developer's machine (never in CI).
+AWS="${ORDERLY_AWS:-1}"
+if [[ "$AWS" != 1 && -n "${CI:-}" ]]; then
+    echo "CI runs the AWS checks: ORDERLY_AWS must not be turned off" >&2
+    exit 1
+fi
+if [[ "$AWS" == 1 ]]; then
+    step "AWS: emulator and tools"
+    ./scripts/aws-emulator.sh install
+    ./scripts/aws-emulator.sh start
+    trap './scripts/aws-emulator.sh stop' EXIT
+    # The DynamoDB/SQS contract suites run against it (and fail, not skip, without it in CI).
+    export ORDERLY_AWS_ENDPOINT="http://127.0.0.1:${ORDERLY_AWS_PORT:-4566}"
+fi
+
 step "toolchain"
 rustup target add wasm32-wasip2 >/dev/null 2>&1 || rustup target list --installed | grep -q wasm32-wasip2
 cargo --version
@@ -30,13 +46,7 @@ step "dashboard in headless Chromium"
 step "hostile input: schemathesis against the live OpenAPI document"
 ./scripts/schemathesis.sh
 
-step "AWS emulator (ministack) for the DynamoDB/SQS port contract suites"
-./scripts/aws-emulator.sh install
-./scripts/aws-emulator.sh start
-trap './scripts/aws-emulator.sh stop' EXIT
-export ORDERLY_AWS_ENDPOINT="http://127.0.0.1:${ORDERLY_AWS_PORT:-4566}"
-
-step "tests: domain, port contracts (SQLite, DynamoDB/SQS), API, process, crash, faults, hostile input"
+step "tests: domain, port contracts (SQLite; DynamoDB + SQS on the emulator), API, process, crash, faults, hostile input"
 cargo test --workspace --all-features --no-fail-fast
 
 step "Spin: the Spin-only entry points (queue, cron, Spin variables) lint clean for wasm32-wasip2"
@@ -45,3 +55,18 @@ cargo clippy --target wasm32-wasip2 -p order-intake -p inventory -p notification
 
 step "Spin: the HTTP components under jco, the API suite against them (scripts/spin-test.sh)"
 ./scripts/spin-test.sh
+
+if [[ "$AWS" == 1 ]]; then
+    step "AWS: template.yaml (cfn-lint, sam validate --lint)"
+    VENVS="${ORDERLY_VENVS:-/var/tmp/orderly-venvs}"
+    "$VENVS/sam/bin/cfn-lint" template.yaml
+    SAM_CLI_TELEMETRY=0 "$VENVS/sam/bin/sam" validate --lint
+
+    step "AWS: sam build (x86_64, debug), deploy to the emulator, API tests through the HTTP API"
+    ORDERLY_SAM_BUILD_MODE=debug ./scripts/aws-e2e.sh
+
+    step "AWS: the Lambda binaries build for arm64 too"
+    for function in order-intake inventory notification analytics; do
+        (cd "functions/$function" && PATH="$VENVS/sam/bin:$PATH" cargo lambda build --arm64 --bin "$function-lambda")
+    done
+fi

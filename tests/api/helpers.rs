@@ -4,7 +4,9 @@
 //! `ORDERLY_TEST_BASE_URL` to its base URL and `ORDERLY_TEST_JWT_SECRET` to
 //! the HS256 secret it verifies tokens with (and, to start each test from an
 //! empty stack, `ORDERLY_TEST_RESET_URL`, a URL that empties it when POSTed:
-//! the Spin harness serves one), and run them one at a time
+//! the Spin harness serves one; or, for the AWS host's stack on an
+//! emulator, `ORDERLY_TEST_AWS_ENDPOINT` + `ORDERLY_TEST_STAGE`, whose tables
+//! and queues the tests empty themselves), and run them one at a time
 //! (`--test-threads=1`). Tests that need the runner in-process (its store, or
 //! a configuration of their own) call [`spawn_local_app`], which skips them
 //! there and says why.
@@ -54,6 +56,9 @@ pub fn fast_config(dir: &std::path::Path) -> Config {
 
 /// The API under test: a fresh runner, or the remote stack, emptied.
 pub async fn spawn_app() -> TestApp {
+    if let Some(stack) = remote::Stack::from_env() {
+        return stack.fresh().await;
+    }
     let Some(address) = remote_base_url() else {
         return spawn_runner(|_| {}).await;
     };
@@ -200,4 +205,67 @@ pub async fn problem(response: Response, status: StatusCode) -> Value {
         assert!(body[member].is_string(), "problem lacks {member}: {body}");
     }
     body
+}
+
+/// The deployed stack under test, if the tests target one.
+#[allow(dead_code)] // used by tests/aws_e2e.rs, which includes this file
+pub fn remote_stack() -> Option<remote::Stack> {
+    remote::Stack::from_env()
+}
+
+/// A deployed stack (the AWS host on an emulator), reached through its HTTP API.
+pub mod remote {
+    use std::time::Duration;
+
+    use aws_config::BehaviorVersion;
+
+    use super::{TestApp, token};
+
+    pub struct Stack {
+        base_url: String,
+        endpoint: Option<String>,
+        stage: String,
+    }
+
+    impl Stack {
+        /// SDK settings for the emulator the stack runs on.
+        pub async fn sdk_config(&self) -> Option<aws_config::SdkConfig> {
+            let endpoint = self.endpoint.as_ref()?;
+            let config = aws_config::defaults(BehaviorVersion::latest())
+                .endpoint_url(endpoint)
+                .region(aws_config::Region::new("us-east-1"))
+                .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "e2e"))
+                .load()
+                .await;
+            Some(config)
+        }
+
+        #[allow(dead_code)] // used by tests/aws_e2e.rs
+        pub fn stage(&self) -> &str {
+            &self.stage
+        }
+
+        pub fn from_env() -> Option<Self> {
+            Some(Self {
+                base_url: super::remote_base_url()?,
+                endpoint: Some(std::env::var("ORDERLY_TEST_AWS_ENDPOINT").ok().filter(|v| !v.is_empty())?),
+                stage: std::env::var("ORDERLY_TEST_STAGE").unwrap_or_else(|_| "e2e".into()),
+            })
+        }
+
+        /// Waits for the previous test's events to settle, then empties
+        /// every table and queue, so each test starts from nothing.
+        pub async fn fresh(&self) -> TestApp {
+            let config = self.sdk_config().await.expect("the emulator's endpoint");
+            let host = crate::aws_stack::deployed(&config, &self.stage).await.expect("the deployed stack's queues");
+            crate::aws_stack::wipe(&host).await.expect("empty the stack");
+            TestApp {
+                address: self.base_url.clone(),
+                client: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap(),
+                runner: None,
+                admin: token("admin", true),
+                _dir: None,
+            }
+        }
+    }
 }

@@ -2,6 +2,8 @@
 //! queues) on a random port with a temporary data directory.
 
 mod auth;
+#[path = "../support/aws_stack.rs"]
+mod aws_stack;
 mod catalog;
 mod edge;
 mod helpers;

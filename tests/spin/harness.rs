@@ -10,10 +10,10 @@
 //!     does (exact routes before wildcards, the longest wildcard first), and
 //!     sets `spin-client-addr` as Spin does;
 //!   - one queue loop per function with the delete-or-leave semantics of
-//!     spin-trigger-sqs, calling the same `Component::handle_message` as the
+//!     spin-trigger-sqs, calling the same `Function::handle_message` as the
 //!     function's queue component — natively, since the SQS trigger only
 //!     exists in Spin;
-//!   - the outbox relays of order-intake and inventory (`Component::relay`,
+//!   - the outbox relays of order-intake and inventory (`Function::relay`,
 //!     what their cron components run), every 100 ms instead of every second;
 //!   - `POST /__harness/reset`: waits for the stack to settle, then empties
 //!     every table and queue, so each API test starts from nothing (tests
@@ -25,6 +25,9 @@
 //!   router natively in this process against the same emulator (the
 //!   emulator's own share), sequential, interleaved round by round.
 
+#[path = "../support/aws_stack.rs"]
+mod aws_stack;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -32,7 +35,6 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use aws_config::BehaviorVersion;
-use aws_sdk_dynamodb::types::{DeleteRequest, WriteRequest};
 use aws_sdk_sqs::types::QueueAttributeName;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
@@ -42,8 +44,9 @@ use shared::adapters::dynamo::{TableKind, create_table, enable_ttl};
 use shared::adapters::log_provider::LogProvider;
 use shared::adapters::webhook::WebhookProvider;
 use shared::events::routing::Consumer;
-use shared::hosts::spin::{Component, ConfigSource, Environment, Host, QueueAction, QueueMessage, Settings, queue_key};
-use shared::ports::{MessageQueue, NotificationProvider, QueueAdmin};
+use shared::hosts::aws::{ConfigSource, Environment, Function, Host, Settings, queue_key};
+use shared::hosts::spin::{QueueAction, QueueMessage};
+use shared::ports::{MessageQueue, NotificationProvider};
 
 /// How long a received message stays invisible (the queues' own default is
 /// the same): a left message comes back this much later.
@@ -190,7 +193,7 @@ struct Front {
 /// What runs beside the HTTP components: queue loops and relays.
 struct Stack {
     host: Host,
-    components: Vec<Component>,
+    components: Vec<Function>,
 }
 
 async fn serve(args: &[String]) -> anyhow::Result<()> {
@@ -232,10 +235,10 @@ async fn stack() -> anyhow::Result<Stack> {
     };
     let host = Host::new(settings, aws_sdk_dynamodb::Client::new(&config), aws_sdk_sqs::Client::new(&config), provider);
     let components = vec![
-        order_intake::spin::component(&host),
-        inventory::spin::component(&host),
-        notification::spin::component(&host),
-        analytics::spin::component(&host),
+        order_intake::aws::wire(&host),
+        inventory::aws::wire(&host),
+        notification::aws::wire(&host),
+        analytics::aws::wire(&host),
     ];
     Ok(Stack { host, components })
 }
@@ -331,74 +334,10 @@ async fn forward(
 
 /// Settle, then empty every table and queue.
 async fn reset(State(front): State<Arc<Front>>) -> Response {
-    match wipe(&front.stack).await {
+    match aws_stack::wipe(&front.stack.host).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(error) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{error:#}")).into_response(),
     }
-}
-
-async fn wipe(stack: &Stack) -> anyhow::Result<()> {
-    let queues = stack.host.queues();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    // Settled: nothing queued or in flight, nothing waiting in an outbox.
-    loop {
-        let mut busy = false;
-        for consumer in Consumer::ALL {
-            let stats = queues.stats(consumer.queue()).await?;
-            busy |= stats.depth > 0;
-        }
-        for kind in [TableKind::Orders, TableKind::Inventory] {
-            let outbox = stack
-                .host
-                .dynamo
-                .scan()
-                .table_name(stack.host.tables().table(kind))
-                .filter_expression("begins_with(pk, :outbox)")
-                .expression_attribute_values(":outbox", aws_sdk_dynamodb::types::AttributeValue::S("OUTBOX#".into()))
-                .send()
-                .await?;
-            busy |= outbox.count > 0;
-        }
-        if !busy || tokio::time::Instant::now() > deadline {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    for kind in TableKind::ALL {
-        let table = stack.host.tables().table(kind);
-        let mut start = None;
-        loop {
-            let page = stack
-                .host
-                .dynamo
-                .scan()
-                .table_name(table)
-                .projection_expression("pk, sk")
-                .set_exclusive_start_key(start)
-                .send()
-                .await?;
-            for chunk in page.items().chunks(25) {
-                let deletes = chunk
-                    .iter()
-                    .map(|key| {
-                        let delete = DeleteRequest::builder().set_key(Some(key.clone())).build()?;
-                        Ok(WriteRequest::builder().delete_request(delete).build())
-                    })
-                    .collect::<anyhow::Result<Vec<_>>>()?;
-                stack.host.dynamo.batch_write_item().request_items(table, deletes).send().await?;
-            }
-            start = page.last_evaluated_key;
-            if start.is_none() {
-                break;
-            }
-        }
-    }
-    for urls in stack.host.settings.queues.queues.values() {
-        for url in [&urls.url, &urls.dead_letter_url] {
-            stack.host.sqs.purge_queue().queue_url(url).send().await?;
-        }
-    }
-    Ok(())
 }
 
 /// Latency samples of one kind of request, in milliseconds.
@@ -442,8 +381,8 @@ async fn bench(args: &[String]) -> anyhow::Result<()> {
     let authenticator = shared::http::Authenticator::shared(&stack.host.auth_config())?;
     let native = |name: &str| {
         let component = match name {
-            "inventory" => inventory::spin::component(&stack.host),
-            _ => order_intake::spin::component(&stack.host),
+            "inventory" => inventory::aws::wire(&stack.host),
+            _ => order_intake::aws::wire(&stack.host),
         };
         component.router(&stack.host, authenticator.clone()).map_err(anyhow::Error::msg)
     };

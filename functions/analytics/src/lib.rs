@@ -12,11 +12,11 @@
 //! `contributions(new) - contributions(old)`. So events may arrive twice or
 //! out of order and the totals still equal the orders.
 
+#[cfg(feature = "aws")]
+pub mod aws;
 pub mod http;
 pub mod projection;
 pub mod projector;
-#[cfg(feature = "spin")]
-pub mod spin;
 
 pub use projector::Projector;
 

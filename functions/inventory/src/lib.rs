@@ -9,12 +9,12 @@
 //! the decision is taken on a snapshot, and the store commits it only if
 //! every line still fits (see `shared::domain::ReservationDecision`).
 
+#[cfg(feature = "aws")]
+pub mod aws;
 pub mod catalog;
 pub mod consumer;
 pub mod http;
 pub mod reservations;
-#[cfg(feature = "spin")]
-pub mod spin;
 
 pub use catalog::{Catalog, CatalogError, PutOutcome};
 pub use consumer::InventoryConsumer;

@@ -8,10 +8,10 @@
 //! shows each one as `sent`, `deferred` (will be retried) or `failed`
 //! (dead-lettered after the last attempt).
 
+#[cfg(feature = "aws")]
+pub mod aws;
 pub mod http;
 pub mod notifier;
-#[cfg(feature = "spin")]
-pub mod spin;
 
 pub use notifier::Notifier;
 

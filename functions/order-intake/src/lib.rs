@@ -12,11 +12,11 @@
 //! queue entry point; [`http`] is the HTTP entry point. Hosts (local runner,
 //! Lambda, Spin) only wire adapters into these.
 
+#[cfg(feature = "aws")]
+pub mod aws;
 pub mod http;
 pub mod saga;
 pub mod service;
-#[cfg(feature = "spin")]
-pub mod spin;
 
 pub use service::{IdempotencyKey, IntakeError, OrderIntake, Placed};
 

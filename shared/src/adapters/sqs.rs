@@ -153,6 +153,24 @@ impl SqsQueues {
         }
     }
 
+    /// Makes a delivery visible again after `delay` without counting it as
+    /// a failure (a message held back behind its group's failed head).
+    pub async fn release(&self, queue: &str, receipt: &str, delay: Duration) -> Result<(), QueueError> {
+        let urls = self.urls(queue)?;
+        let receipt = Receipt::parse(receipt)?;
+        self.change_visibility(&urls.url, receipt.handle, delay).await
+    }
+
+    async fn change_visibility(&self, url: &str, handle: &str, delay: Duration) -> Result<(), QueueError> {
+        let change = self.client.change_message_visibility().queue_url(url).receipt_handle(handle);
+        match change.visibility_timeout(seconds(delay)).send().await {
+            Ok(_) => Ok(()),
+            // Stale: redelivered since; the new delivery decides.
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_receipt_handle_is_invalid()) => Ok(()),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
     fn remember(&self, queue: &str, message_id: &str, sent: Option<DateTime<Utc>>) {
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
         let queue = seen.entry(queue.to_owned()).or_default();
@@ -314,9 +332,8 @@ impl MessageQueue for SqsQueues {
             if let Some(group) = system_attribute(&message, MessageSystemAttributeName::MessageGroupId)
                 && !groups.insert(group.to_owned())
             {
-                let release = self.client.change_message_visibility().queue_url(&urls.url).receipt_handle(handle);
-                if let Err(error) = release.visibility_timeout(0).send().await {
-                    tracing::debug!(queue, error = %unavailable(error), "could not release a message early");
+                if let Err(error) = self.change_visibility(&urls.url, handle, Duration::ZERO).await {
+                    tracing::debug!(queue, %error, "could not release a message early");
                 }
                 continue;
             }
@@ -374,19 +391,7 @@ impl MessageQueue for SqsQueues {
             self.remember(queue, receipt.message_id, None);
             return self.dead_letter(urls, &receipt, reason).await;
         }
-        match self
-            .client
-            .change_message_visibility()
-            .queue_url(&urls.url)
-            .receipt_handle(receipt.handle)
-            .visibility_timeout(seconds(delay))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_receipt_handle_is_invalid()) => Ok(()),
-            Err(e) => Err(unavailable(e)),
-        }
+        self.change_visibility(&urls.url, receipt.handle, delay).await
     }
 }
 

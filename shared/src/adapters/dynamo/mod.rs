@@ -70,6 +70,15 @@ impl DynamoConfig {
         }
     }
 
+    pub fn table_mut(&mut self, kind: TableKind) -> &mut String {
+        match kind {
+            TableKind::Orders => &mut self.orders_table,
+            TableKind::Inventory => &mut self.inventory_table,
+            TableKind::Notifications => &mut self.notifications_table,
+            TableKind::Analytics => &mut self.analytics_table,
+        }
+    }
+
     pub fn table(&self, kind: TableKind) -> &str {
         match kind {
             TableKind::Orders => &self.orders_table,
@@ -161,6 +170,12 @@ pub(crate) fn processed_key(mark: &ProcessedEvent) -> Item {
 /// Epoch seconds `after` from `now`: the value of a `ttl` attribute.
 pub(crate) fn expiry(now: DateTime<Utc>, after: Duration) -> i64 {
     now.timestamp() + after.as_secs() as i64
+}
+
+/// Whether `table` answers a read (for health checks).
+pub async fn ping(client: &Client, table: &str) -> Result<(), StoreError> {
+    client.get_item().table_name(table).set_key(Some(key("HEALTH", ONLY))).send().await.map_err(sdk_unavailable)?;
+    Ok(())
 }
 
 /// A small, stable hash for spreading keys over shards (FNV-1a).

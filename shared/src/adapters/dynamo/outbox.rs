@@ -135,3 +135,30 @@ pub fn outbox_entry_from_stream_image(image: &serde_json::Value) -> Option<Resul
             .map_err(|e| e.to_string()),
     )
 }
+
+#[cfg(all(test, feature = "contract"))]
+mod tests {
+    use super::*;
+    use crate::contract::fixtures::{order_for, placed_event};
+
+    #[test]
+    fn reads_an_outbox_item_from_its_stream_image() {
+        let event = placed_event(&order_for("alice", &[("A", 1)]));
+        let image = serde_json::json!({
+            "pk": {"S": "OUTBOX#2"}, "sk": {"S": "0193-x"}, "body": {"S": event.to_json()}
+        });
+        let entry = outbox_entry_from_stream_image(&image).unwrap().unwrap();
+        assert_eq!((entry.position.as_str(), entry.envelope), ("OUTBOX#2/0193-x", event));
+        let order = serde_json::json!({"pk": {"S": "ORDER#1"}, "sk": {"S": "#"}});
+        assert!(outbox_entry_from_stream_image(&order).is_none(), "not an outbox item");
+        let broken = serde_json::json!({"pk": {"S": "OUTBOX#0"}, "sk": {"S": "1"}, "body": {"S": "nope"}});
+        assert!(outbox_entry_from_stream_image(&broken).unwrap().is_err());
+    }
+
+    #[test]
+    fn shards_are_stable_and_in_range() {
+        assert_eq!(shard_of("order-1", 4), shard_of("order-1", 4));
+        assert!((0..100).all(|i| shard_of(&format!("o-{i}"), 4) < 4));
+        assert_eq!(shard_of("anything", 0), 0);
+    }
+}

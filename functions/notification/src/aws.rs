@@ -1,20 +1,21 @@
-//! notification on Spin: the notification log API (HTTP trigger) and the
-//! notifier (its SQS queue, spin-trigger-sqs), behind the provider's circuit
-//! breaker whose state every instance shares in this function's table.
+//! notification on DynamoDB + SQS, as Lambda and Spin run it: the
+//! notification log API and the notifier (its queue), behind the provider's
+//! circuit breaker whose state every instance shares in this function's table.
 
 use std::sync::Arc;
 
 use shared::adapters::dynamo::{DynamoNotifications, TableKind};
-use shared::hosts::spin::{Component, Host};
+use shared::hosts::aws::{Function, Host};
 use shared::ports::NotificationLog;
 
 use crate::{FUNCTION, Notifier};
 
-pub fn component(host: &Host) -> Component {
+pub fn wire(host: &Host) -> Function {
     let log: Arc<dyn NotificationLog> = Arc::new(DynamoNotifications::new(host.dynamo.clone(), host.tables()));
-    Component::new(FUNCTION)
+    Function::new(FUNCTION)
         .http(crate::http::router(log.clone()), TableKind::Notifications)
         .consumer(Arc::new(Notifier::new(log, host.breaker(), host.clock())))
 }
 
-shared::spin_entry_points!(component);
+#[cfg(feature = "spin")]
+shared::spin_entry_points!(wire);

@@ -1,22 +1,22 @@
-//! order-intake on Spin: the orders API (HTTP trigger), the saga replies
-//! (its SQS queue, spin-trigger-sqs) and the relay of its outbox
-//! (spin-trigger-cron), on DynamoDB and SQS.
+//! order-intake on DynamoDB + SQS, as Lambda and Spin run it: the orders
+//! API, the saga replies (its queue) and the relay of its outbox.
 //!
-//! Its HTTP component is also the API's front door on Spin, whose router
-//! matches paths but not methods: `/api/v1/orders` is both `POST` (intake)
-//! and `GET` (analytics' read model of the caller's orders), so this
-//! component serves analytics' route too, reading its table. It also answers
-//! what belongs to no single function — `/health`, `/api/v1/openapi.json` and
-//! problem+json 404s for unknown paths (spin.toml routes `/...` here) — so it
-//! holds every function's routes: the document covers the whole API. Spin
-//! sends the catalog and notification paths to their own components.
+//! Its HTTP routes are also the API's front door: on Spin, whose router
+//! matches paths but not methods, `/api/v1/orders` is both `POST` (intake)
+//! and `GET` (analytics' read model of the caller's orders), so it serves
+//! analytics' route too, reading its table; on Lambda it is the HTTP API's
+//! `$default` route. Either way it answers what belongs to no single
+//! function — `/health`, `/api/v1/openapi.json` and problem+json 404/405s
+//! for unknown routes — so it holds every function's routes: the document
+//! covers the whole API, and a known path with a wrong method is a 405. The
+//! catalog, notification and summary routes reach their own functions.
 
 use std::sync::Arc;
 
 use shared::adapters::dynamo::{DynamoAnalytics, DynamoInventory, DynamoNotifications, DynamoOrders, TableKind};
 use shared::api::ApiDoc;
 use shared::events::EventFactory;
-use shared::hosts::spin::{Component, Host};
+use shared::hosts::aws::{Function, Host};
 use shared::ports::{NotificationLog, ReadModelStore};
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -24,7 +24,7 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::saga::SagaReplies;
 use crate::{FUNCTION, OrderIntake};
 
-pub fn component(host: &Host) -> Component {
+pub fn wire(host: &Host) -> Function {
     let (dynamo, tables) = (host.dynamo.clone(), host.tables());
     let orders = Arc::new(DynamoOrders::new(dynamo.clone(), tables));
     let products = Arc::new(DynamoInventory::new(dynamo.clone(), tables));
@@ -39,10 +39,11 @@ pub fn component(host: &Host) -> Component {
         .merge(notification::http::router(log))
         .merge(analytics::http::router(views))
         .merge(shared::hosts::health::router(host.health()));
-    Component::new(FUNCTION)
+    Function::new(FUNCTION)
         .http(api, TableKind::Orders)
         .consumer(Arc::new(SagaReplies::new(intake, orders.clone())))
         .outbox(orders)
 }
 
-shared::spin_entry_points!(component);
+#[cfg(feature = "spin")]
+shared::spin_entry_points!(wire);

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# End to end on emulated AWS: `sam build` (x86_64: the emulator runs the zips
+# on this machine), `sam deploy` of template.yaml to ministack, the two
+# emulator fix-ups (HttpApi routes, TTL; see docs/aws.md), then the same
+# black-box API tests as against the local runner, through the HTTP API, so
+# that every order flows through real Lambda invocations, SQS event source
+# mappings, DynamoDB Streams and DynamoDB.
+#
+#   scripts/aws-emulator.sh install && scripts/aws-emulator.sh start
+#   scripts/aws-e2e.sh            # build, deploy, test
+#   scripts/aws-e2e.sh deploy     # build and deploy only (prints the API URL)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENVS="${ORDERLY_VENVS:-/var/tmp/orderly-venvs}"
+PORT="${ORDERLY_AWS_PORT:-4566}"
+BUILD_DIR="${ORDERLY_SAM_BUILD_DIR:-/var/tmp/orderly-sam-build}"
+STACK=orderly-e2e
+STAGE=e2e
+# The API tests mint their tokens with this secret (tests/api/helpers.rs
+# SECRET); the stack reads it from SSM like any deployment.
+JWT_SECRET="test-secret-test-secret-test-secret-0123456789"
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/orderly-target}"
+export AWS_ENDPOINT_URL="http://127.0.0.1:$PORT"
+export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1
+export SAM_CLI_TELEMETRY=0
+export PATH="$VENVS/sam/bin:$PATH"
+py() { "$VENVS/ministack/bin/python" "$@"; }
+step() { printf '\n== %s\n' "$*"; }
+now() { date +%s.%N; }
+started=$(now)
+
+# ORDERLY_SAM_BUILD_MODE=debug (what CI uses) builds unoptimised binaries:
+# the same code, a third of the compile time; the release build is what the
+# benchmark (scripts/aws-bench.sh) and a real deployment use.
+if [[ "${ORDERLY_SAM_BUILD_MODE:-release}" == debug ]]; then
+    export SAM_BUILD_MODE=debug
+fi
+step "sam build (x86_64, ${ORDERLY_SAM_BUILD_MODE:-release})"
+sam build --build-dir "$BUILD_DIR" --parameter-overrides Architecture=x86_64
+for zip_dir in "$BUILD_DIR"/*Function; do
+    printf '%-28s %s bytes\n' "$(basename "$zip_dir")" "$(stat -c %s "$zip_dir/bootstrap")"
+done
+built=$(now)
+
+step "sam deploy to the emulator"
+py - "$JWT_SECRET" <<'EOF'
+import sys, boto3
+boto3.client("ssm").put_parameter(
+    Name="/orderly/e2e/jwt-secret", Value=sys.argv[1], Type="SecureString", Overwrite=True)
+EOF
+sam deploy --template-file "$BUILD_DIR/template.yaml" --stack-name "$STACK" --resolve-s3 \
+    --capabilities CAPABILITY_IAM --no-confirm-changeset --no-fail-on-empty-changeset \
+    --parameter-overrides Stage="$STAGE" Architecture=x86_64 MaxReceiveCount=3 \
+    QueueVisibilityTimeout=10 JwtSecretParameter=/orderly/e2e/jwt-secret MetricMathAlarms=false \
+    AwsEndpointUrl="$AWS_ENDPOINT_URL"
+api_id="$(py scripts/aws_emulator_fixups.py template.yaml "$STACK")"
+base_url="$AWS_ENDPOINT_URL/_aws/execute-api/$api_id/\$default"
+echo "API: $base_url"
+deployed=$(now)
+
+# The first request of each function is its cold start; wait until the API answers.
+deadline=$((SECONDS + 120))
+until py -c "import sys,urllib.request; urllib.request.urlopen(sys.argv[1] + '/health', timeout=30)" "$base_url" 2>/dev/null; do
+    if ((SECONDS > deadline)); then
+        echo "the deployed API did not answer /health within 120 s" >&2
+        exit 1
+    fi
+    sleep 0.5
+done
+[[ "${1:-}" == "deploy" ]] && exit 0
+
+step "the API tests, through the emulated HTTP API"
+ORDERLY_TEST_BASE_URL="$base_url" ORDERLY_TEST_AWS_ENDPOINT="$AWS_ENDPOINT_URL" ORDERLY_TEST_STAGE="$STAGE" \
+    cargo test --workspace --all-features --test api --test aws_e2e -- --test-threads=1
+tested=$(now)
+
+py - "$started" "$built" "$deployed" "$tested" <<'EOF'
+import sys
+s, b, d, t = map(float, sys.argv[1:])
+print(f"e2e timings: build {b - s:.0f} s, deploy + fix-ups {d - b:.0f} s, API tests {t - d:.0f} s")
+EOF

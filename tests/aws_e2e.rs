@@ -1,0 +1,166 @@
+//! The AWS host end to end, on a deployed stack (scripts/aws-e2e.sh sets
+//! `ORDERLY_TEST_BASE_URL` and `ORDERLY_TEST_AWS_ENDPOINT`): what the API
+//! tests cannot show through HTTP alone. Each test reaches into the stack's
+//! table or queues the way a crash or a bad producer would, then watches the
+//! outcome through the API. Without a stack every test is skipped, saying so.
+
+#[path = "support/aws_stack.rs"]
+mod aws_stack;
+#[path = "api/helpers.rs"]
+#[allow(dead_code)]
+mod helpers;
+#[path = "support/mod.rs"]
+mod support;
+
+use aws_sdk_sqs::types::MessageSystemAttributeName;
+use chrono::Utc;
+use helpers::{TestApp, eventually, remote::Stack, remote_stack, spawn_app, token};
+use shared::adapters::dynamo::{DynamoConfig, DynamoOrders};
+use shared::domain::{Currency, CustomerId, Money, Order, OrderId, OrderLine, Quantity, Sku};
+use shared::events::{Envelope, Event, EventMeta, OrderChanged};
+use shared::ports::{OrderStore, Outbox};
+use uuid::Uuid;
+
+struct Deployed {
+    app: TestApp,
+    stack: Stack,
+    config: aws_config::SdkConfig,
+}
+
+async fn deployed() -> Option<Deployed> {
+    let Some(stack) = remote_stack() else {
+        eprintln!("skipped: no deployed stack (scripts/aws-e2e.sh runs these)");
+        return None;
+    };
+    let config = stack.sdk_config().await.expect("ORDERLY_TEST_AWS_ENDPOINT");
+    let app = spawn_app().await;
+    Some(Deployed { app, stack, config })
+}
+
+impl Deployed {
+    fn orders(&self) -> DynamoOrders {
+        let tables = DynamoConfig::with_prefix(&format!("orderly-{}", self.stack.stage()));
+        DynamoOrders::new(aws_sdk_dynamodb::Client::new(&self.config), &tables)
+    }
+
+    async fn queue_url(&self, name: &str) -> String {
+        let sqs = aws_sdk_sqs::Client::new(&self.config);
+        let name = format!("orderly-{}-{name}.fifo", self.stack.stage());
+        sqs.get_queue_url().queue_name(name).send().await.expect("queue URL").queue_url.expect("URL")
+    }
+
+    /// Sends `body` to a consumer queue as a producer would (own dedup id).
+    async fn send_raw(&self, queue: &str, group: &str, body: &str) {
+        let sqs = aws_sdk_sqs::Client::new(&self.config);
+        sqs.send_message()
+            .queue_url(self.queue_url(queue).await)
+            .message_body(body)
+            .message_group_id(group)
+            .message_deduplication_id(Uuid::now_v7().to_string())
+            .send()
+            .await
+            .expect("send");
+    }
+}
+
+fn placed(customer: &str, sku: &str, quantity: i64) -> (Order, Envelope) {
+    let line = OrderLine {
+        sku: Sku::parse(sku).unwrap(),
+        quantity: Quantity::parse(quantity).unwrap(),
+        unit_price: Money::from_minor(250, Currency::parse("EUR").unwrap()).unwrap(),
+    };
+    let order =
+        Order::place(OrderId::from_uuid(Uuid::now_v7()), CustomerId::parse(customer).unwrap(), vec![line], Utc::now())
+            .unwrap();
+    let event = Event::OrderPlaced(OrderChanged { order: order.clone(), reason: None }).into_envelope(EventMeta {
+        id: Uuid::now_v7(),
+        source: "order-intake",
+        time: Utc::now(),
+        traceparent: None,
+    });
+    (order, event)
+}
+
+/// The crash window: the order and its outbox item are committed and the
+/// function dies before publishing anything. Here nothing publishes at all —
+/// the write goes straight into the table — and the stream relay still
+/// delivers `order.placed.v1`, so the saga confirms the order.
+#[tokio::test]
+async fn an_order_committed_without_any_publish_is_still_confirmed() {
+    let Some(e2e) = deployed().await else { return };
+    e2e.app.put_product("TEA", "2.50", 10).await;
+    let (order, event) = placed("alice", "TEA", 4);
+    let orders = e2e.orders();
+    orders.place(&order, None, std::slice::from_ref(&event), Utc::now()).await.unwrap();
+
+    let alice = token("alice", false);
+    e2e.app.settled(&alice, &order.id.to_string(), "confirmed").await;
+    assert_eq!(e2e.app.product("TEA").await["available"], 6);
+    eventually("the relay to remove the published outbox item", || async {
+        orders.pending(None, 10).await.unwrap().is_empty().then_some(())
+    })
+    .await;
+}
+
+/// One bad record never fails or blocks its batch: a poison message in the
+/// inventory queue is retried, then dead-lettered with its error, while an
+/// order behind it is confirmed.
+#[tokio::test]
+async fn a_poison_message_is_dead_lettered_with_its_error_without_blocking_orders() {
+    let Some(e2e) = deployed().await else { return };
+    e2e.app.put_product("TEA", "1.00", 10).await;
+    e2e.send_raw("inventory", "poison", "{this is not an event").await;
+    let alice = token("alice", false);
+    let id = e2e.app.accepted_order(&alice, &[("TEA", 1)]).await;
+    e2e.app.settled(&alice, &id, "confirmed").await;
+
+    // Moving it is a send to the DLQ, then a delete from the queue.
+    eventually("the poison message to be dead-lettered", || async {
+        let health = e2e.app.health().await;
+        let inventory = &health["queues"]["inventory"];
+        (inventory["dead_letters"] == 1 && inventory["depth"] == 0).then_some(())
+    })
+    .await;
+    let sqs = aws_sdk_sqs::Client::new(&e2e.config);
+    let dead = sqs
+        .receive_message()
+        .queue_url(e2e.queue_url("inventory-dlq").await)
+        .message_system_attribute_names(MessageSystemAttributeName::All)
+        .message_attribute_names("All")
+        .visibility_timeout(0)
+        .send()
+        .await
+        .unwrap()
+        .messages
+        .unwrap_or_default();
+    assert_eq!(dead.len(), 1);
+    let attributes = dead[0].message_attributes.clone().unwrap_or_default();
+    let error = attributes["orderly-last-error"].string_value.clone().unwrap_or_default();
+    assert!(error.contains("not an event envelope"), "{error}");
+    assert_eq!(attributes["orderly-receive-count"].string_value.as_deref(), Some("3"));
+}
+
+/// Redelivery (a producer or SQS sending the same event again, past FIFO
+/// deduplication) changes nothing: consumers keep processed marks.
+#[tokio::test]
+async fn redelivered_events_change_nothing_on_aws() {
+    let Some(e2e) = deployed().await else { return };
+    e2e.app.put_product("TEA", "2.50", 10).await;
+    let (order, event) = placed("alice", "TEA", 4);
+    e2e.orders().place(&order, None, std::slice::from_ref(&event), Utc::now()).await.unwrap();
+    let alice = token("alice", false);
+    e2e.app.settled(&alice, &order.id.to_string(), "confirmed").await;
+    e2e.app.drained().await;
+
+    for _ in 0..2 {
+        for queue in ["inventory", "analytics"] {
+            e2e.send_raw(queue, &event.subject, &event.to_json()).await;
+        }
+    }
+    e2e.app.drained().await;
+    assert_eq!(e2e.app.product("TEA").await["available"], 6, "stock was taken once");
+    let summary = e2e.app.summary().await;
+    assert_eq!(summary["orders_total"], 1);
+    assert_eq!(summary["events_by_type"]["order.placed.v1"], 1);
+    assert_eq!(summary["units_by_sku"]["TEA"], 4);
+}

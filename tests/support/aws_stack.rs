@@ -1,0 +1,110 @@
+//! A stack on DynamoDB + SQS (the Lambda host's on an emulator, or the Spin
+//! harness's), as tests reach into it: its [`Host`], and a wipe that lets
+//! each test start from nothing.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, WriteRequest};
+use shared::adapters::dynamo::{DynamoConfig, TableKind};
+use shared::events::routing::Consumer;
+use shared::hosts::aws::{ConfigSource, Host, Settings, queue_key};
+use shared::ports::QueueAdmin;
+
+/// Settings given as a map (the keys of [`ConfigSource`]).
+struct Values(BTreeMap<String, String>);
+
+impl ConfigSource for Values {
+    fn get(&self, key: &str) -> Option<String> {
+        self.0.get(key).cloned()
+    }
+}
+
+/// The host of the tables and queues `sam deploy` made for `stage`
+/// (`orderly-<stage>-<capability>`, FIFO queues with their DLQs).
+#[allow(dead_code)] // the Spin harness builds its host from its own settings
+pub async fn deployed(config: &aws_config::SdkConfig, stage: &str) -> anyhow::Result<Host> {
+    let sqs = aws_sdk_sqs::Client::new(config);
+    let tables = DynamoConfig::with_prefix(&format!("orderly-{stage}"));
+    let mut values = BTreeMap::new();
+    for (kind, key) in [
+        (TableKind::Orders, "table_orders"),
+        (TableKind::Inventory, "table_inventory"),
+        (TableKind::Notifications, "table_notifications"),
+        (TableKind::Analytics, "table_analytics"),
+    ] {
+        values.insert(key.to_owned(), tables.table(kind).to_owned());
+    }
+    for consumer in Consumer::ALL {
+        for (kind, suffix) in [("queue", ""), ("dlq", "-dlq")] {
+            let name = format!("orderly-{stage}-{}{suffix}.fifo", consumer.queue());
+            let url = sqs.get_queue_url().queue_name(&name).send().await?.queue_url.unwrap_or_default();
+            values.insert(queue_key(kind, consumer), url);
+        }
+    }
+    let settings = Settings::load(&Values(values))?;
+    let provider = std::sync::Arc::new(shared::adapters::log_provider::LogProvider);
+    Ok(Host::new(settings, aws_sdk_dynamodb::Client::new(config), sqs, provider))
+}
+
+/// Waits (30 s at most) for the stack to settle — nothing queued, nothing
+/// waiting in an outbox — then empties every table and queue.
+pub async fn wipe(host: &Host) -> anyhow::Result<()> {
+    let queues = host.queues();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut busy = false;
+        for consumer in Consumer::ALL {
+            busy |= queues.stats(consumer.queue()).await?.depth > 0;
+        }
+        for kind in [TableKind::Orders, TableKind::Inventory] {
+            let outbox = host
+                .dynamo
+                .scan()
+                .table_name(host.tables().table(kind))
+                .filter_expression("begins_with(pk, :outbox)")
+                .expression_attribute_values(":outbox", AttributeValue::S("OUTBOX#".into()))
+                .send()
+                .await?;
+            busy |= outbox.count > 0;
+        }
+        if !busy || tokio::time::Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for kind in TableKind::ALL {
+        let table = host.tables().table(kind);
+        let mut start = None;
+        loop {
+            let page = host
+                .dynamo
+                .scan()
+                .table_name(table)
+                .projection_expression("pk, sk")
+                .set_exclusive_start_key(start)
+                .send()
+                .await?;
+            for chunk in page.items().chunks(25) {
+                let deletes = chunk
+                    .iter()
+                    .map(|key| {
+                        let delete = DeleteRequest::builder().set_key(Some(key.clone())).build()?;
+                        Ok(WriteRequest::builder().delete_request(delete).build())
+                    })
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                host.dynamo.batch_write_item().request_items(table, deletes).send().await?;
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+    }
+    for urls in host.settings.queues.queues.values() {
+        for url in [&urls.url, &urls.dead_letter_url] {
+            host.sqs.purge_queue().queue_url(url).send().await?;
+        }
+    }
+    Ok(())
+}
