@@ -74,6 +74,9 @@ done
 step "the API tests, through the emulated HTTP API"
 ORDERLY_TEST_BASE_URL="$base_url" ORDERLY_TEST_AWS_ENDPOINT="$AWS_ENDPOINT_URL" ORDERLY_TEST_STAGE="$STAGE" \
     cargo test --workspace --all-features --test api --test aws_e2e -- --test-threads=1
+
+step "every function's metrics reached its logs as CloudWatch EMF"
+py scripts/aws_emf_check.py "$STAGE"
 tested=$(now)
 
 py - "$started" "$built" "$deployed" "$tested" <<'EOF'

@@ -7,6 +7,10 @@ cd "$(dirname "$0")/.."
 
 # Reuse a warm build directory when there is one; a clean machine starts cold.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/orderly-target}"
+# CI builds each state of the code once: incremental caches would only cost disk.
+if [[ -n "${CI:-}" ]]; then
+    export CARGO_INCREMENTAL=0
+fi
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 step() { printf '\n== %s\n' "$*"; }

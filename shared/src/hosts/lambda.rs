@@ -87,18 +87,25 @@ impl aws_sdk_dynamodb::config::Intercept for RequestCounter {
     }
 }
 
-/// Starts a function: logging, metrics, a single-threaded runtime, the
-/// clients, `wire`, then the Lambda runtime loop. Nothing here waits on the
-/// network.
+/// Starts a function: logging, its settings (a bad one fails the init, not
+/// a request), a single-threaded runtime, then the Lambda runtime loop. The
+/// SDK clients, the metrics recorder and `wire` wait for the first event:
+/// building the HTTPS client (its TLS roots) is most of what a cold start
+/// would otherwise spend before asking for work, and nothing here waits on
+/// the network.
 pub fn run(wire: fn(&Host) -> Function) -> Result<(), Error> {
     init_logging();
+    let settings = Settings::load(&Environment)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async move {
-        // Boxed: the SDK's futures are deep, and this one is only awaited once.
-        let lambda = Arc::new(Box::pin(LambdaHost::from_env(wire)).await?);
+        let lambda = Arc::new(OnceCell::<LambdaHost>::new());
         lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
-            let lambda = lambda.clone();
-            async move { Box::pin(lambda.handle(event)).await }
+            let (lambda, settings) = (lambda.clone(), settings.clone());
+            async move {
+                // Boxed: the SDK's futures are deep.
+                let lambda = lambda.get_or_try_init(|| Box::pin(LambdaHost::new(settings, wire))).await?;
+                Box::pin(lambda.handle(event)).await
+            }
         }))
         .await
     })
@@ -151,11 +158,10 @@ struct LambdaHost {
 }
 
 impl LambdaHost {
-    /// Settings from `ORDERLY_*` (set by `template.yaml`), SDK clients from
+    /// Settings from `ORDERLY_*` (set by `template.yaml`); SDK clients from
     /// Lambda's environment (credentials of the function's role, region;
     /// `ORDERLY_AWS_ENDPOINT_URL` points them at an emulator).
-    async fn from_env(wire: fn(&Host) -> Function) -> Result<Self, Error> {
-        let settings = Settings::load(&Environment)?;
+    async fn new(settings: Settings, wire: fn(&Host) -> Function) -> Result<Self, Error> {
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
         if let Some(url) = &settings.aws.endpoint_url {
             loader = loader.endpoint_url(url);
@@ -194,8 +200,9 @@ impl LambdaHost {
         );
         let function = wire(&host);
         let metrics = metrics_cloudwatch_embedded::Builder::new()
+            // Each metric's labels (function, route, consumer, ...) become
+            // its dimensions; a builder-wide one may not repeat a label.
             .cloudwatch_namespace(METRICS_NAMESPACE)
-            .with_dimension("function", function.name())
             .init()
             .map_err(|error| tracing::warn!(%error, "EMF metrics are off"))
             .ok();
