@@ -23,7 +23,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::aws::{ConfigSource, Environment, Function, Host};
+use super::aws::{ConfigSource, Function, Host};
 use crate::adapters::sqs::SqsQueues;
 use crate::messaging::{Outcome, process_batch};
 
@@ -45,7 +45,7 @@ pub fn config_source() -> Box<dyn ConfigSource> {
     #[cfg(all(feature = "spin-variables", target_arch = "wasm32"))]
     return Box::new(SpinVariables);
     #[cfg(not(all(feature = "spin-variables", target_arch = "wasm32")))]
-    Box::new(Environment)
+    Box::new(super::aws::Environment)
 }
 
 /// One queue message as a queue trigger hands it over.
