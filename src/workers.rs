@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use shared::adapters::sqlite::SqliteStore;
-use shared::messaging::{Backoff, EventHandler, Outcome, Relay, process_batch};
+use shared::messaging::{Backoff, EventHandler, Outcome, Relay, process_batch, schedule_retry};
 use shared::ports::MessageQueue;
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -70,12 +70,9 @@ pub async fn consume(
             match &outcome.outcome {
                 Outcome::Done | Outcome::Ignored { .. } => done.push(outcome.receipt.clone()),
                 Outcome::Failed { error, retry_after } => {
-                    let delay = retry_after.unwrap_or_else(|| backoff.delay(message.receive_count));
+                    let delay = schedule_retry(&store, queue, message, error, *retry_after, backoff).await;
                     let at = Instant::now() + delay;
                     next_retry = Some(next_retry.map_or(at, |r| r.min(at)));
-                    if let Err(e) = store.retry_later(queue, &outcome.receipt, delay, error).await {
-                        tracing::warn!(consumer = queue, error = %e, "could not schedule a retry; the visibility timeout will");
-                    }
                 }
             }
         }

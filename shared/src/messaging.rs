@@ -25,7 +25,7 @@ use tracing::Instrument;
 
 use crate::events::routing::Consumer;
 use crate::events::{Envelope, Event};
-use crate::ports::{EventPublisher, Outbox, QueueError, ReceivedMessage, StoreError};
+use crate::ports::{EventPublisher, MessageQueue, Outbox, QueueError, ReceivedMessage, StoreError};
 use crate::trace::{TraceContext, continue_trace};
 
 /// One delivery of one event to one consumer.
@@ -220,6 +220,26 @@ impl Backoff {
         let half = ceiling / 2;
         half + ceiling.saturating_sub(half).mul_f64(rand::rng().random::<f64>())
     }
+}
+
+/// Sends a failed delivery back to its queue for the next attempt: after the
+/// delay the handler asked for, else `backoff`'s for this attempt. Returns
+/// that delay. Should the queue not take the request, the message still
+/// comes back when its visibility timeout ends, only sooner or later than
+/// planned; that is logged, not returned.
+pub async fn schedule_retry(
+    queue: &dyn MessageQueue,
+    consumer: &str,
+    message: &ReceivedMessage,
+    error: &str,
+    retry_after: Option<Duration>,
+    backoff: Backoff,
+) -> Duration {
+    let delay = retry_after.unwrap_or_else(|| backoff.delay(message.receive_count));
+    if let Err(e) = queue.retry_later(consumer, &message.receipt, delay, error).await {
+        tracing::warn!(consumer, error = %e, "could not schedule a retry; the visibility timeout will");
+    }
+    delay
 }
 
 /// Moves outbox events to the consumer queues.

@@ -223,21 +223,19 @@ pub mod remote {
 
     pub struct Stack {
         base_url: String,
-        endpoint: Option<String>,
+        endpoint: String,
         stage: String,
     }
 
     impl Stack {
         /// SDK settings for the emulator the stack runs on.
-        pub async fn sdk_config(&self) -> Option<aws_config::SdkConfig> {
-            let endpoint = self.endpoint.as_ref()?;
-            let config = aws_config::defaults(BehaviorVersion::latest())
-                .endpoint_url(endpoint)
+        pub async fn sdk_config(&self) -> aws_config::SdkConfig {
+            aws_config::defaults(BehaviorVersion::latest())
+                .endpoint_url(&self.endpoint)
                 .region(aws_config::Region::new("us-east-1"))
                 .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "e2e"))
                 .load()
-                .await;
-            Some(config)
+                .await
         }
 
         #[allow(dead_code)] // used by tests/aws_e2e.rs
@@ -248,7 +246,7 @@ pub mod remote {
         pub fn from_env() -> Option<Self> {
             Some(Self {
                 base_url: super::remote_base_url()?,
-                endpoint: Some(std::env::var("ORDERLY_TEST_AWS_ENDPOINT").ok().filter(|v| !v.is_empty())?),
+                endpoint: std::env::var("ORDERLY_TEST_AWS_ENDPOINT").ok().filter(|v| !v.is_empty())?,
                 stage: std::env::var("ORDERLY_TEST_STAGE").unwrap_or_else(|_| "e2e".into()),
             })
         }
@@ -256,7 +254,7 @@ pub mod remote {
         /// Waits for the previous test's events to settle, then empties
         /// every table and queue, so each test starts from nothing.
         pub async fn fresh(&self) -> TestApp {
-            let config = self.sdk_config().await.expect("the emulator's endpoint");
+            let config = self.sdk_config().await;
             let host = crate::aws_stack::deployed(&config, &self.stage).await.expect("the deployed stack's queues");
             crate::aws_stack::wipe(&host).await.expect("empty the stack");
             TestApp {

@@ -45,13 +45,16 @@ use crate::adapters::log_provider::LogProvider;
 use crate::adapters::sqs::SqsQueues;
 use crate::adapters::webhook::WebhookProvider;
 use crate::http::{Authenticator, ClientIp};
-use crate::messaging::{Outcome, Relay, process_batch};
-use crate::ports::{EventPublisher, MessageQueue, Notification, NotificationProvider, ProviderError, ReceivedMessage};
+use crate::messaging::{Outcome, process_batch, schedule_retry};
+use crate::ports::{EventPublisher, Notification, NotificationProvider, ProviderError, ReceivedMessage};
 
 pub use lambda_runtime::Error;
 
 /// The payload of the scheduled outbox sweep.
 pub const SWEEP_EVENT: &str = "sweep-outbox";
+
+/// The part of a sweep's invocation left for its last round trips and its log.
+const SWEEP_MARGIN: Duration = Duration::from_secs(2);
 
 /// The CloudWatch namespace of the functions' EMF metrics.
 pub const METRICS_NAMESPACE: &str = "Orderly";
@@ -220,7 +223,7 @@ impl LambdaHost {
                 Err(error) => Err(error.into()),
             },
             Trigger::Stream => Ok(self.stream(&payload).await),
-            Trigger::Sweep => self.sweep().await,
+            Trigger::Sweep => self.sweep(&context).await,
             Trigger::Unknown => Err(format!("{}: an event of unknown shape", self.function.name()).into()),
         };
         let requests = self.requests.take();
@@ -308,11 +311,9 @@ impl LambdaHost {
                         continue;
                     }
                     let outcome = process_batch(handler.as_ref(), std::slice::from_ref(message), max).await;
-                    if let Some(Outcome::Failed { error, retry_after }) = outcome.into_iter().next().map(|o| o.outcome) {
-                        let delay = retry_after.unwrap_or_else(|| backoff.delay(message.receive_count));
-                        if let Err(e) = queues.retry_later(queue, &message.receipt, delay, &error).await {
-                            tracing::warn!(consumer = queue, error = %e, "could not schedule the retry; the visibility timeout will");
-                        }
+                    if let Some(Outcome::Failed { error, retry_after }) = outcome.into_iter().next().map(|o| o.outcome)
+                    {
+                        schedule_retry(queues.as_ref(), queue, message, &error, retry_after, backoff).await;
                         failed.push(message.message_id.clone());
                     }
                 }
@@ -362,17 +363,17 @@ impl LambdaHost {
         json!({ "batchItemFailures": [] })
     }
 
-    async fn sweep(&self) -> Result<Value, Error> {
-        let outbox = self.function.outbox_store().cloned().ok_or("this function has no outbox")?;
-        let mut relay = Relay::new(outbox, self.host.queues());
-        let mut published = 0;
-        // Bounded: a sweep is a safety net, not a drain of a backlog.
-        for _ in 0..20 {
-            match relay.relay_once(100).await? {
-                0 => break,
-                n => published += n,
-            }
+    /// The relay every host runs ([`Function::relay`]) over what the stream
+    /// left in the outbox, until it is empty or the invocation's time is
+    /// nearly spent: a safety net, not a drain of a backlog.
+    async fn sweep(&self, context: &Context) -> Result<Value, Error> {
+        if self.function.outbox_store().is_none() {
+            return Err("this function has no outbox".into());
         }
+        let deadline = std::time::UNIX_EPOCH + Duration::from_millis(context.deadline);
+        let budget =
+            deadline.duration_since(std::time::SystemTime::now()).unwrap_or_default().saturating_sub(SWEEP_MARGIN);
+        let published = self.function.relay(&self.host, budget).await?;
         if published > 0 {
             tracing::warn!(
                 function = self.function.name(),
