@@ -15,6 +15,17 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 step() { printf '\n== %s\n' "$*"; }
 
+step "toolchain"
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+rustup target add wasm32-wasip2 >/dev/null 2>&1 || rustup target list --installed | grep -q wasm32-wasip2
+# The Lambda binaries build for arm64 too (cargo-lambda links them with zig).
+rustup target add aarch64-unknown-linux-gnu >/dev/null 2>&1 || rustup target list --installed | grep -q aarch64-unknown-linux-gnu
+# The AWS tools live in python3 venvs (scripts/aws-emulator.sh install).
+if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+    apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
+fi
+cargo --version
+
 # The AWS host's checks need the emulator (ministack) and the AWS tools, each
 # in its own venv; ORDERLY_AWS=0 skips them on a developer's machine (never in CI).
 AWS="${ORDERLY_AWS:-1}"
@@ -31,9 +42,6 @@ if [[ "$AWS" == 1 ]]; then
     export ORDERLY_AWS_ENDPOINT="http://127.0.0.1:${ORDERLY_AWS_PORT:-4566}"
 fi
 
-step "toolchain"
-rustup target add wasm32-wasip2 >/dev/null 2>&1 || rustup target list --installed | grep -q wasm32-wasip2
-cargo --version
 
 step "format"
 cargo fmt --all -- --check
