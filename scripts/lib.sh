@@ -1,4 +1,13 @@
-# Shared by the scripts that need a running runner: sourced, not executed.
+# Shared by the test scripts: sourced, not executed.
+#
+#   emulator_and_harness PORT DIR  installs and starts the AWS emulator on
+#                                  127.0.0.1:PORT (state and log in DIR), builds
+#                                  the Spin harness ($HARNESS) and exports the
+#                                  ORDERLY_AWS_* settings that reach it; the
+#                                  caller stops it (aws-emulator.sh stop).
+#   wait_http URL SECONDS PID LOG  waits until URL answers (any HTTP status);
+#                                  fails after SECONDS, or at once if the
+#                                  process PID died, showing the end of LOG.
 #
 #   start_runner [ENV=VALUE ...]   builds the debug binary, starts it on a free
 #                                  loopback port with a throwaway data dir and a
@@ -27,4 +36,34 @@ start_runner() {
     echo "the runner did not come up:" >&2
     cat "$work/runner.log" >&2
     return 1
+}
+
+wait_http() {
+    local url="$1" seconds="$2" pid="$3" log="$4"
+    local deadline=$((SECONDS + seconds))
+    until curl -s -o /dev/null --max-time 2 "$url"; do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            echo "the process behind $url exited; its log:" >&2
+            tail -40 "$log" >&2
+            return 1
+        fi
+        if ((SECONDS > deadline)); then
+            echo "$url did not answer within ${seconds}s; log:" >&2
+            tail -40 "$log" >&2
+            return 1
+        fi
+        sleep 0.2
+    done
+}
+
+emulator_and_harness() {
+    local port="$1" dir="$2"
+    ORDERLY_AWS_PORT="$port" ORDERLY_AWS_RUN_DIR="$dir" ./scripts/aws-emulator.sh install
+    ORDERLY_AWS_PORT="$port" ORDERLY_AWS_RUN_DIR="$dir" ./scripts/aws-emulator.sh start
+    # --workspace --all-features: the same feature set as the main test build,
+    # so the harness and the API tests reuse its compiled dependencies.
+    cargo build --quiet --workspace --all-features --example spin-harness
+    HARNESS="$CARGO_TARGET_DIR/debug/examples/spin-harness"
+    export ORDERLY_AWS_ENDPOINT_URL="http://127.0.0.1:$port"
+    export ORDERLY_AWS_ACCESS_KEY_ID=test ORDERLY_AWS_SECRET_ACCESS_KEY=test ORDERLY_AWS_REGION=us-east-1
 }

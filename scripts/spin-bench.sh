@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The Spin host's benchmark (not a test): component sizes, and per-request
-# latency of GET /api/v1/products/{sku} and POST /api/v1/orders under jco
-# (the wasi:http host CI uses), side by side in one run with a hello-world
-# spin-sdk 5.2 component under the same host; the same requests through the
-# same routers natively against the same emulator give the emulator's share.
+# latency of GET /api/v1/products/{sku} and POST /api/v1/orders under a
+# wasi:http host CI uses (`wasmtime serve` or jco), side by side in one run
+# with a hello-world spin-sdk 5.2 component under the same host; the same
+# requests through the same routers natively against the same emulator give
+# the emulator's share.
 #
-#   scripts/spin-bench.sh [--requests N]     # default 300; JSON in docs/spin-benchmark.json
+#   scripts/spin-bench.sh [--host wasmtime|jco] [--requests N]
+#       # defaults: wasmtime, 300; JSON in docs/spin-benchmark-<host>.json
 #
 # Starts the stack with scripts/spin-test.sh --up (emulator, components,
 # harness), everything on 127.0.0.1, and stops it at the end.
@@ -15,7 +17,14 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/orderly-target}"
 RUN_DIR="${ORDERLY_SPIN_RUN_DIR:-/var/tmp/orderly-spin-stack}"
 REQUESTS=300
-[[ "${1:-}" == "--requests" ]] && REQUESTS="$2"
+HOST=wasmtime
+while (($#)); do
+    case "$1" in
+    --requests) REQUESTS="$2"; shift 2 ;;
+    --host) HOST="$2"; shift 2 ;;
+    *) echo "usage: $0 [--host wasmtime|jco] [--requests N]" >&2; exit 2 ;;
+    esac
+done
 FRONT_PORT="${ORDERLY_SPIN_PORT:-18080}"
 COMPONENT_PORT="${ORDERLY_SPIN_COMPONENT_PORT:-18081}"
 HELLO_PORT=$((COMPONENT_PORT + 10))
@@ -63,10 +72,7 @@ trap cleanup EXIT INT TERM
 # DynamoDB round trips per request), never refused.
 export ORDERLY_RATE_LIMIT_ANON_READ=100000/s:100000 ORDERLY_RATE_LIMIT_AUTH_WRITE=100000/s:100000
 export ORDERLY_TEST_JWT_SECRET="bench-secret-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
-setsid ./scripts/spin-test.sh --up >"$RUN_DIR/bench-stack.log" 2>&1 </dev/null &
-PIDS+=($!)
-setsid tests/spin/node_modules/.bin/jco serve --host 127.0.0.1 --port "$HELLO_PORT" --jco-dir "$RUN_DIR/jco-hello" \
-    "$HELLO_WASM" >"$RUN_DIR/hello.log" 2>&1 </dev/null &
+ORDERLY_SPIN_HOSTS="$HOST" setsid ./scripts/spin-test.sh --up >"$RUN_DIR/bench-stack.log" 2>&1 </dev/null &
 PIDS+=($!)
 deadline=$((SECONDS + 1800))
 until grep -q "the stack is up" "$RUN_DIR/bench-stack.log"; do
@@ -77,6 +83,18 @@ until grep -q "the stack is up" "$RUN_DIR/bench-stack.log"; do
     fi
     sleep 1
 done
+# The hello world under the same host (installed by the stack's start).
+case "$HOST" in
+wasmtime)
+    setsid "${ORDERLY_TOOLS_DIR:-/var/tmp/orderly-tools}"/wasmtime-*/bin/wasmtime serve -S cli \
+        --addr "127.0.0.1:$HELLO_PORT" "$HELLO_WASM" >"$RUN_DIR/hello.log" 2>&1 </dev/null &
+    ;;
+jco)
+    setsid tests/spin/node_modules/.bin/jco serve --host 127.0.0.1 --port "$HELLO_PORT" --jco-dir "$RUN_DIR/jco-hello" \
+        "$HELLO_WASM" >"$RUN_DIR/hello.log" 2>&1 </dev/null &
+    ;;
+esac
+PIDS+=($!)
 until curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$HELLO_PORT/"; do
     ((SECONDS < deadline)) || { echo "hello did not answer" >&2; exit 1; }
     sleep 0.2
@@ -94,4 +112,4 @@ echo "== latency, $REQUESTS sequential requests each, interleaved"
     --hello "http://127.0.0.1:$HELLO_PORT/" \
     --intake "http://127.0.0.1:$COMPONENT_PORT" \
     --inventory "http://127.0.0.1:$((COMPONENT_PORT + 1))" \
-    --requests "$REQUESTS" --json docs/spin-benchmark.json
+    --requests "$REQUESTS" --host "$HOST" --json "docs/spin-benchmark-$HOST.json"

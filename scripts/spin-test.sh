@@ -3,18 +3,22 @@
 #
 #  1. builds the four HTTP components for wasm32-wasip2 (release, optimized;
 #     the `--env` build: settings from ORDERLY_* variables, no Spin import);
-#  2. installs jco (npm, tests/spin/package-lock.json) and the AWS emulator;
+#  2. installs the wasi:http hosts (wasmtime-cli, pinned, via cargo install
+#     into a cache reused when present; jco from tests/spin/package-lock.json)
+#     and the AWS emulator;
 #  3. starts the emulator, creates the tables and queues;
-#  4. serves each HTTP component with `jco serve` on its own loopback port,
-#     and starts the harness (tests/spin/harness.rs): the front that routes
-#     paths to components as spin.toml does, the queue consumers with
-#     spin-trigger-sqs semantics and the outbox relays (natively, over the
-#     same component code);
-#  5. runs the black-box API tests (tests/api) against the front, one at a
-#     time, the stack emptied before each.
+#  4. for each host (wasmtime, then jco): serves each HTTP component on its
+#     own loopback port (`wasmtime serve` / `jco serve`), starts the harness
+#     (tests/spin/harness.rs): the front that routes paths to components as
+#     spin.toml does, the queue consumers with spin-trigger-sqs semantics and
+#     the outbox relays (natively, over the same component code); and runs
+#     the black-box API tests (tests/api) against the front, one at a time,
+#     the stack emptied before each.
 #
-#   scripts/spin-test.sh            # all of it
-#   scripts/spin-test.sh --up       # steps 1-4, then waits (Ctrl-C stops): poke it with curl
+#   scripts/spin-test.sh                          # all of it
+#   scripts/spin-test.sh --up                     # steps 1-4 with the first host, then waits
+#                                                 # (Ctrl-C stops): poke it with curl
+#   ORDERLY_SPIN_HOSTS=jco scripts/spin-test.sh   # one host only
 #
 # Everything listens on 127.0.0.1 only and is stopped on exit.
 set -euo pipefail
@@ -26,6 +30,12 @@ RUN_DIR="${ORDERLY_SPIN_RUN_DIR:-/var/tmp/orderly-spin-stack}"
 AWS_PORT="${ORDERLY_SPIN_AWS_PORT:-4577}"
 FRONT_PORT="${ORDERLY_SPIN_PORT:-18080}"
 COMPONENT_PORT="${ORDERLY_SPIN_COMPONENT_PORT:-18081}"
+HOSTS=(${ORDERLY_SPIN_HOSTS:-wasmtime jco})
+# wasmtime-cli 48 is the newest that builds with Rust 1.95 (49 needs 1.96);
+# only the `serve` and `run` commands and what they need, to keep the build short.
+WASMTIME_VERSION=48.0.8
+WASMTIME_ROOT="${ORDERLY_TOOLS_DIR:-/var/tmp/orderly-tools}/wasmtime-$WASMTIME_VERSION"
+WASMTIME="$WASMTIME_ROOT/bin/wasmtime"
 UP_ONLY=false
 [[ "${1:-}" == "--up" ]] && UP_ONLY=true
 
@@ -45,25 +55,8 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-# Waits until `url` answers (any HTTP status), or fails after `seconds`,
-# also failing at once if the process `pid` died.
-wait_http() {
-    local url="$1" seconds="$2" pid="$3" log="$4"
-    local deadline=$((SECONDS + seconds))
-    until curl -s -o /dev/null --max-time 2 "$url"; do
-        if ! kill -0 "$pid" 2>/dev/null; then
-            echo "the process behind $url exited; its log:" >&2
-            tail -40 "$log" >&2
-            return 1
-        fi
-        if ((SECONDS > deadline)); then
-            echo "$url did not answer within ${seconds}s; log:" >&2
-            tail -40 "$log" >&2
-            return 1
-        fi
-        sleep 0.2
-    done
-}
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
 step "build the HTTP components (wasm32-wasip2, release)"
 rustup target add wasm32-wasip2 >/dev/null 2>&1 || rustup target list --installed | grep -q wasm32-wasip2
@@ -71,18 +64,25 @@ started=$SECONDS
 ./scripts/spin-build.sh http --env
 echo "built in $((SECONDS - started))s"
 
-step "install jco and the AWS emulator"
-(cd tests/spin && npm ci --no-audit --no-fund --loglevel=error)
-ORDERLY_AWS_PORT="$AWS_PORT" ORDERLY_AWS_RUN_DIR="$RUN_DIR/aws" ./scripts/aws-emulator.sh install
+step "install the wasi:http hosts (${HOSTS[*]})"
+for host in "${HOSTS[@]}"; do
+    case "$host" in
+    wasmtime)
+        if [[ "$("$WASMTIME" --version 2>/dev/null)" != "wasmtime $WASMTIME_VERSION"* ]]; then
+            started=$SECONDS
+            cargo install --quiet --locked wasmtime-cli --version "$WASMTIME_VERSION" --root "$WASMTIME_ROOT" \
+                --no-default-features --features serve,run,cranelift,cache,parallel-compilation,pooling-allocator,component-model,component-model-async
+            echo "wasmtime-cli $WASMTIME_VERSION built in $((SECONDS - started))s"
+        fi
+        "$WASMTIME" --version
+        ;;
+    jco) (cd tests/spin && npm ci --no-audit --no-fund --loglevel=error) ;;
+    *) echo "unknown wasi:http host '$host' (ORDERLY_SPIN_HOSTS: wasmtime, jco)" >&2; exit 2 ;;
+    esac
+done
 
 step "start the emulator, create tables and queues"
-ORDERLY_AWS_PORT="$AWS_PORT" ORDERLY_AWS_RUN_DIR="$RUN_DIR/aws" ./scripts/aws-emulator.sh start
-# --workspace --all-features: the same feature set as the main test build,
-# so the harness and the API tests reuse its compiled dependencies.
-cargo build --quiet --workspace --all-features --example spin-harness
-HARNESS="$CARGO_TARGET_DIR/debug/examples/spin-harness"
-export ORDERLY_AWS_ENDPOINT_URL="http://127.0.0.1:$AWS_PORT"
-export ORDERLY_AWS_ACCESS_KEY_ID=test ORDERLY_AWS_SECRET_ACCESS_KEY=test ORDERLY_AWS_REGION=us-east-1
+emulator_and_harness "$AWS_PORT" "$RUN_DIR/aws"
 export ORDERLY_JWT_SECRET="${ORDERLY_TEST_JWT_SECRET:-spin-ci-secret-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')}"
 # Every setting the components and the harness run with, for anyone to source.
 {
@@ -93,41 +93,75 @@ export ORDERLY_JWT_SECRET="${ORDERLY_TEST_JWT_SECRET:-spin-ci-secret-$(od -An -N
 } >"$RUN_DIR/settings.env"
 eval "$(cat "$RUN_DIR/settings.env")"
 
-step "serve the HTTP components under jco, and the harness in front"
-JCO="$PWD/tests/spin/node_modules/.bin/jco"
-ARGS=()
-port=$COMPONENT_PORT
-for function in order-intake inventory notification analytics; do
-    log="$RUN_DIR/$function-http.log"
-    # Each under its own process group, so that cleanup ends jco's workers too.
-    setsid "$JCO" serve --host 127.0.0.1 --port "$port" --jco-dir "$RUN_DIR/jco-$function" \
-        "target/spin/$function-http.wasm" >"$log" 2>&1 </dev/null &
+# Serves each HTTP component under `host` (its own port, its own process
+# group so that cleanup ends the host's workers too) and the harness in front;
+# appends their pids to PIDS and leaves the host's pids in HOST_PIDS.
+serve_stack() {
+    local host="$1" port=$COMPONENT_PORT function log
+    ARGS=()
+    HOST_PIDS=()
+    for function in order-intake inventory notification analytics; do
+        log="$RUN_DIR/$host-$function-http.log"
+        case "$host" in
+        wasmtime)
+            # -S cli: Rust's std needs wasi:cli; --env: the ORDERLY_* settings
+            # (the --env build reads nothing else); outgoing HTTP is wasi:http.
+            local env_args=()
+            for name in $(compgen -e | grep '^ORDERLY_'); do env_args+=(--env "$name"); done
+            setsid "$WASMTIME" serve -S cli "${env_args[@]}" --addr "127.0.0.1:$port" \
+                "target/spin/$function-http.wasm" >"$log" 2>&1 </dev/null &
+            ;;
+        jco)
+            setsid "$JCO" serve --host 127.0.0.1 --port "$port" --jco-dir "$RUN_DIR/jco-$function" \
+                "target/spin/$function-http.wasm" >"$log" 2>&1 </dev/null &
+            ;;
+        esac
+        PIDS+=($!)
+        HOST_PIDS+=($!)
+        ARGS+=(--component "$function-http=127.0.0.1:$port")
+        port=$((port + 1))
+    done
+    port=$COMPONENT_PORT
+    local i=0
+    for function in order-intake inventory notification analytics; do
+        wait_http "http://127.0.0.1:$port/" 120 "${HOST_PIDS[$i]}" "$RUN_DIR/$host-$function-http.log"
+        port=$((port + 1))
+        i=$((i + 1))
+    done
+    setsid "$HARNESS" serve --listen "127.0.0.1:$FRONT_PORT" --manifest spin.toml "${ARGS[@]}" \
+        >"$RUN_DIR/$host-harness.log" 2>&1 </dev/null &
     PIDS+=($!)
-    ARGS+=(--component "$function-http=127.0.0.1:$port")
-    port=$((port + 1))
-done
-port=$COMPONENT_PORT
-i=0
-for function in order-intake inventory notification analytics; do
-    wait_http "http://127.0.0.1:$port/" 120 "${PIDS[$i]}" "$RUN_DIR/$function-http.log"
-    port=$((port + 1))
-    i=$((i + 1))
-done
-setsid "$HARNESS" serve --listen "127.0.0.1:$FRONT_PORT" --manifest spin.toml "${ARGS[@]}" \
-    >"$RUN_DIR/harness.log" 2>&1 </dev/null &
-PIDS+=($!)
-wait_http "http://127.0.0.1:$FRONT_PORT/health" 60 "${PIDS[-1]}" "$RUN_DIR/harness.log"
-curl -s "http://127.0.0.1:$FRONT_PORT/health"
-echo
+    HOST_PIDS+=($!)
+    wait_http "http://127.0.0.1:$FRONT_PORT/health" 60 "${PIDS[-1]}" "$RUN_DIR/$host-harness.log"
+    curl -s "http://127.0.0.1:$FRONT_PORT/health"
+    echo
+}
 
+stop_stack() {
+    local pid
+    for pid in "${HOST_PIDS[@]}"; do kill -- "-$pid" 2>/dev/null || kill "$pid" 2>/dev/null || true; done
+    for pid in "${HOST_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    HOST_PIDS=()
+}
+
+JCO="$PWD/tests/spin/node_modules/.bin/jco"
 export ORDERLY_TEST_BASE_URL="http://127.0.0.1:$FRONT_PORT"
 export ORDERLY_TEST_JWT_SECRET="$ORDERLY_JWT_SECRET"
 export ORDERLY_TEST_RESET_URL="$ORDERLY_TEST_BASE_URL/__harness/reset"
 if $UP_ONLY; then
+    step "serve the HTTP components under ${HOSTS[0]}, and the harness in front"
+    serve_stack "${HOSTS[0]}"
     echo "the stack is up on $ORDERLY_TEST_BASE_URL (logs in $RUN_DIR); Ctrl-C stops it"
     wait "${PIDS[-1]}"
     exit 0
 fi
 
-step "the API tests against the Spin components"
-cargo test --workspace --all-features --test api -- --test-threads=1
+# Built once, before any host is up: the tests' first run must not compile.
+cargo test --quiet --workspace --all-features --test api --no-run
+for host in "${HOSTS[@]}"; do
+    step "serve the HTTP components under $host, and the harness in front"
+    serve_stack "$host"
+    step "the API tests against the components under $host"
+    cargo test --workspace --all-features --test api -- --test-threads=1
+    stop_stack
+done

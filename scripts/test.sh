@@ -65,7 +65,7 @@ step "Spin: the Spin-only entry points (queue, cron, Spin variables) lint clean 
 cargo clippy --target wasm32-wasip2 -p order-intake -p inventory -p notification -p analytics \
     --features spin-http,spin-queue,spin-relay,spin-variables -- -D warnings
 
-step "Spin: the HTTP components under jco, the API suite against them (scripts/spin-test.sh)"
+step "Spin: the HTTP components under wasmtime serve and jco, the API suite against them (scripts/spin-test.sh)"
 ./scripts/spin-test.sh
 
 if [[ "$AWS" == 1 ]]; then

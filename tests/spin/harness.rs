@@ -1,5 +1,6 @@
 //! The Spin stack's test harness (`cargo run --example spin-harness`): what
-//! `spin up` would do around the HTTP components that CI runs under jco.
+//! `spin up` would do around the HTTP components that CI runs under
+//! `wasmtime serve` and jco.
 //!
 //! - `setup`: creates the tables and queues (on the emulator) and prints the
 //!   `ORDERLY_*` settings the components and this harness read, as
@@ -18,6 +19,10 @@
 //!   - `POST /__harness/reset`: waits for the stack to settle, then empties
 //!     every table and queue, so each API test starts from nothing (tests
 //!     call it through `ORDERLY_TEST_RESET_URL`).
+//! - `serve --listen ADDR --spin ADDR`: the same front and reset in front of
+//!   a real `spin up` (scripts/spin-up-test.sh), forwarding every request to
+//!   Spin's own router; no queue loops or relays, since Spin's trigger
+//!   plugins run the queue and cron components.
 //! - `bench --hello URL --inventory URL --intake URL --requests N --json FILE`:
 //!   per-request latency of `GET /api/v1/products/{sku}` and `POST
 //!   /api/v1/orders` against the components, side by side with a hello-world
@@ -60,7 +65,7 @@ async fn main() -> anyhow::Result<()> {
         Some("serve") => serve(&args[1..]).await,
         Some("bench") => bench(&args[1..]).await,
         _ => bail!(
-            "usage: spin-harness setup --stage NAME --max-receives N | serve --listen ADDR --manifest FILE --component NAME=ADDR..."
+            "usage: spin-harness setup --stage NAME --max-receives N | serve --listen ADDR --manifest FILE (--component NAME=ADDR... | --spin ADDR) | bench ..."
         ),
     }
 }
@@ -199,24 +204,33 @@ struct Stack {
 async fn serve(args: &[String]) -> anyhow::Result<()> {
     let listen: SocketAddr = flag(args, "--listen").context("--listen ADDR")?.parse()?;
     let manifest = std::fs::read_to_string(flag(args, "--manifest").unwrap_or("spin.toml"))?;
+    let routes = routes(&manifest)?;
+    let spin = flag(args, "--spin");
     let mut components = BTreeMap::new();
+    if let Some(spin) = spin {
+        // Spin routes by itself: every component is Spin's listener.
+        for route in &routes {
+            components.insert(route.component.clone(), format!("http://{spin}"));
+        }
+    }
     for pair in args.windows(2).filter(|w| w[0] == "--component").map(|w| &w[1]) {
         let (name, addr) = pair.split_once('=').context("--component NAME=ADDR")?;
         components.insert(name.to_owned(), format!("http://{addr}"));
     }
-    let routes = routes(&manifest)?;
     for route in &routes {
         if !components.contains_key(&route.component) {
             bail!("the manifest routes {} to {}, which was not given (--component)", route.path, route.component);
         }
     }
     let stack = Arc::new(stack().await?);
-    for component in &stack.components {
-        if component.queue().is_some() {
-            tokio::spawn(consume(stack.clone(), component.name()));
+    if spin.is_none() {
+        for component in &stack.components {
+            if component.queue().is_some() {
+                tokio::spawn(consume(stack.clone(), component.name()));
+            }
         }
+        tokio::spawn(relay(stack.clone()));
     }
-    tokio::spawn(relay(stack.clone()));
     let front = Arc::new(Front { routes, components, client: reqwest::Client::new(), stack });
     let app =
         axum::Router::new().route("/__harness/reset", axum::routing::post(reset)).fallback(forward).with_state(front);
@@ -465,7 +479,8 @@ async fn bench(args: &[String]) -> anyhow::Result<()> {
         "write_p50_raw": p50("post_order") / p50("hello"),
         "write_p50_without_native_time": (p50("post_order") - p50("native_post_order")) / p50("hello"),
     });
-    let out = serde_json::json!({"requests": requests, "latency": report, "ratios": ratios});
+    let host = flag(args, "--host").unwrap_or("unnamed");
+    let out = serde_json::json!({"host": host, "requests": requests, "latency": report, "ratios": ratios});
     let text = serde_json::to_string_pretty(&out)?;
     println!("{text}");
     if let Some(path) = flag(args, "--json") {
