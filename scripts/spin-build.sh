@@ -9,7 +9,8 @@
 #   scripts/spin-build.sh all                    # every component spin.toml names
 #   scripts/spin-build.sh http --env             # the four HTTP components, settings from
 #                                                # ORDERLY_* environment variables (what CI
-#                                                # runs under jco; no Spin import at all)
+#                                                # runs under wasmtime and jco; no Spin import
+#                                                # at all), into target/spin/env/
 #
 # function: order-intake | inventory | notification | analytics
 # trigger:  http (HTTP trigger) | queue (spin-trigger-sqs) | relay (spin-trigger-cron)
@@ -25,18 +26,24 @@ SETTINGS=spin-variables
 ARGS=()
 for arg in "$@"; do
     case "$arg" in
-    --env) SETTINGS="" ;;
+    --env) SETTINGS="" OUT=target/spin/env ;;
     *) ARGS+=("$arg") ;;
     esac
 done
 set -- "${ARGS[@]}"
+
+# opt-level: "z" (size) by default; ORDERLY_WASM_OPT_LEVEL=3 for speed.
+case "${ORDERLY_WASM_OPT_LEVEL:-z}" in
+s | z) OPT_LEVEL="\"${ORDERLY_WASM_OPT_LEVEL:-z}\"" ;;
+*) OPT_LEVEL="${ORDERLY_WASM_OPT_LEVEL}" ;;
+esac
 
 build() {
     local function="$1" trigger="$2"
     local features="spin-$trigger${SETTINGS:+,$SETTINGS}"
     cargo rustc --quiet -p "$function" --target wasm32-wasip2 --release --crate-type cdylib \
         --features "$features" \
-        --config 'profile.release.opt-level="z"' \
+        --config "profile.release.opt-level=$OPT_LEVEL" \
         --config 'profile.release.lto="fat"' \
         --config 'profile.release.codegen-units=1' \
         --config 'profile.release.strip=true' \

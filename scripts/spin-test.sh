@@ -109,11 +109,11 @@ serve_stack() {
             local env_args=()
             for name in $(compgen -e | grep '^ORDERLY_'); do env_args+=(--env "$name"); done
             setsid "$WASMTIME" serve -S cli "${env_args[@]}" --addr "127.0.0.1:$port" \
-                "target/spin/$function-http.wasm" >"$log" 2>&1 </dev/null &
+                "target/spin/env/$function-http.wasm" >"$log" 2>&1 </dev/null &
             ;;
         jco)
             setsid "$JCO" serve --host 127.0.0.1 --port "$port" --jco-dir "$RUN_DIR/jco-$function" \
-                "target/spin/$function-http.wasm" >"$log" 2>&1 </dev/null &
+                "target/spin/env/$function-http.wasm" >"$log" 2>&1 </dev/null &
             ;;
         esac
         PIDS+=($!)
@@ -128,7 +128,8 @@ serve_stack() {
         port=$((port + 1))
         i=$((i + 1))
     done
-    setsid "$HARNESS" serve --listen "127.0.0.1:$FRONT_PORT" --manifest spin.toml "${ARGS[@]}" \
+    # shellcheck disable=SC2086 # ORDERLY_SPIN_HARNESS_FLAGS: words, e.g. --no-triggers
+    setsid "$HARNESS" serve --listen "127.0.0.1:$FRONT_PORT" --manifest spin.toml "${ARGS[@]}" ${ORDERLY_SPIN_HARNESS_FLAGS:-} \
         >"$RUN_DIR/$host-harness.log" 2>&1 </dev/null &
     PIDS+=($!)
     HOST_PIDS+=($!)

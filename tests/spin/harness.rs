@@ -19,6 +19,7 @@
 //!   - `POST /__harness/reset`: waits for the stack to settle, then empties
 //!     every table and queue, so each API test starts from nothing (tests
 //!     call it through `ORDERLY_TEST_RESET_URL`).
+//!   - with `--no-triggers`, the front alone (the benchmark's setting).
 //! - `serve --listen ADDR --spin ADDR`: the same front and reset in front of
 //!   a real `spin up` (scripts/spin-up-test.sh), forwarding every request to
 //!   Spin's own router; no queue loops or relays, since Spin's trigger
@@ -223,7 +224,8 @@ async fn serve(args: &[String]) -> anyhow::Result<()> {
         }
     }
     let stack = Arc::new(stack().await?);
-    if spin.is_none() {
+    // `--no-triggers`: the front alone (the benchmark: nothing else polls the emulator).
+    if spin.is_none() && !args.iter().any(|a| a == "--no-triggers") {
         for component in &stack.components {
             if component.queue().is_some() {
                 tokio::spawn(consume(stack.clone(), component.name()));
