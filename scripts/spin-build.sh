@@ -41,6 +41,14 @@ esac
 build() {
     local function="$1" trigger="$2"
     local features="spin-$trigger${SETTINGS:+,$SETTINGS}"
+    local out="$OUT/$function-$trigger.wasm" stamp="$features opt-level=$OPT_LEVEL"
+    # Built since anything it is built from last changed: keep it. (The
+    # builds share one cargo output per crate, so cargo would relink it.)
+    if [[ -f "$out" && "$(cat "$out.features" 2>/dev/null)" == "$stamp" &&
+        -z "$(find shared functions Cargo.toml Cargo.lock -newer "$out" -type f -print -quit)" ]]; then
+        printf '%s\t%s bytes (up to date)\n' "$out" "$(wc -c <"$out")"
+        return
+    fi
     cargo rustc --quiet -p "$function" --target wasm32-wasip2 --release --crate-type cdylib \
         --features "$features" \
         --config "profile.release.opt-level=$OPT_LEVEL" \
@@ -50,17 +58,12 @@ build() {
         --config 'profile.release.debug=false' \
         --config 'profile.release.panic="abort"'
     mkdir -p "$OUT"
-    local built="$TARGET_DIR/wasm32-wasip2/release/${function//-/_}.wasm" out="$OUT/$function-$trigger.wasm"
-    # cargo left the module as it was (same features, no change): so is its optimized copy.
-    if [[ "$out" -nt "$built" && "$(cat "$out.features" 2>/dev/null)" == "$features" ]]; then
-        printf '%s\t%s bytes (up to date)\n' "$out" "$(wc -c <"$out")"
-        return
-    fi
+    local built="$TARGET_DIR/wasm32-wasip2/release/${function//-/_}.wasm"
     # wasm-opt needs the features rustc's wasm32-wasip2 output uses spelled out.
     "$JCO" opt "$built" -o "$out" -- -Oz \
         --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext --enable-mutable-globals \
         --enable-multivalue --enable-reference-types >/dev/null
-    echo "$features" >"$out.features"
+    echo "$stamp" >"$out.features"
     printf '%s\t%s bytes\n' "$out" "$(wc -c <"$out")"
 }
 

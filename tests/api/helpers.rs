@@ -186,7 +186,8 @@ impl TestApp {
         eventually("all queues to drain", || async {
             let health = self.health().await;
             let queues = health["queues"].as_object()?.clone();
-            queues.values().all(|q| q["depth"] == 0).then_some(())
+            // In flight counts too: a message being handled has not committed yet.
+            queues.values().all(|q| q["depth"] == 0 && q["in_flight"] == 0).then_some(())
         })
         .await
     }
