@@ -277,9 +277,23 @@ mod component {
         wstd::runtime::block_on(future)
     }
 
+    /// JSON log lines on stderr, which Spin keeps per component
+    /// (`.spin/logs/`) and wasmtime / jco print: the same request logs as on
+    /// the other hosts. Once per instance; an instance serves one call.
+    fn init_logging() {
+        let _ = tracing_subscriber::fmt()
+            .json()
+            .with_writer(std::io::stderr)
+            .with_max_level(tracing::Level::INFO)
+            .with_current_span(false)
+            .with_target(false)
+            .try_init();
+    }
+
     /// The host of this instance: settings from this build's source, SDK
     /// clients over wasi:http, the webhook (or the log) as provider.
     pub fn host() -> Result<Host, String> {
+        init_logging();
         let settings = Settings::load(config_source().as_ref()).map_err(|e| e.to_string())?;
         let aws = &settings.aws;
         // A component has no credential chain to search: the settings carry them.
