@@ -5,6 +5,11 @@
 #                                  the Spin harness ($HARNESS) and exports the
 #                                  ORDERLY_AWS_* settings that reach it; the
 #                                  caller stops it (aws-emulator.sh stop).
+#   serve_component HOST WASM PORT LOG
+#                                  serves a wasi:http component under HOST
+#                                  (wasmtime | jco) on 127.0.0.1:PORT in its own
+#                                  process group, passing every ORDERLY_*
+#                                  variable; its pid in $!.
 #   wait_http URL SECONDS PID LOG  waits until URL answers (any HTTP status);
 #                                  fails after SECONDS, or at once if the
 #                                  process PID died, showing the end of LOG.
@@ -66,4 +71,31 @@ emulator_and_harness() {
     HARNESS="$CARGO_TARGET_DIR/debug/examples/spin-harness"
     export ORDERLY_AWS_ENDPOINT_URL="http://127.0.0.1:$port"
     export ORDERLY_AWS_ACCESS_KEY_ID=test ORDERLY_AWS_SECRET_ACCESS_KEY=test ORDERLY_AWS_REGION=us-east-1
+}
+
+# wasmtime-cli 48 is the newest that builds with Rust 1.95 (49 needs 1.96);
+# scripts/spin-test.sh installs it here.
+WASMTIME_VERSION=48.0.8
+WASMTIME_ROOT="${ORDERLY_TOOLS_DIR:-/var/tmp/orderly-tools}/wasmtime-$WASMTIME_VERSION"
+WASMTIME="$WASMTIME_ROOT/bin/wasmtime"
+JCO="$PWD/tests/spin/node_modules/.bin/jco"
+
+serve_component() {
+    local host="$1" wasm="$2" port="$3" log="$4"
+    case "$host" in
+    wasmtime)
+        # -S cli: Rust's std needs wasi:cli; --env: the ORDERLY_* settings
+        # (the --env build reads nothing else); outgoing HTTP is wasi:http.
+        local env_args=() name
+        for name in $(compgen -e | grep '^ORDERLY_'); do env_args+=(--env "$name"); done
+        setsid "$WASMTIME" serve -S cli "${env_args[@]}" --addr "127.0.0.1:$port" "$wasm" >"$log" 2>&1 </dev/null &
+        ;;
+    jco)
+        setsid "$JCO" serve --host 127.0.0.1 --port "$port" --jco-dir "$log.jco" "$wasm" >"$log" 2>&1 </dev/null &
+        ;;
+    *)
+        echo "unknown wasi:http host '$host' (wasmtime, jco)" >&2
+        return 2
+        ;;
+    esac
 }

@@ -16,6 +16,8 @@ cd "$(dirname "$0")/.."
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/orderly-target}"
 RUN_DIR="${ORDERLY_SPIN_RUN_DIR:-/var/tmp/orderly-spin-stack}"
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 REQUESTS=300
 HOST=wasmtime
 while (($#)); do
@@ -87,21 +89,9 @@ until grep -q "the stack is up" "$RUN_DIR/bench-stack.log"; do
     sleep 1
 done
 # The hello world under the same host (installed by the stack's start).
-case "$HOST" in
-wasmtime)
-    setsid "${ORDERLY_TOOLS_DIR:-/var/tmp/orderly-tools}"/wasmtime-*/bin/wasmtime serve -S cli \
-        --addr "127.0.0.1:$HELLO_PORT" "$HELLO_WASM" >"$RUN_DIR/hello.log" 2>&1 </dev/null &
-    ;;
-jco)
-    setsid tests/spin/node_modules/.bin/jco serve --host 127.0.0.1 --port "$HELLO_PORT" --jco-dir "$RUN_DIR/jco-hello" \
-        "$HELLO_WASM" >"$RUN_DIR/hello.log" 2>&1 </dev/null &
-    ;;
-esac
+serve_component "$HOST" "$HELLO_WASM" "$HELLO_PORT" "$RUN_DIR/hello.log"
 PIDS+=($!)
-until curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$HELLO_PORT/"; do
-    ((SECONDS < deadline)) || { echo "hello did not answer" >&2; exit 1; }
-    sleep 0.2
-done
+wait_http "http://127.0.0.1:$HELLO_PORT/" 120 "${PIDS[-1]}" "$RUN_DIR/hello.log"
 # The settings the stack runs with (tables, queues), for the native side.
 eval "$(grep '^export ORDERLY_' "$RUN_DIR/settings.env")"
 

@@ -31,11 +31,6 @@ AWS_PORT="${ORDERLY_SPIN_AWS_PORT:-4577}"
 FRONT_PORT="${ORDERLY_SPIN_PORT:-18080}"
 COMPONENT_PORT="${ORDERLY_SPIN_COMPONENT_PORT:-18081}"
 HOSTS=(${ORDERLY_SPIN_HOSTS:-wasmtime jco})
-# wasmtime-cli 48 is the newest that builds with Rust 1.95 (49 needs 1.96);
-# only the `serve` and `run` commands and what they need, to keep the build short.
-WASMTIME_VERSION=48.0.8
-WASMTIME_ROOT="${ORDERLY_TOOLS_DIR:-/var/tmp/orderly-tools}/wasmtime-$WASMTIME_VERSION"
-WASMTIME="$WASMTIME_ROOT/bin/wasmtime"
 UP_ONLY=false
 [[ "${1:-}" == "--up" ]] && UP_ONLY=true
 
@@ -70,6 +65,7 @@ for host in "${HOSTS[@]}"; do
     wasmtime)
         if [[ "$("$WASMTIME" --version 2>/dev/null)" != "wasmtime $WASMTIME_VERSION"* ]]; then
             started=$SECONDS
+            # Only the `serve` and `run` commands and what they need, to keep the build short.
             cargo install --quiet --locked wasmtime-cli --version "$WASMTIME_VERSION" --root "$WASMTIME_ROOT" \
                 --no-default-features --features serve,run,cranelift,cache,parallel-compilation,pooling-allocator,component-model,component-model-async
             echo "wasmtime-cli $WASMTIME_VERSION built in $((SECONDS - started))s"
@@ -102,20 +98,7 @@ serve_stack() {
     HOST_PIDS=()
     for function in order-intake inventory notification analytics; do
         log="$RUN_DIR/$host-$function-http.log"
-        case "$host" in
-        wasmtime)
-            # -S cli: Rust's std needs wasi:cli; --env: the ORDERLY_* settings
-            # (the --env build reads nothing else); outgoing HTTP is wasi:http.
-            local env_args=()
-            for name in $(compgen -e | grep '^ORDERLY_'); do env_args+=(--env "$name"); done
-            setsid "$WASMTIME" serve -S cli "${env_args[@]}" --addr "127.0.0.1:$port" \
-                "target/spin/env/$function-http.wasm" >"$log" 2>&1 </dev/null &
-            ;;
-        jco)
-            setsid "$JCO" serve --host 127.0.0.1 --port "$port" --jco-dir "$RUN_DIR/jco-$function" \
-                "target/spin/env/$function-http.wasm" >"$log" 2>&1 </dev/null &
-            ;;
-        esac
+        serve_component "$host" "target/spin/env/$function-http.wasm" "$port" "$log"
         PIDS+=($!)
         HOST_PIDS+=($!)
         ARGS+=(--component "$function-http=127.0.0.1:$port")
@@ -145,7 +128,6 @@ stop_stack() {
     HOST_PIDS=()
 }
 
-JCO="$PWD/tests/spin/node_modules/.bin/jco"
 export ORDERLY_TEST_BASE_URL="http://127.0.0.1:$FRONT_PORT"
 export ORDERLY_TEST_JWT_SECRET="$ORDERLY_JWT_SECRET"
 export ORDERLY_TEST_RESET_URL="$ORDERLY_TEST_BASE_URL/__harness/reset"
