@@ -334,7 +334,7 @@ async fn poison_messages_land_in_the_dlq_and_the_redrive_command_moves_them_back
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_full_disk_fails_writes_with_503_leaves_nothing_half_written_and_recovers() {
+async fn a_full_disk_fails_writes_with_503_logs_the_cause_without_returning_it_and_recovers() {
     let dir = tempfile::tempdir().unwrap();
     let disk = dir.path().join("disk");
     std::fs::create_dir_all(&disk).unwrap();
@@ -357,7 +357,8 @@ async fn a_full_disk_fails_writes_with_503_leaves_nothing_half_written_and_recov
     let _unmount = Unmount(disk.clone());
 
     let port = free_port();
-    let runner = RunnerProcess::start(Launch::new(&disk, port)).await;
+    // The log stays off the small disk: it must keep every line while the disk is full.
+    let runner = RunnerProcess::start(Launch { log_dir: dir.path(), ..Launch::new(&disk, port) }).await;
     let base = runner.base.clone();
     let (admin, alice) = (token("admin", true), token("alice", false));
     let client = reqwest::Client::new();
@@ -396,7 +397,12 @@ async fn a_full_disk_fails_writes_with_503_leaves_nothing_half_written_and_recov
             StatusCode::SERVICE_UNAVAILABLE => {
                 assert_eq!(response.headers()["content-type"], "application/problem+json");
                 let problem: Value = response.json().await.unwrap();
-                assert!(problem["detail"].as_str().unwrap().contains("out of space"), "{problem}");
+                let detail = problem["detail"].as_str().unwrap();
+                assert!(detail.contains("out of space"), "{problem}");
+                assert!(
+                    !detail.contains("database or disk is full"),
+                    "the driver's text reached the client: {problem}"
+                );
                 refused += 1;
             }
             other => panic!("a full disk must answer 503, got {other}"),
@@ -404,6 +410,16 @@ async fn a_full_disk_fails_writes_with_503_leaves_nothing_half_written_and_recov
         assert!(Instant::now() < until, "the disk never filled up");
     }
     let health_while_full = reqwest::get(format!("{base}/health")).await.unwrap().status();
+    // What the client was not told, the log says, under the request's id.
+    let failures: Vec<Value> =
+        runner.log_lines().into_iter().filter(|line| line["message"] == "request failed").collect();
+    let logged = failures.iter().find(|line| {
+        line["level"] == "WARN"
+            && line["status"] == 503
+            && line["request_id"].is_string()
+            && line["cause"].as_str().is_some_and(|c| c.contains("database or disk is full"))
+    });
+    assert!(logged.is_some(), "no WARN line carries the store's own error: {failures:?}");
 
     // Space returns: writes work again without a restart.
     std::fs::remove_file(&filler).unwrap();

@@ -135,6 +135,46 @@ async fn fifty_orders_racing_for_the_last_ten_units_reserve_exactly_ten() {
     assert_eq!(summary["orders_by_status"]["rejected"], 40);
 }
 
+/// Every order of a burst gets its 202: on the wasm hosts each request is a
+/// fresh instance, and instances once sent colliding DynamoDB idempotency
+/// tokens, which surfaced here as 503s.
+#[tokio::test]
+async fn a_burst_of_two_hundred_orders_from_thirty_two_clients_is_all_accepted_and_never_oversold() {
+    const CLIENTS: usize = 32;
+    const ORDERS: usize = 200;
+    const STOCK: u32 = 150;
+    let app = spawn_app().await;
+    app.put_product("BURST", "2.50", STOCK).await;
+    let statuses = futures::future::join_all((0..CLIENTS).map(|client| {
+        let app = &app;
+        async move {
+            let customer = token(&format!("burst-{client}"), false);
+            let mut statuses = Vec::new();
+            // Client c places orders c, c + 32, c + 64, ... one after another.
+            for _ in (client..ORDERS).step_by(CLIENTS) {
+                statuses.push(app.place_order(&customer, &[("BURST", 1)]).await.status());
+            }
+            statuses
+        }
+    }))
+    .await;
+    let statuses: Vec<StatusCode> = statuses.into_iter().flatten().collect();
+    assert_eq!(statuses.len(), ORDERS);
+    let refused: Vec<&StatusCode> = statuses.iter().filter(|s| **s != StatusCode::ACCEPTED).collect();
+    assert!(refused.is_empty(), "every order of the burst must be accepted, these were not: {refused:?}");
+
+    let summary = eventually("every order of the burst to settle in the read model", || async {
+        let summary = app.summary().await;
+        let settled = summary["orders_by_status"]["confirmed"].as_u64().unwrap_or(0)
+            + summary["orders_by_status"]["rejected"].as_u64().unwrap_or(0);
+        (settled == ORDERS as u64).then_some(summary)
+    })
+    .await;
+    assert_eq!(summary["orders_by_status"]["confirmed"], STOCK);
+    assert_eq!(summary["units_by_sku"]["BURST"], STOCK);
+    assert_eq!(app.product("BURST").await["available"], 0, "exactly the stock was reserved");
+}
+
 #[tokio::test]
 async fn another_customers_order_is_not_found_but_an_admin_sees_it() {
     let app = spawn_app().await;

@@ -27,6 +27,9 @@ pub struct RunnerProcess {
 
 pub struct Launch<'a> {
     pub dir: &'a Path,
+    /// Where the runner's log goes (default `dir`): elsewhere when `dir` is
+    /// meant to fill up.
+    pub log_dir: &'a Path,
     pub port: u16,
     pub generation: usize,
     pub env: Vec<(&'a str, String)>,
@@ -36,13 +39,13 @@ pub struct Launch<'a> {
 
 impl<'a> Launch<'a> {
     pub fn new(dir: &'a Path, port: u16) -> Self {
-        Self { dir, port, generation: 0, env: Vec::new(), with_secret: true }
+        Self { dir, log_dir: dir, port, generation: 0, env: Vec::new(), with_secret: true }
     }
 }
 
 impl RunnerProcess {
     pub async fn start(launch: Launch<'_>) -> Self {
-        let log = launch.dir.join(format!("runner-{}.log", launch.generation));
+        let log = launch.log_dir.join(format!("runner-{}.log", launch.generation));
         let file = std::fs::File::create(&log).unwrap();
         let mut command = Command::new(env!("CARGO_BIN_EXE_orderly"));
         command

@@ -89,7 +89,7 @@ impl<'a> Receipt<'a> {
 }
 
 fn unavailable<E: std::error::Error>(error: E) -> QueueError {
-    QueueError::Unavailable(super::error_chain(&error))
+    QueueError::Unavailable(super::sdk_error_detail(&error))
 }
 
 fn is_fifo(url: &str) -> bool {

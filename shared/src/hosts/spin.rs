@@ -290,10 +290,20 @@ mod component {
             .try_init();
     }
 
+    /// Every request runs in a fresh instance, and fastrand seeds its global
+    /// generator from a hash of the clock and the thread id: concurrent
+    /// instances start alike. The SDK draws its retry jitter from it (and,
+    /// for calls whose token we do not set, idempotency tokens), so each
+    /// instance reseeds it from `wasi:random` before any client is built.
+    fn seed_fastrand() {
+        fastrand::seed(rand::random());
+    }
+
     /// The host of this instance: settings from this build's source, SDK
     /// clients over wasi:http, the webhook (or the log) as provider.
     pub fn host() -> Result<Host, String> {
         init_logging();
+        seed_fastrand();
         let settings = Settings::load(config_source().as_ref()).map_err(|e| e.to_string())?;
         let aws = &settings.aws;
         // A component has no credential chain to search: the settings carry them.

@@ -9,6 +9,7 @@ use axum::http::{HeaderName, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::Response;
 
+use super::problem::ErrorCause;
 use super::{ApiError, Authenticator, Principal};
 use crate::trace::{TraceContext, continue_trace};
 use tracing::Instrument;
@@ -120,6 +121,7 @@ pub async fn edge_middleware(
     request.extensions_mut().insert(context.clone());
 
     let mut response = next.run(request).instrument(span).await;
+    let cause = response.extensions_mut().remove::<ErrorCause>();
 
     let headers = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(&request_id) {
@@ -164,6 +166,14 @@ pub async fn edge_middleware(
         latency_ms,
         "request"
     );
+    // The error behind a 5xx, which the client's problem document leaves out.
+    if let Some(ErrorCause(cause)) = cause {
+        if status >= 500 && status != 503 {
+            tracing::error!(request_id = %request_id, function, route = %route, status, %cause, "request failed");
+        } else {
+            tracing::warn!(request_id = %request_id, function, route = %route, status, %cause, "request failed");
+        }
+    }
     response
 }
 

@@ -18,7 +18,7 @@ pub use auth::{AdminPrincipal, AuthConfig, AuthError, Authenticator, Principal, 
 pub use context::{BODY_LIMIT_BYTES, RequestContext, edge_middleware, tag_function};
 pub use cursor::Cursor;
 pub use json::{JsonBody, parse_json};
-pub use problem::{ApiError, Problem};
+pub use problem::{ApiError, ErrorCause, Problem};
 pub use query::{PageParams, QueryParams};
 pub use rate_limit::{ClientIp, RateLimitLayer, RateLimitPolicy, RouteLimit, rate_limit_middleware};
 pub use versioning::{ApiVersion, MEDIA_TYPE_V2, Representation};

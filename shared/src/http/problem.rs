@@ -43,11 +43,26 @@ pub enum ApiError {
     IdempotencyKeyReused,
     #[error("too many requests")]
     TooManyRequests { retry_after: Duration },
-    #[error("{0}")]
-    Unavailable(String),
-    /// The detail is logged, never sent.
+    /// `detail` is sent; `cause` (the driver's or SDK's own error) is
+    /// logged by the edge, never sent.
+    #[error("{detail}")]
+    Unavailable { detail: String, cause: String },
+    /// The detail is logged by the edge, never sent.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// What a 5xx response does not say: the error behind it, in the response's
+/// extensions for the edge to log beside the request id
+/// ([`super::edge_middleware`]). The client's body stays redacted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorCause(pub String);
+
+impl ApiError {
+    /// A dependency failed: the client reads `detail`, the log gets `cause`.
+    pub fn unavailable(detail: impl Into<String>, cause: impl std::fmt::Display) -> Self {
+        Self::Unavailable { detail: detail.into(), cause: cause.to_string() }
+    }
 }
 
 /// The problem document. `errors` lists invalid fields on a 422.
@@ -77,7 +92,7 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Validation(_) | Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -97,7 +112,7 @@ impl ApiError {
             Self::Validation(_) => "validation-error",
             Self::IdempotencyKeyReused => "idempotency-key-reused",
             Self::TooManyRequests { .. } => "rate-limited",
-            Self::Unavailable(_) => "unavailable",
+            Self::Unavailable { .. } => "unavailable",
             Self::Internal(_) => "internal-error",
         }
     }
@@ -125,14 +140,12 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        match &self {
-            Self::Internal(detail) => tracing::error!(%detail, "internal error"),
-            Self::Unavailable(detail) => tracing::warn!(%detail, "dependency unavailable"),
-            _ => {}
-        }
         let status = self.status();
         let body = serde_json::to_vec(&self.problem()).unwrap_or_default();
         let mut response = (status, body).into_response();
+        if let Self::Internal(cause) | Self::Unavailable { cause, .. } = &self {
+            response.extensions_mut().insert(ErrorCause(cause.clone()));
+        }
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         if matches!(self, Self::Unauthorized(_)) {
@@ -150,7 +163,7 @@ impl IntoResponse for ApiError {
 fn retry_after_of(error: &ApiError) -> Duration {
     match error {
         ApiError::TooManyRequests { retry_after } => *retry_after,
-        ApiError::Unavailable(_) => Duration::from_secs(1),
+        ApiError::Unavailable { .. } => Duration::from_secs(1),
         _ => Duration::ZERO,
     }
 }
@@ -162,11 +175,14 @@ impl From<ValidationErrors> for ApiError {
 }
 
 impl From<StoreError> for ApiError {
+    /// The client gets a redacted sentence; the store's own error (SDK error
+    /// code and message, driver text) rides along for the log.
     fn from(error: StoreError) -> Self {
         match error {
-            StoreError::Unavailable(detail) => {
-                Self::Unavailable(format!("storage is unavailable, try again shortly ({})", redact(&detail)))
-            }
+            StoreError::Unavailable(detail) => Self::unavailable(
+                format!("storage is unavailable, try again shortly ({})", redact(&detail)),
+                format!("store unavailable: {detail}"),
+            ),
             StoreError::Conflict => Self::Conflict("the resource changed concurrently; try again".into()),
             other => Self::Internal(other.to_string()),
         }
@@ -203,6 +219,9 @@ mod tests {
         assert_eq!(error.status(), StatusCode::SERVICE_UNAVAILABLE);
         let detail = error.problem().detail;
         assert!(detail.contains("out of space") && !detail.contains("code 13"), "{detail}");
+        let response = error.into_response();
+        let cause = response.extensions().get::<ErrorCause>().expect("the cause, for the edge's log");
+        assert!(cause.0.contains("database or disk is full (code 13)"), "{cause:?}");
     }
 
     #[test]

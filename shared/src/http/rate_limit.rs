@@ -123,7 +123,7 @@ pub async fn rate_limit_middleware(State(layer): State<Arc<RateLimitLayer>>, req
         }
         Err(error) => {
             metrics::counter!("orderly_rate_limit_store_errors_total").increment(1);
-            return ApiError::Unavailable(format!("rate limiter unavailable ({error})")).into_response();
+            return ApiError::unavailable("the rate limiter is unavailable, try again shortly", error).into_response();
         }
     };
     let mut response = if decision.allowed {

@@ -157,10 +157,10 @@ pub(crate) fn unavailable(error: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(error.to_string())
 }
 
-/// Like [`unavailable`], but with the SDK's whole error chain (the top level
-/// of an SDK error says little more than "service error").
+/// Like [`unavailable`], with the operation and the SDK's whole error chain
+/// (see [`super::sdk_error_detail`]).
 pub(crate) fn sdk_unavailable<E: std::error::Error>(error: E) -> StoreError {
-    StoreError::Unavailable(super::error_chain(&error))
+    StoreError::Unavailable(super::sdk_error_detail(&error))
 }
 
 pub(crate) fn processed_key(mark: &ProcessedEvent) -> Item {

@@ -17,6 +17,26 @@ use chrono::Utc;
 use super::{Item, Table, expiry, processed_key, sdk_unavailable, unavailable};
 use crate::ports::{ProcessedEvent, StoreError};
 
+/// The `ClientRequestToken` of one `TransactWriteItems` call: a UUID v4 from
+/// the operating system's entropy (`wasi:random` inside a component).
+///
+/// DynamoDB keeps a token for 10 minutes: the same token with another
+/// payload fails (`IdempotentParameterMismatchException`), and with the same
+/// payload it is acknowledged *without being applied*. The SDK's own token
+/// comes from `fastrand`, which a wasm32-wasip2 component seeds from the
+/// clock; a fresh instance per request made concurrent instances send the
+/// same tokens for different transactions. Our idempotency lives in the
+/// data (processed marks, claims, conditions in the same transaction), so
+/// the token's only job is the one the SDK gives it: its retries of one
+/// call reuse it (serialization happens once per call), and our own retry
+/// of a cancelled transaction, which applied nothing, is a new call with a
+/// new token. A token derived from the operation would add nothing the
+/// conditions do not already give, and would turn a legitimate repeat within
+/// the 10 minutes (release, then reserve the same lines again) into a no-op.
+fn request_token() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
 /// How often a transaction that lost a race with another transaction on the
 /// same item (not a failed condition) is retried before giving up.
 const CONFLICT_RETRIES: u32 = 6;
@@ -153,7 +173,13 @@ impl Table {
     async fn transact(&self, writes: Vec<TransactWriteItem>) -> Result<(), WriteError> {
         let mut attempt = 0;
         loop {
-            let result = self.client.transact_write_items().set_transact_items(Some(writes.clone())).send().await;
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(writes.clone()))
+                .client_request_token(request_token())
+                .send()
+                .await;
             let error = match result {
                 Ok(_) => return Ok(()),
                 Err(SdkError::ServiceError(e)) => e.into_err(),
@@ -238,3 +264,41 @@ macro_rules! processed_events_for {
     };
 }
 pub(crate) use processed_events_for;
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+    use aws_sdk_dynamodb::{Client, Config};
+    use aws_smithy_http_client::test_util::capture_request;
+
+    use super::*;
+
+    /// The `ClientRequestToken` a fresh client sends for a two-item transaction
+    /// on `sku`, with fastrand's global generator seeded as a fresh wasm
+    /// instance's was: from a clock two concurrent instances read alike.
+    async fn token_of_a_fresh_instance(sku: &str) -> String {
+        fastrand::seed(7);
+        let (http, request) = capture_request(None);
+        let config = Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("key", "secret", None, None, "test"))
+            .http_client(http)
+            .build();
+        let table =
+            Table { client: Client::from_conf(config), name: "t".into(), processed_ttl: Duration::from_secs(60) };
+        let line = |n: &str| write_put(put("t", super::super::key(format!("{sku}#{n}"), "#"), None, &[]));
+        let _ = table.write_all(vec![line("1"), line("2")]).await;
+        let body = request.expect_request().body().bytes().expect("an in-memory body").to_vec();
+        let body: serde_json::Value = serde_json::from_slice(&body).expect("a JSON request");
+        body["ClientRequestToken"].as_str().expect("a ClientRequestToken").to_owned()
+    }
+
+    #[tokio::test]
+    async fn fresh_instances_send_different_tokens_for_different_transactions() {
+        let first = token_of_a_fresh_instance("A").await;
+        let second = token_of_a_fresh_instance("B").await;
+        assert_ne!(first, second, "two instances seeded alike must not share a token");
+        assert!(uuid::Uuid::parse_str(&first).is_ok(), "{first}");
+    }
+}
