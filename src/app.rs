@@ -1,4 +1,7 @@
-//! Wiring: adapters into use cases, use cases into routers and consumers.
+//! The runner's host glue: the embedded backend (SQLite + local queues), the
+//! four functions wired from it by their own crates (the same composition
+//! Lambda and Spin run), and what only this host does: the HTTP server, the
+//! consumer and relay loops, metrics and the dashboard.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -8,25 +11,21 @@ use axum::Router;
 use axum::response::{IntoResponse, Response};
 use shared::adapters::log_provider::LogProvider;
 use shared::adapters::memory_cache::MemoryCache;
-use shared::adapters::sqlite::{DbOptions, QueueSettings, SqliteStore, Synchronous};
+use shared::adapters::sqlite::{DbOptions, QueueSettings, SqliteBackend, SqliteStore, Synchronous};
 use shared::adapters::webhook::WebhookProvider;
-use shared::api::ApiDoc;
-use shared::events::EventFactory;
-use shared::http::{ApiError, AuthConfig, Authenticator, ClientIp, RateLimitLayer, RateLimitPolicy};
+use shared::composition::{self, Backend, Function};
+use shared::http::{ApiError, Authenticator, ClientIp};
 use shared::messaging::EventHandler;
-use shared::ports::{
-    Cache, Clock, IdGenerator, NotificationLog, NotificationProvider, ReadModelStore, SystemClock, UuidV7Ids,
-};
-use shared::resilience::breaker::{BreakerPolicy, CircuitBreaker};
+use shared::ports::{Cache, NotificationProvider};
+use shared::resilience::breaker::CircuitBreaker;
+use shared::settings::{Settings, SqliteSync};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
-use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::config::{Config, FailMode, Switch, SyncMode};
-use crate::health::HealthState;
+use crate::config::database_path;
 use crate::secret::{self, SecretSource};
 use crate::workers;
 
@@ -37,119 +36,65 @@ pub struct App {
     pub store: SqliteStore,
     pub breaker: Arc<CircuitBreaker>,
     consumers: Vec<Arc<dyn EventHandler>>,
-    config: Config,
+    settings: Settings,
 }
 
-/// The name under which the provider's breaker state is shared.
-pub const PROVIDER_BREAKER: &str = "notification-provider";
+/// Opens the embedded store in the data directory.
+pub fn open_store(settings: &Settings) -> anyhow::Result<SqliteStore> {
+    std::fs::create_dir_all(&settings.data_dir)
+        .with_context(|| format!("creating the data directory {}", settings.data_dir.display()))?;
+    let options = DbOptions {
+        synchronous: match settings.sqlite_sync {
+            SqliteSync::Normal => Synchronous::Normal,
+            SqliteSync::Full => Synchronous::Full,
+        },
+        ..DbOptions::default()
+    };
+    let path = database_path(&settings.data_dir);
+    SqliteStore::open(&path, options, QueueSettings { max_receives: settings.queues.max_receives })
+        .with_context(|| format!("opening {}", path.display()))
+}
 
 impl App {
-    pub async fn build(config: Config) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(&config.data_dir)
-            .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
-        let options = DbOptions {
-            synchronous: match config.sqlite_sync {
-                SyncMode::Normal => Synchronous::Normal,
-                SyncMode::Full => Synchronous::Full,
-            },
-            ..DbOptions::default()
-        };
-        let store = SqliteStore::open(
-            &config.database_path(),
-            options,
-            QueueSettings { max_receives: config.queues.max_receives },
-        )
-        .with_context(|| format!("opening {}", config.database_path().display()))?;
-
-        let authenticator = Authenticator::shared(&auth_config(&config).await?)?;
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let ids: Arc<dyn IdGenerator> = Arc::new(UuidV7Ids);
-        let shared_store = Arc::new(store.clone());
-        let raw_provider: Arc<dyn NotificationProvider> = match &config.notify_url {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let store = open_store(&settings)?;
+        let authenticator = authenticator(&settings).await?;
+        let provider: Arc<dyn NotificationProvider> = match &settings.notify_url {
             Some(url) => Arc::new(
-                WebhookProvider::new(url, config.notify_timeout, config.notify_allow_private)
+                WebhookProvider::new(url, settings.notify_timeout, settings.notify_allow_private)
                     .context("ORDERLY_NOTIFY_URL")?,
             ),
             None => Arc::new(LogProvider),
         };
-        let resilience = &config.resilience;
-        let breaker = Arc::new(CircuitBreaker::new(
-            PROVIDER_BREAKER,
-            raw_provider,
-            shared_store.clone(),
-            BreakerPolicy {
-                failure_threshold: resilience.breaker_threshold.max(1),
-                cool_down: resilience.breaker_cool_down,
-                half_open_probes: resilience.breaker_probes.max(1),
-            },
-            clock.clone(),
-        ));
-        let provider: Arc<dyn NotificationProvider> = breaker.clone();
+        let resilience = &settings.resilience;
+        let cache = resilience
+            .cache
+            .then(|| Arc::new(MemoryCache::new(resilience.cache_entries, resilience.cache_ttl)) as Arc<dyn Cache>);
+        let backend: Arc<dyn Backend> = Arc::new(SqliteBackend::new(settings.clone(), store.clone(), provider, cache));
 
-        let intake = Arc::new(order_intake::OrderIntake::new(
-            shared_store.clone(),
-            shared_store.clone(),
-            clock.clone(),
-            ids.clone(),
-        ));
-        let mut catalog = inventory::Catalog::new(
-            shared_store.clone(),
-            EventFactory::new(inventory::FUNCTION, ids.clone(), clock.clone()),
-            clock.clone(),
-        );
-        if resilience.cache == Switch::On {
-            let cache: Arc<dyn Cache> = Arc::new(MemoryCache::new(resilience.cache_entries, resilience.cache_ttl));
-            catalog = catalog.with_cache(cache);
-        }
-        let catalog = Arc::new(catalog);
-        let consumers: Vec<Arc<dyn EventHandler>> = vec![
-            Arc::new(order_intake::saga::SagaReplies::new(intake.clone(), shared_store.clone())),
-            Arc::new(inventory::InventoryConsumer::new(
-                inventory::Reservations::new(
-                    shared_store.clone(),
-                    shared_store.clone(),
-                    EventFactory::new(inventory::FUNCTION, ids.clone(), clock.clone()),
-                    clock.clone(),
-                ),
-                catalog.clone(),
-            )),
-            Arc::new(notification::Notifier::new(shared_store.clone(), provider.clone(), clock.clone())),
-            Arc::new(analytics::Projector::new(shared_store.clone())),
+        let functions: Vec<Function> = vec![
+            order_intake::wire(&backend),
+            inventory::wire(&backend),
+            notification::wire(&backend),
+            analytics::wire(&backend),
         ];
-
-        let health_state = HealthState { store: store.clone(), provider: provider.name(), breaker: breaker.clone() };
+        let consumers = functions.iter().filter_map(Function::handler).cloned().collect();
         let metrics = crate::observability::prometheus();
-        let api = OpenApiRouter::with_openapi(ApiDoc::openapi())
-            .merge(order_intake::http::router(intake))
-            .merge(inventory::http::router(catalog))
-            .merge(notification::http::router(shared_store.clone() as Arc<dyn NotificationLog>))
-            .merge(analytics::http::router(shared_store.clone() as Arc<dyn ReadModelStore>))
-            .merge(shared::hosts::health::router(Arc::new(health_state)))
+        let api = order_intake::front_door(&backend)
+            .api()
+            .unwrap_or_default()
             .route("/metrics", axum::routing::get(move || std::future::ready(metrics.render())))
             .merge(OpenApiRouter::from(crate::dashboard::routes()));
-        let limits = match resilience.rate_limit {
-            Switch::On => {
-                let policy = RateLimitPolicy {
-                    anonymous_read: resilience.rate_limit_anon_read,
-                    anonymous_write: resilience.rate_limit_anon_write,
-                    authenticated_read: resilience.rate_limit_auth_read,
-                    authenticated_write: resilience.rate_limit_auth_write,
-                    routes: RateLimitPolicy::parse_routes(&resilience.rate_limit_routes)
-                        .map_err(|e| anyhow::anyhow!("ORDERLY_RATE_LIMIT_ROUTES: {e}"))?,
-                    fail_open: resilience.rate_limit_fail == FailMode::Open,
-                    ..RateLimitPolicy::default()
-                };
-                Some(Arc::new(RateLimitLayer { limiter: shared_store.clone(), policy, clock: clock.clone() }))
-            }
-            Switch::Off => None,
-        };
+        // One database: every function's rate-limit buckets live in it.
+        let limits = composition::rate_limits(backend.as_ref(), shared::events::routing::Consumer::OrderIntake);
         let (router, openapi) =
             shared::hosts::api_router(api, authenticator, limits).context("rendering the OpenAPI document")?;
         let router = router
-            .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(config.body_timeout))
+            .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(settings.body_timeout))
             .layer(axum::middleware::from_fn(client_ip))
             .layer(CatchPanicLayer::custom(|_| ApiError::Internal("handler panicked".into()).into_response()));
-        Ok(Self { router, openapi, store, breaker, consumers, config })
+        let breaker = composition::breaker(backend.as_ref());
+        Ok(Self { router, openapi, store, breaker, consumers, settings })
     }
 }
 
@@ -163,19 +108,16 @@ async fn client_ip(mut request: axum::extract::Request, next: axum::middleware::
     next.run(request).await
 }
 
-async fn auth_config(config: &Config) -> anyhow::Result<AuthConfig> {
-    let mut auth = AuthConfig {
-        audience: config.jwt_audience.clone(),
-        issuer: config.jwt_issuer.clone(),
-        ..AuthConfig::default()
-    };
-    if let Some(path) = &config.jwks_file {
-        auth.jwks_json = Some(std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?);
-    } else if let Some(url) = &config.jwks_url {
+/// The token verifier: a JWKS file or URL, else the HS256 secret (generated
+/// into the data directory when none is set); the policy is the shared one.
+async fn authenticator(settings: &Settings) -> anyhow::Result<Arc<Authenticator>> {
+    let (secret, jwks) = if let Some(path) = &settings.jwks_file {
+        (None, Some(std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?))
+    } else if let Some(url) = &settings.jwks_url {
         let response = reqwest::get(url).await.context("fetching ORDERLY_JWKS_URL")?.error_for_status()?;
-        auth.jwks_json = Some(response.text().await.context("reading ORDERLY_JWKS_URL")?);
+        (None, Some(response.text().await.context("reading ORDERLY_JWKS_URL")?))
     } else {
-        let (secret, source) = secret::load_or_create(config.jwt_secret.as_deref(), &config.data_dir)?;
+        let (secret, source) = secret::load_or_create(settings.jwt_secret.as_deref(), &settings.data_dir)?;
         match source {
             SecretSource::Generated(path) => tracing::warn!(
                 path = %path.display(),
@@ -186,9 +128,9 @@ async fn auth_config(config: &Config) -> anyhow::Result<AuthConfig> {
             }
             SecretSource::Environment => tracing::info!("using the JWT secret from ORDERLY_JWT_SECRET"),
         }
-        auth.hs256_secret = Some(secret);
-    }
-    Ok(auth)
+        (Some(secret), None)
+    };
+    composition::authenticator(settings, secret, jwks).map_err(anyhow::Error::msg)
 }
 
 /// Accepts connections until shutdown, then lets open requests finish.
@@ -252,27 +194,27 @@ pub struct Runner {
 
 impl Runner {
     /// Binds, then starts serving and consuming. Returns once it listens.
-    pub async fn start(config: Config) -> anyhow::Result<Self> {
-        let app = App::build(config).await?;
-        let listener =
-            TcpListener::bind(app.config.addr).await.with_context(|| format!("binding {}", app.config.addr))?;
+    pub async fn start(settings: Settings) -> anyhow::Result<Self> {
+        let app = App::build(settings).await?;
+        let settings = &app.settings;
+        let listener = TcpListener::bind(settings.addr).await.with_context(|| format!("binding {}", settings.addr))?;
         let addr = listener.local_addr()?;
         let shutdown = CancellationToken::new();
         let mut tasks = JoinSet::new();
 
         // Validate before anything starts.
-        for name in &app.config.consumers {
+        for name in &settings.queues.consumers {
             if shared::events::routing::Consumer::from_queue(name.trim()).is_none() {
                 anyhow::bail!("ORDERLY_CONSUMERS: no consumer named {name:?}");
             }
         }
-        tasks.spawn(serve(listener, app.router.clone(), app.config.header_timeout, shutdown.clone()));
+        tasks.spawn(serve(listener, app.router.clone(), settings.header_timeout, shutdown.clone()));
         for handler in app.consumers {
-            if !app.config.consumers.iter().any(|c| c.trim() == handler.consumer().queue()) {
+            if !settings.queues.consumers.iter().any(|c| c.trim() == handler.consumer().queue()) {
                 tracing::warn!(consumer = handler.consumer().queue(), "consumer not started here (ORDERLY_CONSUMERS)");
                 continue;
             }
-            tasks.spawn(workers::consume(app.store.clone(), handler, app.config.queues.clone(), shutdown.clone()));
+            tasks.spawn(workers::consume(app.store.clone(), handler, settings.queues.clone(), shutdown.clone()));
         }
         tasks.spawn(workers::relay(app.store.clone(), shutdown.clone()));
         tasks.spawn(workers::housekeeping(app.store.clone(), shutdown.clone()));

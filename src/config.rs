@@ -1,251 +1,155 @@
-//! Configuration: every setting is an environment variable with a matching
-//! flag (the flag wins). The README's table is generated from the same names.
+//! The runner's settings: the one model every host reads
+//! ([`shared::settings`]), from flags, then the environment. Each declared
+//! setting becomes a flag with its `ORDERLY_*` variable, so `orderly --help`
+//! lists every one; the README's table is generated from the same
+//! declarations (`orderly settings --markdown`, kept true by a test).
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::time::Duration;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
-use clap::{Args, ValueEnum};
-use shared::resilience::rate_limit::Bucket;
+use clap::parser::ValueSource;
+use clap::{Arg, ArgMatches, Args, Command, FromArgMatches};
+use shared::settings::{ConfigSource, SETTINGS, Setting, SettingError, Settings, env_name, flag_name};
 
-fn duration(raw: &str) -> Result<Duration, String> {
-    humantime::parse_duration(raw).map_err(|e| format!("{e} (examples: 500ms, 10s, 2m)"))
+/// The values given by flag or environment; what is unset falls back to the
+/// declared default inside [`Settings::load`].
+#[derive(Debug, Clone, Default)]
+pub struct SettingsArgs {
+    given: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Switch {
-    On,
-    Off,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum FailMode {
-    /// Let requests through when the limiter's store fails.
-    Open,
-    /// Answer 503 when the limiter's store fails.
-    Closed,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum SyncMode {
-    /// WAL, fsync at checkpoints: survives a killed process (kill -9).
-    Normal,
-    /// WAL, fsync every commit: also survives power loss.
-    Full,
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct Config {
-    /// Where the HTTP API listens.
-    #[arg(long, env = "ORDERLY_ADDR", default_value = "127.0.0.1:8080")]
-    pub addr: SocketAddr,
-
-    /// Directory for the SQLite database (and the generated dev JWT secret).
-    #[arg(long, env = "ORDERLY_DATA_DIR", default_value = ".orderly")]
-    pub data_dir: PathBuf,
-
-    /// HS256 secret (at least 32 bytes). Unset: one is generated and kept in the data dir.
-    #[arg(long, env = "ORDERLY_JWT_SECRET", hide_env_values = true)]
-    pub jwt_secret: Option<String>,
-
-    /// RS256 instead of HS256: a JWKS file with the public keys.
-    #[arg(long, env = "ORDERLY_JWKS_FILE", conflicts_with = "jwks_url")]
-    pub jwks_file: Option<PathBuf>,
-
-    /// RS256 instead of HS256: a JWKS URL, fetched at start.
-    #[arg(long, env = "ORDERLY_JWKS_URL")]
-    pub jwks_url: Option<String>,
-
-    /// When set, tokens must carry this `aud`.
-    #[arg(long, env = "ORDERLY_JWT_AUDIENCE")]
-    pub jwt_audience: Option<String>,
-
-    /// When set, tokens must carry this `iss`.
-    #[arg(long, env = "ORDERLY_JWT_ISSUER")]
-    pub jwt_issuer: Option<String>,
-
-    /// Notification webhook (POST JSON). Unset: notifications are recorded in the log only.
-    #[arg(long, env = "ORDERLY_NOTIFY_URL")]
-    pub notify_url: Option<String>,
-
-    /// Let the webhook reach loopback/private/link-local addresses (off: SSRF guard).
-    #[arg(long, env = "ORDERLY_NOTIFY_ALLOW_PRIVATE", default_value_t = false, action = clap::ArgAction::Set)]
-    pub notify_allow_private: bool,
-
-    /// Per-call timeout of the notification provider.
-    #[arg(long, env = "ORDERLY_NOTIFY_TIMEOUT", default_value = "2s", value_parser = duration)]
-    pub notify_timeout: Duration,
-
-    /// SQLite durability.
-    #[arg(long, env = "ORDERLY_SQLITE_SYNC", value_enum, default_value = "normal")]
-    pub sqlite_sync: SyncMode,
-
-    #[command(flatten)]
-    pub queues: QueueConfig,
-
-    #[command(flatten)]
-    pub resilience: ResilienceConfig,
-
-    /// OTLP/HTTP endpoint for traces (e.g. http://127.0.0.1:4318); unset: no export.
-    #[arg(long, env = "ORDERLY_OTLP_ENDPOINT")]
-    pub otlp_endpoint: Option<String>,
-
-    /// Longest a client may take to send a request's headers (slow-loris guard).
-    #[arg(long, env = "ORDERLY_HEADER_TIMEOUT", default_value = "10s", value_parser = duration)]
-    pub header_timeout: Duration,
-
-    /// Longest a client may take to send a request's body.
-    #[arg(long, env = "ORDERLY_BODY_TIMEOUT", default_value = "10s", value_parser = duration)]
-    pub body_timeout: Duration,
-
-    /// Which queue consumers this process runs (comma-separated; default all):
-    /// lets consumers be scaled or stopped separately.
-    #[arg(
-        long,
-        env = "ORDERLY_CONSUMERS",
-        value_delimiter = ',',
-        default_value = "order-intake,inventory,notification,analytics"
-    )]
-    pub consumers: Vec<String>,
-
-    /// Log filter (tracing EnvFilter syntax), e.g. `info` or `orderly=debug`.
-    #[arg(long, env = "ORDERLY_LOG", default_value = "info")]
-    pub log: String,
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct QueueConfig {
-    /// Deliveries of a message before it moves to its dead-letter queue.
-    #[arg(long, env = "ORDERLY_MAX_RECEIVES", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
-    pub max_receives: u32,
-
-    /// How long a received message stays invisible before it is redelivered.
-    #[arg(long, env = "ORDERLY_VISIBILITY_TIMEOUT", default_value = "10s", value_parser = duration)]
-    pub visibility_timeout: Duration,
-
-    /// First retry delay of a failed message (doubles per attempt, with jitter).
-    #[arg(long, env = "ORDERLY_RETRY_BASE", default_value = "200ms", value_parser = duration)]
-    pub retry_base: Duration,
-
-    /// Longest retry delay.
-    #[arg(long, env = "ORDERLY_RETRY_MAX", default_value = "30s", value_parser = duration)]
-    pub retry_max: Duration,
-
-    /// Messages a consumer takes per receive.
-    #[arg(long, env = "ORDERLY_BATCH_SIZE", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=256))]
-    pub batch_size: u32,
-
-    /// Longest an idle consumer sleeps before looking again (it is woken at
-    /// once when a message arrives in this process).
-    #[arg(long, env = "ORDERLY_IDLE_POLL", default_value = "1s", value_parser = duration)]
-    pub idle_poll: Duration,
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct ResilienceConfig {
-    /// Rate limiting (token buckets shared through the store).
-    #[arg(long, env = "ORDERLY_RATE_LIMIT", value_enum, default_value = "on")]
-    pub rate_limit: Switch,
-    /// Anonymous reads, per client IP: `rate/s:burst`.
-    #[arg(long, env = "ORDERLY_RATE_LIMIT_ANON_READ", default_value = "50/s:150", value_parser = Bucket::parse)]
-    pub rate_limit_anon_read: Bucket,
-    /// Anonymous writes, per client IP.
-    #[arg(long, env = "ORDERLY_RATE_LIMIT_ANON_WRITE", default_value = "10/s:30", value_parser = Bucket::parse)]
-    pub rate_limit_anon_write: Bucket,
-    /// Authenticated reads, per customer.
-    #[arg(long, env = "ORDERLY_RATE_LIMIT_AUTH_READ", default_value = "200/s:400", value_parser = Bucket::parse)]
-    pub rate_limit_auth_read: Bucket,
-    /// Authenticated writes, per customer.
-    #[arg(long, env = "ORDERLY_RATE_LIMIT_AUTH_WRITE", default_value = "100/s:200", value_parser = Bucket::parse)]
-    pub rate_limit_auth_write: Bucket,
-    /// Per-route limits: `POST /api/v1/orders=10/s:20,2/s:5; ...` (authenticated, then anonymous).
-    #[arg(long, env = "ORDERLY_RATE_LIMIT_ROUTES", default_value = "")]
-    pub rate_limit_routes: String,
-    /// What to do when the limiter's store fails.
-    #[arg(long, env = "ORDERLY_RATE_LIMIT_FAIL", value_enum, default_value = "open")]
-    pub rate_limit_fail: FailMode,
-
-    /// Consecutive provider failures (errors, timeouts) that open the breaker.
-    #[arg(long, env = "ORDERLY_BREAKER_THRESHOLD", default_value_t = 5)]
-    pub breaker_threshold: u32,
-    /// How long the breaker stays open before a probe.
-    #[arg(long, env = "ORDERLY_BREAKER_COOL_DOWN", default_value = "30s", value_parser = duration)]
-    pub breaker_cool_down: Duration,
-    /// Probes let through while half-open.
-    #[arg(long, env = "ORDERLY_BREAKER_PROBES", default_value_t = 1)]
-    pub breaker_probes: u32,
-
-    /// Catalog cache (cache-aside for GET /api/v1/products/{sku}).
-    #[arg(long, env = "ORDERLY_CACHE", value_enum, default_value = "on")]
-    pub cache: Switch,
-    /// Longest a cached product may be served after a change whose invalidation was missed.
-    #[arg(long, env = "ORDERLY_CACHE_TTL", default_value = "5s", value_parser = duration)]
-    pub cache_ttl: Duration,
-    /// Most products cached.
-    #[arg(long, env = "ORDERLY_CACHE_ENTRIES", default_value_t = 10_000)]
-    pub cache_entries: u64,
-}
-
-impl Default for ResilienceConfig {
-    fn default() -> Self {
-        Self {
-            rate_limit: Switch::On,
-            rate_limit_anon_read: Bucket { per_second: 50.0, burst: 150 },
-            rate_limit_anon_write: Bucket { per_second: 10.0, burst: 30 },
-            rate_limit_auth_read: Bucket { per_second: 200.0, burst: 400 },
-            rate_limit_auth_write: Bucket { per_second: 100.0, burst: 200 },
-            rate_limit_routes: String::new(),
-            rate_limit_fail: FailMode::Open,
-            breaker_threshold: 5,
-            breaker_cool_down: Duration::from_secs(30),
-            breaker_probes: 1,
-            cache: Switch::On,
-            cache_ttl: Duration::from_secs(5),
-            cache_entries: 10_000,
-        }
+impl SettingsArgs {
+    pub fn settings(&self) -> Result<Settings, SettingError> {
+        Settings::load(self)
     }
 }
 
-impl Default for QueueConfig {
-    fn default() -> Self {
-        Self {
-            max_receives: 5,
-            visibility_timeout: Duration::from_secs(10),
-            retry_base: Duration::from_millis(200),
-            retry_max: Duration::from_secs(30),
-            batch_size: 32,
-            idle_poll: Duration::from_secs(1),
-        }
+impl ConfigSource for SettingsArgs {
+    fn get(&self, key: &str) -> Option<String> {
+        self.given.get(key).filter(|v| !v.is_empty()).cloned()
     }
 }
 
-impl Config {
-    /// A configuration for tests and embedding: everything default but the
-    /// data directory and a loopback port chosen by the OS.
-    pub fn for_data_dir(data_dir: impl Into<PathBuf>) -> Self {
-        Self {
-            addr: "127.0.0.1:0".parse().expect("a literal address"),
-            data_dir: data_dir.into(),
-            jwt_secret: None,
-            jwks_file: None,
-            jwks_url: None,
-            jwt_audience: None,
-            jwt_issuer: None,
-            notify_url: None,
-            notify_allow_private: false,
-            notify_timeout: Duration::from_secs(2),
-            sqlite_sync: SyncMode::Normal,
-            queues: QueueConfig::default(),
-            resilience: ResilienceConfig::default(),
-            otlp_endpoint: None,
-            header_timeout: Duration::from_secs(10),
-            body_timeout: Duration::from_secs(10),
-            consumers: ["order-intake", "inventory", "notification", "analytics"].map(String::from).to_vec(),
-            log: "info".into(),
+fn hosts_note(setting: &Setting) -> String {
+    match setting.hosts {
+        shared::settings::Hosts::All | shared::settings::Hosts::Runner => String::new(),
+        other => format!(" [{}]", other.label()),
+    }
+}
+
+fn arg(setting: &Setting) -> Arg {
+    let mut arg = Arg::new(setting.key)
+        .long(flag_name(setting.key))
+        .env(env_name(setting.key))
+        .value_name("VALUE")
+        .help(format!("{}{}", setting.meaning, hosts_note(setting)))
+        .help_heading("Settings (flag, then ORDERLY_* variable)")
+        .hide_env_values(setting.secret);
+    if !setting.default.is_empty() {
+        arg = arg.default_value(setting.default);
+    }
+    arg
+}
+
+impl Args for SettingsArgs {
+    fn augment_args(mut command: Command) -> Command {
+        for setting in SETTINGS {
+            command = command.arg(arg(setting));
+            if let Some(alias) = setting.alias {
+                // The old name of a deployed stack: read, not advertised.
+                command =
+                    command.arg(Arg::new(alias.key).long(flag_name(alias.key)).env(env_name(alias.key)).hide(true));
+            }
         }
+        command
     }
 
-    pub fn database_path(&self) -> PathBuf {
-        self.data_dir.join("orderly.db")
+    fn augment_args_for_update(command: Command) -> Command {
+        Self::augment_args(command)
+    }
+}
+
+impl FromArgMatches for SettingsArgs {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+        let mut args = Self::default();
+        args.update_from_arg_matches(matches)?;
+        Ok(args)
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        let keys = SETTINGS.iter().flat_map(|s| std::iter::once(s.key).chain(s.alias.map(|a| a.key)));
+        for key in keys {
+            // Defaults stay out: the settings model applies its own (the same text).
+            if matches.value_source(key).is_some_and(|source| source != ValueSource::DefaultValue)
+                && let Some(value) = matches.get_one::<String>(key)
+            {
+                self.given.insert(key.to_owned(), value.clone());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Settings for tests and embedding: every default but the data directory
+/// and a loopback port chosen by the OS.
+pub fn for_data_dir(data_dir: impl Into<PathBuf>) -> Settings {
+    let mut settings = Settings::defaults();
+    settings.addr = "127.0.0.1:0".parse().expect("a literal address");
+    settings.data_dir = data_dir.into();
+    settings
+}
+
+/// The SQLite database in the data directory.
+pub fn database_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("orderly.db")
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        settings: SettingsArgs,
+    }
+
+    #[test]
+    fn flags_set_settings_and_unset_ones_keep_the_declared_default() {
+        let cli = Cli::try_parse_from(["orderly", "--retry-base", "50ms", "--rate-limit", "off"]).unwrap();
+        let settings = cli.settings.settings().unwrap();
+        assert_eq!(settings.queues.retry_base, std::time::Duration::from_millis(50));
+        assert!(!settings.resilience.rate_limit);
+        assert_eq!(settings.notify_timeout, Settings::defaults().notify_timeout);
+    }
+
+    #[test]
+    fn the_old_millisecond_flags_still_work() {
+        let cli = Cli::try_parse_from(["orderly", "--notify-timeout-ms", "750"]).unwrap();
+        assert_eq!(cli.settings.settings().unwrap().notify_timeout, std::time::Duration::from_millis(750));
+    }
+
+    #[test]
+    fn the_readme_table_is_the_generated_one() {
+        let readme = include_str!("../README.md");
+        let (_, rest) = readme.split_once("<!-- settings:begin").expect("the README's settings markers");
+        let (_, rest) = rest.split_once("-->\n").expect("the end of the begin marker");
+        let (table, _) = rest.split_once("<!-- settings:end -->").expect("the README's settings end marker");
+        assert_eq!(
+            table,
+            shared::settings::markdown_table(),
+            "README.md's configuration table is stale: regenerate it with `cargo run -- settings`"
+        );
+    }
+
+    #[test]
+    fn help_lists_every_setting_with_its_variable() {
+        let help = <Cli as clap::CommandFactory>::command().render_long_help().to_string();
+        for setting in SETTINGS {
+            assert!(help.contains(&format!("--{}", flag_name(setting.key))), "{} missing from --help", setting.key);
+            assert!(help.contains(&env_name(setting.key)), "{} missing from --help", env_name(setting.key));
+        }
     }
 }

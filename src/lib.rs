@@ -2,9 +2,10 @@
 //!
 //! All four Orderly functions in one process, on the embedded default:
 //! SQLite (one durable file) for every store and for the queues. It is a
-//! *host*, like the Lambda and Spin ones: it parses configuration, wires
-//! adapters into the functions' use cases, serves their routers and runs
-//! their consumers. No business rule lives here.
+//! *host*, like the Lambda and Spin ones: it reads the settings, builds the
+//! embedded backend, lets each function's crate wire itself from it (the
+//! same `wire` Lambda and Spin call), serves the routes and runs the
+//! consumers. No business rule lives here.
 //!
 //! ```text
 //!  HTTP ──► order-intake ──┐ (order + order.placed.v1, one transaction)
@@ -19,11 +20,10 @@ pub mod bench;
 pub mod config;
 pub mod dashboard;
 pub mod dlq;
-pub mod health;
 pub mod load;
 pub mod observability;
 pub mod secret;
 pub mod workers;
 
 pub use app::{App, Runner};
-pub use config::{Config, QueueConfig};
+pub use config::{SettingsArgs, for_data_dir};

@@ -2,11 +2,9 @@
 
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
-use orderly::config::Config;
+use orderly::config::SettingsArgs;
 use orderly::{Runner, bench, dlq, load, secret};
-use shared::adapters::sqlite::{DbOptions, QueueSettings, SqliteStore};
 
 // A request allocates many small, short-lived buffers (JSON, SQL params,
 // log lines); the system allocator was ~15% of CPU under load.
@@ -21,7 +19,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 )]
 struct Cli {
     #[command(flatten)]
-    config: Config,
+    settings: SettingsArgs,
 
     #[command(subcommand)]
     command: Option<Command>,
@@ -31,6 +29,8 @@ struct Cli {
 enum Command {
     /// Run all four functions on the embedded store (the default).
     Serve,
+    /// Every setting of every host, as the README's Markdown table.
+    Settings,
     /// Mint a development token signed with the runner's HS256 secret.
     Token {
         /// The customer id (`sub`).
@@ -96,12 +96,12 @@ async fn shutdown_signal() {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let config = cli.config;
+    let settings = cli.settings.settings()?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
-            let tracer = orderly::observability::init_telemetry(&config.log, config.otlp_endpoint.as_deref())?;
-            let data_dir = config.data_dir.canonicalize().unwrap_or(config.data_dir.clone());
-            let runner = Runner::start(config).await?;
+            let tracer = orderly::observability::init_telemetry(&settings.log, settings.otlp_endpoint.as_deref())?;
+            let data_dir = settings.data_dir.canonicalize().unwrap_or(settings.data_dir.clone());
+            let runner = Runner::start(settings).await?;
             eprintln!("orderly: listening on http://{}  (data in {})", runner.addr(), data_dir.display());
             tracing::info!(addr = %runner.addr(), data_dir = %data_dir.display(), "orderly local runner started");
             shutdown_signal().await;
@@ -114,10 +114,11 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         Command::Token { sub, admin, ttl } => {
-            let (secret, _) = secret::load_or_create(config.jwt_secret.as_deref(), &config.data_dir)?;
+            let (secret, _) = secret::load_or_create(settings.jwt_secret.as_deref(), &settings.data_dir)?;
             shared::domain::CustomerId::parse(&sub).map_err(|e| anyhow::anyhow!("--sub: {e}"))?;
             println!("{}", shared::http::mint_hs256(&secret, &sub, admin, ttl));
         }
+        Command::Settings => print!("{}", shared::settings::markdown_table()),
         Command::Load(args) => {
             let report = load::run(args).await?;
             load::print(&report);
@@ -131,12 +132,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::BenchHello { addr } => bench::serve_hello(addr).await?,
         Command::Dlq { action } => {
-            let store = SqliteStore::open(
-                &config.database_path(),
-                DbOptions::default(),
-                QueueSettings { max_receives: config.queues.max_receives },
-            )
-            .with_context(|| format!("opening {}", config.database_path().display()))?;
+            let store = orderly::app::open_store(&settings)?;
             match action {
                 DlqAction::List { queue, limit } => dlq::list(&store, queue.as_deref(), limit).await?,
                 DlqAction::Redrive { queue, limit } => dlq::redrive(&store, queue.as_deref(), limit).await?,

@@ -94,7 +94,7 @@ pub async fn gauges(store: SqliteStore, breaker: Arc<CircuitBreaker>, shutdown: 
                 BreakerState::HalfOpen { .. } => 1.0,
                 BreakerState::Open { .. } => 2.0,
             };
-            metrics::gauge!("orderly_breaker_state", "breaker" => crate::app::PROVIDER_BREAKER).set(value);
+            metrics::gauge!("orderly_breaker_state", "breaker" => shared::composition::PROVIDER_BREAKER).set(value);
         }
     }
 }

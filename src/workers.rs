@@ -13,7 +13,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::QueueConfig;
+use shared::settings::QueueSettings;
 
 /// Waits for `waker`, `deadline` or shutdown; returns false on shutdown.
 async fn idle(waker: &Notify, deadline: Instant, shutdown: &CancellationToken) -> bool {
@@ -27,7 +27,7 @@ async fn idle(waker: &Notify, deadline: Instant, shutdown: &CancellationToken) -
 pub async fn consume(
     store: SqliteStore,
     handler: Arc<dyn EventHandler>,
-    config: QueueConfig,
+    config: QueueSettings,
     shutdown: CancellationToken,
 ) {
     let queue = handler.consumer().queue();

@@ -18,6 +18,7 @@
 
 pub mod adapters;
 pub mod api;
+pub mod composition;
 #[cfg(feature = "contract")]
 pub mod contract;
 pub mod domain;
@@ -27,4 +28,5 @@ pub mod http;
 pub mod messaging;
 pub mod ports;
 pub mod resilience;
+pub mod settings;
 pub mod trace;

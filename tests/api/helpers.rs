@@ -15,9 +15,9 @@ use std::io::Write;
 use std::time::Duration;
 
 use orderly::Runner;
-use orderly::config::Config;
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
+use shared::settings::Settings;
 
 pub const SECRET: &str = "test-secret-test-secret-test-secret-0123456789";
 
@@ -43,8 +43,8 @@ pub fn secret() -> String {
 }
 
 /// Queue timings scaled down so retries and dead-lettering take milliseconds.
-pub fn fast_config(dir: &std::path::Path) -> Config {
-    let mut config = Config::for_data_dir(dir);
+pub fn fast_config(dir: &std::path::Path) -> Settings {
+    let mut config = orderly::config::for_data_dir(dir);
     config.jwt_secret = Some(SECRET.into());
     config.queues.max_receives = 3;
     config.queues.retry_base = Duration::from_millis(20);
@@ -72,7 +72,7 @@ pub async fn spawn_app() -> TestApp {
 
 /// A runner for a test that reaches into it (its store, its sockets) or
 /// configures it; against a remote stack the test is skipped, saying why.
-pub async fn spawn_local_app_with(reason: &str, configure: impl FnOnce(&mut Config)) -> Option<TestApp> {
+pub async fn spawn_local_app_with(reason: &str, configure: impl FnOnce(&mut Settings)) -> Option<TestApp> {
     if remote_base_url().is_some() {
         // Past the test harness's capture, so that a passing run says it too.
         let _ = writeln!(std::io::stderr(), "skipped against a remote stack: {reason}");
@@ -85,7 +85,7 @@ pub async fn spawn_local_app(reason: &str) -> Option<TestApp> {
     spawn_local_app_with(reason, |_| {}).await
 }
 
-async fn spawn_runner(configure: impl FnOnce(&mut Config)) -> TestApp {
+async fn spawn_runner(configure: impl FnOnce(&mut Settings)) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = fast_config(dir.path());
     configure(&mut config);

@@ -15,6 +15,9 @@
 #[cfg(feature = "aws")]
 pub mod aws;
 pub mod http;
+pub mod wiring;
+
+pub use wiring::wire;
 pub mod projection;
 pub mod projector;
 

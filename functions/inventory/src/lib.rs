@@ -14,6 +14,9 @@ pub mod aws;
 pub mod catalog;
 pub mod consumer;
 pub mod http;
+pub mod wiring;
+
+pub use wiring::wire;
 pub mod reservations;
 
 pub use catalog::{Catalog, CatalogError, PutOutcome};

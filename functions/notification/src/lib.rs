@@ -11,6 +11,9 @@
 #[cfg(feature = "aws")]
 pub mod aws;
 pub mod http;
+pub mod wiring;
+
+pub use wiring::wire;
 pub mod notifier;
 
 pub use notifier::Notifier;

@@ -2,6 +2,8 @@
 //! that the core builds without them (and for `wasm32-wasip2`).
 
 #[cfg(feature = "aws")]
+pub mod aws_backend;
+#[cfg(feature = "aws")]
 pub mod dynamo;
 pub mod log_provider;
 #[cfg(feature = "memory-cache")]

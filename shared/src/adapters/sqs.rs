@@ -40,11 +40,7 @@ const SOURCE_MESSAGE: &str = "orderly-source-message-id";
 const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 3600);
 
 /// The queue (and its dead-letter queue) that holds one consumer's messages.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QueueUrls {
-    pub url: String,
-    pub dead_letter_url: String,
-}
+pub use crate::settings::QueueUrls;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SqsConfig {

@@ -70,6 +70,17 @@ impl DynamoConfig {
         }
     }
 
+    /// The tables the settings name (`table_orders`, ...).
+    pub fn from_settings(tables: &crate::settings::TableNames) -> Self {
+        Self {
+            orders_table: tables.orders.clone(),
+            inventory_table: tables.inventory.clone(),
+            notifications_table: tables.notifications.clone(),
+            analytics_table: tables.analytics.clone(),
+            ..Self::with_prefix("orderly")
+        }
+    }
+
     pub fn table_mut(&mut self, kind: TableKind) -> &mut String {
         match kind {
             TableKind::Orders => &mut self.orders_table,

@@ -5,6 +5,7 @@
 //! DynamoDB/SQS on AWS, and both pass the same contract suites.
 
 mod analytics;
+mod backend;
 mod db;
 mod inventory;
 mod notifications;
@@ -22,6 +23,7 @@ use rusqlite::{Connection, params};
 use serde::de::DeserializeOwned;
 use tokio::sync::Notify;
 
+pub use backend::SqliteBackend;
 pub use db::{Database, DbOptions, Synchronous};
 pub use queue::QueueSettings;
 

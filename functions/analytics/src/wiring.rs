@@ -1,0 +1,16 @@
+//! analytics, wired from any backend: the read API and the projector of
+//! every event (its queue). The one composition every host runs.
+
+use std::sync::Arc;
+
+use shared::composition::{Backend, Function};
+use shared::events::routing::Consumer;
+
+use crate::{FUNCTION, Projector};
+
+pub fn wire(backend: &Arc<dyn Backend>) -> Function {
+    let views = backend.read_models();
+    Function::new(FUNCTION, Consumer::Analytics)
+        .routes(crate::http::router(views.clone()))
+        .consumer(Arc::new(Projector::new(views)))
+}

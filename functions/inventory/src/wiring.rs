@@ -1,0 +1,32 @@
+//! inventory, wired from any backend: the catalog API, reservations (its
+//! queue) and its outbox. The one composition every host runs.
+
+use std::sync::Arc;
+
+use shared::composition::{Backend, Function};
+use shared::events::EventFactory;
+use shared::events::routing::Consumer;
+
+use crate::{Catalog, FUNCTION, InventoryConsumer, Reservations};
+
+/// The catalog: cache-aside through the backend's cache when it has one
+/// (the runner; a Spin instance lives for one request, so it has none).
+pub fn catalog(backend: &Arc<dyn Backend>) -> Arc<Catalog> {
+    let events = EventFactory::new(FUNCTION, backend.ids(), backend.clock());
+    let catalog = Catalog::new(backend.inventory(), events, backend.clock());
+    Arc::new(match backend.cache() {
+        Some(cache) => catalog.with_cache(cache),
+        None => catalog,
+    })
+}
+
+pub fn wire(backend: &Arc<dyn Backend>) -> Function {
+    let catalog = catalog(backend);
+    let events = EventFactory::new(FUNCTION, backend.ids(), backend.clock());
+    let reservations =
+        Reservations::new(backend.inventory(), backend.processed(Consumer::Inventory), events, backend.clock());
+    Function::new(FUNCTION, Consumer::Inventory)
+        .routes(crate::http::router(catalog.clone()))
+        .consumer(Arc::new(InventoryConsumer::new(reservations, catalog)))
+        .outbox(backend.inventory_outbox())
+}

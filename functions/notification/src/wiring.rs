@@ -1,0 +1,16 @@
+//! notification, wired from any backend: the log API and the notifier (its
+//! queue), which sends through the provider's shared circuit breaker. The
+//! one composition every host runs.
+
+use std::sync::Arc;
+
+use shared::composition::{self, Backend, Function};
+use shared::events::routing::Consumer;
+
+use crate::{FUNCTION, Notifier};
+
+pub fn wire(backend: &Arc<dyn Backend>) -> Function {
+    let log = backend.notifications();
+    let notifier = Notifier::new(log.clone(), composition::breaker(backend.as_ref()), backend.clock());
+    Function::new(FUNCTION, Consumer::Notification).routes(crate::http::router(log)).consumer(Arc::new(notifier))
+}

@@ -1,0 +1,41 @@
+//! order-intake, wired from any backend: the orders API, the saga replies
+//! (its queue) and its outbox. The one composition every host runs.
+//!
+//! [`front_door`] is the whole API: the routes of all four functions, `GET
+//! /health`, `GET /api/v1/openapi.json` and problem+json 404/405s for
+//! everything else. The runner serves it as its API. On Lambda it is
+//! order-intake's HTTP API `$default` route; on Spin, whose router matches
+//! paths but not methods, `/api/v1/orders` is both `POST` (intake) and `GET`
+//! (analytics' read model of the caller's orders), so order-intake's
+//! component answers it whole. Either way the document covers the whole
+//! API, and a known path with a wrong method is a 405. The catalog,
+//! notification and summary routes still reach their own functions there.
+
+use std::sync::Arc;
+
+use shared::api::ApiDoc;
+use shared::composition::{self, Backend, Function};
+use shared::events::routing::Consumer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::saga::SagaReplies;
+use crate::{FUNCTION, OrderIntake};
+
+pub fn wire(backend: &Arc<dyn Backend>) -> Function {
+    let intake = Arc::new(OrderIntake::new(backend.orders(), backend.prices(), backend.clock(), backend.ids()));
+    Function::new(FUNCTION, Consumer::OrderIntake)
+        .routes(crate::http::router(intake.clone()))
+        .consumer(Arc::new(SagaReplies::new(intake, backend.processed(Consumer::OrderIntake))))
+        .outbox(backend.order_outbox())
+}
+
+/// order-intake serving the whole API (see the module doc).
+pub fn front_door(backend: &Arc<dyn Backend>) -> Function {
+    let api = [wire(backend), inventory::wire(backend), notification::wire(backend), analytics::wire(backend)]
+        .iter()
+        .filter_map(Function::api)
+        .fold(OpenApiRouter::with_openapi(ApiDoc::openapi()), OpenApiRouter::merge)
+        .merge(shared::hosts::health::router(composition::health(backend.clone())));
+    wire(backend).routes(api)
+}

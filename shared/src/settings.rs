@@ -1,0 +1,748 @@
+//! # Settings: one model for every host
+//!
+//! Every setting is declared once, in [`SETTINGS`]: its key, its default,
+//! what it means and which hosts read it. Each host only says where values
+//! come from, through the [`ConfigSource`] port:
+//!
+//! | host | source | `notify_timeout` is spelled |
+//! |---|---|---|
+//! | local runner | flags, then the environment | `--notify-timeout 2s`, `ORDERLY_NOTIFY_TIMEOUT=2s` |
+//! | Lambda | the environment (`template.yaml`) | `ORDERLY_NOTIFY_TIMEOUT=2s` |
+//! | Spin | Spin variables (`spin.toml`), or the environment under `wasmtime serve` | `notify_timeout = "2s"` |
+//!
+//! [`Settings::load`] reads them all with one parser per type, so a value
+//! means the same on every host: durations are humantime (`500ms`, `2s`,
+//! `1m`), switches `on`/`off`, limits `rate/s:burst`. A default is text in
+//! the table, parsed by the same parser as a user's value: it cannot drift
+//! from the documentation, which is generated from the table too
+//! ([`markdown_table`], the README's configuration section).
+//!
+//! Older names keep working as [`Alias`]es: the deployed stacks' millisecond
+//! numbers (`notify_timeout_ms = "2000"`, declared by `spin.toml` and used by
+//! existing Spin deployments) are read when the new name is unset.
+//!
+//! Reading settings makes no call and checks everything at once: a wrong
+//! value fails the start (or a Lambda init), not a request.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::events::routing::Consumer;
+use crate::http::{AuthConfig, RateLimitPolicy};
+use crate::messaging::Backoff;
+use crate::resilience::breaker::BreakerPolicy;
+use crate::resilience::rate_limit::Bucket;
+
+/// Where settings come from. Keys are `snake_case` (`table_orders`): a Spin
+/// variable of that name, the environment variable `ORDERLY_TABLE_ORDERS`,
+/// or the runner's flag `--table-orders`.
+pub trait ConfigSource {
+    /// The value, or `None` when unset or empty.
+    fn get(&self, key: &str) -> Option<String>;
+}
+
+/// `ORDERLY_<KEY>` from the process environment (`wasi:cli/environment`
+/// inside a component).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Environment;
+
+impl ConfigSource for Environment {
+    fn get(&self, key: &str) -> Option<String> {
+        std::env::var(env_name(key)).ok().filter(|v| !v.is_empty())
+    }
+}
+
+/// Values from a map (tests, or a host that collected them itself).
+impl ConfigSource for BTreeMap<String, String> {
+    fn get(&self, key: &str) -> Option<String> {
+        BTreeMap::get(self, key).filter(|v| !v.is_empty()).cloned()
+    }
+}
+
+/// `ORDERLY_NOTIFY_TIMEOUT` for `notify_timeout`.
+pub fn env_name(key: &str) -> String {
+    format!("ORDERLY_{}", key.to_ascii_uppercase())
+}
+
+/// `notify-timeout` for `notify_timeout` (the runner's `--notify-timeout`).
+pub fn flag_name(key: &str) -> String {
+    key.replace('_', "-")
+}
+
+/// Which hosts read a setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hosts {
+    All,
+    /// The local runner only (its server, SQLite, its consumer loops).
+    Runner,
+    /// Lambda and Spin (DynamoDB + SQS).
+    Aws,
+    /// Lambda only.
+    Lambda,
+    /// The runner and Lambda (native processes).
+    Native,
+}
+
+impl Hosts {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::All => "all",
+            Self::Runner => "runner",
+            Self::Aws => "Lambda, Spin",
+            Self::Lambda => "Lambda",
+            Self::Native => "runner, Lambda",
+        }
+    }
+}
+
+/// An older name still read when the setting itself is unset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Alias {
+    pub key: &'static str,
+    /// A number of milliseconds (the old `_ms` spelling of a duration).
+    pub millis: bool,
+}
+
+/// One setting's declaration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Setting {
+    pub key: &'static str,
+    /// The default as a user would write it; empty: unset.
+    pub default: &'static str,
+    pub meaning: &'static str,
+    pub hosts: Hosts,
+    /// Never shown in `--help` values or logs.
+    pub secret: bool,
+    pub alias: Option<Alias>,
+}
+
+const fn setting(key: &'static str, default: &'static str, hosts: Hosts, meaning: &'static str) -> Setting {
+    Setting { key, default, meaning, hosts, secret: false, alias: None }
+}
+
+const fn secret(key: &'static str, hosts: Hosts, meaning: &'static str) -> Setting {
+    Setting { key, default: "", meaning, hosts, secret: true, alias: None }
+}
+
+/// A duration whose deployed stacks still pass the old `<key>_ms` number.
+const fn duration_with_ms_alias(
+    key: &'static str,
+    alias: &'static str,
+    default: &'static str,
+    hosts: Hosts,
+    meaning: &'static str,
+) -> Setting {
+    Setting { key, default, meaning, hosts, secret: false, alias: Some(Alias { key: alias, millis: true }) }
+}
+
+use Hosts::{All, Aws, Lambda, Native, Runner};
+
+/// Every setting, in the order the README lists them.
+pub const SETTINGS: &[Setting] = &[
+    // The runner's server and store.
+    setting("addr", "127.0.0.1:8080", Runner, "where the HTTP API listens"),
+    setting("data_dir", ".orderly", Runner, "SQLite database and the generated development secret"),
+    setting(
+        "sqlite_sync",
+        "normal",
+        Runner,
+        "`normal`: survives kill -9; `full`: fsync per commit, survives power loss",
+    ),
+    setting(
+        "header_timeout",
+        "10s",
+        Runner,
+        "longest a client may take to send a request's headers (slow-loris guard)",
+    ),
+    setting("body_timeout", "10s", Runner, "longest a client may take to send a request's body"),
+    setting(
+        "consumers",
+        "order-intake,inventory,notification,analytics",
+        Runner,
+        "which queue consumers this process runs (comma-separated): consumers can be scaled or stopped separately",
+    ),
+    setting("log", "info", Native, "log filter (tracing EnvFilter syntax), e.g. `info` or `orderly=debug`"),
+    setting(
+        "otlp_endpoint",
+        "",
+        Runner,
+        "OTLP/HTTP endpoint for traces (e.g. http://127.0.0.1:4318); unset: no export",
+    ),
+    // Identity.
+    secret("jwt_secret", All, "HS256 secret, at least 32 bytes; unset on the runner: generated once into the data dir"),
+    setting(
+        "jwt_secret_parameter",
+        "",
+        Lambda,
+        "the SSM SecureString holding the HS256 secret, read by an instance's first HTTP request",
+    ),
+    setting("jwks", "", Aws, "RS256 instead: the identity provider's JWKS, inline JSON"),
+    setting("jwks_file", "", Runner, "RS256 instead: a JWKS file with the public keys"),
+    setting("jwks_url", "", All, "RS256 instead: a JWKS URL, fetched at start (by every new instance)"),
+    setting("jwt_audience", "", All, "when set, tokens must carry this `aud`"),
+    setting("jwt_issuer", "", All, "when set, tokens must carry this `iss`"),
+    // The notification provider.
+    secret("notify_url", All, "webhook that receives notifications (POST JSON); unset: recorded in the log only"),
+    setting("notify_url_parameter", "", Lambda, "the SSM SecureString holding the webhook URL, read on the first send"),
+    duration_with_ms_alias("notify_timeout", "notify_timeout_ms", "2s", All, "per-call timeout of the provider"),
+    setting(
+        "notify_allow_private",
+        "off",
+        Native,
+        "let the webhook reach loopback/private/link-local addresses (off: SSRF guard)",
+    ),
+    // Queues and retries.
+    setting("max_receives", "5", All, "deliveries before a message moves to its dead-letter queue"),
+    setting("visibility_timeout", "10s", Runner, "how long a received message stays invisible"),
+    duration_with_ms_alias(
+        "retry_base",
+        "retry_base_ms",
+        "200ms",
+        All,
+        "first backoff between deliveries (doubles per attempt, jittered; SQS rounds up to whole seconds)",
+    ),
+    duration_with_ms_alias("retry_max", "retry_max_ms", "30s", All, "longest backoff between deliveries"),
+    setting("batch_size", "32", Runner, "messages a consumer takes per receive"),
+    setting("idle_poll", "1s", Runner, "longest an idle consumer sleeps (it is woken at once by a commit)"),
+    // Rate limits.
+    setting("rate_limit", "on", All, "token-bucket rate limits (`on`/`off`)"),
+    setting("rate_limit_anon_read", "50/s:150", All, "anonymous reads, per client IP: `rate/s:burst` (or `/m`)"),
+    setting("rate_limit_anon_write", "10/s:30", All, "anonymous writes, per client IP"),
+    setting("rate_limit_auth_read", "200/s:400", All, "authenticated reads, per customer"),
+    setting("rate_limit_auth_write", "100/s:200", All, "authenticated writes, per customer"),
+    setting(
+        "rate_limit_routes",
+        "",
+        All,
+        "per-route limits: `POST /api/v1/orders=10/s:20,2/s:5; ...` (customers, then anonymous)",
+    ),
+    setting(
+        "rate_limit_fail",
+        "open",
+        All,
+        "when the limiter's store fails: `open` lets requests through, `closed` answers 503",
+    ),
+    // The provider's circuit breaker.
+    setting(
+        "breaker_threshold",
+        "5",
+        All,
+        "consecutive provider failures (errors, timeouts, 5xx, 429) that open the breaker",
+    ),
+    duration_with_ms_alias(
+        "breaker_cool_down",
+        "breaker_cool_down_ms",
+        "30s",
+        All,
+        "how long the breaker stays open before a probe",
+    ),
+    setting("breaker_probes", "1", All, "probes let through while half-open"),
+    // The catalog cache.
+    setting("cache", "on", Runner, "catalog cache (cache-aside for GET /api/v1/products/{sku}; `on`/`off`)"),
+    setting(
+        "cache_ttl",
+        "5s",
+        Runner,
+        "longest a cached product may be served after a change whose invalidation was missed",
+    ),
+    setting("cache_entries", "10000", Runner, "most products cached"),
+    // AWS (Lambda, and Spin components reaching DynamoDB + SQS).
+    setting("aws_region", "us-east-1", Aws, "AWS region (Lambda: its own unless set)"),
+    setting("aws_endpoint_url", "", Aws, "an emulator's endpoint, e.g. http://127.0.0.1:4566; unset: AWS itself"),
+    secret("aws_access_key_id", Aws, "static credentials (a Spin component has no other source)"),
+    secret("aws_secret_access_key", Aws, "static credentials"),
+    secret("aws_session_token", Aws, "static credentials (temporary)"),
+    setting("table_orders", "orderly-orders", Aws, "order-intake's table"),
+    setting("table_inventory", "orderly-inventory", Aws, "inventory's table"),
+    setting("table_notifications", "orderly-notifications", Aws, "notification's table"),
+    setting("table_analytics", "orderly-analytics", Aws, "analytics' table"),
+    setting("queue_url_order_intake", "", Aws, "order-intake's queue"),
+    setting("dlq_url_order_intake", "", Aws, "order-intake's dead-letter queue"),
+    setting("queue_url_inventory", "", Aws, "inventory's queue"),
+    setting("dlq_url_inventory", "", Aws, "inventory's dead-letter queue"),
+    setting("queue_url_notification", "", Aws, "notification's queue"),
+    setting("dlq_url_notification", "", Aws, "notification's dead-letter queue"),
+    setting("queue_url_analytics", "", Aws, "analytics' queue"),
+    setting("dlq_url_analytics", "", Aws, "analytics' dead-letter queue"),
+];
+
+/// The declaration of `key`. Every key [`Settings::load`] reads is declared
+/// (a unit test loads them all).
+pub fn declared(key: &str) -> Option<&'static Setting> {
+    SETTINGS.iter().find(|s| s.key == key)
+}
+
+/// A setting that is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("setting {key} ({env}): {problem}")]
+pub struct SettingError {
+    pub key: String,
+    pub env: String,
+    pub problem: String,
+}
+
+impl SettingError {
+    pub fn new(key: &str, problem: impl Into<String>) -> Self {
+        Self { key: key.to_owned(), env: env_name(key), problem: problem.into() }
+    }
+}
+
+/// SQLite durability.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SqliteSync {
+    /// WAL, fsync at checkpoints: survives a killed process (kill -9).
+    Normal,
+    /// WAL, fsync every commit: also survives power loss.
+    Full,
+}
+
+/// Table names on DynamoDB, one per function.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableNames {
+    pub orders: String,
+    pub inventory: String,
+    pub notifications: String,
+    pub analytics: String,
+}
+
+/// A consumer's queue and its dead-letter queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueUrls {
+    pub url: String,
+    pub dead_letter_url: String,
+}
+
+/// How the AWS-backed hosts reach AWS (or an emulator).
+#[derive(Clone, PartialEq, Eq)]
+pub struct AwsSettings {
+    pub region: String,
+    /// Set explicitly (Lambda otherwise keeps its own `AWS_REGION`).
+    pub region_set: bool,
+    pub endpoint_url: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    pub session_token: Option<String>,
+    pub tables: TableNames,
+    /// By queue name (`order-intake`, ...): only the queues a component names.
+    pub queues: BTreeMap<String, QueueUrls>,
+}
+
+impl std::fmt::Debug for AwsSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AwsSettings")
+            .field("region", &self.region)
+            .field("endpoint_url", &self.endpoint_url)
+            .field("access_key_id", &self.access_key_id)
+            .field("tables", &self.tables)
+            .field("queues", &self.queues)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Queues, deliveries and retries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueSettings {
+    pub max_receives: u32,
+    pub visibility_timeout: Duration,
+    pub retry_base: Duration,
+    pub retry_max: Duration,
+    pub batch_size: u32,
+    pub idle_poll: Duration,
+    /// The consumers this process runs (the runner).
+    pub consumers: Vec<String>,
+}
+
+/// Rate limits, the provider's breaker and the catalog cache.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResilienceSettings {
+    pub rate_limit: bool,
+    pub rate_limit_anon_read: Bucket,
+    pub rate_limit_anon_write: Bucket,
+    pub rate_limit_auth_read: Bucket,
+    pub rate_limit_auth_write: Bucket,
+    /// Checked when loaded; parsed again by [`Settings::rate_limit_policy`].
+    pub rate_limit_routes: String,
+    pub rate_limit_fail_open: bool,
+    pub breaker_threshold: u32,
+    pub breaker_cool_down: Duration,
+    pub breaker_probes: u32,
+    pub cache: bool,
+    pub cache_ttl: Duration,
+    pub cache_entries: u64,
+}
+
+/// Everything Orderly is configured with, on any host.
+#[derive(Clone)]
+pub struct Settings {
+    pub addr: SocketAddr,
+    pub data_dir: PathBuf,
+    pub sqlite_sync: SqliteSync,
+    pub header_timeout: Duration,
+    pub body_timeout: Duration,
+    pub log: String,
+    pub otlp_endpoint: Option<String>,
+
+    pub jwt_secret: Option<String>,
+    pub jwt_secret_parameter: Option<String>,
+    pub jwks: Option<String>,
+    pub jwks_file: Option<PathBuf>,
+    pub jwks_url: Option<String>,
+    pub jwt_audience: Option<String>,
+    pub jwt_issuer: Option<String>,
+
+    pub notify_url: Option<String>,
+    pub notify_url_parameter: Option<String>,
+    pub notify_timeout: Duration,
+    pub notify_allow_private: bool,
+
+    pub queues: QueueSettings,
+    pub resilience: ResilienceSettings,
+    pub aws: AwsSettings,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = |v: &Option<String>| v.as_ref().map(|_| "<secret>");
+        f.debug_struct("Settings")
+            .field("addr", &self.addr)
+            .field("data_dir", &self.data_dir)
+            .field("jwt_secret", &hidden(&self.jwt_secret))
+            .field("jwks_url", &self.jwks_url)
+            .field("notify_url", &hidden(&self.notify_url))
+            .field("notify_timeout", &self.notify_timeout)
+            .field("queues", &self.queues)
+            .field("resilience", &self.resilience)
+            .field("aws", &self.aws)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Reads raw values: the key, else its alias (converted), else the default.
+struct Reader<'a> {
+    source: &'a dyn ConfigSource,
+}
+
+impl Reader<'_> {
+    fn raw(&self, key: &str) -> Option<String> {
+        let Some(setting) = declared(key) else {
+            // A programming error, caught by the unit tests that load every setting.
+            debug_assert!(false, "setting {key} is not declared in SETTINGS");
+            return self.source.get(key);
+        };
+        if let Some(value) = self.source.get(key) {
+            return Some(value);
+        }
+        if let Some(alias) = setting.alias
+            && let Some(value) = self.source.get(alias.key)
+        {
+            return Some(if alias.millis { format!("{}ms", value.trim()) } else { value });
+        }
+        (!setting.default.is_empty()).then(|| setting.default.to_owned())
+    }
+
+    fn optional(&self, key: &str) -> Option<String> {
+        self.raw(key)
+    }
+
+    fn text(&self, key: &str) -> String {
+        self.raw(key).unwrap_or_default()
+    }
+
+    fn parsed<T>(&self, key: &str, parse: impl Fn(&str) -> Result<T, String>) -> Result<T, SettingError> {
+        let raw = self.raw(key).ok_or_else(|| SettingError::new(key, "is not set"))?;
+        parse(raw.trim()).map_err(|problem| SettingError::new(key, problem))
+    }
+
+    fn number<T: std::str::FromStr>(&self, key: &str) -> Result<T, SettingError> {
+        self.parsed(key, |raw| raw.parse().map_err(|_| format!("{raw:?} is not a whole number")))
+    }
+
+    fn duration(&self, key: &str) -> Result<Duration, SettingError> {
+        self.parsed(key, parse_duration)
+    }
+
+    fn switch(&self, key: &str) -> Result<bool, SettingError> {
+        self.parsed(key, parse_switch)
+    }
+
+    fn bucket(&self, key: &str) -> Result<Bucket, SettingError> {
+        self.parsed(key, Bucket::parse)
+    }
+}
+
+/// `500ms`, `2s`, `1m 30s` (humantime).
+pub fn parse_duration(raw: &str) -> Result<Duration, String> {
+    humantime::parse_duration(raw).map_err(|e| format!("{raw:?}: {e} (examples: 500ms, 10s, 2m)"))
+}
+
+/// `on`/`off` (also `true`/`false`).
+pub fn parse_switch(raw: &str) -> Result<bool, String> {
+    match raw {
+        "on" | "true" => Ok(true),
+        "off" | "false" => Ok(false),
+        other => Err(format!("{other:?} is not on or off")),
+    }
+}
+
+impl Settings {
+    /// Reads every setting from `source`; the first wrong one is the error.
+    pub fn load(source: &dyn ConfigSource) -> Result<Self, SettingError> {
+        let read = Reader { source };
+        let mut queues = BTreeMap::new();
+        for consumer in Consumer::ALL {
+            // A component names only the queues it uses.
+            let (url, dlq) = (queue_key("queue", consumer), queue_key("dlq", consumer));
+            if let (Some(url), Some(dead_letter_url)) = (read.optional(&url), read.optional(&dlq)) {
+                queues.insert(consumer.queue().to_owned(), QueueUrls { url, dead_letter_url });
+            }
+        }
+        let settings = Self {
+            addr: read.parsed("addr", |raw| raw.parse().map_err(|_| format!("{raw:?} is not host:port")))?,
+            data_dir: PathBuf::from(read.text("data_dir")),
+            sqlite_sync: read.parsed("sqlite_sync", |raw| match raw {
+                "normal" => Ok(SqliteSync::Normal),
+                "full" => Ok(SqliteSync::Full),
+                other => Err(format!("{other:?} is not normal or full")),
+            })?,
+            header_timeout: read.duration("header_timeout")?,
+            body_timeout: read.duration("body_timeout")?,
+            log: read.text("log"),
+            otlp_endpoint: read.optional("otlp_endpoint"),
+            jwt_secret: read.optional("jwt_secret"),
+            jwt_secret_parameter: read.optional("jwt_secret_parameter"),
+            jwks: read.optional("jwks"),
+            jwks_file: read.optional("jwks_file").map(PathBuf::from),
+            jwks_url: read.optional("jwks_url"),
+            jwt_audience: read.optional("jwt_audience"),
+            jwt_issuer: read.optional("jwt_issuer"),
+            notify_url: read.optional("notify_url"),
+            notify_url_parameter: read.optional("notify_url_parameter"),
+            notify_timeout: read.duration("notify_timeout")?,
+            notify_allow_private: read.switch("notify_allow_private")?,
+            queues: QueueSettings {
+                max_receives: read.parsed("max_receives", |raw| match raw.parse::<u32>() {
+                    Ok(n @ 1..=100) => Ok(n),
+                    _ => Err(format!("{raw:?} is not a number from 1 to 100")),
+                })?,
+                visibility_timeout: read.duration("visibility_timeout")?,
+                retry_base: read.duration("retry_base")?,
+                retry_max: read.duration("retry_max")?,
+                batch_size: read.parsed("batch_size", |raw| match raw.parse::<u32>() {
+                    Ok(n @ 1..=256) => Ok(n),
+                    _ => Err(format!("{raw:?} is not a number from 1 to 256")),
+                })?,
+                idle_poll: read.duration("idle_poll")?,
+                consumers: read
+                    .text("consumers")
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|c| !c.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+            },
+            resilience: ResilienceSettings {
+                rate_limit: read.switch("rate_limit")?,
+                rate_limit_anon_read: read.bucket("rate_limit_anon_read")?,
+                rate_limit_anon_write: read.bucket("rate_limit_anon_write")?,
+                rate_limit_auth_read: read.bucket("rate_limit_auth_read")?,
+                rate_limit_auth_write: read.bucket("rate_limit_auth_write")?,
+                rate_limit_routes: {
+                    let routes = read.text("rate_limit_routes");
+                    RateLimitPolicy::parse_routes(&routes)
+                        .map_err(|problem| SettingError::new("rate_limit_routes", problem))?;
+                    routes
+                },
+                rate_limit_fail_open: read.parsed("rate_limit_fail", |raw| match raw {
+                    "open" => Ok(true),
+                    "closed" => Ok(false),
+                    other => Err(format!("{other:?} is not open or closed")),
+                })?,
+                breaker_threshold: read.number::<u32>("breaker_threshold")?.max(1),
+                breaker_cool_down: read.duration("breaker_cool_down")?,
+                breaker_probes: read.number::<u32>("breaker_probes")?.max(1),
+                cache: read.switch("cache")?,
+                cache_ttl: read.duration("cache_ttl")?,
+                cache_entries: read.number("cache_entries")?,
+            },
+            aws: AwsSettings {
+                region: read.text("aws_region"),
+                region_set: source.get("aws_region").is_some(),
+                endpoint_url: read.optional("aws_endpoint_url"),
+                access_key_id: read.optional("aws_access_key_id"),
+                secret_access_key: read.optional("aws_secret_access_key"),
+                session_token: read.optional("aws_session_token"),
+                tables: TableNames {
+                    orders: read.text("table_orders"),
+                    inventory: read.text("table_inventory"),
+                    notifications: read.text("table_notifications"),
+                    analytics: read.text("table_analytics"),
+                },
+                queues,
+            },
+        };
+        Ok(settings)
+    }
+
+    /// Every default (what a host with no settings at all runs with).
+    pub fn defaults() -> Self {
+        // The defaults are parsed by the same code as user values; a unit
+        // test keeps them valid.
+        Self::load(&BTreeMap::new()).unwrap_or_else(|error| unreachable!("a default does not parse: {error}"))
+    }
+
+    /// When a failed message comes back.
+    pub fn backoff(&self) -> Backoff {
+        Backoff { base: self.queues.retry_base, max: self.queues.retry_max }
+    }
+
+    /// The provider's circuit breaker.
+    pub fn breaker_policy(&self) -> BreakerPolicy {
+        let r = &self.resilience;
+        BreakerPolicy {
+            failure_threshold: r.breaker_threshold.max(1),
+            cool_down: r.breaker_cool_down,
+            half_open_probes: r.breaker_probes.max(1),
+        }
+    }
+
+    /// The rate limits, or `None` when they are off.
+    pub fn rate_limit_policy(&self) -> Option<RateLimitPolicy> {
+        let r = &self.resilience;
+        r.rate_limit.then(|| RateLimitPolicy {
+            anonymous_read: r.rate_limit_anon_read,
+            anonymous_write: r.rate_limit_anon_write,
+            authenticated_read: r.rate_limit_auth_read,
+            authenticated_write: r.rate_limit_auth_write,
+            // Checked by `load`; a value set in code afterwards counts as none.
+            routes: RateLimitPolicy::parse_routes(&r.rate_limit_routes).unwrap_or_default(),
+            fail_open: r.rate_limit_fail_open,
+            ..RateLimitPolicy::default()
+        })
+    }
+
+    /// The token verifier's settings, with the JWKS text when the host has
+    /// read it (a file or a URL).
+    pub fn auth_config(&self, jwks: Option<String>) -> AuthConfig {
+        AuthConfig {
+            hs256_secret: self.jwt_secret.clone().map(String::into_bytes),
+            jwks_json: jwks.or_else(|| self.jwks.clone()),
+            audience: self.jwt_audience.clone(),
+            issuer: self.jwt_issuer.clone(),
+            ..AuthConfig::default()
+        }
+    }
+}
+
+/// `queue_url_order_intake`, `dlq_url_inventory`, ...
+pub fn queue_key(kind: &str, consumer: Consumer) -> String {
+    format!("{kind}_url_{}", consumer.queue().replace('-', "_"))
+}
+
+/// The README's configuration table (between its `settings` markers).
+pub fn markdown_table() -> String {
+    let mut table =
+        String::from("| variable | flag / Spin variable | default | hosts | meaning |\n|---|---|---|---|---|\n");
+    for setting in SETTINGS {
+        let default = if setting.default.is_empty() { "–".to_owned() } else { format!("`{}`", setting.default) };
+        let alias = setting
+            .alias
+            .map(|a| format!(" (also `{}`, `{}`: milliseconds)", env_name(a.key), a.key))
+            .unwrap_or_default();
+        table.push_str(&format!(
+            "| `{}` | `--{}` / `{}` | {} | {} | {}{} |\n",
+            env_name(setting.key),
+            flag_name(setting.key),
+            setting.key,
+            default,
+            setting.hosts.label(),
+            setting.meaning,
+            alias,
+        ));
+    }
+    table
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn every_default_parses_and_one_backoff_serves_every_host() {
+        let settings = Settings::defaults();
+        assert_eq!(settings.backoff(), Backoff { base: Duration::from_millis(200), max: Duration::from_secs(30) });
+        assert_eq!(settings.notify_timeout, Duration::from_secs(2));
+        assert_eq!(settings.breaker_policy().cool_down, Duration::from_secs(30));
+        assert_eq!(settings.aws.tables.orders, "orderly-orders");
+        assert!(settings.rate_limit_policy().is_some());
+        assert_eq!(settings.queues.consumers.len(), 4);
+    }
+
+    #[test]
+    fn durations_are_spelled_alike_and_the_old_millisecond_names_still_work() {
+        let new = Settings::load(&source(&[("notify_timeout", "1500ms"), ("retry_base", "1s")])).unwrap();
+        let old = Settings::load(&source(&[("notify_timeout_ms", "1500"), ("retry_base_ms", "1000")])).unwrap();
+        assert_eq!(new.notify_timeout, Duration::from_millis(1500));
+        assert_eq!(old.notify_timeout, new.notify_timeout);
+        assert_eq!(old.queues.retry_base, new.queues.retry_base);
+        // The new name wins over the alias.
+        let both = Settings::load(&source(&[("breaker_cool_down", "5s"), ("breaker_cool_down_ms", "100")])).unwrap();
+        assert_eq!(both.resilience.breaker_cool_down, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_wrong_value_names_its_setting_and_variable() {
+        let error = Settings::load(&source(&[("retry_max", "soon")])).unwrap_err();
+        assert_eq!(error.key, "retry_max");
+        assert!(error.to_string().contains("ORDERLY_RETRY_MAX"), "{error}");
+        for (key, value) in [
+            ("rate_limit", "maybe"),
+            ("rate_limit_anon_read", "lots"),
+            ("rate_limit_routes", "GET nowhere"),
+            ("max_receives", "0"),
+            ("sqlite_sync", "sometimes"),
+            ("addr", "here"),
+            ("notify_timeout_ms", "x"),
+        ] {
+            assert!(Settings::load(&source(&[(key, value)])).is_err(), "{key}={value} must be refused");
+        }
+    }
+
+    #[test]
+    fn queue_urls_are_read_in_pairs_per_consumer() {
+        let settings = Settings::load(&source(&[
+            ("queue_url_inventory", "http://q/inventory.fifo"),
+            ("dlq_url_inventory", "http://q/inventory-dlq.fifo"),
+            ("queue_url_analytics", "http://q/analytics.fifo"),
+        ]))
+        .unwrap();
+        assert_eq!(settings.aws.queues.len(), 1, "a queue without its dead-letter queue is not configured");
+        assert_eq!(settings.aws.queues["inventory"].dead_letter_url, "http://q/inventory-dlq.fifo");
+    }
+
+    #[test]
+    fn every_setting_is_declared_once_with_a_spin_compatible_key() {
+        let mut keys: Vec<&str> = SETTINGS.iter().map(|s| s.key).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        assert_eq!(keys.len(), SETTINGS.len(), "a key is declared twice");
+        for setting in SETTINGS {
+            // Spin variable names: lowercase letters, digits and underscores.
+            assert!(
+                setting.key.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+                "{}",
+                setting.key
+            );
+            assert!(!setting.secret || setting.default.is_empty(), "a secret has no default: {}", setting.key);
+        }
+        for consumer in Consumer::ALL {
+            assert!(declared(&queue_key("queue", consumer)).is_some());
+            assert!(declared(&queue_key("dlq", consumer)).is_some());
+        }
+    }
+}
