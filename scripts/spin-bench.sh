@@ -32,36 +32,10 @@ COMPONENT_PORT="${ORDERLY_SPIN_COMPONENT_PORT:-18081}"
 HELLO_PORT=$((COMPONENT_PORT + 10))
 mkdir -p "$RUN_DIR"
 
-# The hello world: the smallest spin-sdk 5.2 HTTP component, same profile.
-HELLO="$RUN_DIR/hello"
-mkdir -p "$HELLO/src"
-cat >"$HELLO/Cargo.toml" <<'EOF'
-[package]
-name = "hello"
-version = "0.1.0"
-edition = "2024"
-
-[lib]
-crate-type = ["cdylib"]
-
-[dependencies]
-spin-sdk = { version = "=5.2.0", default-features = false }
-
-[workspace]
-EOF
-cat >"$HELLO/src/lib.rs" <<'EOF'
-use spin_sdk::http::{IntoResponse, Request, Response};
-
-#[spin_sdk::http_component]
-fn handle(_request: Request) -> impl IntoResponse {
-    Response::builder().status(200).header("content-type", "text/plain").body("hello").build()
-}
-EOF
-(cd "$HELLO" && cargo build --quiet --release --target wasm32-wasip2 \
-    --config 'profile.release.opt-level="z"' --config 'profile.release.lto="fat"' \
-    --config 'profile.release.codegen-units=1' --config 'profile.release.strip=true' \
-    --config 'profile.release.panic="abort"')
-HELLO_WASM="$CARGO_TARGET_DIR/wasm32-wasip2/release/hello.wasm"
+# The hello world: bench/hello-spin, the smallest spin-sdk 5.2 HTTP
+# component, with the components' profile (its own Cargo.toml).
+cargo build --quiet --release --target wasm32-wasip2 --manifest-path bench/hello-spin/Cargo.toml
+HELLO_WASM="$CARGO_TARGET_DIR/wasm32-wasip2/release/hello_spin.wasm"
 
 PIDS=()
 cleanup() {
