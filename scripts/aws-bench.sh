@@ -16,6 +16,8 @@ RUNS="${1:-20}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/orderly-target}"
 export AWS_ENDPOINT_URL="http://127.0.0.1:${ORDERLY_AWS_PORT:-4566}"
 export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
 printf '\n== build (release, x86_64) and deploy to the emulator\n'
 base_url="$(ORDERLY_SAM_BUILD_MODE=release ./scripts/aws-e2e.sh deploy | tee /dev/stderr | sed -n 's/^API: //p')"
@@ -32,5 +34,10 @@ python3 scripts/aws_cold_start.py "$RUNS" "${ORDERLY_BENCH_OUT:-/var/tmp}/aws-co
     analytics="$BUILD_DIR/AnalyticsFunction/bootstrap"
 
 printf '\n== AWS requests per order (one order, through the deployed stack)\n'
-"$VENVS/ministack/bin/python" scripts/aws_requests_per_order.py "$base_url" e2e \
-    "test-secret-test-secret-test-secret-0123456789" "${ORDERLY_BENCH_OUT:-/var/tmp}/aws-requests.json"
+# Bearer tokens signed with the secret aws-e2e.sh put in the stack's SSM
+# parameter, minted by the runner's own `orderly token`.
+cargo build -q --bin orderly
+token() { ORDERLY_JWT_SECRET="$E2E_JWT_SECRET" "$CARGO_TARGET_DIR/debug/orderly" token "$@"; }
+ORDERLY_ADMIN_TOKEN="$(token --sub admin --admin)" ORDERLY_CUSTOMER_TOKEN="$(token --sub alice)" \
+    "$VENVS/ministack/bin/python" scripts/aws_requests_per_order.py "$base_url" e2e \
+    "${ORDERLY_BENCH_OUT:-/var/tmp}/aws-requests.json"

@@ -20,6 +20,14 @@
 #                                  and stops it when the script exits.
 # After it: $bin (the binary), $base (http://127.0.0.1:PORT), $work (temp dir),
 # ORDERLY_DATA_DIR and ORDERLY_JWT_SECRET exported (so `$bin token` works).
+#
+#   E2E_JWT_SECRET                 the HS256 secret of the stack aws-e2e.sh
+#                                  deploys (its SSM parameter); the API tests
+#                                  sign with the same (tests/api/helpers.rs
+#                                  SECRET), aws-bench.sh through `orderly token`.
+
+# shellcheck disable=SC2034 # for the scripts that source this
+E2E_JWT_SECRET="test-secret-test-secret-test-secret-0123456789"
 
 start_runner() {
     export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/orderly-target}"
