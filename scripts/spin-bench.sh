@@ -27,7 +27,6 @@ while (($#)); do
     *) echo "usage: $0 [--host wasmtime|jco] [--requests N]" >&2; exit 2 ;;
     esac
 done
-FRONT_PORT="${ORDERLY_SPIN_PORT:-18080}"
 COMPONENT_PORT="${ORDERLY_SPIN_COMPONENT_PORT:-18081}"
 HELLO_PORT=$((COMPONENT_PORT + 10))
 mkdir -p "$RUN_DIR"
@@ -47,7 +46,8 @@ trap cleanup EXIT INT TERM
 # Limits far above the benchmark's rate: the buckets are still taken (two
 # DynamoDB round trips per request), never refused.
 export ORDERLY_RATE_LIMIT_ANON_READ=100000/s:100000 ORDERLY_RATE_LIMIT_AUTH_WRITE=100000/s:100000
-export ORDERLY_TEST_JWT_SECRET="bench-secret-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+ORDERLY_TEST_JWT_SECRET="bench-secret-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+export ORDERLY_TEST_JWT_SECRET
 : >"$RUN_DIR/bench-stack.log"   # not an earlier run's "the stack is up"
 # No queue loops or relays: their polling would slow the emulator the
 # requests measured here wait on.
