@@ -16,51 +16,28 @@ RUNS="${1:-20}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/orderly-target}"
 export AWS_ENDPOINT_URL="http://127.0.0.1:${ORDERLY_AWS_PORT:-4566}"
 export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
 printf '\n== build (release, x86_64) and deploy to the emulator\n'
 base_url="$(ORDERLY_SAM_BUILD_MODE=release ./scripts/aws-e2e.sh deploy | tee /dev/stderr | sed -n 's/^API: //p')"
-# The baseline: a bare lambda_runtime function, built like the functions are
-# (release, the workspace's profile, stripped), in a scratch crate of its own.
-HELLO="${ORDERLY_BENCH_OUT:-/var/tmp}/aws-bench-hello"
-mkdir -p "$HELLO/src"
-cat >"$HELLO/Cargo.toml" <<'TOML'
-[package]
-name = "hello"
-version = "0.1.0"
-edition = "2024"
-
-[dependencies]
-lambda_runtime = { version = "1.5", default-features = false, features = ["tracing"] }
-serde_json = "1"
-tokio = { version = "1", features = ["macros", "rt"] }
-
-[profile.release]
-debug = "line-tables-only"
-codegen-units = 16
-lto = false
-strip = true
-
-[workspace]
-TOML
-cat >"$HELLO/src/main.rs" <<'RUST'
-use lambda_runtime::{Error, LambdaEvent, service_fn};
-use serde_json::Value;
-
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), Error> {
-    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| async move { Ok::<_, Error>(event.payload) })).await
-}
-RUST
-(cd "$HELLO" && PATH="$VENVS/sam/bin:$PATH" cargo lambda build --release --bin hello)
+# The baseline: bench/hello-lambda, a bare lambda_runtime function, built
+# like the functions are (cargo lambda, the workspace's release profile, stripped).
+(cd bench/hello-lambda && PATH="$VENVS/sam/bin:$PATH" cargo lambda build --release --bin hello-lambda)
 
 printf '\n== cold start: process start to its first request for an event (%s runs each)\n' "$RUNS"
 python3 scripts/aws_cold_start.py "$RUNS" "${ORDERLY_BENCH_OUT:-/var/tmp}/aws-cold-start.json" \
-    hello="$CARGO_TARGET_DIR/lambda/hello/bootstrap" \
+    hello="$CARGO_TARGET_DIR/lambda/hello-lambda/bootstrap" \
     order-intake="$BUILD_DIR/OrderIntakeFunction/bootstrap" \
     inventory="$BUILD_DIR/InventoryFunction/bootstrap" \
     notification="$BUILD_DIR/NotificationFunction/bootstrap" \
     analytics="$BUILD_DIR/AnalyticsFunction/bootstrap"
 
 printf '\n== AWS requests per order (one order, through the deployed stack)\n'
-"$VENVS/ministack/bin/python" scripts/aws_requests_per_order.py "$base_url" e2e \
-    "test-secret-test-secret-test-secret-0123456789" "${ORDERLY_BENCH_OUT:-/var/tmp}/aws-requests.json"
+# Bearer tokens signed with the secret aws-e2e.sh put in the stack's SSM
+# parameter, minted by the runner's own `orderly token`.
+cargo build -q --bin orderly
+token() { ORDERLY_JWT_SECRET="$E2E_JWT_SECRET" "$CARGO_TARGET_DIR/debug/orderly" token "$@"; }
+ORDERLY_ADMIN_TOKEN="$(token --sub admin --admin)" ORDERLY_CUSTOMER_TOKEN="$(token --sub alice)" \
+    "$VENVS/ministack/bin/python" scripts/aws_requests_per_order.py "$base_url" e2e \
+    "${ORDERLY_BENCH_OUT:-/var/tmp}/aws-requests.json"

@@ -17,9 +17,9 @@ PORT="${ORDERLY_AWS_PORT:-4566}"
 BUILD_DIR="${ORDERLY_SAM_BUILD_DIR:-/var/tmp/orderly-sam-build}"
 STACK=orderly-e2e
 STAGE=e2e
-# The API tests mint their tokens with this secret (tests/api/helpers.rs
-# SECRET); the stack reads it from SSM like any deployment.
-JWT_SECRET="test-secret-test-secret-test-secret-0123456789"
+# The stack reads its JWT secret ($E2E_JWT_SECRET) from SSM like any deployment.
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/orderly-target}"
 export AWS_ENDPOINT_URL="http://127.0.0.1:$PORT"
@@ -45,7 +45,7 @@ done
 built=$(now)
 
 step "sam deploy to the emulator"
-py - "$JWT_SECRET" <<'EOF'
+py - "$E2E_JWT_SECRET" <<'EOF'
 import sys, boto3
 boto3.client("ssm").put_parameter(
     Name="/orderly/e2e/jwt-secret", Value=sys.argv[1], Type="SecureString", Overwrite=True)

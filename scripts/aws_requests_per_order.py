@@ -8,13 +8,13 @@ notification written and every queue and outbox empty — watching the tables
 and queues directly, not through the functions — then sums the invocations
 since the order by function and trigger.
 
-usage: aws_requests_per_order.py BASE_URL STAGE JWT_SECRET OUT.json
+usage: ORDERLY_ADMIN_TOKEN=... ORDERLY_CUSTOMER_TOKEN=... aws_requests_per_order.py BASE_URL STAGE OUT.json
+(bearer tokens for the stack's JWT secret: `orderly token --sub admin --admin`,
+`orderly token --sub alice`; scripts/aws-bench.sh mints them)
 """
 
-import base64
-import hashlib
-import hmac
 import json
+import os
 import sys
 import time
 import urllib.request
@@ -22,18 +22,6 @@ import uuid
 from collections import Counter, defaultdict
 
 import boto3
-
-
-def token(secret: str, sub: str, admin: bool) -> str:
-    def part(value: dict) -> str:
-        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
-
-    claims = {"sub": sub, "exp": int(time.time()) + 3600}
-    if admin:
-        claims["scope"] = "admin"
-    signing = part({"alg": "HS256", "typ": "JWT"}) + "." + part(claims)
-    signature = hmac.new(secret.encode(), signing.encode(), hashlib.sha256).digest()
-    return signing + "." + base64.urlsafe_b64encode(signature).rstrip(b"=").decode()
 
 
 def call(method: str, url: str, bearer: str, body=None) -> tuple[int, dict]:
@@ -60,8 +48,13 @@ def until(what: str, check, seconds: float = 60):
 
 
 def main() -> None:
-    base, stage, secret, out = sys.argv[1:5]
-    admin, alice = token(secret, "admin", True), token(secret, "alice", False)
+    if len(sys.argv) != 4:
+        raise SystemExit(__doc__)
+    base, stage, out = sys.argv[1:4]
+    try:
+        admin, alice = os.environ["ORDERLY_ADMIN_TOKEN"], os.environ["ORDERLY_CUSTOMER_TOKEN"]
+    except KeyError as missing:
+        raise SystemExit(f"{missing.args[0]} is not set: {__doc__}")
     sku = "BENCH-" + uuid.uuid4().hex[:8].upper()
     status, _ = call("PUT", f"{base}/api/v1/products/{sku}", admin,
                      {"name": "Bench tea", "price": "2.50", "currency": "EUR", "stock": 100})

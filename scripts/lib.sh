@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by the test scripts: sourced, not executed.
 #
 #   emulator_and_harness PORT DIR  installs and starts the AWS emulator on
@@ -20,6 +21,14 @@
 #                                  and stops it when the script exits.
 # After it: $bin (the binary), $base (http://127.0.0.1:PORT), $work (temp dir),
 # ORDERLY_DATA_DIR and ORDERLY_JWT_SECRET exported (so `$bin token` works).
+#
+#   E2E_JWT_SECRET                 the HS256 secret of the stack aws-e2e.sh
+#                                  deploys (its SSM parameter); the API tests
+#                                  sign with the same (tests/api/helpers.rs
+#                                  SECRET), aws-bench.sh through `orderly token`.
+
+# shellcheck disable=SC2034 # for the scripts that source this
+E2E_JWT_SECRET="test-secret-test-secret-test-secret-0123456789"
 
 start_runner() {
     export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/orderly-target}"
@@ -29,7 +38,8 @@ start_runner() {
     local port
     port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
     base="http://127.0.0.1:$port"
-    export ORDERLY_DATA_DIR="$work/data" ORDERLY_JWT_SECRET="script-secret-$(date +%s%N)-0123456789abcdef"
+    ORDERLY_JWT_SECRET="script-secret-$(date +%s%N)-0123456789abcdef"
+    export ORDERLY_DATA_DIR="$work/data" ORDERLY_JWT_SECRET
     env "$@" ORDERLY_ADDR="127.0.0.1:$port" "$bin" > "$work/runner.log" 2>&1 &
     runner=$!
     trap 'kill "$runner" 2>/dev/null || true; wait "$runner" 2>/dev/null || true; rm -rf "$work"' EXIT
@@ -68,6 +78,7 @@ emulator_and_harness() {
     # --workspace --all-features: the same feature set as the main test build,
     # so the harness and the API tests reuse its compiled dependencies.
     cargo build --quiet --workspace --all-features --example spin-harness
+    # shellcheck disable=SC2034 # for the caller
     HARNESS="$CARGO_TARGET_DIR/debug/examples/spin-harness"
     export ORDERLY_AWS_ENDPOINT_URL="http://127.0.0.1:$port"
     export ORDERLY_AWS_ACCESS_KEY_ID=test ORDERLY_AWS_SECRET_ACCESS_KEY=test ORDERLY_AWS_REGION=us-east-1

@@ -27,41 +27,14 @@ while (($#)); do
     *) echo "usage: $0 [--host wasmtime|jco] [--requests N]" >&2; exit 2 ;;
     esac
 done
-FRONT_PORT="${ORDERLY_SPIN_PORT:-18080}"
 COMPONENT_PORT="${ORDERLY_SPIN_COMPONENT_PORT:-18081}"
 HELLO_PORT=$((COMPONENT_PORT + 10))
 mkdir -p "$RUN_DIR"
 
-# The hello world: the smallest spin-sdk 5.2 HTTP component, same profile.
-HELLO="$RUN_DIR/hello"
-mkdir -p "$HELLO/src"
-cat >"$HELLO/Cargo.toml" <<'EOF'
-[package]
-name = "hello"
-version = "0.1.0"
-edition = "2024"
-
-[lib]
-crate-type = ["cdylib"]
-
-[dependencies]
-spin-sdk = { version = "=5.2.0", default-features = false }
-
-[workspace]
-EOF
-cat >"$HELLO/src/lib.rs" <<'EOF'
-use spin_sdk::http::{IntoResponse, Request, Response};
-
-#[spin_sdk::http_component]
-fn handle(_request: Request) -> impl IntoResponse {
-    Response::builder().status(200).header("content-type", "text/plain").body("hello").build()
-}
-EOF
-(cd "$HELLO" && cargo build --quiet --release --target wasm32-wasip2 \
-    --config 'profile.release.opt-level="z"' --config 'profile.release.lto="fat"' \
-    --config 'profile.release.codegen-units=1' --config 'profile.release.strip=true' \
-    --config 'profile.release.panic="abort"')
-HELLO_WASM="$CARGO_TARGET_DIR/wasm32-wasip2/release/hello.wasm"
+# The hello world: bench/hello-spin, the smallest spin-sdk 5.2 HTTP
+# component, with the components' profile (its own Cargo.toml).
+cargo build --quiet --release --target wasm32-wasip2 --manifest-path bench/hello-spin/Cargo.toml
+HELLO_WASM="$CARGO_TARGET_DIR/wasm32-wasip2/release/hello_spin.wasm"
 
 PIDS=()
 cleanup() {
@@ -73,7 +46,8 @@ trap cleanup EXIT INT TERM
 # Limits far above the benchmark's rate: the buckets are still taken (two
 # DynamoDB round trips per request), never refused.
 export ORDERLY_RATE_LIMIT_ANON_READ=100000/s:100000 ORDERLY_RATE_LIMIT_AUTH_WRITE=100000/s:100000
-export ORDERLY_TEST_JWT_SECRET="bench-secret-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+ORDERLY_TEST_JWT_SECRET="bench-secret-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+export ORDERLY_TEST_JWT_SECRET
 : >"$RUN_DIR/bench-stack.log"   # not an earlier run's "the stack is up"
 # No queue loops or relays: their polling would slow the emulator the
 # requests measured here wait on.

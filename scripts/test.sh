@@ -45,6 +45,8 @@ fi
 
 step "format"
 cargo fmt --all -- --check
+# bench/hello-spin: a workspace of its own (bench/README.md)
+cargo fmt --manifest-path bench/hello-spin/Cargo.toml -- --check
 
 step "lint"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
@@ -61,9 +63,10 @@ step "hostile input: schemathesis against the live OpenAPI document"
 step "tests: domain, port contracts (SQLite; DynamoDB + SQS on the emulator), API, process, crash, faults, hostile input"
 cargo test --workspace --all-features --no-fail-fast
 
-step "Spin: the Spin-only entry points (queue, cron, Spin variables) lint clean for wasm32-wasip2"
+step "Spin: the Spin-only entry points (queue, cron, Spin variables) and bench/hello-spin lint clean for wasm32-wasip2"
 cargo clippy --target wasm32-wasip2 -p order-intake -p inventory -p notification -p analytics \
     --features spin-http,spin-queue,spin-relay,spin-variables -- -D warnings
+cargo clippy --target wasm32-wasip2 --manifest-path bench/hello-spin/Cargo.toml -- -D warnings
 
 step "Spin: the HTTP components under wasmtime serve and jco, the API suite against them (scripts/spin-test.sh)"
 ./scripts/spin-test.sh
