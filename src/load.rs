@@ -27,6 +27,7 @@ use rand::Rng;
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
 use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
 
 fn duration(raw: &str) -> Result<Duration, String> {
     humantime::parse_duration(raw).map_err(|e| e.to_string())
@@ -70,6 +71,12 @@ pub struct LoadArgs {
     /// No progress bar (for logs and CI).
     #[arg(long)]
     pub quiet: bool,
+    /// Ends the load before `duration` once cancelled; the settle phase and
+    /// the checks run as usual. For callers that drive a scenario around the
+    /// load (the fault tests): a load that stops on the clock races the
+    /// scenario on a slow machine.
+    #[arg(skip)]
+    pub stop: Option<CancellationToken>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -342,12 +349,13 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<LoadReport> {
     );
     let started = Instant::now();
     let deadline = started + args.duration;
+    let stop = args.stop.clone().unwrap_or_default();
     let pause = args.rate.map(|r| Duration::from_secs_f64(args.concurrency as f64 / r.max(0.1)));
     let users: Vec<_> = (0..args.concurrency.max(1))
         .map(|user| {
-            let run = run.clone();
+            let (run, stop) = (run.clone(), stop.clone());
             tokio::spawn(async move {
-                while Instant::now() < deadline {
+                while Instant::now() < deadline && !stop.is_cancelled() {
                     let (roll, pick) = {
                         let mut rng = rand::rng();
                         (rng.random_range(0..100u32), rng.random_range(0..10_000usize))
@@ -360,8 +368,11 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<LoadReport> {
             })
         })
         .collect();
-    while Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(250)).await;
+    while Instant::now() < deadline && !stop.is_cancelled() {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+            _ = stop.cancelled() => {}
+        }
         let done: u64 = {
             let recorder = run.recorder.lock().unwrap_or_else(|e| e.into_inner());
             recorder.routes.values().map(|(h, _)| h.len()).sum()

@@ -122,17 +122,24 @@ async fn a_poison_message_is_dead_lettered_with_its_error_without_blocking_order
     })
     .await;
     let sqs = aws_sdk_sqs::Client::new(&e2e.config);
-    let dead = sqs
-        .receive_message()
-        .queue_url(e2e.queue_url("inventory-dlq").await)
-        .message_system_attribute_names(MessageSystemAttributeName::All)
-        .message_attribute_names("All")
-        .visibility_timeout(0)
-        .send()
-        .await
-        .unwrap()
-        .messages
-        .unwrap_or_default();
+    let dlq = e2e.queue_url("inventory-dlq").await;
+    // A short-polling receive may come back empty while the message is
+    // there (SQS samples a subset of its servers): ask again.
+    let dead = eventually("the dead letter to be received", || async {
+        let messages = sqs
+            .receive_message()
+            .queue_url(&dlq)
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .message_attribute_names("All")
+            .visibility_timeout(0)
+            .send()
+            .await
+            .unwrap()
+            .messages
+            .unwrap_or_default();
+        (!messages.is_empty()).then_some(messages)
+    })
+    .await;
     assert_eq!(dead.len(), 1);
     let attributes = dead[0].message_attributes.clone().unwrap_or_default();
     let error = attributes["orderly-last-error"].string_value.clone().unwrap_or_default();
@@ -150,6 +157,12 @@ async fn redelivered_events_change_nothing_on_aws() {
     e2e.orders().place(&order, None, std::slice::from_ref(&event), Utc::now()).await.unwrap();
     let alice = token("alice", false);
     e2e.app.settled(&alice, &order.id.to_string(), "confirmed").await;
+    // The confirmation reaches analytics through the stream relay, which no
+    // queue depth shows: wait for the read model itself before redelivering.
+    eventually("analytics to count the confirmed order", || async {
+        (e2e.app.summary().await["units_by_sku"]["TEA"] == 4).then_some(())
+    })
+    .await;
     e2e.app.drained().await;
 
     for _ in 0..2 {

@@ -9,7 +9,7 @@ use axum::body::Bytes;
 use axum::routing::post;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use support::{Launch, RunnerProcess, SECRET, eventually, free_port, token};
+use support::{DEADLINE, Launch, RunnerProcess, SECRET, eventually, free_port, token};
 
 mod support;
 
@@ -59,14 +59,22 @@ async fn logs_are_json_lines_and_one_trace_id_follows_an_order_across_every_queu
     let runner = RunnerProcess::start(Launch::new(dir.path(), free_port())).await;
     let id = traced_order(&runner).await;
 
-    let lines = eventually("the analytics hop in the log", || async {
+    let hops = [
+        ("inventory", "order.placed.v1"),
+        ("order-intake", "inventory.reserved.v1"),
+        ("notification", "order.confirmed.v1"),
+        ("analytics", "order.placed.v1"),
+        ("analytics", "inventory.reserved.v1"),
+        ("analytics", "order.confirmed.v1"),
+    ];
+    let is_hop = |l: &Value, (function, event): (&str, &str)| {
+        l["function"] == function && l["event_type"] == event && l["subject"] == id.as_str()
+    };
+    // Each consumer logs its hop after its commit, on its own schedule: wait
+    // for every one, not for the one that usually comes last.
+    let lines = eventually("every hop in the log", || async {
         let lines = runner.log_lines();
-        lines
-            .iter()
-            .any(|l| {
-                l["function"] == "analytics" && l["event_type"] == "order.confirmed.v1" && l["subject"] == id.as_str()
-            })
-            .then_some(lines)
+        hops.iter().all(|hop| lines.iter().any(|l| is_hop(l, *hop))).then_some(lines)
     })
     .await;
     let access =
@@ -77,18 +85,8 @@ async fn logs_are_json_lines_and_one_trace_id_follows_an_order_across_every_queu
     assert_eq!(access["status"], 202);
     assert!(access["latency_ms"].is_number());
 
-    for (function, event) in [
-        ("inventory", "order.placed.v1"),
-        ("order-intake", "inventory.reserved.v1"),
-        ("notification", "order.confirmed.v1"),
-        ("analytics", "order.placed.v1"),
-        ("analytics", "inventory.reserved.v1"),
-        ("analytics", "order.confirmed.v1"),
-    ] {
-        let hop = lines
-            .iter()
-            .find(|l| l["function"] == function && l["event_type"] == event && l["subject"] == id.as_str())
-            .unwrap_or_else(|| panic!("no log line for {function} handling {event}"));
+    for (function, event) in hops {
+        let hop = lines.iter().find(|l| is_hop(l, (function, event))).expect("waited for above");
         assert_eq!(hop["trace_id"], TRACE_ID, "{function} handling {event} lost the trace");
         assert!(hop["latency_ms"].is_number());
     }
@@ -143,9 +141,11 @@ async fn sigterm_finishes_in_flight_requests_and_keeps_queued_work() {
         .await
         .unwrap();
     let alice = token("alice", false);
+    let first_accepted = Arc::new(tokio::sync::Notify::new());
     let orders: Vec<_> = (0..30)
         .map(|_| {
             let (client, base, alice) = (client.clone(), runner.base.clone(), alice.clone());
+            let first_accepted = first_accepted.clone();
             tokio::spawn(async move {
                 let response = client
                     .post(format!("{base}/api/v1/orders"))
@@ -157,15 +157,20 @@ async fn sigterm_finishes_in_flight_requests_and_keeps_queued_work() {
                 if response.status() != StatusCode::ACCEPTED {
                     return None;
                 }
+                first_accepted.notify_one();
                 response.json::<Value>().await.ok()?["id"].as_str().map(str::to_owned)
             })
         })
         .collect();
+    // SIGTERM once the first order is in, the rest still on their way: at
+    // least one accepted order has to survive the stop, on any machine.
+    tokio::time::timeout(DEADLINE, first_accepted.notified()).await.expect("an order accepted before the SIGTERM");
     let status = runner.terminate().await;
     assert!(status.success(), "SIGTERM must end the process cleanly, got {status}");
     assert!(runner.log_text().contains("\"stopped\""), "the runner logs its clean stop");
     let accepted: Vec<String> =
         futures::future::join_all(orders).await.into_iter().filter_map(|r| r.unwrap()).collect();
+    assert!(!accepted.is_empty(), "no accepted order to follow across the restart");
 
     let runner = RunnerProcess::start(Launch { generation: 1, ..Launch::new(dir.path(), port) }).await;
     for id in &accepted {

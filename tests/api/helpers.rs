@@ -64,7 +64,8 @@ pub async fn spawn_app() -> TestApp {
     };
     let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
     if let Ok(reset) = std::env::var("ORDERLY_TEST_RESET_URL") {
-        let response = client.post(&reset).send().await.expect("reset the stack");
+        // The reset first waits (a minute at most) for the previous test to settle.
+        let response = client.post(&reset).timeout(Duration::from_secs(180)).send().await.expect("reset the stack");
         assert!(response.status().is_success(), "reset the stack: {}", response.text().await.unwrap_or_default());
     }
     TestApp { address, client, runner: None, admin: token("admin", true), _dir: None }

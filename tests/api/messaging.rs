@@ -50,6 +50,12 @@ async fn redelivered_events_change_nothing() {
     store.place(&order, None, std::slice::from_ref(&placed), Utc::now()).await.unwrap();
     let alice = token("alice", false);
     app.settled(&alice, &order.id.to_string(), "confirmed").await;
+    // The confirmation reaches analytics through the outbox, which no queue
+    // depth shows: wait for the read model itself before redelivering.
+    eventually("analytics to count the confirmed order", || async {
+        (app.summary().await["units_by_sku"]["TEA"] == 4).then_some(())
+    })
+    .await;
     app.drained().await;
 
     // The same event delivered again, twice, to every consumer of it.

@@ -47,29 +47,43 @@ pub async fn deployed(config: &aws_config::SdkConfig, stage: &str) -> anyhow::Re
     Ok(Host::new(settings, aws_sdk_dynamodb::Client::new(config), sqs, provider))
 }
 
-/// Waits (30 s at most) for the stack to settle — nothing queued, nothing
-/// waiting in an outbox — then empties every table and queue.
+/// How long the previous test's events may take to settle.
+const SETTLE: Duration = Duration::from_secs(60);
+
+/// Waits for the stack to settle — nothing queued or in flight, nothing
+/// waiting in an outbox — then empties every table and queue. A stack still
+/// busy after [`SETTLE`] is an error: wiping it anyway would let the
+/// previous test's late writes land in the next test's tables.
 pub async fn wipe(host: &Host) -> anyhow::Result<()> {
     let queues = host.queues();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let deadline = tokio::time::Instant::now() + SETTLE;
     loop {
-        let mut busy = false;
+        let mut busy = Vec::new();
         for consumer in Consumer::ALL {
-            busy |= queues.stats(consumer.queue()).await?.depth > 0;
+            let depth = queues.stats(consumer.queue()).await?.depth;
+            if depth > 0 {
+                busy.push(format!("{} messages in {}", depth, consumer.queue()));
+            }
         }
         for kind in [TableKind::Orders, TableKind::Inventory] {
+            let table = host.tables().table(kind);
             let outbox = host
                 .dynamo
                 .scan()
-                .table_name(host.tables().table(kind))
+                .table_name(table)
                 .filter_expression("begins_with(pk, :outbox)")
                 .expression_attribute_values(":outbox", AttributeValue::S("OUTBOX#".into()))
                 .send()
                 .await?;
-            busy |= outbox.count > 0;
+            if outbox.count > 0 {
+                busy.push(format!("{} outbox items in {table}", outbox.count));
+            }
         }
-        if !busy || tokio::time::Instant::now() > deadline {
+        if busy.is_empty() {
             break;
+        }
+        if tokio::time::Instant::now() > deadline {
+            anyhow::bail!("the stack did not settle within {SETTLE:?}: {}", busy.join(", "));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -101,13 +101,55 @@ impl RunnerProcess {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// Every log line, parsed; panics on a line that is not JSON.
+    /// The log up to its last newline: the runner may be writing the line
+    /// after it right now (or died writing it, under kill -9).
+    fn complete_log(&self) -> String {
+        let mut text = self.log_text();
+        text.truncate(text.rfind('\n').map_or(0, |end| end + 1));
+        text
+    }
+
+    /// Every complete log line, parsed; panics on a line that is not JSON.
     pub fn log_lines(&self) -> Vec<serde_json::Value> {
-        self.log_text()
+        self.complete_log()
             .lines()
             .filter(|l| !l.is_empty() && !l.starts_with("orderly: listening"))
             .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON log line ({e}): {l}")))
             .collect()
+    }
+
+    /// How many orders this process answered 202, by its access log (the
+    /// line is written before the answer leaves, after the commit).
+    pub fn orders_accepted(&self) -> usize {
+        self.complete_log()
+            .lines()
+            .filter(|l| l.contains("/api/v1/orders"))
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|l| l["method"] == "POST" && l["route"] == "/api/v1/orders" && l["status"] == 202)
+            .count()
+    }
+
+    /// Waits until this process has answered `at_least` orders with 202: a
+    /// fault injected after that hits a runner in the middle of real work,
+    /// however slow the machine.
+    pub async fn accepted_at_least(&self, at_least: usize) {
+        let until = tokio::time::Instant::now() + DEADLINE;
+        loop {
+            let accepted = self.orders_accepted();
+            if accepted >= at_least {
+                return;
+            }
+            if tokio::time::Instant::now() >= until {
+                let log = self.log_text();
+                let lines: Vec<&str> = log.lines().collect();
+                let tail = &lines[lines.len().saturating_sub(20)..];
+                panic!(
+                    "the runner accepted {accepted} orders, never {at_least}; its last log lines:\n{}",
+                    tail.join("\n")
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }
 
