@@ -11,7 +11,7 @@
 //!     does (exact routes before wildcards, the longest wildcard first), and
 //!     sets `spin-client-addr` as Spin does;
 //!   - one queue loop per function with the delete-or-leave semantics of
-//!     spin-trigger-sqs, calling the same `Function::handle_message` as the
+//!     spin-trigger-sqs, calling the same `spin::handle_message` as the
 //!     function's queue component — natively, since the SQS trigger only
 //!     exists in Spin;
 //!   - the outbox relays of order-intake and inventory (`Function::relay`,
@@ -46,13 +46,15 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use shared::adapters::aws_backend::AwsBackend;
 use shared::adapters::dynamo::{TableKind, create_table, enable_ttl};
 use shared::adapters::log_provider::LogProvider;
 use shared::adapters::webhook::WebhookProvider;
+use shared::composition::{Backend, Function};
 use shared::events::routing::Consumer;
-use shared::hosts::aws::{ConfigSource, Environment, Function, Host, Settings, queue_key};
-use shared::hosts::spin::{QueueAction, QueueMessage};
+use shared::hosts::spin::{QueueAction, QueueMessage, handle_message};
 use shared::ports::{MessageQueue, NotificationProvider};
+use shared::settings::{ConfigSource, Environment, Settings, queue_key};
 
 /// How long a received message stays invisible (the queues' own default is
 /// the same): a left message comes back this much later.
@@ -198,7 +200,7 @@ struct Front {
 
 /// What runs beside the HTTP components: queue loops and relays.
 struct Stack {
-    host: Host,
+    host: Arc<AwsBackend>,
     components: Vec<Function>,
 }
 
@@ -249,12 +251,18 @@ async fn stack() -> anyhow::Result<Stack> {
         Some(url) => Arc::new(WebhookProvider::new(url, settings.notify_timeout, true)?),
         None => Arc::new(LogProvider),
     };
-    let host = Host::new(settings, aws_sdk_dynamodb::Client::new(&config), aws_sdk_sqs::Client::new(&config), provider);
+    let host = Arc::new(AwsBackend::new(
+        settings,
+        aws_sdk_dynamodb::Client::new(&config),
+        aws_sdk_sqs::Client::new(&config),
+        provider,
+    ));
+    let backend: Arc<dyn Backend> = host.clone();
     let components = vec![
-        order_intake::aws::wire(&host),
-        inventory::aws::wire(&host),
-        notification::aws::wire(&host),
-        analytics::aws::wire(&host),
+        order_intake::front_door(&backend),
+        inventory::wire(&backend),
+        notification::wire(&backend),
+        analytics::wire(&backend),
     ];
     Ok(Stack { host, components })
 }
@@ -287,7 +295,7 @@ async fn consume(stack: Arc<Stack>, name: &'static str) {
                 group: None,
                 sent_at: received.sent_at,
             };
-            (component.handle_message(&stack.host, &message).await, received.receipt.clone())
+            (handle_message(component, stack.host.settings(), &message).await, received.receipt.clone())
         }))
         .await;
         let delete: Vec<String> =
@@ -302,7 +310,7 @@ async fn consume(stack: Arc<Stack>, name: &'static str) {
 async fn relay(stack: Arc<Stack>) {
     loop {
         for component in &stack.components {
-            if let Err(error) = component.relay(&stack.host, Duration::from_secs(5)).await {
+            if let Err(error) = component.relay(stack.host.publisher(), Duration::from_secs(5)).await {
                 eprintln!("spin-harness: relay of {}: {error}", component.name());
             }
         }
@@ -382,7 +390,7 @@ async fn bench(args: &[String]) -> anyhow::Result<()> {
     let intake = flag(args, "--intake").context("--intake URL (the order-intake component)")?.to_owned();
     let requests: usize = flag(args, "--requests").unwrap_or("300").parse()?;
     let stack = stack().await?;
-    let secret = stack.host.settings.auth.jwt_secret.clone().context("ORDERLY_JWT_SECRET")?;
+    let secret = stack.host.settings().jwt_secret.clone().context("ORDERLY_JWT_SECRET")?;
     let admin = shared::http::mint_hs256(secret.as_bytes(), "bench-admin", true, Duration::from_secs(3600));
     let customer = shared::http::mint_hs256(secret.as_bytes(), "bench-customer", false, Duration::from_secs(3600));
     let client = reqwest::Client::new();
@@ -394,20 +402,22 @@ async fn bench(args: &[String]) -> anyhow::Result<()> {
     }
     let order = serde_json::json!({"items": [{"sku": "BENCH", "quantity": 1}]}).to_string();
     // The same routers, natively, in this process: what the emulator costs.
-    let authenticator = shared::http::Authenticator::shared(&stack.host.auth_config())?;
+    let authenticator =
+        shared::composition::authenticator(stack.host.settings(), None, None).map_err(anyhow::Error::msg)?;
+    let backend: Arc<dyn Backend> = stack.host.clone();
     let native = |name: &str| {
         let component = match name {
-            "inventory" => inventory::aws::wire(&stack.host),
-            _ => order_intake::aws::wire(&stack.host),
+            "inventory" => inventory::wire(&backend),
+            _ => order_intake::front_door(&backend),
         };
-        component.router(&stack.host, authenticator.clone()).map_err(anyhow::Error::msg)
+        component.router(backend.as_ref(), authenticator.clone()).map_err(anyhow::Error::msg)
     };
     let (native_inventory, native_intake) = (native("inventory")?, native("order-intake")?);
     let limiter = shared::adapters::dynamo::DynamoResilience::new(
-        stack.host.dynamo.clone(),
+        stack.host.dynamo().clone(),
         stack.host.tables().inventory_table.clone(),
     );
-    let store = shared::adapters::dynamo::DynamoInventory::new(stack.host.dynamo.clone(), stack.host.tables());
+    let store = shared::adapters::dynamo::DynamoInventory::new(stack.host.dynamo().clone(), stack.host.tables());
     let sku = shared::domain::Sku::parse("BENCH").map_err(|e| anyhow::anyhow!("{e}"))?;
     let bucket = shared::resilience::rate_limit::Bucket { per_second: 1e6, burst: 1_000_000 };
 

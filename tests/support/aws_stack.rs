@@ -1,29 +1,22 @@
 //! A stack on DynamoDB + SQS (the Lambda host's on an emulator, or the Spin
-//! harness's), as tests reach into it: its [`Host`], and a wipe that lets
+//! harness's), as tests reach into it: its [`AwsBackend`], and a wipe that lets
 //! each test start from nothing.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, WriteRequest};
+use shared::adapters::aws_backend::AwsBackend;
 use shared::adapters::dynamo::{DynamoConfig, TableKind};
+use shared::composition::Backend;
 use shared::events::routing::Consumer;
-use shared::hosts::aws::{ConfigSource, Host, Settings, queue_key};
 use shared::ports::QueueAdmin;
+use shared::settings::{Settings, queue_key};
 
-/// Settings given as a map (the keys of [`ConfigSource`]).
-struct Values(BTreeMap<String, String>);
-
-impl ConfigSource for Values {
-    fn get(&self, key: &str) -> Option<String> {
-        self.0.get(key).cloned()
-    }
-}
-
-/// The host of the tables and queues `sam deploy` made for `stage`
+/// The backend of the tables and queues `sam deploy` made for `stage`
 /// (`orderly-<stage>-<capability>`, FIFO queues with their DLQs).
 #[allow(dead_code)] // the Spin harness builds its host from its own settings
-pub async fn deployed(config: &aws_config::SdkConfig, stage: &str) -> anyhow::Result<Host> {
+pub async fn deployed(config: &aws_config::SdkConfig, stage: &str) -> anyhow::Result<AwsBackend> {
     let sqs = aws_sdk_sqs::Client::new(config);
     let tables = DynamoConfig::with_prefix(&format!("orderly-{stage}"));
     let mut values = BTreeMap::new();
@@ -42,9 +35,9 @@ pub async fn deployed(config: &aws_config::SdkConfig, stage: &str) -> anyhow::Re
             values.insert(queue_key(kind, consumer), url);
         }
     }
-    let settings = Settings::load(&Values(values))?;
+    let settings = Settings::load(&values)?;
     let provider = std::sync::Arc::new(shared::adapters::log_provider::LogProvider);
-    Ok(Host::new(settings, aws_sdk_dynamodb::Client::new(config), sqs, provider))
+    Ok(AwsBackend::new(settings, aws_sdk_dynamodb::Client::new(config), sqs, provider))
 }
 
 /// How long the previous test's events may take to settle.
@@ -54,7 +47,7 @@ const SETTLE: Duration = Duration::from_secs(60);
 /// waiting in an outbox — then empties every table and queue. A stack still
 /// busy after [`SETTLE`] is an error: wiping it anyway would let the
 /// previous test's late writes land in the next test's tables.
-pub async fn wipe(host: &Host) -> anyhow::Result<()> {
+pub async fn wipe(host: &AwsBackend) -> anyhow::Result<()> {
     let queues = host.queues();
     let deadline = tokio::time::Instant::now() + SETTLE;
     loop {
@@ -68,7 +61,7 @@ pub async fn wipe(host: &Host) -> anyhow::Result<()> {
         for kind in [TableKind::Orders, TableKind::Inventory] {
             let table = host.tables().table(kind);
             let outbox = host
-                .dynamo
+                .dynamo()
                 .scan()
                 .table_name(table)
                 .filter_expression("begins_with(pk, :outbox)")
@@ -92,7 +85,7 @@ pub async fn wipe(host: &Host) -> anyhow::Result<()> {
         let mut start = None;
         loop {
             let page = host
-                .dynamo
+                .dynamo()
                 .scan()
                 .table_name(table)
                 .projection_expression("pk, sk")
@@ -107,7 +100,7 @@ pub async fn wipe(host: &Host) -> anyhow::Result<()> {
                         Ok(WriteRequest::builder().delete_request(delete).build())
                     })
                     .collect::<anyhow::Result<Vec<_>>>()?;
-                host.dynamo.batch_write_item().request_items(table, deletes).send().await?;
+                host.dynamo().batch_write_item().request_items(table, deletes).send().await?;
             }
             start = page.last_evaluated_key;
             if start.is_none() {
@@ -115,9 +108,9 @@ pub async fn wipe(host: &Host) -> anyhow::Result<()> {
             }
         }
     }
-    for urls in host.settings.queues.queues.values() {
+    for urls in host.settings().aws.queues.values() {
         for url in [&urls.url, &urls.dead_letter_url] {
-            host.sqs.purge_queue().queue_url(url).send().await?;
+            host.sqs().purge_queue().queue_url(url).send().await?;
         }
     }
     Ok(())

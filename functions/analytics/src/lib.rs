@@ -12,8 +12,6 @@
 //! `contributions(new) - contributions(old)`. So events may arrive twice or
 //! out of order and the totals still equal the orders.
 
-#[cfg(feature = "aws")]
-pub mod aws;
 pub mod http;
 pub mod wiring;
 

@@ -14,3 +14,6 @@ pub fn wire(backend: &Arc<dyn Backend>) -> Function {
         .routes(crate::http::router(views.clone()))
         .consumer(Arc::new(Projector::new(views)))
 }
+
+#[cfg(feature = "spin")]
+shared::spin_entry_points!(wire);

@@ -9,8 +9,6 @@
 //! the decision is taken on a snapshot, and the store commits it only if
 //! every line still fits (see `shared::domain::ReservationDecision`).
 
-#[cfg(feature = "aws")]
-pub mod aws;
 pub mod catalog;
 pub mod consumer;
 pub mod http;

@@ -30,3 +30,6 @@ pub fn wire(backend: &Arc<dyn Backend>) -> Function {
         .consumer(Arc::new(InventoryConsumer::new(reservations, catalog)))
         .outbox(backend.inventory_outbox())
 }
+
+#[cfg(feature = "spin")]
+shared::spin_entry_points!(wire);

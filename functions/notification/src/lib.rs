@@ -8,8 +8,6 @@
 //! shows each one as `sent`, `deferred` (will be retried) or `failed`
 //! (dead-lettered after the last attempt).
 
-#[cfg(feature = "aws")]
-pub mod aws;
 pub mod http;
 pub mod wiring;
 

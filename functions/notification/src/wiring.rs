@@ -14,3 +14,6 @@ pub fn wire(backend: &Arc<dyn Backend>) -> Function {
     let notifier = Notifier::new(log.clone(), composition::breaker(backend.as_ref()), backend.clock());
     Function::new(FUNCTION, Consumer::Notification).routes(crate::http::router(log)).consumer(Arc::new(notifier))
 }
+
+#[cfg(feature = "spin")]
+shared::spin_entry_points!(wire);

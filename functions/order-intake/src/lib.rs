@@ -12,8 +12,6 @@
 //! queue entry point; [`http`] is the HTTP entry point. Hosts (local runner,
 //! Lambda, Spin) only wire adapters into these.
 
-#[cfg(feature = "aws")]
-pub mod aws;
 pub mod http;
 pub mod wiring;
 

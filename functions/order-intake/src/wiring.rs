@@ -39,3 +39,8 @@ pub fn front_door(backend: &Arc<dyn Backend>) -> Function {
         .merge(shared::hosts::health::router(composition::health(backend.clone())));
     wire(backend).routes(api)
 }
+
+// Every trigger of order-intake's components runs the front door: the same
+// consumer and outbox as `wire`, with the whole API's routes.
+#[cfg(feature = "spin")]
+shared::spin_entry_points!(front_door);

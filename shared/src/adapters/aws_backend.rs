@@ -38,6 +38,7 @@ pub struct AwsBackend {
     settings: Settings,
     tables: DynamoConfig,
     dynamo: DynamoClient,
+    sqs: SqsClient,
     queues: Arc<SqsQueues>,
     provider: Arc<dyn NotificationProvider>,
 }
@@ -52,8 +53,8 @@ impl AwsBackend {
     ) -> Self {
         let tables = DynamoConfig::from_settings(&settings.aws.tables);
         let queues = SqsConfig { queues: settings.aws.queues.clone(), max_receives: settings.queues.max_receives };
-        let queues = Arc::new(SqsQueues::new(sqs, queues));
-        Self { settings, tables, dynamo, queues, provider }
+        let queues = Arc::new(SqsQueues::new(sqs.clone(), queues));
+        Self { settings, tables, dynamo, sqs, queues, provider }
     }
 
     pub fn tables(&self) -> &DynamoConfig {
@@ -62,6 +63,10 @@ impl AwsBackend {
 
     pub fn dynamo(&self) -> &DynamoClient {
         &self.dynamo
+    }
+
+    pub fn sqs(&self) -> &SqsClient {
+        &self.sqs
     }
 
     /// Publisher, consumer side and admin of the queues the settings name.

@@ -1,7 +1,8 @@
 //! The AWS Lambda host: how Lambda's triggers reach a function.
 //!
-//! A function's wiring is the one Spin runs too (its crate's `aws::wire`,
-//! see [`super::aws`]); its Lambda binary is one line, [`run`]`(wire)`. One
+//! A function's wiring is the one every host runs (its crate's `wire`, see
+//! [`crate::composition`]), here over the [`AwsBackend`]; its Lambda binary
+//! is one line, [`run`]`(wire)`. One
 //! binary serves every trigger the function has, telling them apart by the
 //! event's shape:
 //!
@@ -39,14 +40,16 @@ use lambda_runtime::{Context, LambdaEvent, service_fn};
 use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 
-use super::aws::{ConfigSource, Environment, Function, Host, Settings};
+use crate::adapters::aws_backend::AwsBackend;
 use crate::adapters::dynamo::outbox_entry_from_stream_image;
 use crate::adapters::log_provider::LogProvider;
 use crate::adapters::sqs::SqsQueues;
 use crate::adapters::webhook::WebhookProvider;
+use crate::composition::{self, Backend, Function};
 use crate::http::{Authenticator, ClientIp};
 use crate::messaging::{Outcome, process_batch, schedule_retry};
 use crate::ports::{EventPublisher, Notification, NotificationProvider, ProviderError, ReceivedMessage};
+use crate::settings::{Environment, Settings};
 
 pub use lambda_runtime::Error;
 
@@ -96,7 +99,7 @@ impl aws_sdk_dynamodb::config::Intercept for RequestCounter {
 /// building the HTTPS client (its TLS roots) is most of what a cold start
 /// would otherwise spend before asking for work, and nothing here waits on
 /// the network.
-pub fn run(wire: fn(&Host) -> Function) -> Result<(), Error> {
+pub fn run(wire: fn(&Arc<dyn Backend>) -> Function) -> Result<(), Error> {
     init_logging();
     let settings = Settings::load(&Environment)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -149,10 +152,10 @@ pub fn trigger(payload: &Value) -> Trigger {
     }
 }
 
-/// One function's instance: its host, its parts, the clients only Lambda
+/// One function's instance: its backend, its parts, the clients only Lambda
 /// uses (SSM), and the router, built by the first HTTP request.
 struct LambdaHost {
-    host: Host,
+    backend: Arc<AwsBackend>,
     function: Function,
     ssm: SsmClient,
     requests: RequestCounter,
@@ -164,13 +167,13 @@ impl LambdaHost {
     /// Settings from `ORDERLY_*` (set by `template.yaml`); SDK clients from
     /// Lambda's environment (credentials of the function's role, region;
     /// `ORDERLY_AWS_ENDPOINT_URL` points them at an emulator).
-    async fn new(settings: Settings, wire: fn(&Host) -> Function) -> Result<Self, Error> {
+    async fn new(settings: Settings, wire: fn(&Arc<dyn Backend>) -> Function) -> Result<Self, Error> {
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
         if let Some(url) = &settings.aws.endpoint_url {
             loader = loader.endpoint_url(url);
         }
         // Lambda's own AWS_REGION unless the settings name one.
-        if Environment.get("aws_region").is_some() {
+        if settings.aws.region_set {
             loader = loader.region(aws_config::Region::new(settings.aws.region.clone()));
         }
         if let (Some(id), Some(secret)) = (&settings.aws.access_key_id, &settings.aws.secret_access_key) {
@@ -195,13 +198,13 @@ impl LambdaHost {
             } else {
                 Arc::new(LazyWebhook { settings: settings.clone(), ssm: ssm.clone(), provider: OnceCell::new() })
             };
-        let host = Host::new(
+        let backend = Arc::new(AwsBackend::new(
             settings,
             aws_sdk_dynamodb::Client::from_conf(dynamo),
             aws_sdk_sqs::Client::from_conf(sqs),
             provider,
-        );
-        let function = wire(&host);
+        ));
+        let function = wire(&(backend.clone() as Arc<dyn Backend>));
         let metrics = metrics_cloudwatch_embedded::Builder::new()
             // Each metric's labels (function, route, consumer, ...) become
             // its dimensions; a builder-wide one may not repeat a label.
@@ -209,7 +212,7 @@ impl LambdaHost {
             .init()
             .map_err(|error| tracing::warn!(%error, "EMF metrics are off"))
             .ok();
-        Ok(Self { host, function, ssm, requests, metrics, router: OnceCell::new() })
+        Ok(Self { backend, function, ssm, requests, metrics, router: OnceCell::new() })
     }
 
     async fn handle(&self, event: LambdaEvent<Value>) -> Result<Value, Error> {
@@ -249,19 +252,19 @@ impl LambdaHost {
     /// The token verifier: inline settings, else the SSM parameter, else the
     /// JWKS URL. Paid for by an instance's first HTTP request.
     async fn authenticator(&self) -> Result<Arc<Authenticator>, Error> {
-        let auth = &self.host.settings.auth;
-        let mut config = self.host.auth_config();
-        if config.hs256_secret.is_none() && config.jwks_json.is_none() {
-            if let Some(name) = &auth.jwt_secret_parameter {
-                config.hs256_secret = Some(self.parameter(name).await?.into_bytes());
-            } else if let Some(url) = &auth.jwks_url {
+        let settings = self.backend.settings();
+        let (mut secret, mut jwks) = (None, None);
+        if settings.jwt_secret.is_none() && settings.jwks.is_none() {
+            if let Some(name) = &settings.jwt_secret_parameter {
+                secret = Some(self.parameter(name).await?.into_bytes());
+            } else if let Some(url) = &settings.jwks_url {
                 let response = reqwest::get(url).await?.error_for_status()?;
-                config.jwks_json = Some(response.text().await?);
+                jwks = Some(response.text().await?);
             } else {
                 return Err("set ORDERLY_JWT_SECRET_PARAMETER or ORDERLY_JWKS_URL".into());
             }
         }
-        Ok(Authenticator::shared(&config)?)
+        Ok(composition::authenticator(settings, secret, jwks)?)
     }
 
     async fn http(&self, payload: Value, context: Context) -> Result<Value, Error> {
@@ -269,7 +272,7 @@ impl LambdaHost {
             .router
             .get_or_try_init(|| async {
                 let authenticator = self.authenticator().await?;
-                let router = self.function.router(&self.host, authenticator).map_err(Error::from)?;
+                let router = self.function.router(self.backend.as_ref(), authenticator).map_err(Error::from)?;
                 Ok::<_, Error>(router.layer(axum::middleware::map_request(with_client_ip)))
             })
             .await?;
@@ -286,7 +289,7 @@ impl LambdaHost {
             response.set_failures(event.records.iter().filter_map(|r| r.message_id.clone()));
             return response;
         };
-        let queues = self.host.queues();
+        let queues = self.backend.queues();
         let queue = handler.consumer().queue();
         // The records of one FIFO group, in order; groups side by side.
         let mut groups: Vec<(String, Vec<ReceivedMessage>)> = Vec::new();
@@ -298,7 +301,7 @@ impl LambdaHost {
             }
         }
         let max = queues.config().max_receives;
-        let backoff = self.host.settings.backoff;
+        let backoff = self.backend.settings().backoff();
         let failed = futures::future::join_all(groups.iter().map(|(_, messages)| {
             let (queues, handler) = (queues.clone(), handler.clone());
             async move {
@@ -347,7 +350,7 @@ impl LambdaHost {
             return json!({ "batchItemFailures": [] });
         }
         let envelopes: Vec<_> = entries.iter().map(|e| e.envelope.clone()).collect();
-        if let Err(error) = self.host.queues().publish(&envelopes).await {
+        if let Err(error) = self.backend.queues().publish(&envelopes).await {
             // Nothing is checkpointed: the stream delivers the batch again.
             tracing::warn!(%error, events = envelopes.len(), "outbox relay: publish failed");
             let first = records.first().and_then(|r| r.pointer("/dynamodb/SequenceNumber")).cloned();
@@ -373,7 +376,7 @@ impl LambdaHost {
         let deadline = std::time::UNIX_EPOCH + Duration::from_millis(context.deadline);
         let budget =
             deadline.duration_since(std::time::SystemTime::now()).unwrap_or_default().saturating_sub(SWEEP_MARGIN);
-        let published = self.function.relay(&self.host, budget).await?;
+        let published = self.function.relay(self.backend.publisher(), budget).await?;
         if published > 0 {
             tracing::warn!(
                 function = self.function.name(),

@@ -1,11 +1,9 @@
 //! What every host does the same way around the functions: the finished API
 //! router (fallbacks, rate limits, the edge middleware) and the health
-//! report. The AWS-backed hosts share their wiring too (`aws`: settings, SDK
-//! clients, a function's parts); each host's glue lives in a module of its
-//! own behind its feature (`lambda`, `spin`).
+//! report. Each host's glue lives in a module of its own behind its feature
+//! (`lambda`, `spin`); what they wire is the one composition
+//! (`crate::composition`).
 
-#[cfg(feature = "aws")]
-pub mod aws;
 mod edge;
 pub mod health;
 #[cfg(feature = "lambda")]

@@ -1,7 +1,8 @@
 //! The Spin host: how Spin's triggers reach a function.
 //!
-//! A function's wiring is the one Lambda runs too (its crate's `aws::wire`,
-//! returning a [`Function`], see [`super::aws`]); a component adds one entry
+//! A function's wiring is the one every host runs (its crate's `wire`,
+//! returning a [`Function`], see [`crate::composition`]), here over the
+//! [`crate::adapters::aws_backend::AwsBackend`]; a component adds one entry
 //! point per trigger, each a call into this module:
 //!
 //! - **HTTP** (`#[http_component]`, WASI 0.2): [`serve`] runs the function's
@@ -9,10 +10,9 @@
 //!   JWT, rate limits in DynamoDB). The same build runs on Spin and under any
 //!   wasi:http host (`wasmtime serve`, jco), which is how CI runs it.
 //! - **SQS** (the spin-trigger-sqs plugin: one message per call, answered
-//!   delete or leave): [`Function::handle_message`], a one-message
-//!   [`process_batch`].
+//!   delete or leave): [`handle_message`], a one-message [`process_batch`].
 //! - **Cron** (the spin-trigger-cron plugin): [`Function::relay`], the
-//!   outbox [`Relay`] until the outbox is empty.
+//!   outbox relay until the outbox is empty.
 //!
 //! Settings come through the [`ConfigSource`] port: process environment
 //! (`ORDERLY_*`, what `wasmtime serve --env` and tests give) or, in the
@@ -23,9 +23,10 @@
 
 use chrono::{DateTime, Utc};
 
-use super::aws::{ConfigSource, Function, Host};
 use crate::adapters::sqs::SqsQueues;
+use crate::composition::Function;
 use crate::messaging::{Outcome, process_batch};
+use crate::settings::{ConfigSource, Settings};
 
 /// Spin variables (declared per component in `spin.toml`).
 #[cfg(all(feature = "spin-variables", target_arch = "wasm32"))]
@@ -45,7 +46,7 @@ pub fn config_source() -> Box<dyn ConfigSource> {
     #[cfg(all(feature = "spin-variables", target_arch = "wasm32"))]
     return Box::new(SpinVariables);
     #[cfg(not(all(feature = "spin-variables", target_arch = "wasm32")))]
-    Box::new(super::aws::Environment)
+    Box::new(crate::settings::Environment)
 }
 
 /// One queue message as a queue trigger hands it over.
@@ -102,40 +103,37 @@ pub enum QueueAction {
     Leave,
 }
 
-/// The Spin queue trigger's call: one message at a time.
-impl Function {
-    /// One delivery: handled (or known to be a duplicate, or of an unknown
-    /// type) is `Delete`; a failure is `Leave`. Idempotent handlers make a
-    /// redelivery after a lost delete harmless.
-    pub async fn handle_message(&self, host: &Host, message: &QueueMessage) -> QueueAction {
-        let Some(handler) = self.handler() else {
-            tracing::error!(function = self.name(), "a queue message for a component with no consumer: left");
-            return QueueAction::Leave;
-        };
-        let received = SqsQueues::delivery(
-            &message.id,
-            "",
-            &message.body,
-            message.receive_count,
-            message.group.as_deref(),
-            message.sent_at,
-        );
-        let max = host.settings.queues.max_receives;
-        let outcomes = process_batch(handler.as_ref(), std::slice::from_ref(&received), max).await;
-        match outcomes.first().map(|o| &o.outcome) {
-            Some(Outcome::Done | Outcome::Ignored { .. }) => QueueAction::Delete,
-            Some(Outcome::Failed { .. }) | None => QueueAction::Leave,
-        }
+/// The Spin queue trigger's call, one message at a time: handled (or known
+/// to be a duplicate, or of an unknown type) is `Delete`; a failure is
+/// `Leave`. Idempotent handlers make a redelivery after a lost delete harmless.
+pub async fn handle_message(function: &Function, settings: &Settings, message: &QueueMessage) -> QueueAction {
+    let Some(handler) = function.handler() else {
+        tracing::error!(function = function.name(), "a queue message for a component with no consumer: left");
+        return QueueAction::Leave;
+    };
+    let received = SqsQueues::delivery(
+        &message.id,
+        "",
+        &message.body,
+        message.receive_count,
+        message.group.as_deref(),
+        message.sent_at,
+    );
+    let max = settings.queues.max_receives;
+    let outcomes = process_batch(handler.as_ref(), std::slice::from_ref(&received), max).await;
+    match outcomes.first().map(|o| &o.outcome) {
+        Some(Outcome::Done | Outcome::Ignored { .. }) => QueueAction::Delete,
+        Some(Outcome::Failed { .. }) | None => QueueAction::Leave,
     }
 }
 
 #[cfg(target_arch = "wasm32")]
-pub use component::{block_on, host, on_cron, on_message, serve};
+pub use component::{backend, block_on, on_cron, on_message, serve};
 
 /// A function's Spin entry points, each compiled only into the component
 /// built with its feature (`cargo rustc --crate-type cdylib --target
 /// wasm32-wasip2 --features spin-http|spin-queue|spin-relay`):
-/// `shared::spin_entry_points!(wire);` with `wire: fn(&Host) -> Function`.
+/// `shared::spin_entry_points!(wire);` with `wire: fn(&Arc<dyn Backend>) -> Function`.
 #[macro_export]
 macro_rules! spin_entry_points {
     ($wire:ident) => {
@@ -156,8 +154,8 @@ macro_rules! spin_entry_points {
 
 /// The spin-trigger-sqs export (`spin:sqs@3.0.0`, `handle-queue-message`)
 /// of a function's queue component: `shared::spin_queue_export!(wire);`
-/// with `wire: fn(&Host) -> Function`. One message per call, answered
-/// delete or leave (see [`Function::handle_message`]).
+/// with `wire: fn(&Arc<dyn Backend>) -> Function`. One message per call, answered
+/// delete or leave (see [`handle_message`]).
 #[macro_export]
 macro_rules! spin_queue_export {
     ($wire:ident) => {
@@ -266,10 +264,12 @@ mod component {
     use tower::ServiceExt;
 
     use super::config_source;
+    use crate::adapters::aws_backend::AwsBackend;
     use crate::adapters::log_provider::LogProvider;
-    use crate::hosts::aws::{Function, Host, Settings};
-    use crate::http::{ApiError, Authenticator, ClientIp};
+    use crate::composition::{self, Backend, Function};
+    use crate::http::{ApiError, ClientIp};
     use crate::ports::{Notification, NotificationProvider, ProviderError};
+    use crate::settings::Settings;
 
     /// Runs `future` to completion on the wasi:io reactor the SDK's HTTP
     /// client needs (whatever executor called the export).
@@ -299,9 +299,9 @@ mod component {
         fastrand::seed(rand::random());
     }
 
-    /// The host of this instance: settings from this build's source, SDK
+    /// The backend of this instance: settings from this build's source, SDK
     /// clients over wasi:http, the webhook (or the log) as provider.
-    pub fn host() -> Result<Host, String> {
+    pub fn backend() -> Result<Arc<AwsBackend>, String> {
         init_logging();
         seed_fastrand();
         let settings = Settings::load(config_source().as_ref()).map_err(|e| e.to_string())?;
@@ -340,30 +340,36 @@ mod component {
             Some(url) => Arc::new(WasiWebhook { url: url.clone(), timeout: settings.notify_timeout }),
             None => Arc::new(LogProvider),
         };
-        Ok(Host::new(
+        Ok(Arc::new(AwsBackend::new(
             settings,
             aws_sdk_dynamodb::Client::from_conf(dynamo.build()),
             aws_sdk_sqs::Client::from_conf(sqs.build()),
             provider,
-        ))
+        )))
+    }
+
+    /// This instance's backend and the function wired from it.
+    fn wired(wire: fn(&Arc<dyn Backend>) -> Function) -> Result<(Arc<AwsBackend>, Function), String> {
+        let backend = backend()?;
+        let function = wire(&(backend.clone() as Arc<dyn Backend>));
+        Ok((backend, function))
     }
 
     /// The body of the queue export: wires the component and handles one message.
     pub fn on_message(
         message: &super::QueueMessage,
-        wire: fn(&Host) -> Function,
+        wire: fn(&Arc<dyn Backend>) -> Function,
     ) -> Result<super::QueueAction, String> {
-        let host = host()?;
-        Ok(block_on(wire(&host).handle_message(&host, message)))
+        let (backend, function) = wired(wire)?;
+        Ok(block_on(super::handle_message(&function, backend.settings(), message)))
     }
 
     /// The body of the cron export: relays the component's outbox, for at
     /// most half a minute (cron runs again soon after).
-    pub fn on_cron(wire: fn(&Host) -> Function) -> Result<(), String> {
-        let host = host()?;
-        let component = wire(&host);
-        let published =
-            block_on(component.relay(&host, std::time::Duration::from_secs(30))).map_err(|e| e.to_string())?;
+    pub fn on_cron(wire: fn(&Arc<dyn Backend>) -> Function) -> Result<(), String> {
+        let (backend, component) = wired(wire)?;
+        let published = block_on(component.relay(backend.publisher(), std::time::Duration::from_secs(30)))
+            .map_err(|e| e.to_string())?;
         if published > 0 {
             tracing::info!(function = component.name(), published, "outbox relayed");
         }
@@ -373,7 +379,10 @@ mod component {
     /// The body of an `#[http_component]`: wires the component, verifies
     /// nothing itself, and answers through the shared edge. A component
     /// that cannot start answers a bare 500 problem (details on stderr).
-    pub fn serve(request: axum::http::Request<Vec<u8>>, wire: fn(&Host) -> Function) -> axum::http::Response<Vec<u8>> {
+    pub fn serve(
+        request: axum::http::Request<Vec<u8>>,
+        wire: fn(&Arc<dyn Backend>) -> Function,
+    ) -> axum::http::Response<Vec<u8>> {
         block_on(async move {
             match answer(request, wire).await {
                 Ok(response) => response,
@@ -386,17 +395,18 @@ mod component {
         })
     }
 
-    async fn answer(request: Request<Vec<u8>>, wire: fn(&Host) -> Function) -> Result<Response<Vec<u8>>, String> {
-        let host = host()?;
-        let mut auth = host.auth_config();
-        if auth.hs256_secret.is_none()
-            && auth.jwks_json.is_none()
-            && let Some(url) = &host.settings.auth.jwks_url
-        {
-            auth.jwks_json = Some(fetch(url).await?);
-        }
-        let authenticator = Authenticator::shared(&auth).map_err(|e| e.to_string())?;
-        let router = wire(&host).router(&host, authenticator)?;
+    async fn answer(
+        request: Request<Vec<u8>>,
+        wire: fn(&Arc<dyn Backend>) -> Function,
+    ) -> Result<Response<Vec<u8>>, String> {
+        let (backend, function) = wired(wire)?;
+        let settings = backend.settings();
+        let jwks = match (&settings.jwt_secret, &settings.jwks, &settings.jwks_url) {
+            (None, None, Some(url)) => Some(fetch(url).await?),
+            _ => None,
+        };
+        let authenticator = composition::authenticator(settings, None, jwks)?;
+        let router = function.router(backend.as_ref(), authenticator)?;
         let (mut parts, body) = request.into_parts();
         // Spin puts the caller's address here (anonymous rate limits key on it).
         if let Some(ip) = parts

@@ -1,7 +1,8 @@
-//! analytics on AWS Lambda: its wiring (`analytics::aws::wire`, the same as on
-//! Spin) behind the Lambda host, which serves every trigger the function has
-//! (HTTP API, its SQS queue, its table's stream, the outbox sweep).
+//! analytics on AWS Lambda: its one wiring (`analytics::wire`, the same on every host)
+//! over the AWS backend, behind the Lambda host, which serves every trigger
+//! the function has (HTTP API, its SQS queue, its table's stream, the outbox
+//! sweep).
 
 fn main() -> Result<(), shared::hosts::lambda::Error> {
-    shared::hosts::lambda::run(analytics::aws::wire)
+    shared::hosts::lambda::run(analytics::wire)
 }

@@ -1,7 +1,8 @@
-//! order-intake on AWS Lambda: its wiring (`order_intake::aws::wire`, the same as on
-//! Spin) behind the Lambda host, which serves every trigger the function has
-//! (HTTP API, its SQS queue, its table's stream, the outbox sweep).
+//! order-intake on AWS Lambda: its one wiring serving the whole API
+//! (`order_intake::front_door`, the same the runner serves) over the AWS
+//! backend, behind the Lambda host, which serves every trigger the function
+//! has (HTTP API, its SQS queue, its table's stream, the outbox sweep).
 
 fn main() -> Result<(), shared::hosts::lambda::Error> {
-    shared::hosts::lambda::run(order_intake::aws::wire)
+    shared::hosts::lambda::run(order_intake::front_door)
 }
