@@ -373,6 +373,133 @@ mod tests {
         assert!(matches!(Envelope::from_json("{not json"), Err(EventError::Envelope(_))));
     }
 
+    /// What each event type puts on the queues, pinned by a committed file
+    /// per type (`tests/fixtures/events/<type>.json`), so that a refactor of
+    /// the domain cannot change the wire without failing here. Run with
+    /// `ORDERLY_BLESS_FIXTURES=1` to rewrite the files after a deliberate
+    /// change of contract (which is a new `.vN` type, see the module doc).
+    mod wire_fixtures {
+        use std::path::PathBuf;
+
+        use chrono::{DateTime, Utc};
+        use uuid::Uuid;
+
+        use super::super::*;
+        use crate::domain::{Currency, CustomerId, Money, OrderLine, ProductName, Quantity, Shortfall};
+
+        fn at(raw: &str) -> DateTime<Utc> {
+            raw.parse().expect("fixture time")
+        }
+
+        fn eur(minor: i64) -> Money {
+            Money::from_minor(minor, Currency::parse("EUR").expect("EUR")).expect("fixture amount")
+        }
+
+        fn sku(raw: &str) -> Sku {
+            Sku::parse(raw).expect("fixture SKU")
+        }
+
+        fn order_id() -> OrderId {
+            OrderId::parse("0190a5e4-7d3a-7c4e-9a3b-2f1e0d9c8b7a").expect("fixture order id")
+        }
+
+        fn placed() -> Order {
+            let line = |s: &str, q: i64, price: i64| OrderLine {
+                sku: sku(s),
+                quantity: Quantity::parse(q).expect("fixture quantity"),
+                unit_price: eur(price),
+            };
+            Order::place(
+                order_id(),
+                CustomerId::parse("alice").expect("fixture customer"),
+                vec![line("TEA-GREEN", 2, 1250), line("MUG", 1, 800)],
+                at("2026-11-27T10:00:00.123Z"),
+            )
+            .expect("fixture order")
+        }
+
+        fn reserved_lines() -> Vec<ReservedLine> {
+            vec![ReservedLine { sku: sku("TEA-GREEN"), quantity: 2 }, ReservedLine { sku: sku("MUG"), quantity: 1 }]
+        }
+
+        /// One event of every type, from fixed domain values.
+        fn every_event() -> Vec<Event> {
+            let confirmed = placed().confirm(at("2026-11-27T10:00:01.5Z")).expect("confirm");
+            vec![
+                Event::OrderPlaced(OrderChanged { order: placed(), reason: None }),
+                Event::OrderConfirmed(OrderChanged { order: confirmed.clone(), reason: None }),
+                Event::OrderRejected(OrderChanged {
+                    order: placed().reject(at("2026-11-27T10:00:02Z")).expect("reject"),
+                    reason: Some("not enough stock (TEA-GREEN: requested 2, available 1)".into()),
+                }),
+                Event::OrderCancelled(OrderChanged {
+                    order: confirmed.cancel(at("2026-11-27T10:05:00Z")).expect("cancel"),
+                    reason: None,
+                }),
+                Event::InventoryReserved(InventoryReserved { order_id: order_id(), lines: reserved_lines() }),
+                Event::InventoryRejected(InventoryRejected {
+                    order_id: order_id(),
+                    shortfalls: vec![Shortfall { sku: sku("TEA-GREEN"), requested: 2, available: 1 }],
+                }),
+                Event::InventoryReleased(InventoryReleased { order_id: order_id(), lines: reserved_lines() }),
+                Event::ProductChanged(ProductChanged {
+                    product: Product {
+                        sku: sku("TEA-GREEN"),
+                        name: ProductName::parse("Green tea").expect("fixture name"),
+                        price: eur(1250),
+                        available: 40,
+                        reserved: 2,
+                        updated_at: at("2026-11-27T09:30:00.250Z"),
+                        version: 3,
+                    },
+                }),
+            ]
+        }
+
+        fn envelope(event: Event) -> Envelope {
+            let source = if event.event_type().as_str().starts_with("order.") { "order-intake" } else { "inventory" };
+            event.into_envelope(EventMeta {
+                id: Uuid::parse_str("0190a5e4-8000-7000-8000-000000000001").expect("fixture event id"),
+                source,
+                time: at("2026-11-27T10:00:03.456789Z"),
+                traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
+            })
+        }
+
+        fn fixture_path(event_type: EventType) -> PathBuf {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/events")
+                .join(format!("{}.json", event_type.as_str()))
+        }
+
+        #[test]
+        fn every_event_type_has_a_fixture() {
+            let covered: Vec<EventType> = every_event().iter().map(Event::event_type).collect();
+            assert_eq!(covered, EventType::ALL, "one fixture event per type, in the order of EventType::ALL");
+        }
+
+        #[test]
+        fn every_event_matches_its_committed_json_and_decodes_from_it() {
+            let bless = std::env::var_os("ORDERLY_BLESS_FIXTURES").is_some();
+            for event in every_event() {
+                let path = fixture_path(event.event_type());
+                let built = envelope(event.clone());
+                let json: serde_json::Value = serde_json::from_str(&built.to_json()).expect("envelope JSON");
+                if bless {
+                    let pretty = serde_json::to_string_pretty(&json).expect("pretty JSON") + "\n";
+                    std::fs::write(&path, pretty).expect("write fixture");
+                }
+                let raw = std::fs::read_to_string(&path)
+                    .unwrap_or_else(|e| panic!("{}: {e} (ORDERLY_BLESS_FIXTURES=1 writes it)", path.display()));
+                let committed: serde_json::Value = serde_json::from_str(&raw).expect("fixture is JSON");
+                assert_eq!(json, committed, "{} changed on the wire", path.display());
+                let decoded = Envelope::from_json(&raw).expect("fixture is an envelope");
+                assert_eq!(decoded, built, "{}", path.display());
+                assert_eq!(decoded.decode().expect("fixture decodes"), Some(event), "{}", path.display());
+            }
+        }
+    }
+
     #[test]
     fn fan_out_follows_the_contract_table() {
         use routing::{Consumer::*, subscribers};

@@ -355,6 +355,37 @@ mod tests {
         assert!(OrderId::parse("not-an-id").is_none());
     }
 
+    /// The JSON every store keeps an order as (SQLite `orders.body`, DynamoDB
+    /// `doc`, both read models and idempotency answers), pinned by a committed
+    /// file so that orders stored by earlier builds keep loading.
+    /// `ORDERLY_BLESS_FIXTURES=1` rewrites it.
+    #[test]
+    fn the_stored_form_of_an_order_is_unchanged() {
+        let at = |raw: &str| raw.parse::<DateTime<Utc>>().unwrap();
+        let line = |s: &str, q: i64, minor: i64| OrderLine {
+            sku: sku(s),
+            quantity: Quantity::parse(q).unwrap(),
+            unit_price: money(minor, "EUR"),
+        };
+        let order = Order::place(
+            OrderId::parse("0190a5e4-7d3a-7c4e-9a3b-2f1e0d9c8b7a").unwrap(),
+            CustomerId::parse("alice").unwrap(),
+            vec![line("TEA-GREEN", 2, 1250), line("MUG", 1, 800)],
+            at("2026-11-27T10:00:00.123Z"),
+        )
+        .unwrap()
+        .confirm(at("2026-11-27T10:00:01.5Z"))
+        .unwrap();
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/stored/order.json");
+        let stored = serde_json::to_value(&order).unwrap();
+        if std::env::var_os("ORDERLY_BLESS_FIXTURES").is_some() {
+            std::fs::write(&path, serde_json::to_string_pretty(&stored).unwrap() + "\n").unwrap();
+        }
+        let raw = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(stored, serde_json::from_str::<serde_json::Value>(&raw).unwrap());
+        assert_eq!(serde_json::from_str::<Order>(&raw).unwrap(), order);
+    }
+
     #[test]
     fn repeated_skus_are_summed() {
         let mut order = order_in(Pending);
