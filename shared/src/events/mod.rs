@@ -5,12 +5,28 @@
 //! every consumer has moved, so producers and consumers deploy independently.
 //! Consumers ignore fields they do not know (serde's default) and acknowledge
 //! types they do not know, so adding either never wedges a queue.
+//!
+//! The data of each type is its own flat wire type ([`payloads`]), never a
+//! domain struct, so the domain can change without changing the queues;
+//! `tests/fixtures/events/` pins one example of each type.
+//!
+//! Every event type is one row of the table below (`event_types!`): its Rust
+//! name, its type string and its data type. The macro writes what would
+//! otherwise be parallel `match`es to keep in step — [`EventType`] and its
+//! strings, [`Event`] with its type, subject and data, and decoding — so a
+//! new event is one row plus its data type (with a [`Payload::subject`]) in
+//! `payloads.rs`, after which the compiler points at every consumer's `match`.
+
+pub mod payloads;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::domain::{Order, OrderId, Product, Shortfall, Sku};
+pub use payloads::{
+    Amount, InvalidPayload, InventoryRejected, InventoryReleased, InventoryReserved, OrderChanged, OrderLineSnapshot,
+    OrderSnapshot, Payload, ProductChanged, ProductSnapshot, ReservedLine, ShortfallLine,
+};
 
 /// The CloudEvents-like envelope every event travels in. `id` is unique per
 /// event and is what consumers deduplicate on.
@@ -52,156 +68,95 @@ impl Envelope {
         let Some(kind) = EventType::parse(&self.event_type) else {
             return Ok(None);
         };
-        let data = self.data.clone();
-        let bad = |source| EventError::Data { event_type: self.event_type.clone(), source };
-        let event = match kind {
-            EventType::OrderPlaced => Event::OrderPlaced(serde_json::from_value(data).map_err(bad)?),
-            EventType::OrderConfirmed => Event::OrderConfirmed(serde_json::from_value(data).map_err(bad)?),
-            EventType::OrderRejected => Event::OrderRejected(serde_json::from_value(data).map_err(bad)?),
-            EventType::OrderCancelled => Event::OrderCancelled(serde_json::from_value(data).map_err(bad)?),
-            EventType::InventoryReserved => Event::InventoryReserved(serde_json::from_value(data).map_err(bad)?),
-            EventType::InventoryRejected => Event::InventoryRejected(serde_json::from_value(data).map_err(bad)?),
-            EventType::InventoryReleased => Event::InventoryReleased(serde_json::from_value(data).map_err(bad)?),
-            EventType::ProductChanged => Event::ProductChanged(serde_json::from_value(data).map_err(bad)?),
-        };
-        Ok(Some(event))
+        Event::from_data(kind, self.data.clone())
+            .map(Some)
+            .map_err(|source| EventError::Data { event_type: self.event_type.clone(), source })
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum EventType {
-    OrderPlaced,
-    OrderConfirmed,
-    OrderRejected,
-    OrderCancelled,
-    InventoryReserved,
-    InventoryRejected,
-    InventoryReleased,
-    ProductChanged,
+/// The table of event types: `Name = "type.string.vN" => DataType`, each with
+/// a doc comment saying who publishes it and when. It defines [`EventType`]
+/// (the names alone) and [`Event`] (the names with their data), and every
+/// `match` over them that would otherwise be written and kept in step by
+/// hand: a type's string, an event's type, its subject (from its data's
+/// [`Payload`] impl), its data as JSON, and decoding data of a given type.
+macro_rules! event_types {
+    ($($(#[doc = $doc:literal])* $name:ident = $type_string:literal => $data:ty,)+) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum EventType {
+            $($(#[doc = $doc])* $name,)+
+        }
+
+        impl EventType {
+            pub const ALL: [EventType; [$($type_string),+].len()] = [$(Self::$name),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$name => $type_string,)+
+                }
+            }
+        }
+
+        #[derive(Debug, Clone, PartialEq)]
+        pub enum Event {
+            $($(#[doc = $doc])* $name($data),)+
+        }
+
+        impl Event {
+            pub fn event_type(&self) -> EventType {
+                match self {
+                    $(Self::$name(_) => EventType::$name,)+
+                }
+            }
+
+            /// The entity the event is about; see [`Payload::subject`].
+            pub fn subject(&self) -> String {
+                match self {
+                    $(Self::$name(data) => Payload::subject(data),)+
+                }
+            }
+
+            fn data(&self) -> Result<serde_json::Value, serde_json::Error> {
+                match self {
+                    $(Self::$name(data) => serde_json::to_value(data),)+
+                }
+            }
+
+            fn from_data(kind: EventType, data: serde_json::Value) -> Result<Self, serde_json::Error> {
+                Ok(match kind {
+                    $(EventType::$name => Self::$name(serde_json::from_value(data)?),)+
+                })
+            }
+        }
+    };
+}
+
+event_types! {
+    /// Order intake accepted an order (`pending`): inventory reserves it.
+    OrderPlaced = "order.placed.v1" => OrderChanged,
+    /// Inventory reserved every line, so order intake confirmed the order.
+    OrderConfirmed = "order.confirmed.v1" => OrderChanged,
+    /// Inventory could not reserve the order; `reason` says why.
+    OrderRejected = "order.rejected.v1" => OrderChanged,
+    /// The customer or an admin cancelled the order: inventory releases it.
+    OrderCancelled = "order.cancelled.v1" => OrderChanged,
+    /// Inventory holds every line of the order.
+    InventoryReserved = "inventory.reserved.v1" => InventoryReserved,
+    /// Some line did not fit; inventory holds nothing for the order.
+    InventoryRejected = "inventory.rejected.v1" => InventoryRejected,
+    /// Inventory gave back the stock of a cancelled order.
+    InventoryReleased = "inventory.released.v1" => InventoryReleased,
+    /// A product was created, edited or restocked: caches drop it.
+    ProductChanged = "product.changed.v1" => ProductChanged,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 8] = [
-        Self::OrderPlaced,
-        Self::OrderConfirmed,
-        Self::OrderRejected,
-        Self::OrderCancelled,
-        Self::InventoryReserved,
-        Self::InventoryRejected,
-        Self::InventoryReleased,
-        Self::ProductChanged,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::OrderPlaced => "order.placed.v1",
-            Self::OrderConfirmed => "order.confirmed.v1",
-            Self::OrderRejected => "order.rejected.v1",
-            Self::OrderCancelled => "order.cancelled.v1",
-            Self::InventoryReserved => "inventory.reserved.v1",
-            Self::InventoryRejected => "inventory.rejected.v1",
-            Self::InventoryReleased => "inventory.released.v1",
-            Self::ProductChanged => "product.changed.v1",
-        }
-    }
-
     pub fn parse(raw: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|t| t.as_str() == raw)
     }
 }
 
-/// `order.*` events carry the whole order as it is after the change, so any
-/// consumer can build its view from whichever event reaches it first and
-/// keep the newest by `order.version`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct OrderChanged {
-    pub order: Order,
-    /// Why an order was rejected, in words a customer can read.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReservedLine {
-    pub sku: Sku,
-    pub quantity: u32,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct InventoryReserved {
-    pub order_id: OrderId,
-    pub lines: Vec<ReservedLine>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct InventoryRejected {
-    pub order_id: OrderId,
-    pub shortfalls: Vec<Shortfall>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct InventoryReleased {
-    pub order_id: OrderId,
-    pub lines: Vec<ReservedLine>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProductChanged {
-    pub product: Product,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum Event {
-    OrderPlaced(OrderChanged),
-    OrderConfirmed(OrderChanged),
-    OrderRejected(OrderChanged),
-    OrderCancelled(OrderChanged),
-    InventoryReserved(InventoryReserved),
-    InventoryRejected(InventoryRejected),
-    InventoryReleased(InventoryReleased),
-    ProductChanged(ProductChanged),
-}
-
 impl Event {
-    pub fn event_type(&self) -> EventType {
-        match self {
-            Self::OrderPlaced(_) => EventType::OrderPlaced,
-            Self::OrderConfirmed(_) => EventType::OrderConfirmed,
-            Self::OrderRejected(_) => EventType::OrderRejected,
-            Self::OrderCancelled(_) => EventType::OrderCancelled,
-            Self::InventoryReserved(_) => EventType::InventoryReserved,
-            Self::InventoryRejected(_) => EventType::InventoryRejected,
-            Self::InventoryReleased(_) => EventType::InventoryReleased,
-            Self::ProductChanged(_) => EventType::ProductChanged,
-        }
-    }
-
-    pub fn subject(&self) -> String {
-        match self {
-            Self::OrderPlaced(e) | Self::OrderConfirmed(e) | Self::OrderRejected(e) | Self::OrderCancelled(e) => {
-                e.order.id.to_string()
-            }
-            Self::InventoryReserved(e) => e.order_id.to_string(),
-            Self::InventoryRejected(e) => e.order_id.to_string(),
-            Self::InventoryReleased(e) => e.order_id.to_string(),
-            Self::ProductChanged(e) => e.product.sku.to_string(),
-        }
-    }
-
-    fn data(&self) -> serde_json::Value {
-        let value = match self {
-            Self::OrderPlaced(e) | Self::OrderConfirmed(e) | Self::OrderRejected(e) | Self::OrderCancelled(e) => {
-                serde_json::to_value(e)
-            }
-            Self::InventoryReserved(e) => serde_json::to_value(e),
-            Self::InventoryRejected(e) => serde_json::to_value(e),
-            Self::InventoryReleased(e) => serde_json::to_value(e),
-            Self::ProductChanged(e) => serde_json::to_value(e),
-        };
-        // Plain data with string keys: serialising cannot fail.
-        value.unwrap_or_default()
-    }
-
     pub fn into_envelope(self, meta: EventMeta) -> Envelope {
         Envelope {
             id: meta.id,
@@ -210,7 +165,8 @@ impl Event {
             time: meta.time,
             subject: self.subject(),
             traceparent: meta.traceparent,
-            data: self.data(),
+            // Plain data with string keys: serialising cannot fail.
+            data: self.data().unwrap_or_default(),
         }
     }
 }
@@ -321,7 +277,7 @@ pub mod routing {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Currency, CustomerId, Money, OrderLine, Quantity};
+    use crate::domain::{Currency, CustomerId, Money, Order, OrderId, OrderLine, Quantity, Sku};
 
     fn order() -> Order {
         let line = OrderLine {
@@ -339,7 +295,7 @@ mod tests {
 
     #[test]
     fn an_event_survives_the_round_trip_through_json() {
-        let event = Event::OrderPlaced(OrderChanged { order: order(), reason: None });
+        let event = Event::OrderPlaced(OrderChanged::new(&order()));
         let envelope = event.clone().into_envelope(meta());
         let parsed = Envelope::from_json(&envelope.to_json()).unwrap();
         assert_eq!(parsed, envelope);
@@ -349,7 +305,7 @@ mod tests {
 
     #[test]
     fn unknown_fields_are_ignored_at_every_level() {
-        let envelope = Event::OrderPlaced(OrderChanged { order: order(), reason: None }).into_envelope(meta());
+        let envelope = Event::OrderPlaced(OrderChanged::new(&order())).into_envelope(meta());
         let mut raw: serde_json::Value = serde_json::from_str(&envelope.to_json()).unwrap();
         raw["specversion"] = "1.0".into();
         raw["data"]["added_later"] = 42.into();
@@ -360,14 +316,14 @@ mod tests {
 
     #[test]
     fn unknown_types_decode_to_none_not_an_error() {
-        let mut envelope = Event::OrderPlaced(OrderChanged { order: order(), reason: None }).into_envelope(meta());
+        let mut envelope = Event::OrderPlaced(OrderChanged::new(&order())).into_envelope(meta());
         envelope.event_type = "order.shipped.v1".into();
         assert!(matches!(envelope.decode(), Ok(None)));
     }
 
     #[test]
     fn a_known_type_with_broken_data_is_an_error() {
-        let mut envelope = Event::OrderPlaced(OrderChanged { order: order(), reason: None }).into_envelope(meta());
+        let mut envelope = Event::OrderPlaced(OrderChanged::new(&order())).into_envelope(meta());
         envelope.data = serde_json::json!({"order": {"id": 7}});
         assert!(matches!(envelope.decode(), Err(EventError::Data { .. })));
         assert!(matches!(Envelope::from_json("{not json"), Err(EventError::Envelope(_))));
@@ -385,7 +341,9 @@ mod tests {
         use uuid::Uuid;
 
         use super::super::*;
-        use crate::domain::{Currency, CustomerId, Money, OrderLine, ProductName, Quantity, Shortfall};
+        use crate::domain::{
+            Currency, CustomerId, Money, Order, OrderId, OrderLine, Product, ProductName, Quantity, Shortfall, Sku,
+        };
 
         fn at(raw: &str) -> DateTime<Utc> {
             raw.parse().expect("fixture time")
@@ -426,33 +384,30 @@ mod tests {
         fn every_event() -> Vec<Event> {
             let confirmed = placed().confirm(at("2026-11-27T10:00:01.5Z")).expect("confirm");
             vec![
-                Event::OrderPlaced(OrderChanged { order: placed(), reason: None }),
-                Event::OrderConfirmed(OrderChanged { order: confirmed.clone(), reason: None }),
-                Event::OrderRejected(OrderChanged {
-                    order: placed().reject(at("2026-11-27T10:00:02Z")).expect("reject"),
-                    reason: Some("not enough stock (TEA-GREEN: requested 2, available 1)".into()),
-                }),
-                Event::OrderCancelled(OrderChanged {
-                    order: confirmed.cancel(at("2026-11-27T10:05:00Z")).expect("cancel"),
-                    reason: None,
-                }),
+                Event::OrderPlaced(OrderChanged::new(&placed())),
+                Event::OrderConfirmed(OrderChanged::new(&confirmed)),
+                Event::OrderRejected(OrderChanged::rejected(
+                    &placed().reject(at("2026-11-27T10:00:02Z")).expect("reject"),
+                    "not enough stock (TEA-GREEN: requested 2, available 1)".into(),
+                )),
+                Event::OrderCancelled(OrderChanged::new(
+                    &confirmed.cancel(at("2026-11-27T10:05:00Z")).expect("cancel"),
+                )),
                 Event::InventoryReserved(InventoryReserved { order_id: order_id(), lines: reserved_lines() }),
                 Event::InventoryRejected(InventoryRejected {
                     order_id: order_id(),
-                    shortfalls: vec![Shortfall { sku: sku("TEA-GREEN"), requested: 2, available: 1 }],
+                    shortfalls: vec![(&Shortfall { sku: sku("TEA-GREEN"), requested: 2, available: 1 }).into()],
                 }),
                 Event::InventoryReleased(InventoryReleased { order_id: order_id(), lines: reserved_lines() }),
-                Event::ProductChanged(ProductChanged {
-                    product: Product {
-                        sku: sku("TEA-GREEN"),
-                        name: ProductName::parse("Green tea").expect("fixture name"),
-                        price: eur(1250),
-                        available: 40,
-                        reserved: 2,
-                        updated_at: at("2026-11-27T09:30:00.250Z"),
-                        version: 3,
-                    },
-                }),
+                Event::ProductChanged(ProductChanged::new(&Product {
+                    sku: sku("TEA-GREEN"),
+                    name: ProductName::parse("Green tea").expect("fixture name"),
+                    price: eur(1250),
+                    available: 40,
+                    reserved: 2,
+                    updated_at: at("2026-11-27T09:30:00.250Z"),
+                    version: 3,
+                })),
             ]
         }
 
@@ -497,6 +452,13 @@ mod tests {
                 assert_eq!(decoded, built, "{}", path.display());
                 assert_eq!(decoded.decode().expect("fixture decodes"), Some(event), "{}", path.display());
             }
+        }
+    }
+
+    #[test]
+    fn every_type_string_is_distinct_and_parses_back_to_its_type() {
+        for kind in EventType::ALL {
+            assert_eq!(EventType::parse(kind.as_str()), Some(kind));
         }
     }
 
