@@ -72,7 +72,7 @@ fn placed(customer: &str, sku: &str, quantity: i64) -> (Order, Envelope) {
     let order =
         Order::place(OrderId::from_uuid(Uuid::now_v7()), CustomerId::parse(customer).unwrap(), vec![line], Utc::now())
             .unwrap();
-    let event = Event::OrderPlaced(OrderChanged { order: order.clone(), reason: None }).into_envelope(EventMeta {
+    let event = Event::OrderPlaced(OrderChanged::new(&order)).into_envelope(EventMeta {
         id: Uuid::now_v7(),
         source: "order-intake",
         time: Utc::now(),
@@ -94,7 +94,7 @@ async fn an_order_committed_without_any_publish_is_still_confirmed() {
     orders.place(&order, None, std::slice::from_ref(&event), Utc::now()).await.unwrap();
 
     let alice = token("alice", false);
-    e2e.app.settled(&alice, &order.id.to_string(), "confirmed").await;
+    e2e.app.settled(&alice, &order.id().to_string(), "confirmed").await;
     assert_eq!(e2e.app.product("TEA").await["available"], 6);
     eventually("the relay to remove the published outbox item", || async {
         orders.pending(None, 10).await.unwrap().is_empty().then_some(())
@@ -156,7 +156,7 @@ async fn redelivered_events_change_nothing_on_aws() {
     let (order, event) = placed("alice", "TEA", 4);
     e2e.orders().place(&order, None, std::slice::from_ref(&event), Utc::now()).await.unwrap();
     let alice = token("alice", false);
-    e2e.app.settled(&alice, &order.id.to_string(), "confirmed").await;
+    e2e.app.settled(&alice, &order.id().to_string(), "confirmed").await;
     // The confirmation reaches analytics through the stream relay, which no
     // queue depth shows: wait for the read model itself before redelivering.
     eventually("analytics to count the confirmed order", || async {

@@ -319,7 +319,7 @@ async fn poison_messages_land_in_the_dlq_and_the_redrive_command_moves_them_back
     )
     .unwrap();
     let reply = Event::InventoryReserved(InventoryReserved {
-        order_id: missing.id,
+        order_id: missing.id(),
         lines: vec![ReservedLine { sku: Sku::parse("FIXME").unwrap(), quantity: 1 }],
     })
     .into_envelope(EventMeta {
@@ -358,7 +358,7 @@ async fn poison_messages_land_in_the_dlq_and_the_redrive_command_moves_them_back
     let until = Instant::now() + DEADLINE;
     loop {
         let order: Value = client
-            .get(format!("{base}/api/v1/orders/{}", missing.id))
+            .get(format!("{base}/api/v1/orders/{}", missing.id()))
             .bearer_auth(&admin)
             .send()
             .await

@@ -10,8 +10,8 @@ use std::time::Duration;
 use order_intake::IdempotencyKey;
 use order_intake::http::PlaceOrderRequest;
 use proptest::prelude::*;
-use shared::domain::{Currency, Money, OrderId, Sku};
-use shared::events::{Envelope, Event, EventMeta, OrderChanged};
+use shared::domain::{Currency, CustomerId, Money, Order, OrderId, OrderLine, OrderStatus, Quantity, Sku};
+use shared::events::{Envelope, Event, EventMeta, OrderChanged, OrderSnapshot};
 use shared::http::{ApiError, AuthConfig, Authenticator, Cursor, parse_json};
 use shared::trace::TraceContext;
 
@@ -49,7 +49,6 @@ fn jsonish() -> impl Strategy<Value = String> {
 }
 
 fn a_real_envelope() -> Envelope {
-    use shared::domain::{CustomerId, Order, OrderLine, Quantity};
     let line = OrderLine {
         sku: Sku::parse("TEA").unwrap(),
         quantity: Quantity::parse(2).unwrap(),
@@ -62,7 +61,7 @@ fn a_real_envelope() -> Envelope {
         chrono::Utc::now(),
     )
     .unwrap();
-    Event::OrderPlaced(OrderChanged { order, reason: None }).into_envelope(EventMeta {
+    Event::OrderPlaced(OrderChanged::new(&order)).into_envelope(EventMeta {
         id: uuid::Uuid::now_v7(),
         source: "test",
         time: chrono::Utc::now(),
@@ -142,6 +141,29 @@ proptest! {
         let mutated = format!("{}{}{}", &json[..at], insert, &json[at..]);
         if let Ok(envelope) = Envelope::from_json(&mutated) {
             let _ = envelope.decode();
+        }
+    }
+
+    #[test]
+    fn order_snapshots_with_any_numbers_map_back_to_an_order_or_are_refused(
+        status in 0usize..4,
+        version in any::<u32>(),
+        price in any::<i64>(),
+        total in any::<i64>(),
+        updated_offset_ms in any::<i32>(),
+    ) {
+        let Ok(Some(Event::OrderPlaced(placed))) = a_real_envelope().decode() else {
+            panic!("the real envelope decodes");
+        };
+        let mut snapshot = placed.order;
+        snapshot.status = OrderStatus::ALL[status];
+        snapshot.version = version;
+        snapshot.items[0].unit_price.amount_minor = price;
+        snapshot.total.amount_minor = total;
+        snapshot.updated_at = snapshot.created_at + chrono::Duration::milliseconds(i64::from(updated_offset_ms));
+        if let Ok(order) = Order::try_from(&snapshot) {
+            prop_assert!(order.status().is_reachable_at(order.version()));
+            prop_assert_eq!(OrderSnapshot::from(&order), snapshot);
         }
     }
 

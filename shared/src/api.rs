@@ -58,11 +58,11 @@ pub struct OrderV1 {
 impl From<&Order> for OrderV1 {
     fn from(order: &Order) -> Self {
         Self {
-            id: order.id.to_string(),
-            customer_id: order.customer_id.to_string(),
-            status: order.status,
+            id: order.id().to_string(),
+            customer_id: order.customer_id().to_string(),
+            status: order.status(),
             items: order
-                .items
+                .items()
                 .iter()
                 .map(|l| OrderLineV1 {
                     sku: l.sku.to_string(),
@@ -70,10 +70,10 @@ impl From<&Order> for OrderV1 {
                     unit_price: l.unit_price.to_decimal_string(),
                 })
                 .collect(),
-            total: order.total.to_decimal_string(),
+            total: order.total().to_decimal_string(),
             currency: order.currency().to_string(),
-            created_at: timestamp(order.created_at),
-            updated_at: timestamp(order.updated_at),
+            created_at: timestamp(order.created_at()),
+            updated_at: timestamp(order.updated_at()),
         }
     }
 }
@@ -99,11 +99,11 @@ pub struct OrderV2 {
 impl From<&Order> for OrderV2 {
     fn from(order: &Order) -> Self {
         Self {
-            id: order.id.to_string(),
-            customer_id: order.customer_id.to_string(),
-            status: order.status,
+            id: order.id().to_string(),
+            customer_id: order.customer_id().to_string(),
+            status: order.status(),
             items: order
-                .items
+                .items()
                 .iter()
                 .map(|l| OrderLineV2 {
                     sku: l.sku.to_string(),
@@ -111,9 +111,9 @@ impl From<&Order> for OrderV2 {
                     unit_price: (&l.unit_price).into(),
                 })
                 .collect(),
-            total: (&order.total).into(),
-            created_at: timestamp(order.created_at),
-            updated_at: timestamp(order.updated_at),
+            total: (&order.total()).into(),
+            created_at: timestamp(order.created_at()),
+            updated_at: timestamp(order.updated_at()),
         }
     }
 }

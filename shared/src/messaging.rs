@@ -24,7 +24,7 @@ use rand::Rng;
 use tracing::Instrument;
 
 use crate::events::routing::Consumer;
-use crate::events::{Envelope, Event};
+use crate::events::{Envelope, Event, InvalidPayload};
 use crate::ports::{EventPublisher, MessageQueue, Outbox, QueueError, ReceivedMessage, StoreError};
 use crate::trace::{TraceContext, continue_trace};
 
@@ -60,11 +60,22 @@ pub enum HandlerError {
     /// Try again, but not before this delay (e.g. a provider's breaker is open).
     #[error("{reason} (retry in {after:?})")]
     RetryAfter { reason: String, after: Duration },
+    /// The event decoded, but its data is nothing the domain can hold (say,
+    /// an order no transition could have produced). Like undecodable data it
+    /// fails the delivery, so it ends in the dead-letter queue for a human.
+    #[error("invalid event data: {0}")]
+    InvalidData(String),
 }
 
 impl From<StoreError> for HandlerError {
     fn from(error: StoreError) -> Self {
         Self::Retry(error.to_string())
+    }
+}
+
+impl From<InvalidPayload> for HandlerError {
+    fn from(error: InvalidPayload) -> Self {
+        Self::InvalidData(error.to_string())
     }
 }
 
@@ -181,7 +192,7 @@ async fn process_one(handler: &dyn EventHandler, message: &ReceivedMessage, max_
                 );
                 let retry_after = match &error {
                     HandlerError::RetryAfter { after, .. } => Some(*after),
-                    HandlerError::Retry(_) => None,
+                    HandlerError::Retry(_) | HandlerError::InvalidData(_) => None,
                 };
                 Outcome::Failed { error: error.to_string(), retry_after }
             }

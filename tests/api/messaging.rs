@@ -1,7 +1,7 @@
 use chrono::Utc;
 use reqwest::StatusCode;
 use shared::domain::{Currency, CustomerId, Money, Order, OrderId, OrderLine, Quantity, Sku};
-use shared::events::{Event, EventMeta, OrderChanged};
+use shared::events::{Envelope, Event, EventMeta, OrderChanged};
 use shared::ports::OrderStore;
 use uuid::Uuid;
 
@@ -28,28 +28,56 @@ async fn a_poison_message_ends_in_the_dead_letter_queue_without_blocking_others(
     assert!(letters[0].last_error.as_deref().unwrap().contains("not an event envelope"));
 }
 
+/// Alice's order for `units` of TEA at 2.50 EUR, placed now.
+fn alices_order(units: i64) -> Order {
+    let line = OrderLine {
+        sku: Sku::parse("TEA").unwrap(),
+        quantity: Quantity::parse(units).unwrap(),
+        unit_price: Money::from_minor(250, Currency::parse("EUR").unwrap()).unwrap(),
+    };
+    Order::place(OrderId::from_uuid(Uuid::now_v7()), CustomerId::parse("alice").unwrap(), vec![line], Utc::now())
+        .unwrap()
+}
+
+fn placed_event(order: &Order) -> Envelope {
+    Event::OrderPlaced(OrderChanged::new(order)).into_envelope(EventMeta {
+        id: Uuid::now_v7(),
+        source: "test",
+        time: Utc::now(),
+        traceparent: None,
+    })
+}
+
+#[tokio::test]
+async fn an_order_event_that_no_transition_could_produce_is_dead_lettered_with_the_reason() {
+    let Some(app) = spawn_local_app("it writes to the runner's queues directly").await else { return };
+    app.put_product("TEA", "2.50", 10).await;
+    let store = app.runner().store();
+    let order = alices_order(1);
+    let mut impossible = placed_event(&order);
+    impossible.data["order"]["version"] = 7.into();
+    store.send_raw("inventory", Some(&impossible.subject), &impossible.to_json()).await.unwrap();
+
+    eventually("the impossible order to be dead-lettered", || async {
+        (app.health().await["queues"]["inventory"]["dead_letters"] == 1).then_some(())
+    })
+    .await;
+    let letters = shared::ports::QueueAdmin::dead_letters(store, "inventory", 10).await.unwrap();
+    let error = letters[0].last_error.as_deref().unwrap();
+    assert!(error.contains(&format!("order {} cannot be pending at version 7", order.id())), "{error}");
+    assert_eq!(app.product("TEA").await["available"], 10, "nothing was reserved for it");
+}
+
 #[tokio::test]
 async fn redelivered_events_change_nothing() {
     let Some(app) = spawn_local_app("it writes to the runner's queues directly").await else { return };
     app.put_product("TEA", "2.50", 10).await;
     let store = app.runner().store();
-    let line = OrderLine {
-        sku: Sku::parse("TEA").unwrap(),
-        quantity: Quantity::parse(4).unwrap(),
-        unit_price: Money::from_minor(250, Currency::parse("EUR").unwrap()).unwrap(),
-    };
-    let order =
-        Order::place(OrderId::from_uuid(Uuid::now_v7()), CustomerId::parse("alice").unwrap(), vec![line], Utc::now())
-            .unwrap();
-    let placed = Event::OrderPlaced(OrderChanged { order: order.clone(), reason: None }).into_envelope(EventMeta {
-        id: Uuid::now_v7(),
-        source: "test",
-        time: Utc::now(),
-        traceparent: None,
-    });
+    let order = alices_order(4);
+    let placed = placed_event(&order);
     store.place(&order, None, std::slice::from_ref(&placed), Utc::now()).await.unwrap();
     let alice = token("alice", false);
-    app.settled(&alice, &order.id.to_string(), "confirmed").await;
+    app.settled(&alice, &order.id().to_string(), "confirmed").await;
     // The confirmation reaches analytics through the outbox, which no queue
     // depth shows: wait for the read model itself before redelivering.
     eventually("analytics to count the confirmed order", || async {
@@ -70,7 +98,7 @@ async fn redelivered_events_change_nothing() {
     assert_eq!(summary["orders_total"], 1);
     assert_eq!(summary["events_by_type"]["order.placed.v1"], 1);
     assert_eq!(summary["units_by_sku"]["TEA"], 4);
-    assert_eq!(app.order(&alice, &order.id.to_string()).await["status"], "confirmed");
+    assert_eq!(app.order(&alice, &order.id().to_string()).await["status"], "confirmed");
 }
 
 #[tokio::test]

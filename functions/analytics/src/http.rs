@@ -51,7 +51,7 @@ async fn list_my_orders(
     let mut orders = store.customer_orders(&principal.customer_id, before, limit + 1).await?;
     let next_cursor = if orders.len() > limit {
         orders.truncate(limit);
-        orders.last().map(|o| Cursor::encode(&o.id.to_string()))
+        orders.last().map(|o| Cursor::encode(&o.id().to_string()))
     } else {
         None
     };

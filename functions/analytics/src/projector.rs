@@ -32,14 +32,14 @@ impl Projector {
         mark: &ProcessedEvent,
     ) -> Result<(), HandlerError> {
         for _ in 0..MAX_CONFLICT_RETRIES {
-            let current = self.store.order_view(order.id).await?;
+            let current = self.store.order_view(order.id()).await?;
             let (view, mut deltas) = match project(current.as_ref(), order) {
                 Some(deltas) => (Some(order), deltas),
                 // Older than what we have: only count that it was seen.
                 None => (None, Vec::new()),
             };
             deltas.push(seen.clone());
-            let expected = current.as_ref().map(|c| c.version);
+            let expected = current.as_ref().map(|c| c.version());
             match self.store.apply(view, expected, &deltas, mark).await {
                 Ok(()) | Err(StoreError::AlreadyProcessed) => return Ok(()),
                 Err(StoreError::Conflict) => continue,
@@ -61,7 +61,7 @@ impl EventHandler for Projector {
         let seen = (Counter::Events(delivery.envelope.event_type.clone()), 1);
         match event {
             Event::OrderPlaced(e) | Event::OrderConfirmed(e) | Event::OrderRejected(e) | Event::OrderCancelled(e) => {
-                self.project_order(&e.order, seen, &mark).await
+                self.project_order(&Order::try_from(&e.order)?, seen, &mark).await
             }
             _ => match self.store.apply(None, None, &[seen], &mark).await {
                 Ok(()) | Err(StoreError::AlreadyProcessed) => Ok(()),

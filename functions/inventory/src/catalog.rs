@@ -152,6 +152,6 @@ impl Catalog {
     }
 
     fn changed(&self, product: &Product, traceparent: Option<String>) -> shared::events::Envelope {
-        self.events.envelope(Event::ProductChanged(ProductChanged { product: product.clone() }), traceparent)
+        self.events.envelope(Event::ProductChanged(ProductChanged::new(product)), traceparent)
     }
 }

@@ -15,7 +15,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use shared::domain::{Order, Reservation, ReservationDecision, ReservationState};
+use shared::domain::{Order, OrderId, Reservation, ReservationDecision, ReservationState};
 use shared::events::routing::Consumer;
 use shared::events::{
     Envelope, Event, EventFactory, InventoryRejected, InventoryReleased, InventoryReserved, ReservedLine,
@@ -30,10 +30,6 @@ pub struct Reservations {
     processed: Arc<dyn ProcessedEvents>,
     events: EventFactory,
     clock: Arc<dyn Clock>,
-}
-
-fn lines(units: &[(shared::domain::Sku, u32)]) -> Vec<ReservedLine> {
-    units.iter().map(|(sku, quantity)| ReservedLine { sku: sku.clone(), quantity: *quantity }).collect()
 }
 
 impl Reservations {
@@ -51,7 +47,7 @@ impl Reservations {
         let units = order.units_by_sku();
         let skus: Vec<_> = units.iter().map(|(sku, _)| sku.clone()).collect();
         for _ in 0..MAX_CONFLICT_RETRIES {
-            if self.store.reservation(order.id).await?.is_some() {
+            if self.store.reservation(order.id()).await?.is_some() {
                 return self.finish_without_change(&mark).await;
             }
             let available = self.store.available(&skus).await?;
@@ -60,16 +56,22 @@ impl Reservations {
                 ReservationDecision::Reserve(reserve) => (
                     ReservationState::Reserved,
                     StockMove::Take(reserve.clone()),
-                    Event::InventoryReserved(InventoryReserved { order_id: order.id, lines: lines(&reserve) }),
+                    Event::InventoryReserved(InventoryReserved {
+                        order_id: order.id(),
+                        lines: ReservedLine::lines(&reserve),
+                    }),
                 ),
                 ReservationDecision::Reject(shortfalls) => (
                     ReservationState::Rejected,
                     StockMove::None,
-                    Event::InventoryRejected(InventoryRejected { order_id: order.id, shortfalls }),
+                    Event::InventoryRejected(InventoryRejected {
+                        order_id: order.id(),
+                        shortfalls: shortfalls.iter().map(Into::into).collect(),
+                    }),
                 ),
             };
             let change = ReservationChange {
-                reservation: Reservation { order_id: order.id, state, lines: units.clone(), updated_at: now },
+                reservation: Reservation { order_id: order.id(), state, lines: units.clone(), updated_at: now },
                 expected: None,
                 stock,
             };
@@ -81,16 +83,16 @@ impl Reservations {
         Err(HandlerError::Retry("stock kept changing under this order; will retry".into()))
     }
 
-    async fn on_cancelled(&self, order: &Order, delivery: &Delivery<'_>) -> Result<(), HandlerError> {
+    async fn on_cancelled(&self, order_id: OrderId, delivery: &Delivery<'_>) -> Result<(), HandlerError> {
         let mark = ProcessedEvent { consumer: FUNCTION, event_id: delivery.envelope.id };
         for _ in 0..MAX_CONFLICT_RETRIES {
             let now = self.clock.now();
-            let stored = self.store.reservation(order.id).await?;
+            let stored = self.store.reservation(order_id).await?;
             let (change, reply) = match stored {
                 None => (
                     ReservationChange {
                         reservation: Reservation {
-                            order_id: order.id,
+                            order_id,
                             state: ReservationState::Cancelled,
                             lines: Vec::new(),
                             updated_at: now,
@@ -111,8 +113,8 @@ impl Reservations {
                         stock: StockMove::Return(reservation.lines.clone()),
                     },
                     Some(Event::InventoryReleased(InventoryReleased {
-                        order_id: order.id,
-                        lines: lines(&reservation.lines),
+                        order_id,
+                        lines: ReservedLine::lines(&reservation.lines),
                     })),
                 ),
                 Some(_) => return self.finish_without_change(&mark).await,
@@ -160,8 +162,8 @@ impl EventHandler for Reservations {
 
     async fn handle(&self, event: Event, delivery: &Delivery<'_>) -> Result<(), HandlerError> {
         match event {
-            Event::OrderPlaced(placed) => self.on_placed(&placed.order, delivery).await,
-            Event::OrderCancelled(cancelled) => self.on_cancelled(&cancelled.order, delivery).await,
+            Event::OrderPlaced(placed) => self.on_placed(&Order::try_from(&placed.order)?, delivery).await,
+            Event::OrderCancelled(cancelled) => self.on_cancelled(cancelled.order.id, delivery).await,
             _ => Ok(()),
         }
     }

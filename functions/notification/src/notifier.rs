@@ -33,10 +33,10 @@ impl Notifier {
         let notification = Notification {
             id,
             kind: delivery.envelope.event_type.clone(),
-            order_id: order.id.to_string(),
-            customer_id: order.customer_id.to_string(),
-            status: order.status.to_string(),
-            total: order.total.to_decimal_string(),
+            order_id: order.id().to_string(),
+            customer_id: order.customer_id().to_string(),
+            status: order.status().to_string(),
+            total: order.total().to_decimal_string(),
             currency: order.currency().to_string(),
             message,
         };
@@ -53,8 +53,8 @@ impl Notifier {
         let called = !matches!(sent, Err(ProviderError::CircuitOpen { .. }));
         let record = NotificationRecord {
             id,
-            order_id: order.id,
-            customer_id: order.customer_id.clone(),
+            order_id: order.id(),
+            customer_id: order.customer_id().clone(),
             kind: notification.kind,
             state,
             attempts: existing.as_ref().map_or(0, |r| r.attempts) + u32::from(called),
@@ -88,18 +88,21 @@ impl EventHandler for Notifier {
     async fn handle(&self, event: Event, delivery: &Delivery<'_>) -> Result<(), HandlerError> {
         match event {
             Event::OrderConfirmed(e) => {
-                let message = format!("Your order {} is confirmed. Total: {}.", e.order.id, e.order.total);
-                self.notify(&e.order, message, delivery).await
+                let order = Order::try_from(&e.order)?;
+                let message = format!("Your order {} is confirmed. Total: {}.", order.id(), order.total());
+                self.notify(&order, message, delivery).await
             }
             Event::OrderRejected(e) => {
+                let order = Order::try_from(&e.order)?;
                 let why = e.reason.as_deref().unwrap_or("it could not be fulfilled");
                 let message =
-                    format!("Sorry, your order {} was rejected: {why}. You have not been charged.", e.order.id);
-                self.notify(&e.order, message, delivery).await
+                    format!("Sorry, your order {} was rejected: {why}. You have not been charged.", order.id());
+                self.notify(&order, message, delivery).await
             }
             Event::OrderCancelled(e) => {
-                let message = format!("Your order {} has been cancelled.", e.order.id);
-                self.notify(&e.order, message, delivery).await
+                let order = Order::try_from(&e.order)?;
+                let message = format!("Your order {} has been cancelled.", order.id());
+                self.notify(&order, message, delivery).await
             }
             _ => Ok(()),
         }

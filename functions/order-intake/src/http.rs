@@ -62,7 +62,7 @@ fn represent(status: StatusCode, version: ApiVersion, order: &Order) -> Represen
     Representation::new(
         status,
         version,
-        format!("/api/v1/orders/{}", order.id),
+        format!("/api/v1/orders/{}", order.id()),
         || OrderV1::from(order),
         || OrderV2::from(order),
     )
@@ -113,7 +113,7 @@ async fn place_order(
         Placed::New(order) => (order, false),
         Placed::Replayed(order) => (order, true),
     };
-    let location = format!("/api/v1/orders/{}", order.id);
+    let location = format!("/api/v1/orders/{}", order.id());
     let mut response = represent(StatusCode::ACCEPTED, version, order).with_header(header::LOCATION, &location);
     if replayed {
         response = response.with_header(header::HeaderName::from_static("idempotent-replayed"), "true");

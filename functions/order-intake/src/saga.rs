@@ -38,22 +38,20 @@ impl SagaReplies {
                 return Err(HandlerError::Retry(format!("order {order_id} is not known here")));
             };
             let now = self.intake.clock().now();
-            let (next, event) = match &verdict {
-                Verdict::Confirm => (order.confirm(now), Event::OrderConfirmed as fn(OrderChanged) -> Event),
-                Verdict::Reject(_) => (order.reject(now), Event::OrderRejected as fn(OrderChanged) -> Event),
+            let next = match &verdict {
+                Verdict::Confirm => {
+                    order.confirm(now).map(|next| (Event::OrderConfirmed(OrderChanged::new(&next)), next))
+                }
+                Verdict::Reject(reason) => order
+                    .reject(now)
+                    .map(|next| (Event::OrderRejected(OrderChanged::rejected(&next, reason.clone())), next)),
             };
-            let Ok(next) = next else {
+            let Ok((event, next)) = next else {
                 // Already settled or cancelled: the reply has nothing to change.
                 self.processed.mark_processed(&mark).await?;
                 return Ok(());
             };
-            let reason = match &verdict {
-                Verdict::Reject(reason) => Some(reason.clone()),
-                Verdict::Confirm => None,
-            };
-            let envelope = self
-                .intake
-                .event(event(OrderChanged { order: next.clone(), reason }), Some(delivery.trace().to_header()));
+            let envelope = self.intake.event(event, Some(delivery.trace().to_header()));
             match self.intake.orders().save_transition(&next, &[envelope], Some(&mark)).await {
                 Ok(()) | Err(StoreError::AlreadyProcessed) => return Ok(()),
                 Err(StoreError::Conflict) => continue,

@@ -95,7 +95,7 @@ impl OrderIntake {
             request_hash: fingerprint(&request),
             expires_at: now + self.idempotency_ttl,
         });
-        let placed = self.event(Event::OrderPlaced(OrderChanged { order: order.clone(), reason: None }), traceparent);
+        let placed = self.event(Event::OrderPlaced(OrderChanged::new(&order)), traceparent);
         match self.orders.place(&order, claim.as_ref(), &[placed], now).await? {
             PlaceOutcome::Placed => Ok(Placed::New(order)),
             PlaceOutcome::Replayed(original) => Ok(Placed::Replayed(original)),
@@ -107,7 +107,7 @@ impl OrderIntake {
     /// found", exactly like a missing one: existence is not leaked.
     pub async fn order_for(&self, caller: &Principal, id: OrderId) -> Result<Order, IntakeError> {
         match self.orders.get(id).await? {
-            Some(order) if caller.may_access(&order.customer_id) => Ok(order),
+            Some(order) if caller.may_access(order.customer_id()) => Ok(order),
             _ => Err(IntakeError::NotFound),
         }
     }
@@ -123,10 +123,7 @@ impl OrderIntake {
         for _ in 0..MAX_CONFLICT_RETRIES {
             let order = self.order_for(caller, id).await?;
             let cancelled = order.cancel(self.clock.now()).map_err(IntakeError::NotCancellable)?;
-            let event = self.event(
-                Event::OrderCancelled(OrderChanged { order: cancelled.clone(), reason: None }),
-                traceparent.clone(),
-            );
+            let event = self.event(Event::OrderCancelled(OrderChanged::new(&cancelled)), traceparent.clone());
             match self.orders.save_transition(&cancelled, &[event], None).await {
                 Ok(()) => return Ok(cancelled),
                 // The saga moved the order meanwhile: look again.

@@ -12,6 +12,8 @@ pub mod memory_cache;
 pub mod sqlite;
 #[cfg(feature = "aws")]
 pub mod sqs;
+#[cfg(any(feature = "sqlite", feature = "aws"))]
+mod stored_order;
 #[cfg(feature = "webhook")]
 pub mod webhook;
 

@@ -40,7 +40,7 @@ pub fn order_for(who: &str, lines: &[(&str, u32)]) -> Order {
 }
 
 pub fn placed_event(order: &Order) -> Envelope {
-    Event::OrderPlaced(OrderChanged { order: order.clone(), reason: None }).into_envelope(EventMeta {
+    Event::OrderPlaced(OrderChanged::new(order)).into_envelope(EventMeta {
         id: Uuid::now_v7(),
         source: "contract",
         time: now(),

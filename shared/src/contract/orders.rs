@@ -9,11 +9,11 @@ use crate::ports::{OrderStore, Outbox, PlaceOutcome, StoreError};
 pub async fn places_an_order_and_reads_it_back<S: OrderStore>(store: &S) {
     let order = order_for("alice", &[("A", 2)]);
     assert_eq!(store.place(&order, None, &[], now()).await.unwrap(), PlaceOutcome::Placed);
-    assert_eq!(store.get(order.id).await.unwrap(), Some(order));
+    assert_eq!(store.get(order.id()).await.unwrap(), Some(order));
 }
 
 pub async fn an_unknown_order_is_none<S: OrderStore>(store: &S) {
-    assert_eq!(store.get(order_for("alice", &[("A", 1)]).id).await.unwrap(), None);
+    assert_eq!(store.get(order_for("alice", &[("A", 1)]).id()).await.unwrap(), None);
 }
 
 pub async fn replays_a_live_idempotency_key_for_the_same_request<S: OrderStore>(store: &S) {
@@ -22,7 +22,7 @@ pub async fn replays_a_live_idempotency_key_for_the_same_request<S: OrderStore>(
     let key = claim("alice", "key-1", "hash-1");
     assert_eq!(store.place(&first, Some(&key), &[], now()).await.unwrap(), PlaceOutcome::Placed);
     assert_eq!(store.place(&second, Some(&key), &[], now()).await.unwrap(), PlaceOutcome::Replayed(first));
-    assert_eq!(store.get(second.id).await.unwrap(), None, "a replay writes nothing");
+    assert_eq!(store.get(second.id()).await.unwrap(), None, "a replay writes nothing");
 }
 
 pub async fn a_replay_answers_the_order_as_first_placed_after_it_moved_on<S: OrderStore>(store: &S) {
@@ -40,7 +40,7 @@ pub async fn refuses_a_live_key_for_a_different_request<S: OrderStore>(store: &S
     store.place(&first, Some(&claim("alice", "key-1", "hash-1")), &[], now()).await.unwrap();
     let outcome = store.place(&other, Some(&claim("alice", "key-1", "hash-2")), &[], now()).await.unwrap();
     assert_eq!(outcome, PlaceOutcome::KeyReused);
-    assert_eq!(store.get(other.id).await.unwrap(), None);
+    assert_eq!(store.get(other.id()).await.unwrap(), None);
 }
 
 pub async fn scopes_keys_to_the_customer<S: OrderStore>(store: &S) {
@@ -58,7 +58,7 @@ pub async fn reuses_an_expired_key_for_a_new_order<S: OrderStore>(store: &S) {
     let after_expiry = now() + Duration::hours(25);
     let renewed = crate::ports::IdempotencyClaim { expires_at: after_expiry + Duration::hours(24), ..key };
     assert_eq!(store.place(&later, Some(&renewed), &[], after_expiry).await.unwrap(), PlaceOutcome::Placed);
-    assert!(store.get(later.id).await.unwrap().is_some());
+    assert!(store.get(later.id()).await.unwrap().is_some());
 }
 
 pub async fn a_transition_needs_the_version_it_was_read_at<S: OrderStore>(store: &S) {
@@ -68,7 +68,7 @@ pub async fn a_transition_needs_the_version_it_was_read_at<S: OrderStore>(store:
     let cancelled_from_stale = order.cancel(now()).unwrap();
     store.save_transition(&confirmed, &[], None).await.unwrap();
     assert_eq!(store.save_transition(&cancelled_from_stale, &[], None).await, Err(StoreError::Conflict));
-    assert_eq!(store.get(order.id).await.unwrap().unwrap().status, OrderStatus::Confirmed);
+    assert_eq!(store.get(order.id()).await.unwrap().unwrap().status(), OrderStatus::Confirmed);
 }
 
 pub async fn a_processed_mark_makes_the_second_transition_a_no_op<S: OrderStore>(store: &S) {
@@ -79,7 +79,7 @@ pub async fn a_processed_mark_makes_the_second_transition_a_no_op<S: OrderStore>
     store.save_transition(&confirmed, &[], Some(&mark)).await.unwrap();
     let cancelled = confirmed.cancel(now()).unwrap();
     assert_eq!(store.save_transition(&cancelled, &[], Some(&mark)).await, Err(StoreError::AlreadyProcessed));
-    assert_eq!(store.get(order.id).await.unwrap().unwrap().status, OrderStatus::Confirmed);
+    assert_eq!(store.get(order.id()).await.unwrap().unwrap().status(), OrderStatus::Confirmed);
 }
 
 pub async fn writes_the_events_of_a_write_to_the_outbox<S: OrderStore + Outbox>(store: &S) {

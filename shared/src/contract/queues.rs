@@ -18,7 +18,7 @@ const DEADLINE: Duration = Duration::from_secs(30);
 
 fn cancelled_event(order: &crate::domain::Order) -> Envelope {
     let cancelled = order.cancel(now()).unwrap();
-    Event::OrderCancelled(OrderChanged { order: cancelled, reason: None }).into_envelope(EventMeta {
+    Event::OrderCancelled(OrderChanged::new(&cancelled)).into_envelope(EventMeta {
         id: uuid::Uuid::now_v7(),
         source: "contract",
         time: now(),
@@ -140,7 +140,7 @@ pub async fn a_poisoned_subject_does_not_block_others<S: MessageQueue + EventPub
     assert_eq!(batch.len(), 2);
     for message in &batch {
         let subject = Envelope::from_json(&message.body).unwrap().subject;
-        if subject == poisoned.id.to_string() {
+        if subject == poisoned.id().to_string() {
             store.retry_later("inventory", &message.receipt, LONG, "poison").await.unwrap();
         } else {
             store.ack("inventory", std::slice::from_ref(&message.receipt)).await.unwrap();
@@ -148,7 +148,7 @@ pub async fn a_poisoned_subject_does_not_block_others<S: MessageQueue + EventPub
     }
     store.publish(&[cancelled_event(&healthy)]).await.unwrap();
     let next = receive_one(store, "inventory", LONG).await;
-    assert_eq!(Envelope::from_json(&next.body).unwrap().subject, healthy.id.to_string());
+    assert_eq!(Envelope::from_json(&next.body).unwrap().subject, healthy.id().to_string());
 }
 
 pub async fn reports_depth_and_age<S: MessageQueue + EventPublisher + QueueAdmin>(store: &S) {

@@ -16,7 +16,10 @@ mod validation;
 
 pub use customer::CustomerId;
 pub use money::{Currency, Money, MoneyError};
-pub use order::{MAX_ORDER_LINES, NewOrder, NewOrderLine, Order, OrderId, OrderLine, OrderStatus, TransitionError};
+pub use order::{
+    InvalidOrder, MAX_ORDER_LINES, NewOrder, NewOrderLine, Order, OrderId, OrderLine, OrderRecord, OrderStatus,
+    TransitionError,
+};
 pub use product::{Product, ProductDraft, ProductName, StockOverflow};
 pub use quantity::{Quantity, RestockQuantity, StockLevel};
 pub use reservation::{Reservation, ReservationDecision, ReservationState, Shortfall};

@@ -80,6 +80,17 @@ impl Money {
         Ok(Self { amount_minor, currency })
     }
 
+    /// A sum of prices read back from outside, such as an order's total in
+    /// an event: non-negative like any amount, but not capped by
+    /// [`MAX_MINOR`](Self::MAX_MINOR), which bounds one price and not a sum
+    /// of them (see [`plus`](Self::plus)).
+    pub fn sum_from_minor(amount_minor: i64, currency: Currency) -> Result<Self, MoneyError> {
+        if amount_minor < 0 {
+            return Err(MoneyError::InvalidAmount);
+        }
+        Ok(Self { amount_minor, currency })
+    }
+
     pub fn zero(currency: Currency) -> Self {
         Self { amount_minor: 0, currency }
     }
@@ -180,6 +191,13 @@ mod tests {
         assert_eq!(Money::from_minor(1250, eur()).unwrap().to_decimal_string(), "12.50");
         assert_eq!(Money::from_minor(5, eur()).unwrap().to_decimal_string(), "0.05");
         assert_eq!(Money::format_minor(-1250), "-12.50");
+    }
+
+    #[test]
+    fn a_sum_may_exceed_the_price_cap_but_not_go_negative() {
+        assert!(Money::from_minor(Money::MAX_MINOR + 1, eur()).is_err());
+        assert_eq!(Money::sum_from_minor(Money::MAX_MINOR + 1, eur()).unwrap().amount_minor(), Money::MAX_MINOR + 1);
+        assert_eq!(Money::sum_from_minor(-1, eur()), Err(MoneyError::InvalidAmount));
     }
 
     #[test]

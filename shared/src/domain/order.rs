@@ -8,6 +8,12 @@
 //! A transition returns a *new* order with `version + 1`; stores write it only
 //! if the stored version is still the one it was read at (optimistic
 //! concurrency), so a cancel racing a confirmation can never be lost.
+//!
+//! An [`Order`] is therefore always one that [`Order::place`] and the
+//! transitions produced: its fields are private, and the only other way in,
+//! [`Order::rehydrate`] (for stores and events bringing an order back), checks
+//! that the status is reachable at the version, that the total is the sum of
+//! the lines, and so on. Code past a store or a queue never re-checks.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -16,7 +22,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{Currency, CustomerId, Money, Quantity, Sku, ValidationErrors};
+use super::{Currency, CustomerId, Money, MoneyError, Quantity, Sku, ValidationErrors};
 
 pub const MAX_ORDER_LINES: usize = 50;
 
@@ -65,6 +71,21 @@ impl OrderStatus {
             (self, next),
             (Pending, Confirmed) | (Pending, Rejected) | (Pending, Cancelled) | (Confirmed, Cancelled)
         )
+    }
+
+    /// Whether an order placed at version 1 (`pending`) can be in this status
+    /// at `version`, each transition adding one. The machine has no cycles,
+    /// so the set of statuses reachable in `n` steps is empty after at most
+    /// `ALL.len()` steps, whatever `version` a corrupt record claims.
+    pub fn is_reachable_at(self, version: u32) -> bool {
+        let mut reachable = vec![Self::Pending];
+        for _ in 1..version {
+            if reachable.is_empty() {
+                return false;
+            }
+            reachable = Self::ALL.into_iter().filter(|next| reachable.iter().any(|s| s.can_become(*next))).collect();
+        }
+        version >= 1 && reachable.contains(&self)
     }
 
     pub fn as_str(self) -> &'static str {
@@ -162,8 +183,43 @@ pub struct OrderLine {
     pub unit_price: Money,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// An order: created by [`Order::place`], changed only by its transitions,
+/// read through getters. Its fields are private so that no code outside this
+/// module can build an order in a state the machine above cannot reach (a
+/// `confirmed` order at version 1, a total that is not its lines' sum).
+/// Stores and events bring orders back through [`Order::rehydrate`], which
+/// checks exactly that.
+///
+/// ```compile_fail,E0451
+/// # use orderly_shared::domain::Order;
+/// fn skip_the_state_machine(order: &Order) -> Order {
+///     Order { version: 7, ..order.clone() }
+/// }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Order {
+    id: OrderId,
+    customer_id: CustomerId,
+    status: OrderStatus,
+    items: Vec<OrderLine>,
+    total: Money,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    /// Bumped by every transition; the basis of optimistic concurrency and of
+    /// "apply only if newer" in read models.
+    version: u32,
+}
+
+/// Every field of an order, unchecked: what a store keeps and what
+/// [`Order::rehydrate`] turns back into an order.
+///
+/// Its serde form *is* the stored document of every adapter (SQLite
+/// `orders.body`, DynamoDB `doc`, the analytics order views and the answers
+/// of idempotency claims), so renaming a field here is a storage migration
+/// (`tests/fixtures/stored/order.json` pins it). Events do not use it: they
+/// have their own wire types in `events`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderRecord {
     pub id: OrderId,
     pub customer_id: CustomerId,
     pub status: OrderStatus,
@@ -171,28 +227,55 @@ pub struct Order {
     pub total: Money,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-    /// Bumped by every transition; the basis of optimistic concurrency and of
-    /// "apply only if newer" in read models.
     pub version: u32,
 }
 
+/// A stored or received order that no sequence of transitions could have
+/// produced: corrupt data, or a producer that does not follow the contract.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidOrder {
+    #[error("order {id} has no items")]
+    NoItems { id: OrderId },
+    #[error("order {id}: items[{line}]: {error}")]
+    Line { id: OrderId, line: usize, error: MoneyError },
+    #[error("order {id}: the total is {stored}, but its items add up to {computed}")]
+    Total { id: OrderId, stored: Money, computed: Money },
+    #[error("order {id} cannot be {status} at version {version}")]
+    Version { id: OrderId, status: OrderStatus, version: u32 },
+    #[error("order {id} was updated at {updated_at}, before it was created at {created_at}")]
+    UpdatedBeforeCreated { id: OrderId, created_at: DateTime<Utc>, updated_at: DateTime<Utc> },
+}
+
+/// Why a list of lines has no total.
+enum TotalError {
+    NoItems,
+    Line(usize, MoneyError),
+}
+
+/// The sum of the lines, all in the first line's currency.
+fn total_of(items: &[OrderLine]) -> Result<Money, TotalError> {
+    let first = items.first().ok_or(TotalError::NoItems)?;
+    items.iter().enumerate().try_fold(Money::zero(first.unit_price.currency()), |total, (i, line)| {
+        line.unit_price
+            .times(line.quantity.get())
+            .and_then(|line_total| total.plus(&line_total))
+            .map_err(|e| TotalError::Line(i, e))
+    })
+}
+
 impl Order {
-    /// A new `pending` order from priced lines (see [`NewOrder::price`]).
+    /// A new `pending` order at version 1, from priced lines (see
+    /// [`NewOrder::price`]).
     pub fn place(
         id: OrderId,
         customer_id: CustomerId,
         items: Vec<OrderLine>,
         now: DateTime<Utc>,
     ) -> Result<Self, ValidationErrors> {
-        let first = items.first().ok_or_else(|| ValidationErrors::single("items", "an order has at least one item"))?;
-        let mut total = Money::zero(first.unit_price.currency());
-        for (i, line) in items.iter().enumerate() {
-            total = line
-                .unit_price
-                .times(line.quantity.get())
-                .and_then(|line_total| total.plus(&line_total))
-                .map_err(|e| ValidationErrors::single(format!("items[{i}]"), e.to_string()))?;
-        }
+        let total = total_of(&items).map_err(|e| match e {
+            TotalError::NoItems => ValidationErrors::single("items", "an order has at least one item"),
+            TotalError::Line(i, e) => ValidationErrors::single(format!("items[{i}]"), e.to_string()),
+        })?;
         Ok(Self {
             id,
             customer_id,
@@ -205,8 +288,79 @@ impl Order {
         })
     }
 
+    /// An order as a store or an event kept it, if it is one that
+    /// [`Order::place`] and the transitions could have produced: its lines
+    /// share a currency and add up to its total, its status is reachable in
+    /// exactly `version - 1` transitions, and it was not updated before it
+    /// was created. Anything else is an error, never a panic.
+    pub fn rehydrate(record: OrderRecord) -> Result<Self, InvalidOrder> {
+        let OrderRecord { id, customer_id, status, items, total, created_at, updated_at, version } = record;
+        let computed = total_of(&items).map_err(|e| match e {
+            TotalError::NoItems => InvalidOrder::NoItems { id },
+            TotalError::Line(line, error) => InvalidOrder::Line { id, line, error },
+        })?;
+        if computed != total {
+            return Err(InvalidOrder::Total { id, stored: total, computed });
+        }
+        if !status.is_reachable_at(version) {
+            return Err(InvalidOrder::Version { id, status, version });
+        }
+        if updated_at < created_at {
+            return Err(InvalidOrder::UpdatedBeforeCreated { id, created_at, updated_at });
+        }
+        Ok(Self { id, customer_id, status, items, total, created_at, updated_at, version })
+    }
+
+    /// Every field, for a store to keep (see [`OrderRecord`]).
+    pub fn to_record(&self) -> OrderRecord {
+        OrderRecord {
+            id: self.id,
+            customer_id: self.customer_id.clone(),
+            status: self.status,
+            items: self.items.clone(),
+            total: self.total,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            version: self.version,
+        }
+    }
+
+    pub fn id(&self) -> OrderId {
+        self.id
+    }
+
+    pub fn customer_id(&self) -> &CustomerId {
+        &self.customer_id
+    }
+
+    pub fn status(&self) -> OrderStatus {
+        self.status
+    }
+
+    /// The lines as placed, prices frozen at intake.
+    pub fn items(&self) -> &[OrderLine] {
+        &self.items
+    }
+
+    pub fn total(&self) -> Money {
+        self.total
+    }
+
     pub fn currency(&self) -> Currency {
         self.total.currency()
+    }
+
+    pub fn created_at(&self) -> DateTime<Utc> {
+        self.created_at
+    }
+
+    pub fn updated_at(&self) -> DateTime<Utc> {
+        self.updated_at
+    }
+
+    /// 1 when placed, one more after every transition.
+    pub fn version(&self) -> u32 {
+        self.version
     }
 
     pub fn confirm(&self, now: DateTime<Utc>) -> Result<Self, TransitionError> {
@@ -260,16 +414,34 @@ mod tests {
         Money::from_minor(minor, Currency::parse(cur).unwrap()).unwrap()
     }
 
-    fn order_in(status: OrderStatus) -> Order {
-        let line = OrderLine { sku: sku("A"), quantity: Quantity::parse(2).unwrap(), unit_price: money(150, "EUR") };
-        let order = Order::place(
-            OrderId::from_uuid(Uuid::nil()),
+    fn at(raw: &str) -> DateTime<Utc> {
+        raw.parse().unwrap()
+    }
+
+    fn line(s: &str, quantity: i64, price: Money) -> OrderLine {
+        OrderLine { sku: sku(s), quantity: Quantity::parse(quantity).unwrap(), unit_price: price }
+    }
+
+    fn placed() -> Order {
+        let id = OrderId::from_uuid(Uuid::nil());
+        Order::place(
+            id,
             CustomerId::parse("alice").unwrap(),
-            vec![line],
+            vec![line("A", 2, money(150, "EUR"))],
             DateTime::UNIX_EPOCH,
         )
-        .unwrap();
-        Order { status, ..order }
+        .unwrap()
+    }
+
+    /// An order in `status`, reached the shortest way.
+    fn order_in(status: OrderStatus) -> Order {
+        let now = DateTime::UNIX_EPOCH;
+        match status {
+            Pending => placed(),
+            Confirmed => placed().confirm(now).unwrap(),
+            Rejected => placed().reject(now).unwrap(),
+            Cancelled => placed().cancel(now).unwrap(),
+        }
     }
 
     #[test]
@@ -305,8 +477,8 @@ mod tests {
             match result {
                 Ok(next) => {
                     assert!(allowed, "{from} -> {to} must be refused");
-                    assert_eq!(next.status, to);
-                    assert_eq!(next.version, order.version + 1);
+                    assert_eq!(next.status(), to);
+                    assert_eq!(next.version(), order.version() + 1);
                 }
                 Err(e) => {
                     assert!(!allowed, "{from} -> {to} must be allowed");
@@ -317,11 +489,82 @@ mod tests {
     }
 
     #[test]
-    fn a_new_order_is_pending_with_a_computed_total() {
-        let order = order_in(Pending);
-        assert_eq!(order.status, Pending);
-        assert_eq!(order.total, money(300, "EUR"));
-        assert_eq!(order.version, 1);
+    fn a_new_order_is_pending_at_version_1_with_a_computed_total() {
+        let order = placed();
+        assert_eq!(order.status(), Pending);
+        assert_eq!(order.total(), money(300, "EUR"));
+        assert_eq!(order.version(), 1);
+    }
+
+    #[test]
+    fn a_transition_never_moves_updated_at_backwards() {
+        let later = placed().confirm(at("2026-01-01T00:00:00Z")).unwrap();
+        let skewed = later.cancel(at("2025-01-01T00:00:00Z")).unwrap();
+        assert_eq!(skewed.updated_at(), later.updated_at());
+        assert_eq!(skewed.created_at(), DateTime::UNIX_EPOCH);
+    }
+
+    #[test]
+    fn statuses_are_reachable_only_at_the_versions_their_paths_take() {
+        let reachable: Vec<(OrderStatus, u32)> = OrderStatus::ALL
+            .into_iter()
+            .flat_map(|status| (0..=6).map(move |version| (status, version)))
+            .filter(|(status, version)| status.is_reachable_at(*version))
+            .collect();
+        assert_eq!(reachable, [(Pending, 1), (Confirmed, 2), (Rejected, 2), (Cancelled, 2), (Cancelled, 3)]);
+        assert!(!Cancelled.is_reachable_at(u32::MAX), "a corrupt version is refused, and quickly");
+    }
+
+    #[test]
+    fn every_reachable_order_survives_its_record() {
+        let cancelled_after_confirmation = order_in(Confirmed).cancel(at("2026-01-01T00:00:00Z")).unwrap();
+        for order in OrderStatus::ALL.map(order_in).into_iter().chain([cancelled_after_confirmation]) {
+            assert_eq!(Order::rehydrate(order.to_record()), Ok(order));
+        }
+    }
+
+    #[test]
+    fn rehydration_refuses_what_no_transition_produces() {
+        let id = placed().id();
+        let good = order_in(Confirmed).to_record();
+        let cases = [
+            (OrderRecord { version: 1, ..good.clone() }, InvalidOrder::Version { id, status: Confirmed, version: 1 }),
+            (
+                OrderRecord { status: Pending, ..good.clone() },
+                InvalidOrder::Version { id, status: Pending, version: 2 },
+            ),
+            (
+                OrderRecord { version: 0, status: Pending, ..good.clone() },
+                InvalidOrder::Version { id, status: Pending, version: 0 },
+            ),
+            (
+                OrderRecord { total: money(299, "EUR"), ..good.clone() },
+                InvalidOrder::Total { id, stored: money(299, "EUR"), computed: money(300, "EUR") },
+            ),
+            (OrderRecord { items: vec![], ..good.clone() }, InvalidOrder::NoItems { id }),
+            (
+                OrderRecord { items: vec![good.items[0].clone(), line("B", 1, money(100, "USD"))], ..good.clone() },
+                InvalidOrder::Line {
+                    id,
+                    line: 1,
+                    error: MoneyError::CurrencyMismatch(
+                        Currency::parse("EUR").unwrap(),
+                        Currency::parse("USD").unwrap(),
+                    ),
+                },
+            ),
+            (
+                OrderRecord { updated_at: at("1969-12-31T23:59:59Z"), ..good.clone() },
+                InvalidOrder::UpdatedBeforeCreated {
+                    id,
+                    created_at: DateTime::UNIX_EPOCH,
+                    updated_at: at("1969-12-31T23:59:59Z"),
+                },
+            ),
+        ];
+        for (record, error) in cases {
+            assert_eq!(Order::rehydrate(record), Err(error));
+        }
     }
 
     #[test]
@@ -357,8 +600,39 @@ mod tests {
 
     #[test]
     fn repeated_skus_are_summed() {
-        let mut order = order_in(Pending);
-        order.items.push(order.items[0].clone());
-        assert_eq!(order.units_by_sku(), vec![(sku("A"), 4)]);
+        let a = line("A", 2, money(150, "EUR"));
+        let order = Order::place(
+            OrderId::from_uuid(Uuid::nil()),
+            CustomerId::parse("alice").unwrap(),
+            vec![a.clone(), line("B", 1, money(150, "EUR")), a],
+            DateTime::UNIX_EPOCH,
+        )
+        .unwrap();
+        assert_eq!(order.units_by_sku(), vec![(sku("A"), 4), (sku("B"), 1)]);
+    }
+
+    /// The JSON every store keeps an order as (SQLite `orders.body`, DynamoDB
+    /// `doc`, both read models and idempotency answers), pinned by a committed
+    /// file so that orders stored by earlier builds keep loading.
+    /// `ORDERLY_BLESS_FIXTURES=1` rewrites it.
+    #[test]
+    fn the_stored_form_of_an_order_is_unchanged() {
+        let order = Order::place(
+            OrderId::parse("0190a5e4-7d3a-7c4e-9a3b-2f1e0d9c8b7a").unwrap(),
+            CustomerId::parse("alice").unwrap(),
+            vec![line("TEA-GREEN", 2, money(1250, "EUR")), line("MUG", 1, money(800, "EUR"))],
+            at("2026-11-27T10:00:00.123Z"),
+        )
+        .unwrap()
+        .confirm(at("2026-11-27T10:00:01.5Z"))
+        .unwrap();
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/stored/order.json");
+        let stored = serde_json::to_value(order.to_record()).unwrap();
+        if std::env::var_os("ORDERLY_BLESS_FIXTURES").is_some() {
+            std::fs::write(&path, serde_json::to_string_pretty(&stored).unwrap() + "\n").unwrap();
+        }
+        let raw = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(stored, serde_json::from_str::<serde_json::Value>(&raw).unwrap());
+        assert_eq!(Order::rehydrate(serde_json::from_str(&raw).unwrap()), Ok(order));
     }
 }

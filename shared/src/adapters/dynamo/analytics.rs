@@ -18,9 +18,8 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::Update;
 
 use super::write::{mark_put, processed_events_for, put, write_put, write_update};
-use super::{
-    DynamoConfig, GSI1, Item, ONLY, Table, from_json, get_n, get_s, key, n, s, sdk_unavailable, shard_of, to_json,
-};
+use super::{DynamoConfig, GSI1, Item, ONLY, Table, get_n, get_s, key, n, s, sdk_unavailable, shard_of};
+use crate::adapters::stored_order;
 use crate::domain::{CustomerId, Order, OrderId};
 use crate::ports::{Counter, ProcessedEvent, ReadModelStore, StoreError};
 
@@ -46,7 +45,7 @@ impl DynamoAnalytics {
 #[async_trait]
 impl ReadModelStore for DynamoAnalytics {
     async fn order_view(&self, id: OrderId) -> Result<Option<Order>, StoreError> {
-        self.table.get(view_key(id)).await?.map(|item| from_json(get_s(&item, "doc")?)).transpose()
+        self.table.get(view_key(id)).await?.map(|item| stored_order::from_json(get_s(&item, "doc")?)).transpose()
     }
 
     async fn apply(
@@ -58,11 +57,11 @@ impl ReadModelStore for DynamoAnalytics {
     ) -> Result<(), StoreError> {
         let mut writes = vec![mark_put(&self.table, processed)];
         if let Some(order) = view {
-            let mut item = view_key(order.id);
-            item.insert("version".into(), n(order.version));
-            item.insert("doc".into(), s(to_json(order)?));
-            item.insert("gsi1pk".into(), s(format!("CUSTOMER#{}", order.customer_id)));
-            item.insert("gsi1sk".into(), s(order.id.to_string()));
+            let mut item = view_key(order.id());
+            item.insert("version".into(), n(order.version()));
+            item.insert("doc".into(), s(stored_order::to_json(order)?));
+            item.insert("gsi1pk".into(), s(format!("CUSTOMER#{}", order.customer_id())));
+            item.insert("gsi1sk".into(), s(order.id().to_string()));
             let view_put = match expected_version {
                 None => put(&self.table.name, item, Some("attribute_not_exists(pk)"), &[]),
                 Some(version) => put(&self.table.name, item, Some("version = :expected"), &[(":expected", n(version))]),
@@ -148,7 +147,7 @@ impl ReadModelStore for DynamoAnalytics {
             None => query.key_condition_expression("gsi1pk = :customer"),
         };
         let page = query.send().await.map_err(sdk_unavailable)?;
-        page.items.unwrap_or_default().iter().map(|item| from_json(get_s(item, "doc")?)).collect()
+        page.items.unwrap_or_default().iter().map(|item| stored_order::from_json(get_s(item, "doc")?)).collect()
     }
 }
 

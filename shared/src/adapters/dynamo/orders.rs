@@ -14,7 +14,8 @@ use chrono::{DateTime, Utc};
 
 use super::outbox::OutboxItems;
 use super::write::{WriteError, mark_put, processed_events_for, put, write_put};
-use super::{DynamoConfig, Item, ONLY, TTL, Table, from_json, get_s, key, n, s, to_json};
+use super::{DynamoConfig, Item, ONLY, TTL, Table, get_s, key, n, s};
+use crate::adapters::stored_order;
 use crate::domain::{Order, OrderId};
 use crate::events::Envelope;
 use crate::ports::{
@@ -36,11 +37,11 @@ impl DynamoOrders {
     }
 
     fn order_item(&self, order: &Order) -> Result<Item, StoreError> {
-        let mut item = order_key(order.id);
-        item.insert("version".into(), n(order.version));
-        item.insert("customer_id".into(), s(order.customer_id.to_string()));
-        item.insert("status".into(), s(order.status.to_string()));
-        item.insert("doc".into(), s(to_json(order)?));
+        let mut item = order_key(order.id());
+        item.insert("version".into(), n(order.version()));
+        item.insert("customer_id".into(), s(order.customer_id().to_string()));
+        item.insert("status".into(), s(order.status().to_string()));
+        item.insert("doc".into(), s(stored_order::to_json(order)?));
         Ok(item)
     }
 
@@ -56,7 +57,7 @@ impl DynamoOrders {
         }
         // The answer as first given (the order has moved on since, maybe).
         if let Ok(answer) = get_s(&stored, "answer") {
-            return Ok(PlaceOutcome::Replayed(from_json(answer)?));
+            return Ok(PlaceOutcome::Replayed(stored_order::from_json(answer)?));
         }
         let order_id = OrderId::parse(get_s(&stored, "order_id")?)
             .ok_or_else(|| StoreError::Corrupt("claim with a bad order id".into()))?;
@@ -90,8 +91,8 @@ impl OrderStore for DynamoOrders {
             vec![write_put(put(&self.table.name, self.order_item(order)?, Some("attribute_not_exists(pk)"), &[]))];
         if let Some(claim) = claim {
             let mut item = claim_key(claim);
-            item.insert("order_id".into(), s(order.id.to_string()));
-            item.insert("answer".into(), s(to_json(order)?));
+            item.insert("order_id".into(), s(order.id().to_string()));
+            item.insert("answer".into(), s(stored_order::to_json(order)?));
             item.insert("request_hash".into(), s(claim.request_hash.clone()));
             item.insert("expires_at".into(), n(claim.expires_at.timestamp_millis()));
             // DynamoDB deletes expired items within days, not at once: the
@@ -120,7 +121,7 @@ impl OrderStore for DynamoOrders {
     }
 
     async fn get(&self, id: OrderId) -> Result<Option<Order>, StoreError> {
-        self.table.get(order_key(id)).await?.map(|item| from_json(get_s(&item, "doc")?)).transpose()
+        self.table.get(order_key(id)).await?.map(|item| stored_order::from_json(get_s(&item, "doc")?)).transpose()
     }
 
     async fn save_transition(
@@ -129,7 +130,7 @@ impl OrderStore for DynamoOrders {
         outbox: &[Envelope],
         processed: Option<&ProcessedEvent>,
     ) -> Result<(), StoreError> {
-        let previous = order.version.checked_sub(1).ok_or(StoreError::Conflict)?;
+        let previous = order.version().checked_sub(1).ok_or(StoreError::Conflict)?;
         let mut writes = Vec::with_capacity(outbox.len() + 2);
         let mark = processed.map(|mark| {
             writes.push(mark_put(&self.table, mark));

@@ -2,7 +2,8 @@ use async_trait::async_trait;
 use rusqlite::{OptionalExtension, params};
 
 use super::db::unavailable;
-use super::{SqliteStore, from_json, insert_processed, is_constraint_violation, to_json};
+use super::{SqliteStore, insert_processed, is_constraint_violation};
+use crate::adapters::stored_order;
 use crate::domain::{CustomerId, Order, OrderId};
 use crate::ports::{Counter, ProcessedEvent, ReadModelStore, StoreError};
 
@@ -15,7 +16,7 @@ impl ReadModelStore for SqliteStore {
                     .prepare_cached("SELECT body FROM order_views WHERE order_id = ?1")
                     .and_then(|mut s| s.query_row(params![id.to_string()], |r| r.get(0)).optional())
                     .map_err(unavailable)?;
-                body.map(|b| from_json(&b)).transpose()
+                body.map(|b| stored_order::from_json(&b)).transpose()
             })
             .await
     }
@@ -27,7 +28,7 @@ impl ReadModelStore for SqliteStore {
         deltas: &[(Counter, i64)],
         processed: &ProcessedEvent,
     ) -> Result<(), StoreError> {
-        let body = view.map(to_json).transpose()?;
+        let body = view.map(stored_order::to_json).transpose()?;
         let view = view.cloned();
         let deltas: Vec<(String, i64)> = deltas.iter().map(|(c, d)| (c.key(), *d)).collect();
         let (mark, now) = (processed.clone(), self.clock.now());
@@ -41,14 +42,14 @@ impl ReadModelStore for SqliteStore {
                                 "INSERT INTO order_views (order_id, customer_id, version, body) VALUES (?1, ?2, ?3, ?4)",
                             )
                             .and_then(|mut s| {
-                                s.execute(params![view.id.to_string(), view.customer_id.as_str(), view.version, body])
+                                s.execute(params![view.id().to_string(), view.customer_id().as_str(), view.version(), body])
                             })
                             .map_err(|e| if is_constraint_violation(&e) { StoreError::Conflict } else { unavailable(e) })?,
                         Some(expected) => conn
                             .prepare_cached(
                                 "UPDATE order_views SET version = ?2, body = ?3 WHERE order_id = ?1 AND version = ?4",
                             )
-                            .and_then(|mut s| s.execute(params![view.id.to_string(), view.version, body, expected]))
+                            .and_then(|mut s| s.execute(params![view.id().to_string(), view.version(), body, expected]))
                             .map_err(unavailable)?,
                     };
                     if written != 1 {
@@ -109,7 +110,7 @@ impl ReadModelStore for SqliteStore {
                         r.get::<_, String>(0)
                     })
                     .map_err(unavailable)?;
-                rows.map(|r| from_json(&r.map_err(unavailable)?)).collect()
+                rows.map(|r| stored_order::from_json(&r.map_err(unavailable)?)).collect()
             })
             .await
     }

@@ -3,9 +3,8 @@ use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
 use super::db::unavailable;
-use super::{
-    SqliteStore, from_json, insert_outbox, insert_processed, is_constraint_violation, millis, timestamp, to_json,
-};
+use super::{SqliteStore, insert_outbox, insert_processed, is_constraint_violation, millis, timestamp};
+use crate::adapters::stored_order;
 use crate::domain::{Order, OrderId};
 use crate::events::Envelope;
 use crate::ports::{IdempotencyClaim, OrderStore, PlaceOutcome, ProcessedEvent, StoreError};
@@ -19,7 +18,7 @@ impl OrderStore for SqliteStore {
         outbox: &[Envelope],
         now: DateTime<Utc>,
     ) -> Result<PlaceOutcome, StoreError> {
-        let body = to_json(order)?;
+        let body = stored_order::to_json(order)?;
         let (order, claim, outbox) = (order.clone(), claim.cloned(), outbox.to_vec());
         self.db
             .write(move |conn, effects| {
@@ -38,7 +37,7 @@ impl OrderStore for SqliteStore {
                     match existing {
                         Some((hash, response, expires_at)) if expires_at > millis(now) => {
                             return if hash == claim.request_hash {
-                                Ok(PlaceOutcome::Replayed(from_json(&response)?))
+                                Ok(PlaceOutcome::Replayed(stored_order::from_json(&response)?))
                             } else {
                                 Ok(PlaceOutcome::KeyReused)
                             };
@@ -61,7 +60,7 @@ impl OrderStore for SqliteStore {
                             claim.customer_id.as_str(),
                             claim.key,
                             claim.request_hash,
-                            order.id.to_string(),
+                            order.id().to_string(),
                             body,
                             millis(claim.expires_at)
                         ])
@@ -74,13 +73,13 @@ impl OrderStore for SqliteStore {
                 )
                 .and_then(|mut s| {
                     s.execute(params![
-                        order.id.to_string(),
-                        order.customer_id.as_str(),
-                        order.status.as_str(),
-                        order.version,
+                        order.id().to_string(),
+                        order.customer_id().as_str(),
+                        order.status().as_str(),
+                        order.version(),
                         body,
-                        timestamp(order.created_at),
-                        timestamp(order.updated_at)
+                        timestamp(order.created_at()),
+                        timestamp(order.updated_at())
                     ])
                 })
                 .map_err(|e| if is_constraint_violation(&e) { StoreError::Conflict } else { unavailable(e) })?;
@@ -97,7 +96,7 @@ impl OrderStore for SqliteStore {
                     .prepare_cached("SELECT body FROM orders WHERE id = ?1")
                     .and_then(|mut s| s.query_row(params![id.to_string()], |r| r.get(0)).optional())
                     .map_err(unavailable)?;
-                body.map(|b| from_json(&b)).transpose()
+                body.map(|b| stored_order::from_json(&b)).transpose()
             })
             .await
     }
@@ -108,7 +107,7 @@ impl OrderStore for SqliteStore {
         outbox: &[Envelope],
         processed: Option<&ProcessedEvent>,
     ) -> Result<(), StoreError> {
-        let body = to_json(order)?;
+        let body = stored_order::to_json(order)?;
         let (order, outbox, processed, now) = (order.clone(), outbox.to_vec(), processed.cloned(), self.clock.now());
         self.db
             .write(move |conn, effects| {
@@ -122,12 +121,12 @@ impl OrderStore for SqliteStore {
                     )
                     .and_then(|mut s| {
                         s.execute(params![
-                            order.status.as_str(),
-                            order.version,
+                            order.status().as_str(),
+                            order.version(),
                             body,
-                            timestamp(order.updated_at),
-                            order.id.to_string(),
-                            order.version.saturating_sub(1)
+                            timestamp(order.updated_at()),
+                            order.id().to_string(),
+                            order.version().saturating_sub(1)
                         ])
                     })
                     .map_err(unavailable)?;
