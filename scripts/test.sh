@@ -51,8 +51,20 @@ cargo fmt --manifest-path bench/hello-spin/Cargo.toml -- --check
 step "lint"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 
-step "the core builds for wasm32-wasip2 (no host, database or SDK types)"
-cargo build --target wasm32-wasip2 -p orderly-shared -p order-intake -p inventory -p notification -p analytics
+step "the core's dependency graph has no database, SDK, host or runtime, with every feature on"
+forbidden='^(rusqlite|libsqlite3-sys|aws-sdk-.*|aws-config|spin-sdk|lambda_.*|reqwest|hyper|mio) '
+if cargo tree -p orderly-core --all-features -e normal --prefix none | grep -E "$forbidden"; then
+    echo "orderly-core must not depend on these" >&2
+    exit 1
+fi
+# tokio may appear only without its runtime (it does not at all today).
+if cargo tree -p orderly-core --all-features -e features -i tokio 2>/dev/null | grep -E 'tokio feature "rt'; then
+    echo "orderly-core must not pull in tokio's runtime" >&2
+    exit 1
+fi
+
+step "the core and the functions build for wasm32-wasip2"
+cargo build --target wasm32-wasip2 -p orderly-core -p order-intake -p inventory -p notification -p analytics
 
 step "dashboard in headless Chromium"
 ./scripts/dashboard-test.sh

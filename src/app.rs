@@ -9,16 +9,16 @@ use std::sync::Arc;
 use anyhow::Context;
 use axum::Router;
 use axum::response::{IntoResponse, Response};
-use shared::adapters::log_provider::LogProvider;
-use shared::adapters::memory_cache::MemoryCache;
-use shared::adapters::sqlite::{DbOptions, QueueSettings, SqliteBackend, SqliteStore, Synchronous};
-use shared::adapters::webhook::WebhookProvider;
-use shared::composition::{self, Backend, Function};
-use shared::http::{ApiError, Authenticator, ClientIp};
-use shared::messaging::EventHandler;
-use shared::ports::{Cache, NotificationProvider};
-use shared::resilience::breaker::CircuitBreaker;
-use shared::settings::{Settings, SqliteSync};
+use orderly_adapters::log_provider::LogProvider;
+use orderly_adapters::memory_cache::MemoryCache;
+use orderly_adapters::sqlite::{DbOptions, QueueSettings, SqliteBackend, SqliteStore, Synchronous};
+use orderly_adapters::webhook::WebhookProvider;
+use orderly_core::composition::{self, Backend, Function};
+use orderly_core::http::{ApiError, Authenticator, ClientIp};
+use orderly_core::messaging::EventHandler;
+use orderly_core::ports::{Cache, NotificationProvider};
+use orderly_core::resilience::breaker::CircuitBreaker;
+use orderly_core::settings::{Settings, SqliteSync};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -86,9 +86,9 @@ impl App {
             .route("/metrics", axum::routing::get(move || std::future::ready(metrics.render())))
             .merge(OpenApiRouter::from(crate::dashboard::routes()));
         // One database: every function's rate-limit buckets live in it.
-        let limits = composition::rate_limits(backend.as_ref(), shared::events::routing::Consumer::OrderIntake);
+        let limits = composition::rate_limits(backend.as_ref(), orderly_core::events::routing::Consumer::OrderIntake);
         let (router, openapi) =
-            shared::hosts::api_router(api, authenticator, limits).context("rendering the OpenAPI document")?;
+            orderly_core::edge::api_router(api, authenticator, limits).context("rendering the OpenAPI document")?;
         let router = router
             .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(settings.body_timeout))
             .layer(axum::middleware::from_fn(client_ip))
@@ -204,7 +204,7 @@ impl Runner {
 
         // Validate before anything starts.
         for name in &settings.queues.consumers {
-            if shared::events::routing::Consumer::from_queue(name.trim()).is_none() {
+            if orderly_core::events::routing::Consumer::from_queue(name.trim()).is_none() {
                 anyhow::bail!("ORDERLY_CONSUMERS: no consumer named {name:?}");
             }
         }

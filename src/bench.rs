@@ -239,7 +239,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
         .context("starting the runner")?;
     let target = Arc::new(Target { client: client.clone(), base: format!("http://127.0.0.1:{port}") });
     wait_for(&client, &format!("{}/health", target.base)).await?;
-    let admin = shared::http::mint_hs256(secret.as_bytes(), "bench-admin", true, Duration::from_secs(3600));
+    let admin = orderly_core::http::mint_hs256(secret.as_bytes(), "bench-admin", true, Duration::from_secs(3600));
     for i in 0..SKUS {
         let body =
             json!({"name": format!("Bench item {i}"), "price": "4.20", "currency": "EUR", "stock": 1_000_000_000});
@@ -252,7 +252,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
     let tokens: Arc<Vec<String>> = Arc::new(
         (0..args.concurrency.max(64))
             .map(|i| {
-                shared::http::mint_hs256(secret.as_bytes(), &format!("bench-{i}"), false, Duration::from_secs(3600))
+                orderly_core::http::mint_hs256(
+                    secret.as_bytes(),
+                    &format!("bench-{i}"),
+                    false,
+                    Duration::from_secs(3600),
+                )
             })
             .collect(),
     );

@@ -1,5 +1,5 @@
 //! The runner's settings: the one model every host reads
-//! ([`shared::settings`]), from flags, then the environment. Each declared
+//! ([`orderly_core::settings`]), from flags, then the environment. Each declared
 //! setting becomes a flag with its `ORDERLY_*` variable, so `orderly --help`
 //! lists every one; the README's table is generated from the same
 //! declarations (`orderly settings --markdown`, kept true by a test).
@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use clap::parser::ValueSource;
 use clap::{Arg, ArgMatches, Args, Command, FromArgMatches};
-use shared::settings::{ConfigSource, SETTINGS, Setting, SettingError, Settings, env_name, flag_name};
+use orderly_core::settings::{ConfigSource, SETTINGS, Setting, SettingError, Settings, env_name, flag_name};
 
 /// The values given by flag or environment; what is unset falls back to the
 /// declared default inside [`Settings::load`].
@@ -32,7 +32,7 @@ impl ConfigSource for SettingsArgs {
 
 fn hosts_note(setting: &Setting) -> String {
     match setting.hosts {
-        shared::settings::Hosts::All | shared::settings::Hosts::Runner => String::new(),
+        orderly_core::settings::Hosts::All | orderly_core::settings::Hosts::Runner => String::new(),
         other => format!(" [{}]", other.label()),
     }
 }
@@ -139,7 +139,7 @@ mod tests {
         let (table, _) = rest.split_once("<!-- settings:end -->").expect("the README's settings end marker");
         assert_eq!(
             table,
-            shared::settings::markdown_table(),
+            orderly_core::settings::markdown_table(),
             "README.md's configuration table is stale: regenerate it with `cargo run -- settings`"
         );
     }

@@ -2,9 +2,9 @@
 //! Works on the database file directly, so it also works while the runner
 //! is stopped; a running runner picks redriven messages up within its idle poll.
 
-use shared::adapters::sqlite::SqliteStore;
-use shared::events::routing::Consumer;
-use shared::ports::QueueAdmin;
+use orderly_adapters::sqlite::SqliteStore;
+use orderly_core::events::routing::Consumer;
+use orderly_core::ports::QueueAdmin;
 
 pub async fn list(store: &SqliteStore, queue: Option<&str>, limit: usize) -> anyhow::Result<()> {
     for name in queues(queue)? {

@@ -294,8 +294,9 @@ fn tokens(args: &LoadArgs, run_id: &str) -> anyhow::Result<(String, Vec<(String,
         return Ok((admin, customers));
     }
     let secret = args.secret.as_deref().context("give --secret (or ORDERLY_JWT_SECRET) or --tokens-file")?;
-    let mint =
-        |sub: &str, admin: bool| shared::http::mint_hs256(secret.as_bytes(), sub, admin, Duration::from_secs(6 * 3600));
+    let mint = |sub: &str, admin: bool| {
+        orderly_core::http::mint_hs256(secret.as_bytes(), sub, admin, Duration::from_secs(6 * 3600))
+    };
     let customers = (0..args.customers.max(1))
         .map(|i| {
             let sub = format!("load-{run_id}-{i}");

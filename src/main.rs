@@ -115,10 +115,10 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Token { sub, admin, ttl } => {
             let (secret, _) = secret::load_or_create(settings.jwt_secret.as_deref(), &settings.data_dir)?;
-            shared::domain::CustomerId::parse(&sub).map_err(|e| anyhow::anyhow!("--sub: {e}"))?;
-            println!("{}", shared::http::mint_hs256(&secret, &sub, admin, ttl));
+            orderly_core::domain::CustomerId::parse(&sub).map_err(|e| anyhow::anyhow!("--sub: {e}"))?;
+            println!("{}", orderly_core::http::mint_hs256(&secret, &sub, admin, ttl));
         }
-        Command::Settings => print!("{}", shared::settings::markdown_table()),
+        Command::Settings => print!("{}", orderly_core::settings::markdown_table()),
         Command::Load(args) => {
             let report = load::run(args).await?;
             load::print(&report);

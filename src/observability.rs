@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use opentelemetry_otlp::WithExportConfig;
-use shared::adapters::sqlite::SqliteStore;
-use shared::events::routing::Consumer;
-use shared::ports::QueueAdmin;
-use shared::resilience::breaker::{BreakerState, CircuitBreaker};
+use orderly_adapters::sqlite::SqliteStore;
+use orderly_core::events::routing::Consumer;
+use orderly_core::ports::QueueAdmin;
+use orderly_core::resilience::breaker::{BreakerState, CircuitBreaker};
 use tokio_util::sync::CancellationToken;
 
 /// The process-wide recorder (installed once, even with several runners in
@@ -94,7 +94,8 @@ pub async fn gauges(store: SqliteStore, breaker: Arc<CircuitBreaker>, shutdown: 
                 BreakerState::HalfOpen { .. } => 1.0,
                 BreakerState::Open { .. } => 2.0,
             };
-            metrics::gauge!("orderly_breaker_state", "breaker" => shared::composition::PROVIDER_BREAKER).set(value);
+            metrics::gauge!("orderly_breaker_state", "breaker" => orderly_core::composition::PROVIDER_BREAKER)
+                .set(value);
         }
     }
 }

@@ -6,14 +6,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use shared::adapters::sqlite::SqliteStore;
-use shared::messaging::{Backoff, EventHandler, Outcome, Relay, process_batch, schedule_retry};
-use shared::ports::MessageQueue;
+use orderly_adapters::sqlite::SqliteStore;
+use orderly_core::messaging::{Backoff, EventHandler, Outcome, Relay, process_batch, schedule_retry};
+use orderly_core::ports::MessageQueue;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use shared::settings::QueueSettings;
+use orderly_core::settings::QueueSettings;
 
 /// Waits for `waker`, `deadline` or shutdown; returns false on shutdown.
 async fn idle(waker: &Notify, deadline: Instant, shutdown: &CancellationToken) -> bool {

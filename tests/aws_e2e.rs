@@ -15,10 +15,10 @@ mod support;
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 use chrono::Utc;
 use helpers::{TestApp, eventually, remote::Stack, remote_stack, spawn_app, token};
-use shared::adapters::dynamo::{DynamoConfig, DynamoOrders};
-use shared::domain::{Currency, CustomerId, Money, Order, OrderId, OrderLine, Quantity, Sku};
-use shared::events::{Envelope, Event, EventMeta, OrderChanged};
-use shared::ports::{OrderStore, Outbox};
+use orderly_adapters::dynamo::{DynamoConfig, DynamoOrders};
+use orderly_core::domain::{Currency, CustomerId, Money, Order, OrderId, OrderLine, Quantity, Sku};
+use orderly_core::events::{Envelope, Event, EventMeta, OrderChanged};
+use orderly_core::ports::{OrderStore, Outbox};
 use uuid::Uuid;
 
 struct Deployed {

@@ -291,10 +291,10 @@ async fn a_provider_that_is_down_slow_or_flapping_never_touches_orders_and_loses
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn poison_messages_land_in_the_dlq_and_the_redrive_command_moves_them_back_after_a_fix() {
-    use shared::adapters::sqlite::{DbOptions, QueueSettings, SqliteStore};
-    use shared::domain::{Currency, CustomerId, Money, Order, OrderId, OrderLine, Quantity, Sku};
-    use shared::events::{Event, EventMeta, InventoryReserved, ReservedLine};
-    use shared::ports::OrderStore;
+    use orderly_adapters::sqlite::{DbOptions, QueueSettings, SqliteStore};
+    use orderly_core::domain::{Currency, CustomerId, Money, Order, OrderId, OrderLine, Quantity, Sku};
+    use orderly_core::events::{Event, EventMeta, InventoryReserved, ReservedLine};
+    use orderly_core::ports::OrderStore;
 
     let dir = tempfile::tempdir().unwrap();
     let mut launch = Launch::new(dir.path(), free_port());

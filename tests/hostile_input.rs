@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use order_intake::IdempotencyKey;
 use order_intake::http::PlaceOrderRequest;
+use orderly_core::domain::{Currency, CustomerId, Money, Order, OrderId, OrderLine, OrderStatus, Quantity, Sku};
+use orderly_core::events::{Envelope, Event, EventMeta, OrderChanged, OrderSnapshot};
+use orderly_core::http::{ApiError, AuthConfig, Authenticator, Cursor, parse_json};
+use orderly_core::trace::TraceContext;
 use proptest::prelude::*;
-use shared::domain::{Currency, CustomerId, Money, Order, OrderId, OrderLine, OrderStatus, Quantity, Sku};
-use shared::events::{Envelope, Event, EventMeta, OrderChanged, OrderSnapshot};
-use shared::http::{ApiError, AuthConfig, Authenticator, Cursor, parse_json};
-use shared::trace::TraceContext;
 
 fn config() -> ProptestConfig {
     let cases = std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(2_000);
@@ -101,7 +101,7 @@ proptest! {
 
     #[test]
     fn a_valid_token_with_any_byte_changed_is_refused(index in 0usize..400, byte in any::<u8>()) {
-        let token = shared::http::mint_hs256(SECRET, "alice", false, Duration::from_secs(600));
+        let token = orderly_core::http::mint_hs256(SECRET, "alice", false, Duration::from_secs(600));
         let mut bytes = token.clone().into_bytes();
         let i = index % bytes.len();
         prop_assume!(bytes[i] != byte);

@@ -96,7 +96,7 @@ async fn a_token_minted_for_a_short_life_stops_working_when_it_expires() {
     // Long enough for the first request to arrive in time on a loaded
     // machine or a remote stack (`exp` has whole seconds, so a 1 s token
     // may have as little as 1 s); short enough to watch it expire.
-    let short = shared::http::mint_hs256(secret().as_bytes(), "alice", false, Duration::from_secs(5));
+    let short = orderly_core::http::mint_hs256(secret().as_bytes(), "alice", false, Duration::from_secs(5));
     assert_eq!(app.get("/api/v1/orders", Some(&short)).await.status(), StatusCode::OK);
     crate::helpers::eventually("the token to expire", || async {
         (app.get("/api/v1/orders", Some(&short)).await.status() == StatusCode::UNAUTHORIZED).then_some(())

@@ -15,9 +15,9 @@ use std::io::Write;
 use std::time::Duration;
 
 use orderly::Runner;
+use orderly_core::settings::Settings;
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
-use shared::settings::Settings;
 
 pub const SECRET: &str = "test-secret-test-secret-test-secret-0123456789";
 
@@ -101,7 +101,7 @@ async fn spawn_runner(configure: impl FnOnce(&mut Settings)) -> TestApp {
 }
 
 pub fn token(sub: &str, admin: bool) -> String {
-    shared::http::mint_hs256(secret().as_bytes(), sub, admin, Duration::from_secs(3600))
+    orderly_core::http::mint_hs256(secret().as_bytes(), sub, admin, Duration::from_secs(3600))
 }
 
 impl TestApp {

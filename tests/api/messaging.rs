@@ -1,8 +1,8 @@
 use chrono::Utc;
+use orderly_core::domain::{Currency, CustomerId, Money, Order, OrderId, OrderLine, Quantity, Sku};
+use orderly_core::events::{Envelope, Event, EventMeta, OrderChanged};
+use orderly_core::ports::OrderStore;
 use reqwest::StatusCode;
-use shared::domain::{Currency, CustomerId, Money, Order, OrderId, OrderLine, Quantity, Sku};
-use shared::events::{Envelope, Event, EventMeta, OrderChanged};
-use shared::ports::OrderStore;
 use uuid::Uuid;
 
 use crate::helpers::{eventually, spawn_app, spawn_local_app, token};
@@ -23,7 +23,7 @@ async fn a_poison_message_ends_in_the_dead_letter_queue_without_blocking_others(
     })
     .await;
     assert_eq!(health["queues"]["inventory"]["depth"], 0);
-    let letters = shared::ports::QueueAdmin::dead_letters(store, "inventory", 10).await.unwrap();
+    let letters = orderly_core::ports::QueueAdmin::dead_letters(store, "inventory", 10).await.unwrap();
     assert_eq!(letters[0].receive_count, 3, "after max_receives attempts");
     assert!(letters[0].last_error.as_deref().unwrap().contains("not an event envelope"));
 }
@@ -62,7 +62,7 @@ async fn an_order_event_that_no_transition_could_produce_is_dead_lettered_with_t
         (app.health().await["queues"]["inventory"]["dead_letters"] == 1).then_some(())
     })
     .await;
-    let letters = shared::ports::QueueAdmin::dead_letters(store, "inventory", 10).await.unwrap();
+    let letters = orderly_core::ports::QueueAdmin::dead_letters(store, "inventory", 10).await.unwrap();
     let error = letters[0].last_error.as_deref().unwrap();
     assert!(error.contains(&format!("order {} cannot be pending at version 7", order.id())), "{error}");
     assert_eq!(app.product("TEA").await["available"], 10, "nothing was reserved for it");

@@ -82,7 +82,8 @@ async fn a_burst_over_the_limit_gets_429_with_retry_after_then_refills() {
     // One token per 5 s: the burst below refills nothing unless the machine
     // stalls for seconds, and the refill still comes within the deadline.
     let Some(app) = spawn_local_app_with("it sets the runner's rate limits", |config| {
-        config.resilience.rate_limit_anon_read = shared::resilience::rate_limit::Bucket { per_second: 0.2, burst: 3 }
+        config.resilience.rate_limit_anon_read =
+            orderly_core::resilience::rate_limit::Bucket { per_second: 0.2, burst: 3 }
     })
     .await
     else {
@@ -110,7 +111,7 @@ async fn a_burst_over_the_limit_gets_429_with_retry_after_then_refills() {
 
 #[tokio::test]
 async fn anonymous_callers_are_limited_sooner_than_customers_and_each_customer_has_a_bucket() {
-    use shared::resilience::rate_limit::Bucket;
+    use orderly_core::resilience::rate_limit::Bucket;
     // One token per 100 s: none comes back during the test, however slow it runs.
     let Some(app) = spawn_local_app_with("it sets the runner's rate limits", |config| {
         config.resilience.rate_limit_anon_read = Bucket { per_second: 0.01, burst: 2 };
@@ -139,7 +140,7 @@ async fn anonymous_callers_are_limited_sooner_than_customers_and_each_customer_h
 
 #[tokio::test]
 async fn writes_and_single_routes_have_their_own_limits() {
-    use shared::resilience::rate_limit::Bucket;
+    use orderly_core::resilience::rate_limit::Bucket;
     // One token per 100 s: none comes back during the test, however slow it runs.
     let Some(app) = spawn_local_app_with("it sets the runner's rate limits", |config| {
         config.resilience.rate_limit_auth_write = Bucket { per_second: 0.01, burst: 2 };
@@ -175,7 +176,7 @@ async fn writes_and_single_routes_have_their_own_limits() {
 
 #[tokio::test]
 async fn two_runners_on_one_store_share_one_limit() {
-    use shared::resilience::rate_limit::Bucket;
+    use orderly_core::resilience::rate_limit::Bucket;
     // One token per 100 s: none comes back during the test, however slow it runs.
     let Some(first) = spawn_local_app_with("it starts two runners on one store", |config| {
         config.resilience.rate_limit_anon_read = Bucket { per_second: 0.01, burst: 6 }

@@ -46,15 +46,15 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use shared::adapters::aws_backend::AwsBackend;
-use shared::adapters::dynamo::{TableKind, create_table, enable_ttl};
-use shared::adapters::log_provider::LogProvider;
-use shared::adapters::webhook::WebhookProvider;
-use shared::composition::{Backend, Function};
-use shared::events::routing::Consumer;
-use shared::hosts::spin::{QueueAction, QueueMessage, handle_message};
-use shared::ports::{MessageQueue, NotificationProvider};
-use shared::settings::{ConfigSource, Environment, Settings, queue_key};
+use orderly_adapters::aws_backend::AwsBackend;
+use orderly_adapters::dynamo::{TableKind, create_table, enable_ttl};
+use orderly_adapters::log_provider::LogProvider;
+use orderly_adapters::webhook::WebhookProvider;
+use orderly_core::composition::{Backend, Function};
+use orderly_core::events::routing::Consumer;
+use orderly_core::ports::{MessageQueue, NotificationProvider};
+use orderly_core::settings::{ConfigSource, Environment, Settings, queue_key};
+use orderly_hosts::spin::{QueueAction, QueueMessage, handle_message};
 
 /// How long a received message stays invisible (the queues' own default is
 /// the same): a left message comes back this much later.
@@ -391,8 +391,9 @@ async fn bench(args: &[String]) -> anyhow::Result<()> {
     let requests: usize = flag(args, "--requests").unwrap_or("300").parse()?;
     let stack = stack().await?;
     let secret = stack.host.settings().jwt_secret.clone().context("ORDERLY_JWT_SECRET")?;
-    let admin = shared::http::mint_hs256(secret.as_bytes(), "bench-admin", true, Duration::from_secs(3600));
-    let customer = shared::http::mint_hs256(secret.as_bytes(), "bench-customer", false, Duration::from_secs(3600));
+    let admin = orderly_core::http::mint_hs256(secret.as_bytes(), "bench-admin", true, Duration::from_secs(3600));
+    let customer =
+        orderly_core::http::mint_hs256(secret.as_bytes(), "bench-customer", false, Duration::from_secs(3600));
     let client = reqwest::Client::new();
     let product = serde_json::json!({"name": "Bench tea", "price": "1.00", "currency": "EUR", "stock": 1_000_000});
     let put =
@@ -403,7 +404,7 @@ async fn bench(args: &[String]) -> anyhow::Result<()> {
     let order = serde_json::json!({"items": [{"sku": "BENCH", "quantity": 1}]}).to_string();
     // The same routers, natively, in this process: what the emulator costs.
     let authenticator =
-        shared::composition::authenticator(stack.host.settings(), None, None).map_err(anyhow::Error::msg)?;
+        orderly_core::composition::authenticator(stack.host.settings(), None, None).map_err(anyhow::Error::msg)?;
     let backend: Arc<dyn Backend> = stack.host.clone();
     let native = |name: &str| {
         let component = match name {
@@ -413,13 +414,13 @@ async fn bench(args: &[String]) -> anyhow::Result<()> {
         component.router(backend.as_ref(), authenticator.clone()).map_err(anyhow::Error::msg)
     };
     let (native_inventory, native_intake) = (native("inventory")?, native("order-intake")?);
-    let limiter = shared::adapters::dynamo::DynamoResilience::new(
+    let limiter = orderly_adapters::dynamo::DynamoResilience::new(
         stack.host.dynamo().clone(),
         stack.host.tables().inventory_table.clone(),
     );
-    let store = shared::adapters::dynamo::DynamoInventory::new(stack.host.dynamo().clone(), stack.host.tables());
-    let sku = shared::domain::Sku::parse("BENCH").map_err(|e| anyhow::anyhow!("{e}"))?;
-    let bucket = shared::resilience::rate_limit::Bucket { per_second: 1e6, burst: 1_000_000 };
+    let store = orderly_adapters::dynamo::DynamoInventory::new(stack.host.dynamo().clone(), stack.host.tables());
+    let sku = orderly_core::domain::Sku::parse("BENCH").map_err(|e| anyhow::anyhow!("{e}"))?;
+    let bucket = orderly_core::resilience::rate_limit::Bucket { per_second: 1e6, burst: 1_000_000 };
 
     let names =
         ["hello", "get_product", "post_order", "native_get_product", "native_post_order", "emulator_get_product"];
@@ -476,8 +477,8 @@ async fn bench(args: &[String]) -> anyhow::Result<()> {
 
         // The read path's own round trips: its rate-limit bucket, then the product.
         let started = std::time::Instant::now();
-        shared::ports::RateLimiter::take(&limiter, "bench|read", &bucket, chrono::Utc::now()).await?;
-        shared::ports::InventoryStore::product(&store, &sku).await?;
+        orderly_core::ports::RateLimiter::take(&limiter, "bench|read", &bucket, chrono::Utc::now()).await?;
+        orderly_core::ports::InventoryStore::product(&store, &sku).await?;
         time("emulator_get_product", started);
     }
     let report: serde_json::Map<String, serde_json::Value> =

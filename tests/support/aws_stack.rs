@@ -6,12 +6,12 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, WriteRequest};
-use shared::adapters::aws_backend::AwsBackend;
-use shared::adapters::dynamo::{DynamoConfig, TableKind};
-use shared::composition::Backend;
-use shared::events::routing::Consumer;
-use shared::ports::QueueAdmin;
-use shared::settings::{Settings, queue_key};
+use orderly_adapters::aws_backend::AwsBackend;
+use orderly_adapters::dynamo::{DynamoConfig, TableKind};
+use orderly_core::composition::Backend;
+use orderly_core::events::routing::Consumer;
+use orderly_core::ports::QueueAdmin;
+use orderly_core::settings::{Settings, queue_key};
 
 /// The backend of the tables and queues `sam deploy` made for `stage`
 /// (`orderly-<stage>-<capability>`, FIFO queues with their DLQs).
@@ -36,7 +36,7 @@ pub async fn deployed(config: &aws_config::SdkConfig, stage: &str) -> anyhow::Re
         }
     }
     let settings = Settings::load(&values)?;
-    let provider = std::sync::Arc::new(shared::adapters::log_provider::LogProvider);
+    let provider = std::sync::Arc::new(orderly_adapters::log_provider::LogProvider);
     Ok(AwsBackend::new(settings, aws_sdk_dynamodb::Client::new(config), sqs, provider))
 }
 

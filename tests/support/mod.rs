@@ -12,7 +12,7 @@ pub const SECRET: &str = "process-secret-process-secret-0123456789abcdef";
 pub const DEADLINE: Duration = Duration::from_secs(60);
 
 pub fn token(sub: &str, admin: bool) -> String {
-    shared::http::mint_hs256(SECRET.as_bytes(), sub, admin, Duration::from_secs(3600))
+    orderly_core::http::mint_hs256(SECRET.as_bytes(), sub, admin, Duration::from_secs(3600))
 }
 
 pub fn free_port() -> u16 {

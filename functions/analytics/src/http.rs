@@ -6,12 +6,12 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::middleware::from_fn_with_state;
-use shared::api::{OrderV1, OrderV2, Page};
-use shared::domain::OrderId;
-use shared::http::{
+use orderly_core::api::{OrderV1, OrderV2, Page};
+use orderly_core::domain::OrderId;
+use orderly_core::http::{
     AdminPrincipal, ApiError, ApiVersion, Cursor, PageParams, Principal, QueryParams, Representation, tag_function,
 };
-use shared::ports::ReadModelStore;
+use orderly_core::ports::ReadModelStore;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -35,8 +35,8 @@ pub fn router(store: Arc<dyn ReadModelStore>) -> OpenApiRouter {
     params(PageParams),
     responses(
         (status = 200, description = "A page of the caller's orders", body = Page<OrderV1>),
-        (status = 400, description = "Bad limit or cursor", body = shared::http::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token", body = shared::http::Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Bad limit or cursor", body = orderly_core::http::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = orderly_core::http::Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]
@@ -71,8 +71,8 @@ async fn list_my_orders(
     tag = "analytics",
     responses(
         (status = 200, description = "The summary", body = Summary),
-        (status = 401, description = "Missing or invalid token", body = shared::http::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", body = shared::http::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = orderly_core::http::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = orderly_core::http::Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]

@@ -2,9 +2,9 @@
 
 use std::collections::BTreeMap;
 
+use orderly_core::domain::{Money, Order, OrderStatus};
+use orderly_core::ports::Counter;
 use serde::Serialize;
-use shared::domain::{Money, Order, OrderStatus};
-use shared::ports::Counter;
 use utoipa::ToSchema;
 
 /// What one order adds to the counters, given its status.
@@ -109,7 +109,7 @@ impl Summary {
 #[cfg(test)]
 mod tests {
     use chrono::{DateTime, Utc};
-    use shared::domain::{Currency, CustomerId, OrderId, OrderLine, Quantity, Sku};
+    use orderly_core::domain::{Currency, CustomerId, OrderId, OrderLine, Quantity, Sku};
 
     use super::*;
 

@@ -3,11 +3,11 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use shared::domain::Order;
-use shared::events::Event;
-use shared::events::routing::Consumer;
-use shared::messaging::{Delivery, EventHandler, HandlerError};
-use shared::ports::{Counter, ProcessedEvent, ReadModelStore, StoreError};
+use orderly_core::domain::Order;
+use orderly_core::events::Event;
+use orderly_core::events::routing::Consumer;
+use orderly_core::messaging::{Delivery, EventHandler, HandlerError};
+use orderly_core::ports::{Counter, ProcessedEvent, ReadModelStore, StoreError};
 
 use crate::FUNCTION;
 use crate::projection::project;

@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
-use shared::domain::{Product, ProductDraft, RestockQuantity, Sku};
-use shared::events::{Event, EventFactory, ProductChanged};
-use shared::ports::{Cache, InventoryStore, StoreError};
+use orderly_core::domain::{Product, ProductDraft, RestockQuantity, Sku};
+use orderly_core::events::{Event, EventFactory, ProductChanged};
+use orderly_core::ports::{Cache, InventoryStore, StoreError};
 
 use crate::MAX_CONFLICT_RETRIES;
 
@@ -13,7 +13,7 @@ pub enum CatalogError {
     #[error("product not found")]
     NotFound,
     #[error(transparent)]
-    Overflow(#[from] shared::domain::StockOverflow),
+    Overflow(#[from] orderly_core::domain::StockOverflow),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -27,7 +27,7 @@ pub enum PutOutcome {
 pub struct Catalog {
     store: Arc<dyn InventoryStore>,
     events: EventFactory,
-    clock: Arc<dyn shared::ports::Clock>,
+    clock: Arc<dyn orderly_core::ports::Clock>,
     cache: Option<Arc<dyn Cache>>,
 }
 
@@ -36,7 +36,11 @@ fn cache_key(sku: &Sku) -> String {
 }
 
 impl Catalog {
-    pub fn new(store: Arc<dyn InventoryStore>, events: EventFactory, clock: Arc<dyn shared::ports::Clock>) -> Self {
+    pub fn new(
+        store: Arc<dyn InventoryStore>,
+        events: EventFactory,
+        clock: Arc<dyn orderly_core::ports::Clock>,
+    ) -> Self {
         Self { store, events, clock, cache: None }
     }
 
@@ -151,7 +155,7 @@ impl Catalog {
         Ok((products, next))
     }
 
-    fn changed(&self, product: &Product, traceparent: Option<String>) -> shared::events::Envelope {
+    fn changed(&self, product: &Product, traceparent: Option<String>) -> orderly_core::events::Envelope {
         self.events.envelope(Event::ProductChanged(ProductChanged::new(product)), traceparent)
     }
 }

@@ -5,9 +5,9 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use shared::events::Event;
-use shared::events::routing::Consumer;
-use shared::messaging::{Delivery, EventHandler, HandlerError};
+use orderly_core::events::Event;
+use orderly_core::events::routing::Consumer;
+use orderly_core::messaging::{Delivery, EventHandler, HandlerError};
 
 use crate::{Catalog, Reservations};
 

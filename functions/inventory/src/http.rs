@@ -5,15 +5,15 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::middleware::from_fn_with_state;
-use serde::Deserialize;
-use shared::api::{Page, ProductV1, ProductV2};
-use shared::domain::{
+use orderly_core::api::{Page, ProductV1, ProductV2};
+use orderly_core::domain::{
     Currency, Money, Product, ProductDraft, ProductName, RestockQuantity, Sku, StockLevel, ValidationErrors,
 };
-use shared::http::{
+use orderly_core::http::{
     AdminPrincipal, ApiError, ApiVersion, Cursor, JsonBody, PageParams, QueryParams, Representation, RequestContext,
     tag_function,
 };
+use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -85,7 +85,7 @@ fn represent(status: StatusCode, version: ApiVersion, product: &Product) -> Repr
     params(PageParams),
     responses(
         (status = 200, description = "A page of products", body = Page<ProductV1>),
-        (status = 400, description = "Bad limit or cursor", body = shared::http::Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Bad limit or cursor", body = orderly_core::http::Problem, content_type = "application/problem+json"),
     )
 )]
 async fn list_products(
@@ -114,7 +114,7 @@ async fn list_products(
     params(("sku" = String, Path, description = "^[A-Z0-9][A-Z0-9-]{0,39}$")),
     responses(
         (status = 200, description = "The product", body = ProductV1),
-        (status = 404, description = "No such product", body = shared::http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such product", body = orderly_core::http::Problem, content_type = "application/problem+json"),
     )
 )]
 async fn get_product(
@@ -136,9 +136,9 @@ async fn get_product(
     responses(
         (status = 200, description = "Updated", body = ProductV1),
         (status = 201, description = "Created", body = ProductV1),
-        (status = 401, description = "Missing or invalid token", body = shared::http::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", body = shared::http::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid SKU, name, price or currency", body = shared::http::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = orderly_core::http::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = orderly_core::http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid SKU, name, price or currency", body = orderly_core::http::Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]
@@ -171,10 +171,10 @@ async fn put_product(
     request_body = RestockRequest,
     responses(
         (status = 200, description = "Restocked", body = ProductV1),
-        (status = 401, description = "Missing or invalid token", body = shared::http::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", body = shared::http::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such product", body = shared::http::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Quantity out of 1..=1000000", body = shared::http::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = orderly_core::http::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = orderly_core::http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such product", body = orderly_core::http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Quantity out of 1..=1000000", body = orderly_core::http::Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]

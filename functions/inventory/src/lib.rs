@@ -7,7 +7,7 @@
 //!
 //! Stock can never go negative or be sold twice, whatever the interleaving:
 //! the decision is taken on a snapshot, and the store commits it only if
-//! every line still fits (see `shared::domain::ReservationDecision`).
+//! every line still fits (see `orderly_core::domain::ReservationDecision`).
 
 pub mod catalog;
 pub mod consumer;

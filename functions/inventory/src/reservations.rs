@@ -15,13 +15,15 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use shared::domain::{Order, OrderId, Reservation, ReservationDecision, ReservationState};
-use shared::events::routing::Consumer;
-use shared::events::{
+use orderly_core::domain::{Order, OrderId, Reservation, ReservationDecision, ReservationState};
+use orderly_core::events::routing::Consumer;
+use orderly_core::events::{
     Envelope, Event, EventFactory, InventoryRejected, InventoryReleased, InventoryReserved, ReservedLine,
 };
-use shared::messaging::{Delivery, EventHandler, HandlerError};
-use shared::ports::{Clock, InventoryStore, ProcessedEvent, ProcessedEvents, ReservationChange, StockMove, StoreError};
+use orderly_core::messaging::{Delivery, EventHandler, HandlerError};
+use orderly_core::ports::{
+    Clock, InventoryStore, ProcessedEvent, ProcessedEvents, ReservationChange, StockMove, StoreError,
+};
 
 use crate::{FUNCTION, MAX_CONFLICT_RETRIES};
 

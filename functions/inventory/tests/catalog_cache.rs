@@ -8,11 +8,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use inventory::Catalog;
-use shared::adapters::memory_cache::MemoryCache;
-use shared::adapters::sqlite::{DbOptions, QueueSettings, SqliteStore};
-use shared::domain::{Currency, Money, OrderId, Product, ProductDraft, ProductName, Reservation, Sku, StockLevel};
-use shared::events::{Envelope, EventFactory};
-use shared::ports::{
+use orderly_adapters::memory_cache::MemoryCache;
+use orderly_adapters::sqlite::{DbOptions, QueueSettings, SqliteStore};
+use orderly_core::domain::{
+    Currency, Money, OrderId, Product, ProductDraft, ProductName, Reservation, Sku, StockLevel,
+};
+use orderly_core::events::{Envelope, EventFactory};
+use orderly_core::ports::{
     Cache, CacheError, Clock, InventoryStore, ProcessedEvent, ReservationChange, StoreError, SystemClock, UuidV7Ids,
 };
 

@@ -5,11 +5,11 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::State;
 use axum::middleware::from_fn_with_state;
+use orderly_core::api::timestamp;
+use orderly_core::domain::OrderId;
+use orderly_core::http::{AdminPrincipal, ApiError, QueryParams, tag_function};
+use orderly_core::ports::{NotificationLog, NotificationRecord, NotificationState};
 use serde::{Deserialize, Serialize};
-use shared::api::timestamp;
-use shared::domain::OrderId;
-use shared::http::{AdminPrincipal, ApiError, QueryParams, tag_function};
-use shared::ports::{NotificationLog, NotificationRecord, NotificationState};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -80,9 +80,9 @@ pub struct NotificationList {
     params(NotificationsQuery),
     responses(
         (status = 200, description = "Notifications", body = NotificationList),
-        (status = 400, description = "Bad query", body = shared::http::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token", body = shared::http::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", body = shared::http::Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Bad query", body = orderly_core::http::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = orderly_core::http::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = orderly_core::http::Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]

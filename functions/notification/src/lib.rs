@@ -1,7 +1,7 @@
 //! # Notification
 //!
 //! Tells customers when their order is confirmed, rejected or cancelled,
-//! through the [`NotificationProvider`](shared::ports::NotificationProvider)
+//! through the [`NotificationProvider`](orderly_core::ports::NotificationProvider)
 //! port (a webhook, or the log when none is configured). Every notification
 //! is keyed by the id of the event that caused it, so a redelivered event
 //! never notifies twice once a send has succeeded, and the notification log

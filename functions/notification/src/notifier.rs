@@ -1,11 +1,11 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use shared::domain::Order;
-use shared::events::Event;
-use shared::events::routing::Consumer;
-use shared::messaging::{Delivery, EventHandler, HandlerError, jitter};
-use shared::ports::{
+use orderly_core::domain::Order;
+use orderly_core::events::Event;
+use orderly_core::events::routing::Consumer;
+use orderly_core::messaging::{Delivery, EventHandler, HandlerError, jitter};
+use orderly_core::ports::{
     Clock, Notification, NotificationLog, NotificationProvider, NotificationRecord, NotificationState, ProviderError,
 };
 

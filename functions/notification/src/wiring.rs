@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use shared::composition::{self, Backend, Function};
-use shared::events::routing::Consumer;
+use orderly_core::composition::{self, Backend, Function};
+use orderly_core::events::routing::Consumer;
 
 use crate::{FUNCTION, Notifier};
 
@@ -16,4 +16,4 @@ pub fn wire(backend: &Arc<dyn Backend>) -> Function {
 }
 
 #[cfg(feature = "spin")]
-shared::spin_entry_points!(wire);
+orderly_hosts::spin_entry_points!(wire);

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::from_fn_with_state;
+use orderly_core::api::{OrderV1, OrderV2};
+use orderly_core::domain::{NewOrder, NewOrderLine, Order, OrderId, Quantity, Sku};
+use orderly_core::http::{ApiError, ApiVersion, JsonBody, Principal, Representation, RequestContext, tag_function};
 use serde::Deserialize;
-use shared::api::{OrderV1, OrderV2};
-use shared::domain::{NewOrder, NewOrderLine, Order, OrderId, Quantity, Sku};
-use shared::http::{ApiError, ApiVersion, JsonBody, Principal, Representation, RequestContext, tag_function};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -82,11 +82,11 @@ fn parse_order_id(raw: &str) -> Result<OrderId, ApiError> {
     params(("Idempotency-Key" = Option<String>, Header, description = "1..=255 visible ASCII; scoped to the customer, kept 24 h")),
     responses(
         (status = 202, description = "Accepted, pending", body = OrderV1, headers(("Location" = String))),
-        (status = 400, description = "Malformed body or unknown field", body = shared::http::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token", body = shared::http::Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body over 64 KiB", body = shared::http::Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Body is not JSON", body = shared::http::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid order, or key reused with another body", body = shared::http::Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed body or unknown field", body = orderly_core::http::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = orderly_core::http::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 64 KiB", body = orderly_core::http::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Body is not JSON", body = orderly_core::http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid order, or key reused with another body", body = orderly_core::http::Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]
@@ -129,8 +129,8 @@ async fn place_order(
     params(("id" = String, Path, description = "Order id (UUID)")),
     responses(
         (status = 200, description = "The order", body = OrderV1),
-        (status = 401, description = "Missing or invalid token", body = shared::http::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such order, or not yours", body = shared::http::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = orderly_core::http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order, or not yours", body = orderly_core::http::Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]
@@ -152,9 +152,9 @@ async fn get_order(
     params(("id" = String, Path, description = "Order id (UUID)")),
     responses(
         (status = 202, description = "Cancelled; stock is being released", body = OrderV1),
-        (status = 401, description = "Missing or invalid token", body = shared::http::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such order, or not yours", body = shared::http::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "No longer cancellable", body = shared::http::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = orderly_core::http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order, or not yours", body = orderly_core::http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "No longer cancellable", body = orderly_core::http::Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]

@@ -7,11 +7,11 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use shared::domain::OrderId;
-use shared::events::routing::Consumer;
-use shared::events::{Event, OrderChanged};
-use shared::messaging::{Delivery, EventHandler, HandlerError};
-use shared::ports::{ProcessedEvent, ProcessedEvents, StoreError};
+use orderly_core::domain::OrderId;
+use orderly_core::events::routing::Consumer;
+use orderly_core::events::{Event, OrderChanged};
+use orderly_core::messaging::{Delivery, EventHandler, HandlerError};
+use orderly_core::ports::{ProcessedEvent, ProcessedEvents, StoreError};
 
 use crate::service::MAX_CONFLICT_RETRIES;
 use crate::{FUNCTION, OrderIntake};

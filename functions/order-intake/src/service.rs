@@ -3,11 +3,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use orderly_core::domain::{CustomerId, NewOrder, Order, OrderId, TransitionError, ValidationErrors};
+use orderly_core::events::{Envelope, Event, EventFactory, OrderChanged};
+use orderly_core::http::Principal;
+use orderly_core::ports::{Clock, IdGenerator, IdempotencyClaim, OrderStore, PlaceOutcome, PriceList, StoreError};
 use sha2::{Digest, Sha256};
-use shared::domain::{CustomerId, NewOrder, Order, OrderId, TransitionError, ValidationErrors};
-use shared::events::{Envelope, Event, EventFactory, OrderChanged};
-use shared::http::Principal;
-use shared::ports::{Clock, IdGenerator, IdempotencyClaim, OrderStore, PlaceOutcome, PriceList, StoreError};
 
 use crate::FUNCTION;
 

@@ -13,9 +13,9 @@
 
 use std::sync::Arc;
 
-use shared::api::ApiDoc;
-use shared::composition::{self, Backend, Function};
-use shared::events::routing::Consumer;
+use orderly_core::api::ApiDoc;
+use orderly_core::composition::{self, Backend, Function};
+use orderly_core::events::routing::Consumer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
@@ -36,11 +36,11 @@ pub fn front_door(backend: &Arc<dyn Backend>) -> Function {
         .iter()
         .filter_map(Function::api)
         .fold(OpenApiRouter::with_openapi(ApiDoc::openapi()), OpenApiRouter::merge)
-        .merge(shared::hosts::health::router(composition::health(backend.clone())));
+        .merge(orderly_core::health::router(composition::health(backend.clone())));
     wire(backend).routes(api)
 }
 
 // Every trigger of order-intake's components runs the front door: the same
 // consumer and outbox as `wire`, with the whole API's routes.
 #[cfg(feature = "spin")]
-shared::spin_entry_points!(front_door);
+orderly_hosts::spin_entry_points!(front_door);

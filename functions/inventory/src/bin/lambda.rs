@@ -3,6 +3,6 @@
 //! the function has (HTTP API, its SQS queue, its table's stream, the outbox
 //! sweep).
 
-fn main() -> Result<(), shared::hosts::lambda::Error> {
-    shared::hosts::lambda::run(inventory::wire)
+fn main() -> Result<(), orderly_hosts::lambda::Error> {
+    orderly_hosts::lambda::run(inventory::wire)
 }

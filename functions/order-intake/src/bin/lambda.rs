@@ -3,6 +3,6 @@
 //! backend, behind the Lambda host, which serves every trigger the function
 //! has (HTTP API, its SQS queue, its table's stream, the outbox sweep).
 
-fn main() -> Result<(), shared::hosts::lambda::Error> {
-    shared::hosts::lambda::run(order_intake::front_door)
+fn main() -> Result<(), orderly_hosts::lambda::Error> {
+    orderly_hosts::lambda::run(order_intake::front_door)
 }

@@ -1,0 +1,158 @@
+//! The AWS backend: each function's data in its own DynamoDB table, one SQS
+//! FIFO queue (and dead-letter queue) per consumer. Lambda and Spin both
+//! wire the functions from it; they differ only in how they build the SDK
+//! clients (aws-config on Lambda, wasi:http inside a component) and the
+//! notification provider.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client as DynamoClient;
+use aws_sdk_sqs::Client as SqsClient;
+
+use crate::dynamo::{
+    DynamoAnalytics, DynamoConfig, DynamoInventory, DynamoNotifications, DynamoOrders, DynamoResilience, TableKind,
+    ping,
+};
+use crate::sqs::{SqsConfig, SqsQueues};
+use orderly_core::composition::Backend;
+use orderly_core::events::routing::Consumer;
+use orderly_core::ports::{
+    BreakerStore, EventPublisher, InventoryStore, NotificationLog, NotificationProvider, OrderStore, Outbox, PriceList,
+    ProcessedEvents, QueueAdmin, RateLimiter, ReadModelStore,
+};
+use orderly_core::settings::Settings;
+
+/// The table that holds `owner`'s data.
+pub fn table_of(owner: Consumer) -> TableKind {
+    match owner {
+        Consumer::OrderIntake => TableKind::Orders,
+        Consumer::Inventory => TableKind::Inventory,
+        Consumer::Notification => TableKind::Notifications,
+        Consumer::Analytics => TableKind::Analytics,
+    }
+}
+
+#[derive(Clone)]
+pub struct AwsBackend {
+    settings: Settings,
+    tables: DynamoConfig,
+    dynamo: DynamoClient,
+    sqs: SqsClient,
+    queues: Arc<SqsQueues>,
+    provider: Arc<dyn NotificationProvider>,
+}
+
+impl AwsBackend {
+    /// Builds requests only; makes no call.
+    pub fn new(
+        settings: Settings,
+        dynamo: DynamoClient,
+        sqs: SqsClient,
+        provider: Arc<dyn NotificationProvider>,
+    ) -> Self {
+        let tables = DynamoConfig::from_settings(&settings.aws.tables);
+        let queues = SqsConfig { queues: settings.aws.queues.clone(), max_receives: settings.queues.max_receives };
+        let queues = Arc::new(SqsQueues::new(sqs.clone(), queues));
+        Self { settings, tables, dynamo, sqs, queues, provider }
+    }
+
+    pub fn tables(&self) -> &DynamoConfig {
+        &self.tables
+    }
+
+    pub fn dynamo(&self) -> &DynamoClient {
+        &self.dynamo
+    }
+
+    pub fn sqs(&self) -> &SqsClient {
+        &self.sqs
+    }
+
+    /// Publisher, consumer side and admin of the queues the settings name.
+    pub fn queues(&self) -> Arc<SqsQueues> {
+        self.queues.clone()
+    }
+
+    fn orders_table(&self) -> Arc<DynamoOrders> {
+        Arc::new(DynamoOrders::new(self.dynamo.clone(), &self.tables))
+    }
+
+    fn inventory_table(&self) -> Arc<DynamoInventory> {
+        Arc::new(DynamoInventory::new(self.dynamo.clone(), &self.tables))
+    }
+
+    fn resilience_table(&self, owner: Consumer) -> Arc<DynamoResilience> {
+        Arc::new(DynamoResilience::new(self.dynamo.clone(), self.tables.table(table_of(owner)).to_owned()))
+    }
+}
+
+#[async_trait]
+impl Backend for AwsBackend {
+    fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    fn orders(&self) -> Arc<dyn OrderStore> {
+        self.orders_table()
+    }
+
+    fn prices(&self) -> Arc<dyn PriceList> {
+        self.inventory_table()
+    }
+
+    fn inventory(&self) -> Arc<dyn InventoryStore> {
+        self.inventory_table()
+    }
+
+    fn notifications(&self) -> Arc<dyn NotificationLog> {
+        Arc::new(DynamoNotifications::new(self.dynamo.clone(), &self.tables))
+    }
+
+    fn read_models(&self) -> Arc<dyn ReadModelStore> {
+        Arc::new(DynamoAnalytics::new(self.dynamo.clone(), &self.tables))
+    }
+
+    fn processed(&self, owner: Consumer) -> Arc<dyn ProcessedEvents> {
+        match owner {
+            Consumer::OrderIntake => self.orders_table(),
+            Consumer::Inventory => self.inventory_table(),
+            Consumer::Notification => Arc::new(DynamoNotifications::new(self.dynamo.clone(), &self.tables)),
+            Consumer::Analytics => Arc::new(DynamoAnalytics::new(self.dynamo.clone(), &self.tables)),
+        }
+    }
+
+    fn order_outbox(&self) -> Arc<dyn Outbox> {
+        self.orders_table()
+    }
+
+    fn inventory_outbox(&self) -> Arc<dyn Outbox> {
+        self.inventory_table()
+    }
+
+    fn publisher(&self) -> Arc<dyn EventPublisher> {
+        self.queues.clone()
+    }
+
+    fn queue_admin(&self) -> Arc<dyn QueueAdmin> {
+        self.queues.clone()
+    }
+
+    fn provider(&self) -> Arc<dyn NotificationProvider> {
+        self.provider.clone()
+    }
+
+    /// Breakers live in notification's table, whoever reads them.
+    fn breaker_store(&self) -> Arc<dyn BreakerStore> {
+        self.resilience_table(Consumer::Notification)
+    }
+
+    fn rate_limiter(&self, owner: Consumer) -> Arc<dyn RateLimiter> {
+        self.resilience_table(owner)
+    }
+
+    async fn store_ok(&self) -> bool {
+        let pings = TableKind::ALL.map(|kind| ping(&self.dynamo, self.tables.table(kind)));
+        futures::future::join_all(pings).await.iter().all(Result::is_ok)
+    }
+}

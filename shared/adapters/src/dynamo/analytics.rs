@@ -1,0 +1,154 @@
+//! Analytics' table: order views, counters, processed marks.
+//!
+//! | item | pk | sk | notes |
+//! |---|---|---|---|
+//! | order view | `VIEW#<order id>` | `#` | `version`, `doc`; `gsi1pk = CUSTOMER#<customer>`, `gsi1sk = <order id>` |
+//! | counter | `COUNTER#<shard>` | counter key | `value` (added to with `ADD`) |
+//! | processed mark | `PROCESSED#<consumer>#<event id>` | `#` | `ttl` |
+//!
+//! Every event moves a few counters; they are spread over `counter_shards`
+//! partitions by event id so that no single partition takes every write, and
+//! summed on read. Order ids are UUIDv7, so the GSI's sort key gives "newest
+//! first" directly.
+
+use std::collections::{BTreeMap, HashMap};
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::Update;
+
+use super::write::{mark_put, processed_events_for, put, write_put, write_update};
+use super::{DynamoConfig, GSI1, Item, ONLY, Table, get_n, get_s, key, n, s, sdk_unavailable, shard_of};
+use crate::stored_order;
+use orderly_core::domain::{CustomerId, Order, OrderId};
+use orderly_core::ports::{Counter, ProcessedEvent, ReadModelStore, StoreError};
+
+#[derive(Debug, Clone)]
+pub struct DynamoAnalytics {
+    table: Table,
+    shards: u32,
+}
+
+fn view_key(id: OrderId) -> Item {
+    key(format!("VIEW#{id}"), ONLY)
+}
+
+impl DynamoAnalytics {
+    pub fn new(client: Client, config: &DynamoConfig) -> Self {
+        Self {
+            table: Table { client, name: config.analytics_table.clone(), processed_ttl: config.processed_ttl },
+            shards: config.counter_shards.max(1),
+        }
+    }
+}
+
+#[async_trait]
+impl ReadModelStore for DynamoAnalytics {
+    async fn order_view(&self, id: OrderId) -> Result<Option<Order>, StoreError> {
+        self.table.get(view_key(id)).await?.map(|item| stored_order::from_json(get_s(&item, "doc")?)).transpose()
+    }
+
+    async fn apply(
+        &self,
+        view: Option<&Order>,
+        expected_version: Option<u32>,
+        deltas: &[(Counter, i64)],
+        processed: &ProcessedEvent,
+    ) -> Result<(), StoreError> {
+        let mut writes = vec![mark_put(&self.table, processed)];
+        if let Some(order) = view {
+            let mut item = view_key(order.id());
+            item.insert("version".into(), n(order.version()));
+            item.insert("doc".into(), s(stored_order::to_json(order)?));
+            item.insert("gsi1pk".into(), s(format!("CUSTOMER#{}", order.customer_id())));
+            item.insert("gsi1sk".into(), s(order.id().to_string()));
+            let view_put = match expected_version {
+                None => put(&self.table.name, item, Some("attribute_not_exists(pk)"), &[]),
+                Some(version) => put(&self.table.name, item, Some("version = :expected"), &[(":expected", n(version))]),
+            };
+            writes.push(write_put(view_put));
+        }
+        let mut merged: BTreeMap<String, i64> = BTreeMap::new();
+        for (counter, delta) in deltas {
+            *merged.entry(counter.key()).or_insert(0) += delta;
+        }
+        let shard = shard_of(&processed.event_id.to_string(), self.shards);
+        for (counter, delta) in merged {
+            let update = Update::builder()
+                .table_name(&self.table.name)
+                .set_key(Some(key(format!("COUNTER#{shard}"), counter)))
+                .update_expression("ADD #value :delta")
+                .expression_attribute_names("#value", "value")
+                .expression_attribute_values(":delta", n(delta))
+                .build()
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            writes.push(write_update(update));
+        }
+        self.table.write_all(writes).await.map_err(|e| e.into_store_error(Some(0)))
+    }
+
+    async fn counters(&self) -> Result<Vec<(Counter, i64)>, StoreError> {
+        let mut totals: HashMap<String, i64> = HashMap::new();
+        for shard in 0..self.shards {
+            let mut start = None;
+            loop {
+                let page = self
+                    .table
+                    .client
+                    .query()
+                    .table_name(&self.table.name)
+                    .key_condition_expression("pk = :shard")
+                    .expression_attribute_values(":shard", s(format!("COUNTER#{shard}")))
+                    .consistent_read(true)
+                    .set_exclusive_start_key(start)
+                    .send()
+                    .await
+                    .map_err(sdk_unavailable)?;
+                for item in page.items.unwrap_or_default() {
+                    *totals.entry(get_s(&item, "sk")?.to_owned()).or_insert(0) += get_n(&item, "value")?;
+                }
+                start = page.last_evaluated_key;
+                if start.is_none() {
+                    break;
+                }
+            }
+        }
+        let mut counters: Vec<(String, i64)> = totals.into_iter().collect();
+        counters.sort();
+        counters
+            .into_iter()
+            .map(|(key, value)| {
+                Counter::parse_key(&key)
+                    .map(|counter| (counter, value))
+                    .ok_or_else(|| StoreError::Corrupt(format!("unknown counter {key}")))
+            })
+            .collect()
+    }
+
+    async fn customer_orders(
+        &self,
+        customer: &CustomerId,
+        before: Option<OrderId>,
+        limit: usize,
+    ) -> Result<Vec<Order>, StoreError> {
+        let mut query = self
+            .table
+            .client
+            .query()
+            .table_name(&self.table.name)
+            .index_name(GSI1)
+            .scan_index_forward(false)
+            .limit(limit.clamp(1, 1000) as i32)
+            .expression_attribute_values(":customer", s(format!("CUSTOMER#{customer}")));
+        query = match before {
+            Some(before) => query
+                .key_condition_expression("gsi1pk = :customer AND gsi1sk < :before")
+                .expression_attribute_values(":before", s(before.to_string())),
+            None => query.key_condition_expression("gsi1pk = :customer"),
+        };
+        let page = query.send().await.map_err(sdk_unavailable)?;
+        page.items.unwrap_or_default().iter().map(|item| stored_order::from_json(get_s(item, "doc")?)).collect()
+    }
+}
+
+processed_events_for!(DynamoAnalytics);

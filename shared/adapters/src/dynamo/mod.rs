@@ -1,0 +1,196 @@
+//! DynamoDB adapters: one table per capability, so that each function's IAM
+//! policy names exactly one table it writes (see docs/aws.md for the design).
+//!
+//! Every table has the same key schema, a string partition key `pk` and a
+//! string sort key `sk`, and one sparse GSI (`gsi1pk`/`gsi1sk`) where a second
+//! access pattern needs it. Records that only matter for a while carry a `ttl`
+//! attribute (epoch seconds) for DynamoDB's TTL: idempotency claims, processed
+//! marks. Every write that must be atomic with another (state + outbox item +
+//! processed mark, or all stock lines of a reservation) is one
+//! `TransactWriteItems`, with conditions instead of locks.
+//!
+//! The adapters take an already-built [`Client`]: the host decides how it is
+//! built (aws-config on Lambda, a wasi-http client on Spin), so nothing here
+//! depends on an HTTP client or an async runtime.
+
+mod analytics;
+mod inventory;
+mod notifications;
+mod orders;
+mod outbox;
+mod resilience;
+mod schema;
+mod write;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, SecondsFormat, Utc};
+
+pub use analytics::DynamoAnalytics;
+pub use inventory::DynamoInventory;
+pub use notifications::DynamoNotifications;
+pub use orders::DynamoOrders;
+pub use outbox::{OUTBOX_PREFIX, outbox_entry_from_stream_image};
+pub use resilience::DynamoResilience;
+pub use schema::{TableKind, create_table, enable_ttl};
+
+use orderly_core::ports::{ProcessedEvent, StoreError};
+
+/// Table names and retention settings, usually read from the environment by
+/// the host (`ORDERLY_TABLE_ORDERS`, ...).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DynamoConfig {
+    pub orders_table: String,
+    pub inventory_table: String,
+    pub notifications_table: String,
+    pub analytics_table: String,
+    /// How long processed-event marks are kept (their TTL). Longer than any
+    /// queue's retention, so a redelivery always finds its mark.
+    pub processed_ttl: Duration,
+    /// Counter items are spread over this many partitions (hot-key relief).
+    pub counter_shards: u32,
+    /// Outbox items are spread over this many partitions.
+    pub outbox_shards: u32,
+}
+
+impl DynamoConfig {
+    /// Four tables named `<prefix>-orders`, `<prefix>-inventory`, ...
+    pub fn with_prefix(prefix: &str) -> Self {
+        Self {
+            orders_table: format!("{prefix}-orders"),
+            inventory_table: format!("{prefix}-inventory"),
+            notifications_table: format!("{prefix}-notifications"),
+            analytics_table: format!("{prefix}-analytics"),
+            processed_ttl: Duration::from_secs(14 * 24 * 3600),
+            counter_shards: 4,
+            outbox_shards: 4,
+        }
+    }
+
+    /// The tables the settings name (`table_orders`, ...).
+    pub fn from_settings(tables: &orderly_core::settings::TableNames) -> Self {
+        Self {
+            orders_table: tables.orders.clone(),
+            inventory_table: tables.inventory.clone(),
+            notifications_table: tables.notifications.clone(),
+            analytics_table: tables.analytics.clone(),
+            ..Self::with_prefix("orderly")
+        }
+    }
+
+    pub fn table_mut(&mut self, kind: TableKind) -> &mut String {
+        match kind {
+            TableKind::Orders => &mut self.orders_table,
+            TableKind::Inventory => &mut self.inventory_table,
+            TableKind::Notifications => &mut self.notifications_table,
+            TableKind::Analytics => &mut self.analytics_table,
+        }
+    }
+
+    pub fn table(&self, kind: TableKind) -> &str {
+        match kind {
+            TableKind::Orders => &self.orders_table,
+            TableKind::Inventory => &self.inventory_table,
+            TableKind::Notifications => &self.notifications_table,
+            TableKind::Analytics => &self.analytics_table,
+        }
+    }
+}
+
+/// One table and the client that reaches it: what every adapter holds.
+#[derive(Debug, Clone)]
+pub(crate) struct Table {
+    pub client: Client,
+    pub name: String,
+    pub processed_ttl: Duration,
+}
+
+pub(crate) type Item = HashMap<String, AttributeValue>;
+
+pub(crate) const PK: &str = "pk";
+pub(crate) const SK: &str = "sk";
+/// Sort key of items that are alone in their partition.
+pub(crate) const ONLY: &str = "#";
+pub(crate) const GSI1: &str = "gsi1";
+pub(crate) const TTL: &str = "ttl";
+
+pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+pub(crate) fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+pub(crate) fn key(pk: impl Into<String>, sk: impl Into<String>) -> Item {
+    HashMap::from([(PK.to_owned(), s(pk)), (SK.to_owned(), s(sk))])
+}
+
+pub(crate) fn get_s<'a>(item: &'a Item, name: &str) -> Result<&'a str, StoreError> {
+    match item.get(name) {
+        Some(AttributeValue::S(value)) => Ok(value),
+        _ => Err(StoreError::Corrupt(format!("item lacks string attribute {name}"))),
+    }
+}
+
+pub(crate) fn get_n(item: &Item, name: &str) -> Result<i64, StoreError> {
+    match item.get(name) {
+        Some(AttributeValue::N(value)) => {
+            value.parse().map_err(|_| StoreError::Corrupt(format!("attribute {name} is not an integer: {value}")))
+        }
+        _ => Err(StoreError::Corrupt(format!("item lacks number attribute {name}"))),
+    }
+}
+
+pub(crate) fn timestamp(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+pub(crate) fn parse_timestamp(raw: &str) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::parse_from_rfc3339(raw)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| StoreError::Corrupt(format!("bad timestamp {raw:?}: {e}")))
+}
+
+pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+pub(crate) fn from_json<T: serde::de::DeserializeOwned>(raw: &str) -> Result<T, StoreError> {
+    serde_json::from_str(raw).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// Any SDK failure that is not a condition we asked for: worth a retry later.
+pub(crate) fn unavailable(error: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(error.to_string())
+}
+
+/// Like [`unavailable`], with the operation and the SDK's whole error chain
+/// (see [`super::sdk_error_detail`]).
+pub(crate) fn sdk_unavailable<E: std::error::Error>(error: E) -> StoreError {
+    StoreError::Unavailable(super::sdk_error_detail(&error))
+}
+
+pub(crate) fn processed_key(mark: &ProcessedEvent) -> Item {
+    key(format!("PROCESSED#{}#{}", mark.consumer, mark.event_id), ONLY)
+}
+
+/// Epoch seconds `after` from `now`: the value of a `ttl` attribute.
+pub(crate) fn expiry(now: DateTime<Utc>, after: Duration) -> i64 {
+    now.timestamp() + after.as_secs() as i64
+}
+
+/// Whether `table` answers a read (for health checks).
+pub async fn ping(client: &Client, table: &str) -> Result<(), StoreError> {
+    client.get_item().table_name(table).set_key(Some(key("HEALTH", ONLY))).send().await.map_err(sdk_unavailable)?;
+    Ok(())
+}
+
+/// A small, stable hash for spreading keys over shards (FNV-1a).
+pub(crate) fn shard_of(key: &str, shards: u32) -> u32 {
+    let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    (hash % u64::from(shards.max(1))) as u32
+}

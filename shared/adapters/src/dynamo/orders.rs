@@ -1,0 +1,161 @@
+//! Order intake's table: orders, idempotency claims, outbox, processed marks.
+//!
+//! | item | pk | sk | notes |
+//! |---|---|---|---|
+//! | order | `ORDER#<id>` | `#` | `version`, `doc` (the order as JSON) |
+//! | idempotency claim | `IDEM#<customer> <key>` | `#` | `order_id`, `answer` (the order as placed), `request_hash`, `expires_at` (ms), `ttl` |
+//! | outbox event | `OUTBOX#<shard>` | UUIDv7 | `body` |
+//! | processed mark | `PROCESSED#<consumer>#<event id>` | `#` | `ttl` |
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
+use chrono::{DateTime, Utc};
+
+use super::outbox::OutboxItems;
+use super::write::{WriteError, mark_put, processed_events_for, put, write_put};
+use super::{DynamoConfig, Item, ONLY, TTL, Table, get_s, key, n, s};
+use crate::stored_order;
+use orderly_core::domain::{Order, OrderId};
+use orderly_core::events::Envelope;
+use orderly_core::ports::{
+    IdempotencyClaim, OrderStore, Outbox, OutboxEntry, PlaceOutcome, ProcessedEvent, QueueError, StoreError,
+};
+
+#[derive(Debug, Clone)]
+pub struct DynamoOrders {
+    table: Table,
+    outbox: OutboxItems,
+}
+
+impl DynamoOrders {
+    pub fn new(client: Client, config: &DynamoConfig) -> Self {
+        Self {
+            table: Table { client, name: config.orders_table.clone(), processed_ttl: config.processed_ttl },
+            outbox: OutboxItems { shards: config.outbox_shards },
+        }
+    }
+
+    fn order_item(&self, order: &Order) -> Result<Item, StoreError> {
+        let mut item = order_key(order.id());
+        item.insert("version".into(), n(order.version()));
+        item.insert("customer_id".into(), s(order.customer_id().to_string()));
+        item.insert("status".into(), s(order.status().to_string()));
+        item.insert("doc".into(), s(stored_order::to_json(order)?));
+        Ok(item)
+    }
+
+    /// What a live claim that blocked a write means for this request.
+    async fn answer_claim(&self, claim: &IdempotencyClaim, stored: Option<Item>) -> Result<PlaceOutcome, StoreError> {
+        let stored = match stored {
+            Some(item) => item,
+            // The store did not hand the item back: read it.
+            None => self.table.get(claim_key(claim)).await?.ok_or(StoreError::Conflict)?,
+        };
+        if get_s(&stored, "request_hash")? != claim.request_hash {
+            return Ok(PlaceOutcome::KeyReused);
+        }
+        // The answer as first given (the order has moved on since, maybe).
+        if let Ok(answer) = get_s(&stored, "answer") {
+            return Ok(PlaceOutcome::Replayed(stored_order::from_json(answer)?));
+        }
+        let order_id = OrderId::parse(get_s(&stored, "order_id")?)
+            .ok_or_else(|| StoreError::Corrupt("claim with a bad order id".into()))?;
+        match self.get(order_id).await? {
+            Some(order) => Ok(PlaceOutcome::Replayed(order)),
+            None => Err(StoreError::Corrupt(format!("claim points at missing order {order_id}"))),
+        }
+    }
+}
+
+fn order_key(id: OrderId) -> Item {
+    key(format!("ORDER#{id}"), ONLY)
+}
+
+/// Customer ids and keys are visible ASCII, so a space separates them
+/// unambiguously.
+fn claim_key(claim: &IdempotencyClaim) -> Item {
+    key(format!("IDEM#{} {}", claim.customer_id, claim.key), ONLY)
+}
+
+#[async_trait]
+impl OrderStore for DynamoOrders {
+    async fn place(
+        &self,
+        order: &Order,
+        claim: Option<&IdempotencyClaim>,
+        outbox: &[Envelope],
+        now: DateTime<Utc>,
+    ) -> Result<PlaceOutcome, StoreError> {
+        let mut writes =
+            vec![write_put(put(&self.table.name, self.order_item(order)?, Some("attribute_not_exists(pk)"), &[]))];
+        if let Some(claim) = claim {
+            let mut item = claim_key(claim);
+            item.insert("order_id".into(), s(order.id().to_string()));
+            item.insert("answer".into(), s(stored_order::to_json(order)?));
+            item.insert("request_hash".into(), s(claim.request_hash.clone()));
+            item.insert("expires_at".into(), n(claim.expires_at.timestamp_millis()));
+            // DynamoDB deletes expired items within days, not at once: the
+            // condition below, not TTL, is what lets an expired key be reused.
+            item.insert(TTL.into(), n(claim.expires_at.timestamp() + 3600));
+            let mut claim_put = put(
+                &self.table.name,
+                item,
+                Some("attribute_not_exists(pk) OR expires_at <= :now"),
+                &[(":now", n(now.timestamp_millis()))],
+            );
+            claim_put.return_values_on_condition_check_failure = Some(ReturnValuesOnConditionCheckFailure::AllOld);
+            writes.push(write_put(claim_put));
+        }
+        writes.extend(self.outbox.puts(&self.table, outbox));
+        match self.table.write_all(writes).await {
+            Ok(()) => Ok(PlaceOutcome::Placed),
+            Err(WriteError::Conditions(failed)) => match (claim, failed.iter().find(|(i, _)| *i == 1)) {
+                (Some(claim), Some((_, stored))) => self.answer_claim(claim, stored.clone()).await,
+                // The order id itself was taken: ids are fresh UUIDs, so this
+                // is a retried write of the very same order.
+                _ => Err(StoreError::Conflict),
+            },
+            Err(WriteError::Store(error)) => Err(error),
+        }
+    }
+
+    async fn get(&self, id: OrderId) -> Result<Option<Order>, StoreError> {
+        self.table.get(order_key(id)).await?.map(|item| stored_order::from_json(get_s(&item, "doc")?)).transpose()
+    }
+
+    async fn save_transition(
+        &self,
+        order: &Order,
+        outbox: &[Envelope],
+        processed: Option<&ProcessedEvent>,
+    ) -> Result<(), StoreError> {
+        let previous = order.version().checked_sub(1).ok_or(StoreError::Conflict)?;
+        let mut writes = Vec::with_capacity(outbox.len() + 2);
+        let mark = processed.map(|mark| {
+            writes.push(mark_put(&self.table, mark));
+            0
+        });
+        writes.push(write_put(put(
+            &self.table.name,
+            self.order_item(order)?,
+            Some("version = :previous"),
+            &[(":previous", n(previous))],
+        )));
+        writes.extend(self.outbox.puts(&self.table, outbox));
+        self.table.write_all(writes).await.map_err(|e| e.into_store_error(mark))
+    }
+}
+
+#[async_trait]
+impl Outbox for DynamoOrders {
+    async fn pending(&self, after: Option<&str>, limit: usize) -> Result<Vec<OutboxEntry>, QueueError> {
+        self.outbox.pending(&self.table, after, limit).await
+    }
+
+    async fn remove(&self, positions: &[String]) -> Result<(), QueueError> {
+        self.outbox.remove(&self.table, positions).await
+    }
+}
+
+processed_events_for!(DynamoOrders);

@@ -1,0 +1,304 @@
+//! Conditional writes: one item with a plain conditional request (1 write
+//! unit), several with one `TransactWriteItems` (all or nothing). Failed
+//! conditions come back by position, so each adapter can say which rule was
+//! broken (`AlreadyProcessed` for the processed mark, `Conflict` otherwise).
+
+use std::time::Duration;
+
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use aws_smithy_async::rt::sleep::AsyncSleep;
+use chrono::Utc;
+
+use super::{Item, Table, expiry, processed_key, sdk_unavailable, unavailable};
+use orderly_core::ports::{ProcessedEvent, StoreError};
+
+/// The `ClientRequestToken` of one `TransactWriteItems` call: a UUID v4 from
+/// the operating system's entropy (`wasi:random` inside a component).
+///
+/// DynamoDB keeps a token for 10 minutes: the same token with another
+/// payload fails (`IdempotentParameterMismatchException`), and with the same
+/// payload it is acknowledged *without being applied*. The SDK's own token
+/// comes from `fastrand`, which a wasm32-wasip2 component seeds from the
+/// clock; a fresh instance per request made concurrent instances send the
+/// same tokens for different transactions. Our idempotency lives in the
+/// data (processed marks, claims, conditions in the same transaction), so
+/// the token's only job is the one the SDK gives it: its retries of one
+/// call reuse it (serialization happens once per call), and our own retry
+/// of a cancelled transaction, which applied nothing, is a new call with a
+/// new token. A token derived from the operation would add nothing the
+/// conditions do not already give, and would turn a legitimate repeat within
+/// the 10 minutes (release, then reserve the same lines again) into a no-op.
+fn request_token() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// How often a transaction that lost a race with another transaction on the
+/// same item (not a failed condition) is retried before giving up.
+const CONFLICT_RETRIES: u32 = 6;
+
+#[derive(Debug)]
+pub(crate) enum WriteError {
+    /// These positions' conditions failed, with the item as it was (when the
+    /// write asked for it).
+    Conditions(Vec<(usize, Option<Item>)>),
+    Store(StoreError),
+}
+
+impl WriteError {
+    /// `AlreadyProcessed` when the processed mark at `mark` was the problem,
+    /// else `Conflict` (a failed condition) or the store's own error.
+    pub fn into_store_error(self, mark: Option<usize>) -> StoreError {
+        match self {
+            Self::Conditions(failed) if mark.is_some_and(|m| failed.iter().any(|(i, _)| *i == m)) => {
+                StoreError::AlreadyProcessed
+            }
+            Self::Conditions(_) => StoreError::Conflict,
+            Self::Store(error) => error,
+        }
+    }
+}
+
+/// Builds a conditional put.
+pub(crate) fn put(table: &str, item: Item, condition: Option<&str>, values: &[(&str, AttributeValue)]) -> Put {
+    let mut put = Put::builder().table_name(table).set_item(Some(item));
+    if let Some(condition) = condition {
+        put = put.condition_expression(condition);
+    }
+    for (name, value) in values {
+        put = put.expression_attribute_values(*name, value.clone());
+    }
+    put.build().expect("table name and item are set")
+}
+
+pub(crate) fn write_put(put: Put) -> TransactWriteItem {
+    TransactWriteItem::builder().put(put).build()
+}
+
+pub(crate) fn write_update(update: Update) -> TransactWriteItem {
+    TransactWriteItem::builder().update(update).build()
+}
+
+/// The processed mark as a put that fails if the mark exists.
+pub(crate) fn mark_put(table: &Table, mark: &ProcessedEvent) -> TransactWriteItem {
+    let now = Utc::now();
+    let mut item = processed_key(mark);
+    item.insert(super::TTL.into(), super::n(expiry(now, table.processed_ttl)));
+    item.insert("at".into(), super::s(super::timestamp(now)));
+    write_put(put(&table.name, item, Some("attribute_not_exists(pk)"), &[]))
+}
+
+impl Table {
+    /// Writes every item or none.
+    pub async fn write_all(&self, mut writes: Vec<TransactWriteItem>) -> Result<(), WriteError> {
+        match writes.len() {
+            0 => Ok(()),
+            1 => self.write_one(writes.pop().expect("one write")).await,
+            _ => self.transact(writes).await,
+        }
+    }
+
+    async fn write_one(&self, write: TransactWriteItem) -> Result<(), WriteError> {
+        let failed = |item: Option<Item>| WriteError::Conditions(vec![(0, item)]);
+        if let Some(put) = write.put {
+            let result = self
+                .client
+                .put_item()
+                .table_name(put.table_name)
+                .set_item(Some(put.item))
+                .set_condition_expression(put.condition_expression)
+                .set_expression_attribute_names(put.expression_attribute_names)
+                .set_expression_attribute_values(put.expression_attribute_values)
+                .set_return_values_on_condition_check_failure(put.return_values_on_condition_check_failure)
+                .send()
+                .await;
+            return match result {
+                Ok(_) => Ok(()),
+                Err(SdkError::ServiceError(e)) => match e.into_err() {
+                    PutItemError::ConditionalCheckFailedException(e) => Err(failed(e.item)),
+                    other => Err(WriteError::Store(sdk_unavailable(other))),
+                },
+                Err(other) => Err(WriteError::Store(sdk_unavailable(other))),
+            };
+        }
+        if let Some(update) = write.update {
+            let result = self
+                .client
+                .update_item()
+                .table_name(update.table_name)
+                .set_key(Some(update.key))
+                .update_expression(update.update_expression)
+                .set_condition_expression(update.condition_expression)
+                .set_expression_attribute_names(update.expression_attribute_names)
+                .set_expression_attribute_values(update.expression_attribute_values)
+                .send()
+                .await;
+            return match result {
+                Ok(_) => Ok(()),
+                Err(SdkError::ServiceError(e)) => match e.into_err() {
+                    UpdateItemError::ConditionalCheckFailedException(e) => Err(failed(e.item)),
+                    other => Err(WriteError::Store(sdk_unavailable(other))),
+                },
+                Err(other) => Err(WriteError::Store(sdk_unavailable(other))),
+            };
+        }
+        if let Some(delete) = write.delete {
+            let result = self
+                .client
+                .delete_item()
+                .table_name(delete.table_name)
+                .set_key(Some(delete.key))
+                .set_condition_expression(delete.condition_expression)
+                .set_expression_attribute_names(delete.expression_attribute_names)
+                .set_expression_attribute_values(delete.expression_attribute_values)
+                .send()
+                .await;
+            return match result {
+                Ok(_) => Ok(()),
+                Err(SdkError::ServiceError(e)) => match e.into_err() {
+                    DeleteItemError::ConditionalCheckFailedException(e) => Err(failed(e.item)),
+                    other => Err(WriteError::Store(sdk_unavailable(other))),
+                },
+                Err(other) => Err(WriteError::Store(sdk_unavailable(other))),
+            };
+        }
+        // A lone condition check writes nothing: run it as a transaction.
+        self.transact(vec![write]).await
+    }
+
+    async fn transact(&self, writes: Vec<TransactWriteItem>) -> Result<(), WriteError> {
+        let mut attempt = 0;
+        loop {
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(writes.clone()))
+                .client_request_token(request_token())
+                .send()
+                .await;
+            let error = match result {
+                Ok(_) => return Ok(()),
+                Err(SdkError::ServiceError(e)) => e.into_err(),
+                Err(other) => return Err(WriteError::Store(sdk_unavailable(other))),
+            };
+            let reasons = match error {
+                TransactWriteItemsError::TransactionCanceledException(e) => e.cancellation_reasons.unwrap_or_default(),
+                TransactWriteItemsError::TransactionInProgressException(_) => Vec::new(),
+                other => return Err(WriteError::Store(sdk_unavailable(other))),
+            };
+            let failed: Vec<(usize, Option<Item>)> = reasons
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| r.code() == Some("ConditionalCheckFailed"))
+                .map(|(i, r)| (i, r.item.clone()))
+                .collect();
+            if !failed.is_empty() {
+                return Err(WriteError::Conditions(failed));
+            }
+            // Lost a race with another transaction (no condition failed):
+            // try again shortly, it may well succeed now.
+            let raced = reasons.is_empty() || reasons.iter().any(|r| r.code() == Some("TransactionConflict"));
+            if !raced || attempt >= CONFLICT_RETRIES {
+                let codes: Vec<_> = reasons.iter().filter_map(|r| r.code()).collect();
+                return Err(WriteError::Store(unavailable(format!("transaction cancelled: {codes:?}"))));
+            }
+            attempt += 1;
+            self.pause(attempt).await;
+        }
+    }
+
+    /// A short jittered pause through the client's own sleep (no runtime
+    /// assumed here); no pause at all when the client has none.
+    pub async fn pause(&self, attempt: u32) {
+        if let Some(sleep) = self.client.config().sleep_impl() {
+            let ceiling = 5u64 << attempt.min(6);
+            let millis = rand::random_range(ceiling / 2..=ceiling);
+            sleep.sleep(Duration::from_millis(millis)).await;
+        }
+    }
+
+    /// `ProcessedEvents::mark_processed` for every table.
+    pub async fn mark_processed(&self, mark: &ProcessedEvent) -> Result<(), StoreError> {
+        match self.write_all(vec![mark_put(self, mark)]).await {
+            Ok(()) | Err(WriteError::Conditions(_)) => Ok(()),
+            Err(WriteError::Store(error)) => Err(error),
+        }
+    }
+
+    pub async fn is_processed(&self, mark: &ProcessedEvent) -> Result<bool, StoreError> {
+        Ok(self.get(processed_key(mark)).await?.is_some())
+    }
+
+    /// A strongly consistent read of one item.
+    pub async fn get(&self, key: Item) -> Result<Option<Item>, StoreError> {
+        let found = self
+            .client
+            .get_item()
+            .table_name(&self.name)
+            .set_key(Some(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(sdk_unavailable)?;
+        Ok(found.item)
+    }
+}
+
+/// Every DynamoDB adapter remembers processed events in its own table.
+macro_rules! processed_events_for {
+    ($adapter:ty) => {
+        #[async_trait::async_trait]
+        impl orderly_core::ports::ProcessedEvents for $adapter {
+            async fn is_processed(&self, mark: &orderly_core::ports::ProcessedEvent) -> Result<bool, StoreError> {
+                self.table.is_processed(mark).await
+            }
+
+            async fn mark_processed(&self, mark: &orderly_core::ports::ProcessedEvent) -> Result<(), StoreError> {
+                self.table.mark_processed(mark).await
+            }
+        }
+    };
+}
+pub(crate) use processed_events_for;
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+    use aws_sdk_dynamodb::{Client, Config};
+    use aws_smithy_http_client::test_util::capture_request;
+
+    use super::*;
+
+    /// The `ClientRequestToken` a fresh client sends for a two-item transaction
+    /// on `sku`, with fastrand's global generator seeded as a fresh wasm
+    /// instance's was: from a clock two concurrent instances read alike.
+    async fn token_of_a_fresh_instance(sku: &str) -> String {
+        fastrand::seed(7);
+        let (http, request) = capture_request(None);
+        let config = Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("key", "secret", None, None, "test"))
+            .http_client(http)
+            .build();
+        let table =
+            Table { client: Client::from_conf(config), name: "t".into(), processed_ttl: Duration::from_secs(60) };
+        let line = |n: &str| write_put(put("t", super::super::key(format!("{sku}#{n}"), "#"), None, &[]));
+        let _ = table.write_all(vec![line("1"), line("2")]).await;
+        let body = request.expect_request().body().bytes().expect("an in-memory body").to_vec();
+        let body: serde_json::Value = serde_json::from_slice(&body).expect("a JSON request");
+        body["ClientRequestToken"].as_str().expect("a ClientRequestToken").to_owned()
+    }
+
+    #[tokio::test]
+    async fn fresh_instances_send_different_tokens_for_different_transactions() {
+        let first = token_of_a_fresh_instance("A").await;
+        let second = token_of_a_fresh_instance("B").await;
+        assert_ne!(first, second, "two instances seeded alike must not share a token");
+        assert!(uuid::Uuid::parse_str(&first).is_ok(), "{first}");
+    }
+}

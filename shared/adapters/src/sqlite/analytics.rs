@@ -1,0 +1,117 @@
+use async_trait::async_trait;
+use rusqlite::{OptionalExtension, params};
+
+use super::db::unavailable;
+use super::{SqliteStore, insert_processed, is_constraint_violation};
+use crate::stored_order;
+use orderly_core::domain::{CustomerId, Order, OrderId};
+use orderly_core::ports::{Counter, ProcessedEvent, ReadModelStore, StoreError};
+
+#[async_trait]
+impl ReadModelStore for SqliteStore {
+    async fn order_view(&self, id: OrderId) -> Result<Option<Order>, StoreError> {
+        self.db
+            .read(move |conn| {
+                let body: Option<String> = conn
+                    .prepare_cached("SELECT body FROM order_views WHERE order_id = ?1")
+                    .and_then(|mut s| s.query_row(params![id.to_string()], |r| r.get(0)).optional())
+                    .map_err(unavailable)?;
+                body.map(|b| stored_order::from_json(&b)).transpose()
+            })
+            .await
+    }
+
+    async fn apply(
+        &self,
+        view: Option<&Order>,
+        expected_version: Option<u32>,
+        deltas: &[(Counter, i64)],
+        processed: &ProcessedEvent,
+    ) -> Result<(), StoreError> {
+        let body = view.map(stored_order::to_json).transpose()?;
+        let view = view.cloned();
+        let deltas: Vec<(String, i64)> = deltas.iter().map(|(c, d)| (c.key(), *d)).collect();
+        let (mark, now) = (processed.clone(), self.clock.now());
+        self.db
+            .write(move |conn, _| {
+                insert_processed(conn, &mark, now)?;
+                if let (Some(view), Some(body)) = (&view, &body) {
+                    let written = match expected_version {
+                        None => conn
+                            .prepare_cached(
+                                "INSERT INTO order_views (order_id, customer_id, version, body) VALUES (?1, ?2, ?3, ?4)",
+                            )
+                            .and_then(|mut s| {
+                                s.execute(params![view.id().to_string(), view.customer_id().as_str(), view.version(), body])
+                            })
+                            .map_err(|e| if is_constraint_violation(&e) { StoreError::Conflict } else { unavailable(e) })?,
+                        Some(expected) => conn
+                            .prepare_cached(
+                                "UPDATE order_views SET version = ?2, body = ?3 WHERE order_id = ?1 AND version = ?4",
+                            )
+                            .and_then(|mut s| s.execute(params![view.id().to_string(), view.version(), body, expected]))
+                            .map_err(unavailable)?,
+                    };
+                    if written != 1 {
+                        return Err(StoreError::Conflict);
+                    }
+                }
+                let mut add = conn
+                    .prepare_cached(
+                        "INSERT INTO counters (key, value) VALUES (?1, ?2)
+                         ON CONFLICT (key) DO UPDATE SET value = value + excluded.value",
+                    )
+                    .map_err(unavailable)?;
+                for (key, delta) in &deltas {
+                    add.execute(params![key, delta]).map_err(unavailable)?;
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn counters(&self) -> Result<Vec<(Counter, i64)>, StoreError> {
+        self.db
+            .read(|conn| {
+                let mut stmt =
+                    conn.prepare_cached("SELECT key, value FROM counters ORDER BY key").map_err(unavailable)?;
+                let rows =
+                    stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))).map_err(unavailable)?;
+                let mut counters = Vec::new();
+                for row in rows {
+                    let (key, value) = row.map_err(unavailable)?;
+                    // A key from a newer build is skipped, not fatal.
+                    if let Some(counter) = Counter::parse_key(&key) {
+                        counters.push((counter, value));
+                    }
+                }
+                Ok(counters)
+            })
+            .await
+    }
+
+    async fn customer_orders(
+        &self,
+        customer: &CustomerId,
+        before: Option<OrderId>,
+        limit: usize,
+    ) -> Result<Vec<Order>, StoreError> {
+        let customer = customer.to_string();
+        self.db
+            .read(move |conn| {
+                let mut stmt = conn
+                    .prepare_cached(
+                        "SELECT body FROM order_views WHERE customer_id = ?1 AND (?2 IS NULL OR order_id < ?2)
+                         ORDER BY order_id DESC LIMIT ?3",
+                    )
+                    .map_err(unavailable)?;
+                let rows = stmt
+                    .query_map(params![customer, before.map(|b| b.to_string()), limit as i64], |r| {
+                        r.get::<_, String>(0)
+                    })
+                    .map_err(unavailable)?;
+                rows.map(|r| stored_order::from_json(&r.map_err(unavailable)?)).collect()
+            })
+            .await
+    }
+}

@@ -1,0 +1,316 @@
+//! One SQLite file, one writer thread, many readers.
+//!
+//! SQLite allows one writer at a time, so instead of letting tasks fight for
+//! the lock, every write is a closure sent to a single writer thread. The
+//! thread takes whatever writes are waiting, runs each in its own SAVEPOINT
+//! inside ONE transaction and commits once ("group commit"): a failed write
+//! rolls back alone, and the cost of a commit is shared by everyone in the
+//! batch. Callers hear back only after COMMIT, so a 202 is never sent for
+//! something a crash could still undo.
+//!
+//! Durability: WAL with `synchronous=NORMAL` by default. A committed write is
+//! in the WAL file before the caller hears back, so it survives the process
+//! being killed (kill -9); it may not survive a power cut, for which
+//! `synchronous=FULL` (an fsync per commit) is one setting away.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::{Notify, oneshot};
+
+use super::schema;
+use orderly_core::ports::StoreError;
+
+/// What a committed write should wake up.
+#[derive(Debug, Default)]
+pub struct Effects {
+    pub queues: Vec<String>,
+    pub outbox: bool,
+}
+
+type Reply = Result<Box<dyn Any + Send>, StoreError>;
+type JobFn = Box<dyn FnOnce(&Connection, &mut Effects) -> Reply + Send>;
+
+struct WriteJob {
+    run: JobFn,
+    reply: oneshot::Sender<Reply>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Synchronous {
+    /// Survives a killed process; the last commits may be lost on power loss.
+    Normal,
+    /// Survives power loss too, at the price of an fsync per commit.
+    Full,
+}
+
+#[derive(Debug, Clone)]
+pub struct DbOptions {
+    pub synchronous: Synchronous,
+    /// Most writes committed together.
+    pub max_batch: usize,
+    /// Writes that may wait for the writer before callers get backpressure.
+    pub queue_capacity: usize,
+}
+
+impl Default for DbOptions {
+    fn default() -> Self {
+        Self { synchronous: Synchronous::Normal, max_batch: 256, queue_capacity: 16_384 }
+    }
+}
+
+/// Wake-ups for consumers and the relay, so that nobody polls in a loop.
+#[derive(Default)]
+pub struct Wakers {
+    by_name: Mutex<HashMap<String, Arc<Notify>>>,
+}
+
+pub const OUTBOX_WAKER: &str = "\u{0}outbox";
+
+impl Wakers {
+    pub fn get(&self, name: &str) -> Arc<Notify> {
+        let mut map = self.by_name.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(name.to_owned()).or_default().clone()
+    }
+
+    fn fire(&self, effects: &Effects) {
+        for queue in &effects.queues {
+            self.get(queue).notify_one();
+        }
+        if effects.outbox {
+            self.get(OUTBOX_WAKER).notify_one();
+        }
+    }
+}
+
+struct ReaderPool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl ReaderPool {
+    const MAX_IDLE: usize = 8;
+
+    fn take(&self) -> Result<Connection, StoreError> {
+        if let Some(conn) = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop() {
+            return Ok(conn);
+        }
+        open_connection(&self.path, true)
+    }
+
+    fn give_back(&self, conn: Connection) {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < Self::MAX_IDLE {
+            idle.push(conn);
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Database {
+    writer: SyncSender<WriteJob>,
+    readers: Arc<ReaderPool>,
+    wakers: Arc<Wakers>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+pub(crate) fn unavailable(error: rusqlite::Error) -> StoreError {
+    StoreError::Unavailable(error.to_string())
+}
+
+fn open_connection(path: &Path, read_only: bool) -> Result<Connection, StoreError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(unavailable)?;
+    conn.busy_timeout(Duration::from_secs(5)).map_err(unavailable)?;
+    conn.set_prepared_statement_cache_capacity(64);
+    conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;").map_err(unavailable)?;
+    if read_only {
+        conn.execute_batch("PRAGMA query_only = ON;").map_err(unavailable)?;
+    }
+    Ok(conn)
+}
+
+impl Database {
+    /// Opens (creating if needed) the database and migrates its schema.
+    pub fn open(path: &Path, options: DbOptions) -> Result<Self, StoreError> {
+        let mut conn = open_connection(path, false)?;
+        let synchronous = match options.synchronous {
+            Synchronous::Normal => "NORMAL",
+            Synchronous::Full => "FULL",
+        };
+        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).map_err(unavailable)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Unavailable(format!("could not switch to WAL (journal_mode is {mode})")));
+        }
+        conn.execute_batch(&format!("PRAGMA synchronous = {synchronous};")).map_err(unavailable)?;
+        schema::migrate(&mut conn)?;
+        // SQLite's own checkpoints (every 1000 WAL pages, in the writer) keep
+        // the WAL short. Moving them to a separate thread was tried: the WAL
+        // then grew under load and readers stalled for seconds (docs/benchmark.md).
+        conn.execute_batch("PRAGMA journal_size_limit = 67108864;").map_err(unavailable)?;
+
+        let (tx, rx) = sync_channel(options.queue_capacity);
+        let wakers = Arc::new(Wakers::default());
+        let thread_wakers = wakers.clone();
+        let max_batch = options.max_batch.max(1);
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || write_loop(conn, rx, &thread_wakers, max_batch))
+            .map_err(|e| StoreError::Unavailable(format!("could not start the writer: {e}")))?;
+
+        Ok(Self {
+            writer: tx,
+            readers: Arc::new(ReaderPool { path: path.to_owned(), idle: Mutex::new(Vec::new()) }),
+            wakers,
+            path: path.to_owned(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn wakers(&self) -> &Arc<Wakers> {
+        &self.wakers
+    }
+
+    /// Runs `f` in the writer's transaction; resolves after COMMIT.
+    pub async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection, &mut Effects) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let run: JobFn = Box::new(move |conn, effects| f(conn, effects).map(|v| Box::new(v) as Box<dyn Any + Send>));
+        let mut job = WriteJob { run, reply };
+        // The channel is bounded: when the writer falls behind, callers wait
+        // here (backpressure) instead of growing memory without limit.
+        loop {
+            match self.writer.try_send(job) {
+                Ok(()) => break,
+                Err(TrySendError::Full(back)) => {
+                    job = back;
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                Err(TrySendError::Disconnected(_)) => {
+                    return Err(StoreError::Unavailable("the writer has stopped".into()));
+                }
+            }
+        }
+        let value = answer.await.map_err(|_| StoreError::Unavailable("the writer has stopped".into()))??;
+        value.downcast::<T>().map(|v| *v).map_err(|_| StoreError::Corrupt("writer returned the wrong type".into()))
+    }
+
+    /// Runs `f` on a pooled read connection, inline on the calling task.
+    ///
+    /// In WAL mode a reader never waits for the writer, and the reads here are
+    /// index lookups served from the page cache in microseconds; handing each
+    /// to the blocking pool cost a thread wake-up per read, which on two busy
+    /// cores was most of a read's latency. (Measured: docs/benchmark.md.)
+    pub async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let conn = self.readers.take()?;
+        let result = f(&conn);
+        self.readers.give_back(conn);
+        result
+    }
+}
+
+fn write_loop(conn: Connection, jobs: Receiver<WriteJob>, wakers: &Wakers, max_batch: usize) {
+    while let Ok(first) = jobs.recv() {
+        let mut batch = Vec::with_capacity(16);
+        batch.push(first);
+        while batch.len() < max_batch {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        commit_batch(&conn, batch, wakers);
+    }
+    tracing::debug!("sqlite writer stopped");
+}
+
+/// Runs a transaction-control statement from the statement cache: these run
+/// for every job, and parsing them each time was a third of the writer's time.
+fn control(conn: &Connection, sql: &str) -> Result<(), StoreError> {
+    conn.prepare_cached(sql).and_then(|mut s| s.execute([])).map(|_| ()).map_err(unavailable)
+}
+
+fn commit_batch(conn: &Connection, batch: Vec<WriteJob>, wakers: &Wakers) {
+    if let Err(error) = control(conn, "BEGIN IMMEDIATE") {
+        for job in batch {
+            let _ = job.reply.send(Err(error.clone()));
+        }
+        return;
+    }
+    let mut effects = Effects::default();
+    let mut replies = Vec::with_capacity(batch.len());
+    for job in batch {
+        // SQLite rolls the whole transaction back on some errors (disk full,
+        // I/O). Running the next job in autocommit mode would write it
+        // outside any transaction, so stop instead.
+        if conn.is_autocommit() {
+            replies.push((job.reply, Err(StoreError::Unavailable("the transaction was aborted".into()))));
+            continue;
+        }
+        let result = run_in_savepoint(conn, job.run, &mut effects);
+        replies.push((job.reply, result));
+    }
+    let committed = if conn.is_autocommit() {
+        Err(StoreError::Unavailable("the transaction was aborted".into()))
+    } else {
+        control(conn, "COMMIT")
+    };
+    match committed {
+        Ok(()) => {
+            for (reply, result) in replies {
+                let _ = reply.send(result);
+            }
+            wakers.fire(&effects);
+        }
+        Err(error) => {
+            if !conn.is_autocommit() {
+                let _ = control(conn, "ROLLBACK");
+            }
+            for (reply, _) in replies {
+                let _ = reply.send(Err(error.clone()));
+            }
+        }
+    }
+}
+
+fn run_in_savepoint(conn: &Connection, run: JobFn, effects: &mut Effects) -> Reply {
+    control(conn, "SAVEPOINT job")?;
+    let mut job_effects = Effects::default();
+    let result = catch_unwind(AssertUnwindSafe(|| run(conn, &mut job_effects)))
+        .unwrap_or_else(|_| Err(StoreError::Corrupt("a write panicked".into())));
+    if conn.is_autocommit() {
+        return Err(result.err().unwrap_or_else(|| StoreError::Unavailable("the transaction was aborted".into())));
+    }
+    match result {
+        Ok(value) => {
+            control(conn, "RELEASE job")?;
+            effects.queues.extend(job_effects.queues);
+            effects.outbox |= job_effects.outbox;
+            Ok(value)
+        }
+        Err(error) => {
+            let _ = control(conn, "ROLLBACK TO job").and_then(|()| control(conn, "RELEASE job"));
+            Err(error)
+        }
+    }
+}

@@ -1,0 +1,252 @@
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use rusqlite::{OptionalExtension, Row, params};
+
+use super::db::unavailable;
+use super::{
+    SqliteStore, from_json, insert_outbox, insert_processed, is_constraint_violation, parse_timestamp, timestamp,
+    to_json,
+};
+use orderly_core::domain::{Currency, Money, OrderId, Product, ProductName, Reservation, ReservationState, Sku};
+use orderly_core::events::Envelope;
+use orderly_core::ports::{InventoryStore, PriceList, ProcessedEvent, ReservationChange, StockMove, StoreError};
+
+const PRODUCT_COLUMNS: &str = "sku, name, price_minor, currency, available, reserved, version, updated_at";
+
+fn product_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Product, StoreError>> {
+    let (sku, name, price, currency, available, reserved, version, updated_at): (
+        String,
+        String,
+        i64,
+        String,
+        i64,
+        i64,
+        i64,
+        String,
+    ) = (row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?, row.get(6)?, row.get(7)?);
+    Ok((|| {
+        let corrupt = |what: &str| StoreError::Corrupt(format!("product {sku}: bad {what}"));
+        let currency = Currency::parse(&currency).map_err(|_| corrupt("currency"))?;
+        Ok(Product {
+            sku: Sku::parse(&sku).map_err(|_| corrupt("sku"))?,
+            name: ProductName::parse(&name).map_err(|_| corrupt("name"))?,
+            price: Money::from_minor(price, currency).map_err(|_| corrupt("price"))?,
+            available,
+            reserved,
+            version: version as u64,
+            updated_at: parse_timestamp(&updated_at)?,
+        })
+    })())
+}
+
+#[async_trait]
+impl InventoryStore for SqliteStore {
+    async fn product(&self, sku: &Sku) -> Result<Option<Product>, StoreError> {
+        let sku = sku.to_string();
+        self.db
+            .read(move |conn| {
+                conn.prepare_cached(&format!("SELECT {PRODUCT_COLUMNS} FROM products WHERE sku = ?1"))
+                    .and_then(|mut s| s.query_row(params![sku], product_from_row).optional())
+                    .map_err(unavailable)?
+                    .transpose()
+            })
+            .await
+    }
+
+    async fn products(&self, after: Option<&Sku>, limit: usize) -> Result<Vec<Product>, StoreError> {
+        let after = after.map(|s| s.to_string()).unwrap_or_default();
+        self.db
+            .read(move |conn| {
+                let mut stmt = conn
+                    .prepare_cached(&format!(
+                        "SELECT {PRODUCT_COLUMNS} FROM products WHERE sku > ?1 ORDER BY sku LIMIT ?2"
+                    ))
+                    .map_err(unavailable)?;
+                let rows = stmt.query_map(params![after, limit as i64], product_from_row).map_err(unavailable)?;
+                rows.map(|r| r.map_err(unavailable)?).collect()
+            })
+            .await
+    }
+
+    async fn available(&self, skus: &[Sku]) -> Result<HashMap<Sku, i64>, StoreError> {
+        let skus = skus.to_vec();
+        self.db
+            .read(move |conn| {
+                let mut stmt =
+                    conn.prepare_cached("SELECT available FROM products WHERE sku = ?1").map_err(unavailable)?;
+                let mut found = HashMap::with_capacity(skus.len());
+                for sku in skus {
+                    let available: Option<i64> =
+                        stmt.query_row(params![sku.as_str()], |r| r.get(0)).optional().map_err(unavailable)?;
+                    if let Some(available) = available {
+                        found.insert(sku, available);
+                    }
+                }
+                Ok(found)
+            })
+            .await
+    }
+
+    async fn save_product(
+        &self,
+        product: &Product,
+        expected_version: Option<u64>,
+        outbox: &[Envelope],
+    ) -> Result<(), StoreError> {
+        let (p, outbox) = (product.clone(), outbox.to_vec());
+        self.db
+            .write(move |conn, effects| {
+                let currency = p.price.currency();
+                let written = match expected_version {
+                    None => conn
+                        .prepare_cached(&format!(
+                            "INSERT INTO products ({PRODUCT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+                        ))
+                        .and_then(|mut s| {
+                            s.execute(params![
+                                p.sku.as_str(),
+                                p.name.as_str(),
+                                p.price.amount_minor(),
+                                currency.as_str(),
+                                p.available,
+                                p.reserved,
+                                p.version as i64,
+                                timestamp(p.updated_at)
+                            ])
+                        })
+                        .map_err(|e| if is_constraint_violation(&e) { StoreError::Conflict } else { unavailable(e) })?,
+                    Some(expected) => conn
+                        .prepare_cached(
+                            "UPDATE products SET name = ?2, price_minor = ?3, currency = ?4, available = ?5,
+                             reserved = ?6, version = ?7, updated_at = ?8 WHERE sku = ?1 AND version = ?9",
+                        )
+                        .and_then(|mut s| {
+                            s.execute(params![
+                                p.sku.as_str(),
+                                p.name.as_str(),
+                                p.price.amount_minor(),
+                                currency.as_str(),
+                                p.available,
+                                p.reserved,
+                                p.version as i64,
+                                timestamp(p.updated_at),
+                                expected as i64
+                            ])
+                        })
+                        .map_err(unavailable)?,
+                };
+                if written != 1 {
+                    return Err(StoreError::Conflict);
+                }
+                insert_outbox(conn, &outbox, effects)
+            })
+            .await
+    }
+
+    async fn reservation(&self, order_id: OrderId) -> Result<Option<Reservation>, StoreError> {
+        self.db
+            .read(move |conn| {
+                let row: Option<(String, String, String)> = conn
+                    .prepare_cached("SELECT state, lines, updated_at FROM reservations WHERE order_id = ?1")
+                    .and_then(|mut s| {
+                        s.query_row(params![order_id.to_string()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).optional()
+                    })
+                    .map_err(unavailable)?;
+                row.map(|(state, lines, updated_at)| {
+                    Ok(Reservation {
+                        order_id,
+                        state: ReservationState::parse(&state)
+                            .ok_or_else(|| StoreError::Corrupt(format!("reservation state {state}")))?,
+                        lines: from_json(&lines)?,
+                        updated_at: parse_timestamp(&updated_at)?,
+                    })
+                })
+                .transpose()
+            })
+            .await
+    }
+
+    async fn apply_reservation(
+        &self,
+        change: &ReservationChange,
+        outbox: &[Envelope],
+        processed: &ProcessedEvent,
+    ) -> Result<(), StoreError> {
+        let lines = to_json(&change.reservation.lines)?;
+        let (change, outbox, mark, now) = (change.clone(), outbox.to_vec(), processed.clone(), self.clock.now());
+        self.db
+            .write(move |conn, effects| {
+                insert_processed(conn, &mark, now)?;
+                let order_id = change.reservation.order_id.to_string();
+                let stored: Option<String> = conn
+                    .prepare_cached("SELECT state FROM reservations WHERE order_id = ?1")
+                    .and_then(|mut s| s.query_row(params![order_id], |r| r.get(0)).optional())
+                    .map_err(unavailable)?;
+                if stored.as_deref() != change.expected.map(ReservationState::as_str) {
+                    return Err(StoreError::Conflict);
+                }
+                let updated_at = timestamp(change.reservation.updated_at);
+                let (moves, sql) = match &change.stock {
+                    StockMove::None => (&[][..], ""),
+                    StockMove::Take(lines) => (
+                        &lines[..],
+                        "UPDATE products SET available = available - ?2, reserved = reserved + ?2,
+                         version = version + 1, updated_at = ?3 WHERE sku = ?1 AND available >= ?2",
+                    ),
+                    StockMove::Return(lines) => (
+                        &lines[..],
+                        "UPDATE products SET available = available + ?2, reserved = reserved - ?2,
+                         version = version + 1, updated_at = ?3 WHERE sku = ?1 AND reserved >= ?2",
+                    ),
+                };
+                for (sku, units) in moves {
+                    let moved = conn
+                        .prepare_cached(sql)
+                        .and_then(|mut s| s.execute(params![sku.as_str(), i64::from(*units), updated_at]))
+                        .map_err(unavailable)?;
+                    if moved != 1 {
+                        // Someone took the stock since the decision: decide again.
+                        return Err(StoreError::Conflict);
+                    }
+                }
+                conn.prepare_cached(
+                    "INSERT INTO reservations (order_id, state, lines, updated_at) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (order_id) DO UPDATE SET state = excluded.state, lines = excluded.lines,
+                     updated_at = excluded.updated_at",
+                )
+                .and_then(|mut s| s.execute(params![order_id, change.reservation.state.as_str(), lines, updated_at]))
+                .map_err(unavailable)?;
+                insert_outbox(conn, &outbox, effects)
+            })
+            .await
+    }
+}
+
+#[async_trait]
+impl PriceList for SqliteStore {
+    async fn prices(&self, skus: &[Sku]) -> Result<HashMap<Sku, Money>, StoreError> {
+        let skus = skus.to_vec();
+        self.db
+            .read(move |conn| {
+                let mut stmt = conn
+                    .prepare_cached("SELECT price_minor, currency FROM products WHERE sku = ?1")
+                    .map_err(unavailable)?;
+                let mut prices = HashMap::with_capacity(skus.len());
+                for sku in skus {
+                    let row: Option<(i64, String)> = stmt
+                        .query_row(params![sku.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
+                        .optional()
+                        .map_err(unavailable)?;
+                    if let Some((minor, currency)) = row {
+                        let currency = Currency::parse(&currency).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                        let price =
+                            Money::from_minor(minor, currency).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                        prices.insert(sku, price);
+                    }
+                }
+                Ok(prices)
+            })
+            .await
+    }
+}

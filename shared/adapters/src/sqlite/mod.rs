@@ -1,0 +1,182 @@
+//! The embedded default: every store port and the queues in one SQLite file.
+//!
+//! Each capability's tables are its own (see `schema.rs`); they share a file
+//! only because the local runner is one process. The same ports are served by
+//! DynamoDB/SQS on AWS, and both pass the same contract suites.
+
+mod analytics;
+mod backend;
+mod db;
+mod inventory;
+mod notifications;
+mod orders;
+mod queue;
+mod resilience;
+mod schema;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::{Connection, params};
+use serde::de::DeserializeOwned;
+use tokio::sync::Notify;
+
+pub use backend::SqliteBackend;
+pub use db::{Database, DbOptions, Synchronous};
+pub use queue::QueueSettings;
+
+use orderly_core::events::Envelope;
+use orderly_core::ports::{Clock, ProcessedEvent, ProcessedEvents, StoreError, SystemClock};
+
+/// Every port, on one SQLite database.
+#[derive(Clone)]
+pub struct SqliteStore {
+    db: Database,
+    queues: QueueSettings,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").field("db", &self.db).field("queues", &self.queues).finish()
+    }
+}
+
+impl SqliteStore {
+    pub fn open(path: &Path, options: DbOptions, queues: QueueSettings) -> Result<Self, StoreError> {
+        Ok(Self { db: Database::open(path, options)?, queues, clock: Arc::new(SystemClock) })
+    }
+
+    /// Replaces the clock (tests stand at "25 hours later" with it).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
+    /// Wakes when `queue` receives a message.
+    pub fn queue_waker(&self, queue: &str) -> Arc<Notify> {
+        self.db.wakers().get(queue)
+    }
+
+    /// Wakes when an event is written to the outbox.
+    pub fn outbox_waker(&self) -> Arc<Notify> {
+        self.db.wakers().get(db::OUTBOX_WAKER)
+    }
+
+    /// Is the database answering? For /health.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.db.read(|conn| conn.query_row("SELECT 1", [], |_| Ok(())).map_err(db::unavailable)).await
+    }
+
+    /// Deletes idempotency keys past their 24 h, idle rate-limit buckets and
+    /// processed-event marks older than `keep_processed` (longer than any message can live in a
+    /// queue, so a redelivery can never outlive its mark). Returns rows removed.
+    pub async fn purge_expired(&self, keep_processed: chrono::Duration) -> Result<usize, StoreError> {
+        let now = self.clock.now();
+        let horizon = millis(now - keep_processed);
+        self.db
+            .write(move |conn, _| {
+                let keys = conn
+                    .execute("DELETE FROM idempotency_keys WHERE expires_at <= ?1", params![millis(now)])
+                    .map_err(db::unavailable)?;
+                let marks = conn
+                    .execute("DELETE FROM processed_events WHERE processed_at < ?1", params![horizon])
+                    .map_err(db::unavailable)?;
+                // An hour idle refills any bucket: the row says nothing anymore.
+                let buckets = conn
+                    .execute("DELETE FROM rate_buckets WHERE updated_at < ?1", params![millis(now) - 3_600_000])
+                    .map_err(db::unavailable)?;
+                Ok(keys + marks + buckets)
+            })
+            .await
+    }
+}
+
+pub(crate) fn millis(at: DateTime<Utc>) -> i64 {
+    at.timestamp_millis()
+}
+
+pub(crate) fn from_millis(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+pub(crate) fn timestamp(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+pub(crate) fn parse_timestamp(raw: &str) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::parse_from_rfc3339(raw)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| StoreError::Corrupt(format!("bad timestamp {raw:?}: {e}")))
+}
+
+pub(crate) fn from_json<T: DeserializeOwned>(raw: &str) -> Result<T, StoreError> {
+    serde_json::from_str(raw).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn is_constraint_violation(error: &rusqlite::Error) -> bool {
+    matches!(error.sqlite_error_code(), Some(rusqlite::ErrorCode::ConstraintViolation))
+}
+
+/// Writes events to the outbox, in the caller's transaction.
+pub(crate) fn insert_outbox(
+    conn: &Connection,
+    events: &[Envelope],
+    effects: &mut db::Effects,
+) -> Result<(), StoreError> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let mut insert = conn
+        .prepare_cached("INSERT INTO outbox (event_id, body, created_at) VALUES (?1, ?2, ?3)")
+        .map_err(db::unavailable)?;
+    for event in events {
+        insert.execute(params![event.id.to_string(), event.to_json(), millis(event.time)]).map_err(db::unavailable)?;
+    }
+    effects.outbox = true;
+    Ok(())
+}
+
+/// Records a processed mark, in the caller's transaction; a second mark for
+/// the same event fails the whole write with `AlreadyProcessed`.
+pub(crate) fn insert_processed(conn: &Connection, mark: &ProcessedEvent, now: DateTime<Utc>) -> Result<(), StoreError> {
+    conn.prepare_cached("INSERT INTO processed_events (consumer, event_id, processed_at) VALUES (?1, ?2, ?3)")
+        .map_err(db::unavailable)?
+        .execute(params![mark.consumer, mark.event_id.to_string(), millis(now)])
+        .map(|_| ())
+        .map_err(|e| if is_constraint_violation(&e) { StoreError::AlreadyProcessed } else { db::unavailable(e) })
+}
+
+#[async_trait]
+impl ProcessedEvents for SqliteStore {
+    async fn is_processed(&self, mark: &ProcessedEvent) -> Result<bool, StoreError> {
+        let (consumer, id) = (mark.consumer, mark.event_id.to_string());
+        self.db
+            .read(move |conn| {
+                conn.prepare_cached("SELECT 1 FROM processed_events WHERE consumer = ?1 AND event_id = ?2")
+                    .and_then(|mut s| s.exists(params![consumer, id]))
+                    .map_err(db::unavailable)
+            })
+            .await
+    }
+
+    async fn mark_processed(&self, mark: &ProcessedEvent) -> Result<(), StoreError> {
+        let (mark, now) = (mark.clone(), self.clock.now());
+        self.db
+            .write(move |conn, _| match insert_processed(conn, &mark, now) {
+                Ok(()) | Err(StoreError::AlreadyProcessed) => Ok(()),
+                Err(other) => Err(other),
+            })
+            .await
+    }
+}

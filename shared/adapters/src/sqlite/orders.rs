@@ -1,0 +1,140 @@
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rusqlite::{OptionalExtension, params};
+
+use super::db::unavailable;
+use super::{SqliteStore, insert_outbox, insert_processed, is_constraint_violation, millis, timestamp};
+use crate::stored_order;
+use orderly_core::domain::{Order, OrderId};
+use orderly_core::events::Envelope;
+use orderly_core::ports::{IdempotencyClaim, OrderStore, PlaceOutcome, ProcessedEvent, StoreError};
+
+#[async_trait]
+impl OrderStore for SqliteStore {
+    async fn place(
+        &self,
+        order: &Order,
+        claim: Option<&IdempotencyClaim>,
+        outbox: &[Envelope],
+        now: DateTime<Utc>,
+    ) -> Result<PlaceOutcome, StoreError> {
+        let body = stored_order::to_json(order)?;
+        let (order, claim, outbox) = (order.clone(), claim.cloned(), outbox.to_vec());
+        self.db
+            .write(move |conn, effects| {
+                if let Some(claim) = &claim {
+                    let existing: Option<(String, String, i64)> = conn
+                        .prepare_cached(
+                            "SELECT request_hash, response, expires_at FROM idempotency_keys WHERE customer_id = ?1 AND key = ?2",
+                        )
+                        .and_then(|mut s| {
+                            s.query_row(params![claim.customer_id.as_str(), claim.key], |r| {
+                                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                            })
+                            .optional()
+                        })
+                        .map_err(unavailable)?;
+                    match existing {
+                        Some((hash, response, expires_at)) if expires_at > millis(now) => {
+                            return if hash == claim.request_hash {
+                                Ok(PlaceOutcome::Replayed(stored_order::from_json(&response)?))
+                            } else {
+                                Ok(PlaceOutcome::KeyReused)
+                            };
+                        }
+                        Some(_) => {
+                            conn.execute(
+                                "DELETE FROM idempotency_keys WHERE customer_id = ?1 AND key = ?2",
+                                params![claim.customer_id.as_str(), claim.key],
+                            )
+                            .map_err(unavailable)?;
+                        }
+                        None => {}
+                    }
+                    conn.prepare_cached(
+                        "INSERT INTO idempotency_keys (customer_id, key, request_hash, order_id, response, expires_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    )
+                    .and_then(|mut s| {
+                        s.execute(params![
+                            claim.customer_id.as_str(),
+                            claim.key,
+                            claim.request_hash,
+                            order.id().to_string(),
+                            body,
+                            millis(claim.expires_at)
+                        ])
+                    })
+                    .map_err(unavailable)?;
+                }
+                conn.prepare_cached(
+                    "INSERT INTO orders (id, customer_id, status, version, body, created_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        order.id().to_string(),
+                        order.customer_id().as_str(),
+                        order.status().as_str(),
+                        order.version(),
+                        body,
+                        timestamp(order.created_at()),
+                        timestamp(order.updated_at())
+                    ])
+                })
+                .map_err(|e| if is_constraint_violation(&e) { StoreError::Conflict } else { unavailable(e) })?;
+                insert_outbox(conn, &outbox, effects)?;
+                Ok(PlaceOutcome::Placed)
+            })
+            .await
+    }
+
+    async fn get(&self, id: OrderId) -> Result<Option<Order>, StoreError> {
+        self.db
+            .read(move |conn| {
+                let body: Option<String> = conn
+                    .prepare_cached("SELECT body FROM orders WHERE id = ?1")
+                    .and_then(|mut s| s.query_row(params![id.to_string()], |r| r.get(0)).optional())
+                    .map_err(unavailable)?;
+                body.map(|b| stored_order::from_json(&b)).transpose()
+            })
+            .await
+    }
+
+    async fn save_transition(
+        &self,
+        order: &Order,
+        outbox: &[Envelope],
+        processed: Option<&ProcessedEvent>,
+    ) -> Result<(), StoreError> {
+        let body = stored_order::to_json(order)?;
+        let (order, outbox, processed, now) = (order.clone(), outbox.to_vec(), processed.cloned(), self.clock.now());
+        self.db
+            .write(move |conn, effects| {
+                if let Some(mark) = &processed {
+                    insert_processed(conn, mark, now)?;
+                }
+                let updated = conn
+                    .prepare_cached(
+                        "UPDATE orders SET status = ?1, version = ?2, body = ?3, updated_at = ?4
+                         WHERE id = ?5 AND version = ?6",
+                    )
+                    .and_then(|mut s| {
+                        s.execute(params![
+                            order.status().as_str(),
+                            order.version(),
+                            body,
+                            timestamp(order.updated_at()),
+                            order.id().to_string(),
+                            order.version().saturating_sub(1)
+                        ])
+                    })
+                    .map_err(unavailable)?;
+                if updated != 1 {
+                    return Err(StoreError::Conflict);
+                }
+                insert_outbox(conn, &outbox, effects)
+            })
+            .await
+    }
+}

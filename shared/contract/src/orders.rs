@@ -1,0 +1,110 @@
+//! `OrderStore` (+ the outbox its writes feed).
+
+use chrono::Duration;
+
+use super::fixtures::*;
+use orderly_core::domain::OrderStatus;
+use orderly_core::ports::{OrderStore, Outbox, PlaceOutcome, StoreError};
+
+pub async fn places_an_order_and_reads_it_back<S: OrderStore>(store: &S) {
+    let order = order_for("alice", &[("A", 2)]);
+    assert_eq!(store.place(&order, None, &[], now()).await.unwrap(), PlaceOutcome::Placed);
+    assert_eq!(store.get(order.id()).await.unwrap(), Some(order));
+}
+
+pub async fn an_unknown_order_is_none<S: OrderStore>(store: &S) {
+    assert_eq!(store.get(order_for("alice", &[("A", 1)]).id()).await.unwrap(), None);
+}
+
+pub async fn replays_a_live_idempotency_key_for_the_same_request<S: OrderStore>(store: &S) {
+    let first = order_for("alice", &[("A", 1)]);
+    let second = order_for("alice", &[("A", 1)]);
+    let key = claim("alice", "key-1", "hash-1");
+    assert_eq!(store.place(&first, Some(&key), &[], now()).await.unwrap(), PlaceOutcome::Placed);
+    assert_eq!(store.place(&second, Some(&key), &[], now()).await.unwrap(), PlaceOutcome::Replayed(first));
+    assert_eq!(store.get(second.id()).await.unwrap(), None, "a replay writes nothing");
+}
+
+pub async fn a_replay_answers_the_order_as_first_placed_after_it_moved_on<S: OrderStore>(store: &S) {
+    let first = order_for("alice", &[("A", 1)]);
+    let key = claim("alice", "key-1", "hash-1");
+    store.place(&first, Some(&key), &[], now()).await.unwrap();
+    store.save_transition(&first.confirm(now()).unwrap(), &[], None).await.unwrap();
+    let again = order_for("alice", &[("A", 1)]);
+    assert_eq!(store.place(&again, Some(&key), &[], now()).await.unwrap(), PlaceOutcome::Replayed(first));
+}
+
+pub async fn refuses_a_live_key_for_a_different_request<S: OrderStore>(store: &S) {
+    let first = order_for("alice", &[("A", 1)]);
+    let other = order_for("alice", &[("A", 9)]);
+    store.place(&first, Some(&claim("alice", "key-1", "hash-1")), &[], now()).await.unwrap();
+    let outcome = store.place(&other, Some(&claim("alice", "key-1", "hash-2")), &[], now()).await.unwrap();
+    assert_eq!(outcome, PlaceOutcome::KeyReused);
+    assert_eq!(store.get(other.id()).await.unwrap(), None);
+}
+
+pub async fn scopes_keys_to_the_customer<S: OrderStore>(store: &S) {
+    let alices = order_for("alice", &[("A", 1)]);
+    let bobs = order_for("bob", &[("A", 1)]);
+    store.place(&alices, Some(&claim("alice", "same", "h")), &[], now()).await.unwrap();
+    assert_eq!(store.place(&bobs, Some(&claim("bob", "same", "h")), &[], now()).await.unwrap(), PlaceOutcome::Placed);
+}
+
+pub async fn reuses_an_expired_key_for_a_new_order<S: OrderStore>(store: &S) {
+    let first = order_for("alice", &[("A", 1)]);
+    let later = order_for("alice", &[("A", 1)]);
+    let key = claim("alice", "key-1", "hash-1");
+    store.place(&first, Some(&key), &[], now()).await.unwrap();
+    let after_expiry = now() + Duration::hours(25);
+    let renewed = orderly_core::ports::IdempotencyClaim { expires_at: after_expiry + Duration::hours(24), ..key };
+    assert_eq!(store.place(&later, Some(&renewed), &[], after_expiry).await.unwrap(), PlaceOutcome::Placed);
+    assert!(store.get(later.id()).await.unwrap().is_some());
+}
+
+pub async fn a_transition_needs_the_version_it_was_read_at<S: OrderStore>(store: &S) {
+    let order = order_for("alice", &[("A", 1)]);
+    store.place(&order, None, &[], now()).await.unwrap();
+    let confirmed = order.confirm(now()).unwrap();
+    let cancelled_from_stale = order.cancel(now()).unwrap();
+    store.save_transition(&confirmed, &[], None).await.unwrap();
+    assert_eq!(store.save_transition(&cancelled_from_stale, &[], None).await, Err(StoreError::Conflict));
+    assert_eq!(store.get(order.id()).await.unwrap().unwrap().status(), OrderStatus::Confirmed);
+}
+
+pub async fn a_processed_mark_makes_the_second_transition_a_no_op<S: OrderStore>(store: &S) {
+    let order = order_for("alice", &[("A", 1)]);
+    store.place(&order, None, &[], now()).await.unwrap();
+    let mark = mark("order-intake");
+    let confirmed = order.confirm(now()).unwrap();
+    store.save_transition(&confirmed, &[], Some(&mark)).await.unwrap();
+    let cancelled = confirmed.cancel(now()).unwrap();
+    assert_eq!(store.save_transition(&cancelled, &[], Some(&mark)).await, Err(StoreError::AlreadyProcessed));
+    assert_eq!(store.get(order.id()).await.unwrap().unwrap().status(), OrderStatus::Confirmed);
+}
+
+pub async fn writes_the_events_of_a_write_to_the_outbox<S: OrderStore + Outbox>(store: &S) {
+    let order = order_for("alice", &[("A", 1)]);
+    let event = placed_event(&order);
+    store.place(&order, None, std::slice::from_ref(&event), now()).await.unwrap();
+    let pending = store.pending(None, 10).await.unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].envelope, event);
+    assert!(store.pending(Some(&pending[0].position), 10).await.unwrap().is_empty(), "nothing after the last");
+    let second = order_for("alice", &[("A", 2)]);
+    let later = placed_event(&second);
+    store.place(&second, None, std::slice::from_ref(&later), now()).await.unwrap();
+    let after_first = store.pending(Some(&pending[0].position), 10).await.unwrap();
+    assert_eq!(after_first.iter().map(|e| &e.envelope).collect::<Vec<_>>(), [&later], "in the order written");
+    store.remove(&[pending[0].position.clone()]).await.unwrap();
+    assert_eq!(store.pending(None, 10).await.unwrap().len(), 1);
+}
+
+pub async fn a_failed_write_leaves_no_event_behind<S: OrderStore + Outbox>(store: &S) {
+    let order = order_for("alice", &[("A", 1)]);
+    store.place(&order, None, &[], now()).await.unwrap();
+    let stale = order.confirm(now()).unwrap();
+    store.save_transition(&stale, &[], None).await.unwrap();
+    let event = placed_event(&stale);
+    assert_eq!(store.save_transition(&stale, &[event], None).await, Err(StoreError::Conflict));
+    assert!(store.pending(None, 10).await.unwrap().is_empty(), "a rejected write must not publish");
+}

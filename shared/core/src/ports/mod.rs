@@ -1,0 +1,63 @@
+//! Ports: the only doors between the core and the world.
+//!
+//! Each store trait is narrow and owned by one capability (order intake writes
+//! orders, inventory writes stock, ...), after aws-samples/serverless-rust-demo.
+//! Every write that a consumer makes *because of an event* takes the event's
+//! [`ProcessedEvent`] mark and commits it atomically with the state change:
+//! that, not luck, is what makes redelivery harmless.
+//!
+//! Each trait has one contract suite (the `orderly-contract` crate) that every adapter
+//! (SQLite today; DynamoDB/SQS next) must pass unchanged.
+
+mod analytics;
+mod clock;
+mod inventory;
+mod messaging;
+mod notifications;
+mod orders;
+mod provider;
+mod resilience;
+
+pub use analytics::{Counter, ReadModelStore};
+pub use clock::{Clock, IdGenerator, SystemClock, UuidV7Ids};
+pub use inventory::{InventoryStore, PriceList, ReservationChange, StockMove};
+pub use messaging::{
+    DeadLetter, EventPublisher, MessageQueue, Outbox, OutboxEntry, PublishError, QueueAdmin, QueueError, QueueStats,
+    ReceivedMessage,
+};
+pub use notifications::{NotificationLog, NotificationRecord, NotificationState};
+pub use orders::{IdempotencyClaim, OrderStore, PlaceOutcome};
+pub use provider::{Notification, NotificationProvider, ProviderError};
+pub use resilience::{BreakerStore, Cache, CacheError, RateLimiter};
+
+use uuid::Uuid;
+
+/// Failures every store port can report. Only `Unavailable` is worth a retry
+/// of the same call; `Conflict` means "read again and decide again".
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    #[error("the record changed since it was read")]
+    Conflict,
+    #[error("this event was already processed")]
+    AlreadyProcessed,
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+    #[error("the store holds data this build cannot read: {0}")]
+    Corrupt(String),
+}
+
+/// "Consumer X has applied event Y", written in the same atomic write as the
+/// effect of Y. A second write with the same mark fails with
+/// [`StoreError::AlreadyProcessed`] and changes nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessedEvent {
+    pub consumer: &'static str,
+    pub event_id: Uuid,
+}
+
+/// For consumers whose event needs no state change: remember it was seen.
+#[async_trait::async_trait]
+pub trait ProcessedEvents: Send + Sync {
+    async fn is_processed(&self, mark: &ProcessedEvent) -> Result<bool, StoreError>;
+    async fn mark_processed(&self, mark: &ProcessedEvent) -> Result<(), StoreError>;
+}

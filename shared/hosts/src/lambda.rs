@@ -1,0 +1,490 @@
+//! The AWS Lambda host: how Lambda's triggers reach a function.
+//!
+//! A function's wiring is the one every host runs (its crate's `wire`, see
+//! [`orderly_core::composition`]), here over the [`AwsBackend`]; its Lambda binary
+//! is one line, [`run`]`(wire)`. One
+//! binary serves every trigger the function has, telling them apart by the
+//! event's shape:
+//!
+//! - **API Gateway HTTP API (payload 2.0)**: through `lambda_http` into the
+//!   function's axum router, behind the same edge as every host
+//!   ([`orderly_core::edge::api_router`]: problem+json, JWT, rate limits in DynamoDB).
+//!   The JWT key is read on an instance's first HTTP request (SSM, or the
+//!   JWKS URL), not at start, so a cold start makes no network call.
+//! - **SQS** (`aws:sqs`): [`process_batch`] per message, the messages of one
+//!   FIFO group in order and the rest of a group held back once one fails;
+//!   a failure comes back after a backoff ([`SqsQueues::retry_later`]:
+//!   visibility, or the DLQ with the error on the last attempt) and is
+//!   reported in the `SqsBatchResponse` (ReportBatchItemFailures), so one
+//!   bad record never fails or blocks its batch.
+//! - **DynamoDB Streams** (`aws:dynamodb`): the outbox relay. A new outbox
+//!   item in the function's table is published to the consumer queues, then
+//!   removed; a failed publish is reported so the stream retries it.
+//! - **`{"orderly":"sweep-outbox"}`** (a schedule): [`Relay`] over whatever is
+//!   still in the outbox, the safety net behind the stream.
+//!
+//! After each invocation the metrics the shared code records (requests,
+//! latency, breaker state, cache hits, rate-limit rejections, messages) are
+//! written as one CloudWatch EMF line, and the AWS requests it sent are
+//! logged by operation: the cost of a code path is read off its logs.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_sdk_ssm::Client as SsmClient;
+use lambda_http::request::LambdaRequest;
+use lambda_runtime::{Context, LambdaEvent, service_fn};
+use serde_json::{Value, json};
+use tokio::sync::OnceCell;
+
+use orderly_adapters::aws_backend::AwsBackend;
+use orderly_adapters::dynamo::outbox_entry_from_stream_image;
+use orderly_adapters::log_provider::LogProvider;
+use orderly_adapters::sqs::SqsQueues;
+use orderly_adapters::webhook::WebhookProvider;
+use orderly_core::composition::{self, Backend, Function};
+use orderly_core::http::{Authenticator, ClientIp};
+use orderly_core::messaging::{Outcome, process_batch, schedule_retry};
+use orderly_core::ports::{EventPublisher, Notification, NotificationProvider, ProviderError, ReceivedMessage};
+use orderly_core::settings::{Environment, Settings};
+
+pub use lambda_runtime::Error;
+
+/// The payload of the scheduled outbox sweep.
+pub const SWEEP_EVENT: &str = "sweep-outbox";
+
+/// The part of a sweep's invocation left for its last round trips and its log.
+const SWEEP_MARGIN: Duration = Duration::from_secs(2);
+
+/// The CloudWatch namespace of the functions' EMF metrics.
+pub const METRICS_NAMESPACE: &str = "Orderly";
+
+/// Counts the AWS requests a function sends (every attempt, retries
+/// included), by `service.operation`; logged with each invocation.
+#[derive(Debug, Clone, Default)]
+pub struct RequestCounter(Arc<std::sync::Mutex<BTreeMap<String, u64>>>);
+
+impl RequestCounter {
+    /// The counts since the last call.
+    pub fn take(&self) -> BTreeMap<String, u64> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+impl aws_sdk_dynamodb::config::Intercept for RequestCounter {
+    fn name(&self) -> &'static str {
+        "orderly-request-counter"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _context: &aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _components: &aws_sdk_dynamodb::config::RuntimeComponents,
+        cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        if let Some(operation) = cfg.load::<aws_smithy_runtime_api::client::orchestrator::Metadata>() {
+            let key = format!("{}.{}", operation.service(), operation.name());
+            *self.0.lock().unwrap_or_else(|e| e.into_inner()).entry(key).or_default() += 1;
+        }
+        Ok(())
+    }
+}
+
+/// Starts a function: logging, its settings (a bad one fails the init, not
+/// a request), a single-threaded runtime, then the Lambda runtime loop. The
+/// SDK clients, the metrics recorder and `wire` wait for the first event:
+/// building the HTTPS client (its TLS roots) is most of what a cold start
+/// would otherwise spend before asking for work, and nothing here waits on
+/// the network.
+pub fn run(wire: fn(&Arc<dyn Backend>) -> Function) -> Result<(), Error> {
+    init_logging();
+    let settings = Settings::load(&Environment)?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let lambda = Arc::new(OnceCell::<LambdaHost>::new());
+        lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+            let (lambda, settings) = (lambda.clone(), settings.clone());
+            async move {
+                // Boxed: the SDK's futures are deep.
+                let lambda = lambda.get_or_try_init(|| Box::pin(LambdaHost::new(settings, wire))).await?;
+                Box::pin(lambda.handle(event)).await
+            }
+        }))
+        .await
+    })
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ORDERLY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Lambda adds its own timestamp to each line.
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_current_span(false)
+        .without_time()
+        .with_target(false)
+        .try_init();
+}
+
+/// What kind of event this is, by its shape.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Trigger {
+    Http,
+    Sqs,
+    Stream,
+    Sweep,
+    Unknown,
+}
+
+pub fn trigger(payload: &Value) -> Trigger {
+    let source =
+        payload.get("Records").and_then(|r| r.get(0)).and_then(|r| r.get("eventSource")).and_then(Value::as_str);
+    match source {
+        Some("aws:sqs") => Trigger::Sqs,
+        Some("aws:dynamodb") => Trigger::Stream,
+        _ if payload.get("orderly").and_then(Value::as_str) == Some(SWEEP_EVENT) => Trigger::Sweep,
+        _ if payload.get("requestContext").is_some() => Trigger::Http,
+        _ => Trigger::Unknown,
+    }
+}
+
+/// One function's instance: its backend, its parts, the clients only Lambda
+/// uses (SSM), and the router, built by the first HTTP request.
+struct LambdaHost {
+    backend: Arc<AwsBackend>,
+    function: Function,
+    ssm: SsmClient,
+    requests: RequestCounter,
+    metrics: Option<&'static metrics_cloudwatch_embedded::Collector>,
+    router: OnceCell<axum::Router>,
+}
+
+impl LambdaHost {
+    /// Settings from `ORDERLY_*` (set by `template.yaml`); SDK clients from
+    /// Lambda's environment (credentials of the function's role, region;
+    /// `ORDERLY_AWS_ENDPOINT_URL` points them at an emulator).
+    async fn new(settings: Settings, wire: fn(&Arc<dyn Backend>) -> Function) -> Result<Self, Error> {
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        if let Some(url) = &settings.aws.endpoint_url {
+            loader = loader.endpoint_url(url);
+        }
+        // Lambda's own AWS_REGION unless the settings name one.
+        if settings.aws.region_set {
+            loader = loader.region(aws_config::Region::new(settings.aws.region.clone()));
+        }
+        if let (Some(id), Some(secret)) = (&settings.aws.access_key_id, &settings.aws.secret_access_key) {
+            let credentials = aws_sdk_dynamodb::config::Credentials::new(
+                id,
+                secret,
+                settings.aws.session_token.clone(),
+                None,
+                "orderly-settings",
+            );
+            loader = loader.credentials_provider(credentials);
+        }
+        let config = loader.load().await;
+        let requests = RequestCounter::default();
+        let dynamo = aws_sdk_dynamodb::config::Builder::from(&config).interceptor(requests.clone()).build();
+        let sqs = aws_sdk_sqs::config::Builder::from(&config).interceptor(requests.clone()).build();
+        let ssm =
+            SsmClient::from_conf(aws_sdk_ssm::config::Builder::from(&config).interceptor(requests.clone()).build());
+        let provider: Arc<dyn NotificationProvider> =
+            if settings.notify_url.is_none() && settings.notify_url_parameter.is_none() {
+                Arc::new(LogProvider)
+            } else {
+                Arc::new(LazyWebhook { settings: settings.clone(), ssm: ssm.clone(), provider: OnceCell::new() })
+            };
+        let backend = Arc::new(AwsBackend::new(
+            settings,
+            aws_sdk_dynamodb::Client::from_conf(dynamo),
+            aws_sdk_sqs::Client::from_conf(sqs),
+            provider,
+        ));
+        let function = wire(&(backend.clone() as Arc<dyn Backend>));
+        let metrics = metrics_cloudwatch_embedded::Builder::new()
+            // Each metric's labels (function, route, consumer, ...) become
+            // its dimensions; a builder-wide one may not repeat a label.
+            .cloudwatch_namespace(METRICS_NAMESPACE)
+            .init()
+            .map_err(|error| tracing::warn!(%error, "EMF metrics are off"))
+            .ok();
+        Ok(Self { backend, function, ssm, requests, metrics, router: OnceCell::new() })
+    }
+
+    async fn handle(&self, event: LambdaEvent<Value>) -> Result<Value, Error> {
+        let (payload, context) = event.into_parts();
+        let trigger = trigger(&payload);
+        let records = payload.get("Records").and_then(Value::as_array).map_or(0, Vec::len);
+        let result = match trigger {
+            Trigger::Http => self.http(payload, context).await,
+            Trigger::Sqs => match serde_json::from_value(payload) {
+                Ok(event) => serde_json::to_value(self.sqs(event).await).map_err(Error::from),
+                Err(error) => Err(error.into()),
+            },
+            Trigger::Stream => Ok(self.stream(&payload).await),
+            Trigger::Sweep => self.sweep(&context).await,
+            Trigger::Unknown => Err(format!("{}: an event of unknown shape", self.function.name()).into()),
+        };
+        let requests = self.requests.take();
+        tracing::info!(
+            function = self.function.name(),
+            trigger = ?trigger,
+            records,
+            aws_requests = %serde_json::to_string(&requests).unwrap_or_default(),
+            "invocation"
+        );
+        if let Some(metrics) = self.metrics
+            && let Err(error) = metrics.flush(std::io::stdout())
+        {
+            tracing::warn!(%error, "EMF metrics not written");
+        }
+        result
+    }
+
+    async fn parameter(&self, name: &str) -> Result<String, Error> {
+        parameter(&self.ssm, name).await
+    }
+
+    /// The token verifier: inline settings, else the SSM parameter, else the
+    /// JWKS URL. Paid for by an instance's first HTTP request.
+    async fn authenticator(&self) -> Result<Arc<Authenticator>, Error> {
+        let settings = self.backend.settings();
+        let (mut secret, mut jwks) = (None, None);
+        if settings.jwt_secret.is_none() && settings.jwks.is_none() {
+            if let Some(name) = &settings.jwt_secret_parameter {
+                secret = Some(self.parameter(name).await?.into_bytes());
+            } else if let Some(url) = &settings.jwks_url {
+                let response = reqwest::get(url).await?.error_for_status()?;
+                jwks = Some(response.text().await?);
+            } else {
+                return Err("set ORDERLY_JWT_SECRET_PARAMETER or ORDERLY_JWKS_URL".into());
+            }
+        }
+        Ok(composition::authenticator(settings, secret, jwks)?)
+    }
+
+    async fn http(&self, payload: Value, context: Context) -> Result<Value, Error> {
+        let router = self
+            .router
+            .get_or_try_init(|| async {
+                let authenticator = self.authenticator().await?;
+                let router = self.function.router(self.backend.as_ref(), authenticator).map_err(Error::from)?;
+                Ok::<_, Error>(router.layer(axum::middleware::map_request(with_client_ip)))
+            })
+            .await?;
+        let request: LambdaRequest = serde_json::from_value(payload)?;
+        let mut adapter = lambda_http::Adapter::from(router.clone());
+        let response = lambda_http::tower::Service::call(&mut adapter, LambdaEvent::new(request, context)).await?;
+        Ok(serde_json::to_value(response)?)
+    }
+
+    async fn sqs(&self, event: SqsEvent) -> SqsBatchResponse {
+        let mut response = SqsBatchResponse::default();
+        let Some(handler) = self.function.handler() else {
+            tracing::error!(function = self.function.name(), "an SQS event for a function with no consumer");
+            response.set_failures(event.records.iter().filter_map(|r| r.message_id.clone()));
+            return response;
+        };
+        let queues = self.backend.queues();
+        let queue = handler.consumer().queue();
+        // The records of one FIFO group, in order; groups side by side.
+        let mut groups: Vec<(String, Vec<ReceivedMessage>)> = Vec::new();
+        for record in &event.records {
+            let (group, message) = delivery(record);
+            match groups.iter_mut().find(|(g, _)| *g == group) {
+                Some((_, messages)) => messages.push(message),
+                None => groups.push((group, vec![message])),
+            }
+        }
+        let max = queues.config().max_receives;
+        let backoff = self.backend.settings().backoff();
+        let failed = futures::future::join_all(groups.iter().map(|(_, messages)| {
+            let (queues, handler) = (queues.clone(), handler.clone());
+            async move {
+                let mut failed = Vec::new();
+                for message in messages {
+                    if !failed.is_empty() {
+                        // Held back behind a failure of its group: order first.
+                        let _ = queues.release(queue, &message.receipt, Duration::ZERO).await;
+                        failed.push(message.message_id.clone());
+                        continue;
+                    }
+                    let outcome = process_batch(handler.as_ref(), std::slice::from_ref(message), max).await;
+                    if let Some(Outcome::Failed { error, retry_after }) = outcome.into_iter().next().map(|o| o.outcome)
+                    {
+                        schedule_retry(queues.as_ref(), queue, message, &error, retry_after, backoff).await;
+                        failed.push(message.message_id.clone());
+                    }
+                }
+                failed
+            }
+        }))
+        .await;
+        response.set_failures(failed.into_iter().flatten());
+        response
+    }
+
+    async fn stream(&self, payload: &Value) -> Value {
+        let records = payload.get("Records").and_then(Value::as_array).cloned().unwrap_or_default();
+        let Some(outbox) = self.function.outbox_store() else {
+            tracing::error!(function = self.function.name(), "a stream event for a function with no outbox");
+            return json!({ "batchItemFailures": [] });
+        };
+        let mut entries = Vec::new();
+        for record in &records {
+            if record.get("eventName").and_then(Value::as_str) != Some("INSERT") {
+                continue;
+            }
+            let image = record.pointer("/dynamodb/NewImage").cloned().unwrap_or_default();
+            match outbox_entry_from_stream_image(&image) {
+                Some(Ok(entry)) => entries.push(entry),
+                Some(Err(error)) => tracing::error!(%error, "an outbox item that is not an event: left in the outbox"),
+                None => {}
+            }
+        }
+        if entries.is_empty() {
+            return json!({ "batchItemFailures": [] });
+        }
+        let envelopes: Vec<_> = entries.iter().map(|e| e.envelope.clone()).collect();
+        if let Err(error) = self.backend.queues().publish(&envelopes).await {
+            // Nothing is checkpointed: the stream delivers the batch again.
+            tracing::warn!(%error, events = envelopes.len(), "outbox relay: publish failed");
+            let first = records.first().and_then(|r| r.pointer("/dynamodb/SequenceNumber")).cloned();
+            return json!({ "batchItemFailures": [{ "itemIdentifier": first.unwrap_or_default() }] });
+        }
+        tracing::info!(function = self.function.name(), events = envelopes.len(), "outbox relay: published");
+        let positions: Vec<String> = entries.into_iter().map(|e| e.position).collect();
+        if let Err(error) = outbox.remove(&positions).await {
+            // Published already; the sweep republishes them and consumers
+            // drop the duplicates.
+            tracing::warn!(%error, "outbox relay: published events not removed");
+        }
+        json!({ "batchItemFailures": [] })
+    }
+
+    /// The relay every host runs ([`Function::relay`]) over what the stream
+    /// left in the outbox, until it is empty or the invocation's time is
+    /// nearly spent: a safety net, not a drain of a backlog.
+    async fn sweep(&self, context: &Context) -> Result<Value, Error> {
+        if self.function.outbox_store().is_none() {
+            return Err("this function has no outbox".into());
+        }
+        let deadline = std::time::UNIX_EPOCH + Duration::from_millis(context.deadline);
+        let budget =
+            deadline.duration_since(std::time::SystemTime::now()).unwrap_or_default().saturating_sub(SWEEP_MARGIN);
+        let published = self.function.relay(self.backend.publisher(), budget).await?;
+        if published > 0 {
+            tracing::warn!(
+                function = self.function.name(),
+                published,
+                "outbox sweep published events the stream had not"
+            );
+        }
+        Ok(json!({ "published": published }))
+    }
+}
+
+/// The caller's address from API Gateway's request context (anonymous rate
+/// limits key on it); never from a header the caller could set.
+async fn with_client_ip(mut request: axum::extract::Request) -> axum::extract::Request {
+    use lambda_http::RequestExt;
+    let source_ip = match request.request_context_ref() {
+        Some(lambda_http::request::RequestContext::ApiGatewayV2(context)) => context.http.source_ip.clone(),
+        _ => None,
+    };
+    if let Some(ip) = source_ip.and_then(|ip| ip.parse().ok()) {
+        request.extensions_mut().insert(ClientIp(ip));
+    }
+    request
+}
+
+async fn parameter(ssm: &SsmClient, name: &str) -> Result<String, Error> {
+    let found = ssm.get_parameter().name(name).with_decryption(true).send().await?;
+    found.parameter.and_then(|p| p.value).ok_or_else(|| format!("SSM parameter {name} has no value").into())
+}
+
+/// The webhook provider, built on its first send (its URL, which carries the
+/// provider's key, read from SSM then), with the native SSRF guard.
+struct LazyWebhook {
+    settings: Settings,
+    ssm: SsmClient,
+    provider: OnceCell<WebhookProvider>,
+}
+
+#[async_trait]
+impl NotificationProvider for LazyWebhook {
+    fn name(&self) -> &'static str {
+        "webhook"
+    }
+
+    async fn send(&self, notification: &Notification) -> Result<(), ProviderError> {
+        let provider = self
+            .provider
+            .get_or_try_init(|| async {
+                let url = match (&self.settings.notify_url_parameter, &self.settings.notify_url) {
+                    (Some(name), _) => parameter(&self.ssm, name).await.map_err(|e| e.to_string())?,
+                    (None, Some(url)) => url.clone(),
+                    (None, None) => return Err("no webhook configured".to_owned()),
+                };
+                WebhookProvider::new(&url, self.settings.notify_timeout, false).map_err(|e| e.to_string())
+            })
+            .await
+            .map_err(ProviderError::Unreachable)?;
+        provider.send(notification).await
+    }
+}
+
+/// One SQS record as a delivery, with its FIFO group ("" on a standard queue).
+fn delivery(record: &SqsMessage) -> (String, ReceivedMessage) {
+    let attribute = |name: &str| record.attributes.get(name).map(String::as_str);
+    let group = attribute("MessageGroupId").unwrap_or("").to_owned();
+    let count = attribute("ApproximateReceiveCount").and_then(|c| c.parse().ok()).unwrap_or(1);
+    let sent = attribute("SentTimestamp")
+        .and_then(|ms| ms.parse().ok())
+        .and_then(chrono::DateTime::from_timestamp_millis)
+        .unwrap_or_else(chrono::Utc::now);
+    let message = SqsQueues::delivery(
+        record.message_id.as_deref().unwrap_or_default(),
+        record.receipt_handle.as_deref().unwrap_or_default(),
+        record.body.as_deref().unwrap_or_default(),
+        count,
+        Some(&group).filter(|g| !g.is_empty()).map(String::as_str),
+        sent,
+    );
+    (group, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tells_the_triggers_apart_by_shape() {
+        let sqs = json!({"Records": [{"messageId": "1", "eventSource": "aws:sqs", "body": "{}"}]});
+        let stream = json!({"Records": [{"eventID": "1", "eventName": "INSERT", "eventSource": "aws:dynamodb"}]});
+        let http = json!({"version": "2.0", "rawPath": "/health", "requestContext": {"http": {"method": "GET"}}});
+        assert_eq!(trigger(&sqs), Trigger::Sqs);
+        assert_eq!(trigger(&stream), Trigger::Stream);
+        assert_eq!(trigger(&http), Trigger::Http);
+        assert_eq!(trigger(&json!({"orderly": SWEEP_EVENT})), Trigger::Sweep);
+        assert_eq!(trigger(&json!({"something": "else"})), Trigger::Unknown);
+    }
+
+    #[test]
+    fn an_sqs_record_becomes_a_delivery_of_its_group() {
+        let record: SqsMessage = serde_json::from_value(json!({
+            "messageId": "m-1", "receiptHandle": "h-1", "body": "{\"id\":1}", "eventSource": "aws:sqs",
+            "attributes": {"ApproximateReceiveCount": "3", "MessageGroupId": "order-9", "SentTimestamp": "1764201600000"}
+        }))
+        .unwrap();
+        let (group, message) = delivery(&record);
+        assert_eq!(group, "order-9");
+        assert_eq!((message.message_id.as_str(), message.receive_count), ("m-1", 3));
+        assert_eq!(message.body, "{\"id\":1}");
+        assert_eq!(message.sent_at.timestamp_millis(), 1_764_201_600_000);
+    }
+}

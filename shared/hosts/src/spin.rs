@@ -1,0 +1,490 @@
+//! The Spin host: how Spin's triggers reach a function.
+//!
+//! A function's wiring is the one every host runs (its crate's `wire`,
+//! returning a [`Function`], see [`orderly_core::composition`]), here over the
+//! [`orderly_adapters::aws_backend::AwsBackend`]; a component adds one entry
+//! point per trigger, each a call into this module:
+//!
+//! - **HTTP** (`#[http_component]`, WASI 0.2): [`serve`] runs the function's
+//!   axum router behind the shared edge ([`orderly_core::edge::api_router`]: problem+json,
+//!   JWT, rate limits in DynamoDB). The same build runs on Spin and under any
+//!   wasi:http host (`wasmtime serve`, jco), which is how CI runs it.
+//! - **SQS** (the spin-trigger-sqs plugin: one message per call, answered
+//!   delete or leave): [`handle_message`], a one-message [`process_batch`].
+//! - **Cron** (the spin-trigger-cron plugin): [`Function::relay`], the
+//!   outbox relay until the outbox is empty.
+//!
+//! Settings come through the [`ConfigSource`] port: process environment
+//! (`ORDERLY_*`, what `wasmtime serve --env` and tests give) or, in the
+//! `spin-variables` build, Spin variables — the only `fermyon:spin` import,
+//! kept out of the build that runs under wasmtime. The wiring compiles
+//! natively too, so tests drive a component's queue and relay core off-wasm
+//! with native SDK clients (see `tests/spin/harness.rs`).
+
+use chrono::{DateTime, Utc};
+
+use orderly_adapters::sqs::SqsQueues;
+use orderly_core::composition::Function;
+use orderly_core::messaging::{Outcome, process_batch};
+use orderly_core::settings::{ConfigSource, Settings};
+
+/// Spin variables (declared per component in `spin.toml`).
+#[cfg(all(feature = "spin-variables", target_arch = "wasm32"))]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SpinVariables;
+
+#[cfg(all(feature = "spin-variables", target_arch = "wasm32"))]
+impl ConfigSource for SpinVariables {
+    fn get(&self, key: &str) -> Option<String> {
+        spin_sdk::variables::get(key).ok().filter(|v| !v.is_empty())
+    }
+}
+
+/// The source this build reads: Spin variables in the `spin-variables`
+/// build, else the environment.
+pub fn config_source() -> Box<dyn ConfigSource> {
+    #[cfg(all(feature = "spin-variables", target_arch = "wasm32"))]
+    return Box::new(SpinVariables);
+    #[cfg(not(all(feature = "spin-variables", target_arch = "wasm32")))]
+    Box::new(orderly_core::settings::Environment)
+}
+
+/// One queue message as a queue trigger hands it over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueMessage {
+    pub id: String,
+    pub body: String,
+    /// `ApproximateReceiveCount` (1 on the first delivery).
+    pub receive_count: u32,
+    /// The FIFO group (`MessageGroupId`), if any.
+    pub group: Option<String>,
+    pub sent_at: DateTime<Utc>,
+}
+
+impl QueueMessage {
+    /// From the trigger's attributes (`ApproximateReceiveCount`,
+    /// `MessageGroupId`, `SentTimestamp`: ask for them in `spin.toml`).
+    pub fn from_attributes<'a>(
+        id: Option<String>,
+        body: Option<String>,
+        attributes: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Self {
+        let mut message = Self {
+            id: id.unwrap_or_default(),
+            body: body.unwrap_or_default(),
+            receive_count: 1,
+            group: None,
+            sent_at: Utc::now(),
+        };
+        for (name, value) in attributes {
+            match name {
+                "ApproximateReceiveCount" => message.receive_count = value.parse().unwrap_or(1),
+                "MessageGroupId" => message.group = Some(value.to_owned()),
+                "SentTimestamp" => {
+                    if let Some(at) = value.parse().ok().and_then(DateTime::from_timestamp_millis) {
+                        message.sent_at = at;
+                    }
+                }
+                _ => {}
+            }
+        }
+        message
+    }
+}
+
+/// What the queue trigger does with a message after the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueAction {
+    /// Handled, already handled, or of a type this consumer ignores.
+    Delete,
+    /// Failed: it comes back after the queue's visibility timeout, and SQS's
+    /// redrive policy moves it to the dead-letter queue after
+    /// `maxReceiveCount` deliveries.
+    Leave,
+}
+
+/// The Spin queue trigger's call, one message at a time: handled (or known
+/// to be a duplicate, or of an unknown type) is `Delete`; a failure is
+/// `Leave`. Idempotent handlers make a redelivery after a lost delete harmless.
+pub async fn handle_message(function: &Function, settings: &Settings, message: &QueueMessage) -> QueueAction {
+    let Some(handler) = function.handler() else {
+        tracing::error!(function = function.name(), "a queue message for a component with no consumer: left");
+        return QueueAction::Leave;
+    };
+    let received = SqsQueues::delivery(
+        &message.id,
+        "",
+        &message.body,
+        message.receive_count,
+        message.group.as_deref(),
+        message.sent_at,
+    );
+    let max = settings.queues.max_receives;
+    let outcomes = process_batch(handler.as_ref(), std::slice::from_ref(&received), max).await;
+    match outcomes.first().map(|o| &o.outcome) {
+        Some(Outcome::Done | Outcome::Ignored { .. }) => QueueAction::Delete,
+        Some(Outcome::Failed { .. }) | None => QueueAction::Leave,
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+pub use component::{backend, block_on, on_cron, on_message, serve};
+
+/// A function's Spin entry points, each compiled only into the component
+/// built with its feature (`cargo rustc --crate-type cdylib --target
+/// wasm32-wasip2 --features spin-http|spin-queue|spin-relay`):
+/// `orderly_hosts::spin_entry_points!(wire);` with `wire: fn(&Arc<dyn Backend>) -> Function`.
+#[macro_export]
+macro_rules! spin_entry_points {
+    ($wire:ident) => {
+        /// The HTTP trigger (WASI 0.2 `incoming-handler`): Spin, `wasmtime serve`, jco.
+        #[cfg(all(target_arch = "wasm32", feature = "spin-http"))]
+        #[::spin_sdk::http_component]
+        fn __orderly_http(request: ::axum::http::Request<Vec<u8>>) -> ::axum::http::Response<Vec<u8>> {
+            $crate::spin::serve(request, $wire)
+        }
+
+        #[cfg(all(target_arch = "wasm32", feature = "spin-queue"))]
+        $crate::spin_queue_export!($wire);
+
+        #[cfg(all(target_arch = "wasm32", feature = "spin-relay"))]
+        $crate::spin_relay_export!($wire);
+    };
+}
+
+/// The spin-trigger-sqs export (`spin:sqs@3.0.0`, `handle-queue-message`)
+/// of a function's queue component: `orderly_hosts::spin_queue_export!(wire);`
+/// with `wire: fn(&Arc<dyn Backend>) -> Function`. One message per call, answered
+/// delete or leave (see [`handle_message`]).
+#[macro_export]
+macro_rules! spin_queue_export {
+    ($wire:ident) => {
+        // wit-bindgen's generated glue is not ours to lint.
+        #[allow(clippy::all)]
+        mod __orderly_spin_queue {
+            ::spin_sdk::wit_bindgen::generate!({
+                inline: r#"
+                    package spin:sqs@3.0.0;
+                    interface sqs-types {
+                        variant message-attribute-value { str(string), binary(list<u8>) }
+                        record message-attribute { name: string, data-type: option<string>, value: message-attribute-value }
+                        record message { id: option<string>, message-attributes: list<message-attribute>, body: option<string> }
+                        variant error { other(string) }
+                        enum message-action { delete, leave }
+                    }
+                    world spin-sqs {
+                        use sqs-types.{message, message-action, error};
+                        export handle-queue-message: async func(message: message) -> result<message-action, error>;
+                    }
+                "#,
+                world: "spin-sqs",
+                runtime_path: "::spin_sdk::wit_bindgen::rt",
+            });
+
+            use spin::sqs::sqs_types::MessageAttributeValue;
+
+            struct Queue;
+
+            impl Guest for Queue {
+                async fn handle_queue_message(message: Message) -> Result<MessageAction, Error> {
+                    let attributes: Vec<(String, String)> = message
+                        .message_attributes
+                        .into_iter()
+                        .filter_map(|a| match a.value {
+                            MessageAttributeValue::Str(value) => Some((a.name, value)),
+                            MessageAttributeValue::Binary(_) => None,
+                        })
+                        .collect();
+                    let message = $crate::spin::QueueMessage::from_attributes(
+                        message.id,
+                        message.body,
+                        attributes.iter().map(|(n, v)| (n.as_str(), v.as_str())),
+                    );
+                    match $crate::spin::on_message(&message, super::$wire) {
+                        Ok($crate::spin::QueueAction::Delete) => Ok(MessageAction::Delete),
+                        Ok($crate::spin::QueueAction::Leave) => Ok(MessageAction::Leave),
+                        Err(error) => Err(Error::Other(error)),
+                    }
+                }
+            }
+
+            export!(Queue);
+        }
+    };
+}
+
+/// The spin-trigger-cron export (`spin:cron@3.0.0`, `handle-cron-event`) of
+/// a function's relay component: `orderly_hosts::spin_relay_export!(wire);`.
+#[macro_export]
+macro_rules! spin_relay_export {
+    ($wire:ident) => {
+        #[allow(clippy::all)]
+        mod __orderly_spin_relay {
+            ::spin_sdk::wit_bindgen::generate!({
+                inline: r#"
+                    package spin:cron@3.0.0;
+                    interface cron-types {
+                        record metadata { timestamp: u64 }
+                        variant error { other(string) }
+                    }
+                    world spin-cron {
+                        use cron-types.{metadata, error};
+                        export handle-cron-event: async func(metadata: metadata) -> result<_, error>;
+                    }
+                "#,
+                world: "spin-cron",
+                runtime_path: "::spin_sdk::wit_bindgen::rt",
+            });
+
+            struct Relay;
+
+            impl Guest for Relay {
+                async fn handle_cron_event(_metadata: Metadata) -> Result<(), Error> {
+                    $crate::spin::on_cron(super::$wire).map_err(Error::Other)
+                }
+            }
+
+            export!(Relay);
+        }
+    };
+}
+
+/// What only exists inside a component: the wasi:http clients and the
+/// request handler.
+#[cfg(target_arch = "wasm32")]
+mod component {
+    use std::sync::Arc;
+
+    use async_trait::async_trait;
+    use aws_smithy_wasm::wasi::{WasiHttpClientBuilder, WasiSleep};
+    use axum::body::Body;
+    use axum::http::{HeaderValue, Request, Response, StatusCode, header};
+    use axum::response::IntoResponse;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    use super::config_source;
+    use orderly_adapters::aws_backend::AwsBackend;
+    use orderly_adapters::log_provider::LogProvider;
+    use orderly_core::composition::{self, Backend, Function};
+    use orderly_core::http::{ApiError, ClientIp};
+    use orderly_core::ports::{Notification, NotificationProvider, ProviderError};
+    use orderly_core::settings::Settings;
+
+    /// Runs `future` to completion on the wasi:io reactor the SDK's HTTP
+    /// client needs (whatever executor called the export).
+    pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+        wstd::runtime::block_on(future)
+    }
+
+    /// JSON log lines on stderr, which Spin keeps per component
+    /// (`.spin/logs/`) and wasmtime / jco print: the same request logs as on
+    /// the other hosts. Once per instance; an instance serves one call.
+    fn init_logging() {
+        let _ = tracing_subscriber::fmt()
+            .json()
+            .with_writer(std::io::stderr)
+            .with_max_level(tracing::Level::INFO)
+            .with_current_span(false)
+            .with_target(false)
+            .try_init();
+    }
+
+    /// Every request runs in a fresh instance, and fastrand seeds its global
+    /// generator from a hash of the clock and the thread id: concurrent
+    /// instances start alike. The SDK draws its retry jitter from it (and,
+    /// for calls whose token we do not set, idempotency tokens), so each
+    /// instance reseeds it from `wasi:random` before any client is built.
+    fn seed_fastrand() {
+        fastrand::seed(rand::random());
+    }
+
+    /// The backend of this instance: settings from this build's source, SDK
+    /// clients over wasi:http, the webhook (or the log) as provider.
+    pub fn backend() -> Result<Arc<AwsBackend>, String> {
+        init_logging();
+        seed_fastrand();
+        let settings = Settings::load(config_source().as_ref()).map_err(|e| e.to_string())?;
+        let aws = &settings.aws;
+        // A component has no credential chain to search: the settings carry them.
+        let (Some(key_id), Some(secret)) = (&aws.access_key_id, &aws.secret_access_key) else {
+            return Err("setting aws_access_key_id / aws_secret_access_key: not set".into());
+        };
+        let credentials = aws_sdk_dynamodb::config::Credentials::new(
+            key_id.clone(),
+            secret.clone(),
+            aws.session_token.clone(),
+            None,
+            "orderly-settings",
+        );
+        let http = WasiHttpClientBuilder::new().build();
+        let sleep = aws_smithy_async::rt::sleep::SharedAsyncSleep::new(WasiSleep);
+        let region = aws_sdk_dynamodb::config::Region::new(aws.region.clone());
+        let mut dynamo = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .region(region.clone())
+            .credentials_provider(credentials.clone())
+            .http_client(http.clone())
+            .sleep_impl(sleep.clone());
+        let mut sqs = aws_sdk_sqs::Config::builder()
+            .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+            .region(region)
+            .credentials_provider(credentials)
+            .http_client(http)
+            .sleep_impl(sleep);
+        if let Some(endpoint) = &aws.endpoint_url {
+            dynamo = dynamo.endpoint_url(endpoint);
+            sqs = sqs.endpoint_url(endpoint);
+        }
+        let provider: Arc<dyn NotificationProvider> = match &settings.notify_url {
+            Some(url) => Arc::new(WasiWebhook { url: url.clone(), timeout: settings.notify_timeout }),
+            None => Arc::new(LogProvider),
+        };
+        Ok(Arc::new(AwsBackend::new(
+            settings,
+            aws_sdk_dynamodb::Client::from_conf(dynamo.build()),
+            aws_sdk_sqs::Client::from_conf(sqs.build()),
+            provider,
+        )))
+    }
+
+    /// This instance's backend and the function wired from it.
+    fn wired(wire: fn(&Arc<dyn Backend>) -> Function) -> Result<(Arc<AwsBackend>, Function), String> {
+        let backend = backend()?;
+        let function = wire(&(backend.clone() as Arc<dyn Backend>));
+        Ok((backend, function))
+    }
+
+    /// The body of the queue export: wires the component and handles one message.
+    pub fn on_message(
+        message: &super::QueueMessage,
+        wire: fn(&Arc<dyn Backend>) -> Function,
+    ) -> Result<super::QueueAction, String> {
+        let (backend, function) = wired(wire)?;
+        Ok(block_on(super::handle_message(&function, backend.settings(), message)))
+    }
+
+    /// The body of the cron export: relays the component's outbox, for at
+    /// most half a minute (cron runs again soon after).
+    pub fn on_cron(wire: fn(&Arc<dyn Backend>) -> Function) -> Result<(), String> {
+        let (backend, component) = wired(wire)?;
+        let published = block_on(component.relay(backend.publisher(), std::time::Duration::from_secs(30)))
+            .map_err(|e| e.to_string())?;
+        if published > 0 {
+            tracing::info!(function = component.name(), published, "outbox relayed");
+        }
+        Ok(())
+    }
+
+    /// The body of an `#[http_component]`: wires the component, verifies
+    /// nothing itself, and answers through the shared edge. A component
+    /// that cannot start answers a bare 500 problem (details on stderr).
+    pub fn serve(
+        request: axum::http::Request<Vec<u8>>,
+        wire: fn(&Arc<dyn Backend>) -> Function,
+    ) -> axum::http::Response<Vec<u8>> {
+        block_on(async move {
+            match answer(request, wire).await {
+                Ok(response) => response,
+                Err(error) => {
+                    eprintln!("orderly: the component could not start: {error}");
+                    let response = ApiError::Internal("the service is misconfigured".into()).into_response();
+                    collect(response).await
+                }
+            }
+        })
+    }
+
+    async fn answer(
+        request: Request<Vec<u8>>,
+        wire: fn(&Arc<dyn Backend>) -> Function,
+    ) -> Result<Response<Vec<u8>>, String> {
+        let (backend, function) = wired(wire)?;
+        let settings = backend.settings();
+        let jwks = match (&settings.jwt_secret, &settings.jwks, &settings.jwks_url) {
+            (None, None, Some(url)) => Some(fetch(url).await?),
+            _ => None,
+        };
+        let authenticator = composition::authenticator(settings, None, jwks)?;
+        let router = function.router(backend.as_ref(), authenticator)?;
+        let (mut parts, body) = request.into_parts();
+        // Spin puts the caller's address here (anonymous rate limits key on it).
+        if let Some(ip) = parts
+            .headers
+            .get_all("spin-client-addr")
+            .iter()
+            .next_back()
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<std::net::SocketAddr>().ok())
+        {
+            parts.extensions.insert(ClientIp(ip.ip()));
+        }
+        // Spin hands over the full URL; the router matches on the path.
+        if parts.uri.authority().is_some()
+            && let Some(path) = parts.uri.path_and_query()
+        {
+            parts.uri = path.as_str().parse().map_err(|e| format!("request URI: {e}"))?;
+        }
+        let response =
+            router.oneshot(Request::from_parts(parts, Body::from(body))).await.unwrap_or_else(|never| match never {});
+        Ok(collect(response).await)
+    }
+
+    async fn collect(response: axum::response::Response) -> Response<Vec<u8>> {
+        let (parts, body) = response.into_parts();
+        match body.collect().await {
+            Ok(bytes) => Response::from_parts(parts, bytes.to_bytes().to_vec()),
+            Err(_) => {
+                let mut failed = Response::new(Vec::new());
+                *failed.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+                failed
+            }
+        }
+    }
+
+    async fn fetch(url: &str) -> Result<String, String> {
+        let request = wstd::http::Request::get(url).body(()).map_err(|e| e.to_string())?;
+        let response = wstd::http::Client::new().send(request).await.map_err(|e| format!("fetching the JWKS: {e}"))?;
+        if !response.status().is_success() {
+            return Err(format!("fetching the JWKS: {}", response.status()));
+        }
+        response.into_body().str_contents().await.map(str::to_owned).map_err(|e| e.to_string())
+    }
+
+    /// The notification webhook over wasi:http. The host decides which
+    /// addresses may be reached (`allowed_outbound_hosts` in `spin.toml`), so
+    /// unlike the native webhook there is no resolver-level SSRF guard here.
+    struct WasiWebhook {
+        url: String,
+        timeout: std::time::Duration,
+    }
+
+    #[async_trait]
+    impl NotificationProvider for WasiWebhook {
+        fn name(&self) -> &'static str {
+            "webhook"
+        }
+
+        async fn send(&self, notification: &Notification) -> Result<(), ProviderError> {
+            let body = serde_json::to_vec(notification).map_err(|e| ProviderError::Unreachable(e.to_string()))?;
+            let request = wstd::http::Request::post(&self.url)
+                .header(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))
+                .header("idempotency-key", notification.id.to_string())
+                .body(body)
+                .map_err(|_| ProviderError::Unreachable("invalid webhook URL".into()))?;
+            let mut client = wstd::http::Client::new();
+            client.set_connect_timeout(self.timeout);
+            client.set_first_byte_timeout(self.timeout);
+            let send = client.send(request);
+            let response = match wstd::future::FutureExt::timeout(send, wstd::time::Duration::from(self.timeout)).await
+            {
+                Err(_) => return Err(ProviderError::Timeout),
+                // Without the URL: it may hold a token.
+                Ok(Err(_)) => return Err(ProviderError::Unreachable("request failed".into())),
+                Ok(Ok(response)) => response,
+            };
+            let status = response.status();
+            if status.is_success() { Ok(()) } else { Err(ProviderError::Rejected(status.as_u16())) }
+        }
+    }
+}
