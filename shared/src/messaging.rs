@@ -26,6 +26,7 @@ use tracing::Instrument;
 use crate::events::routing::Consumer;
 use crate::events::{Envelope, Event};
 use crate::ports::{EventPublisher, MessageQueue, Outbox, QueueError, ReceivedMessage, StoreError};
+use crate::resilience::conflict::MaybeConflict;
 use crate::trace::{TraceContext, continue_trace};
 
 /// One delivery of one event to one consumer.
@@ -60,11 +61,16 @@ pub enum HandlerError {
     /// Try again, but not before this delay (e.g. a provider's breaker is open).
     #[error("{reason} (retry in {after:?})")]
     RetryAfter { reason: String, after: Duration },
+    /// A store failed: try again after the usual backoff. Kept as it is so
+    /// that a lost race (`Conflict`) can be told apart and re-decided at once
+    /// (see `resilience::conflict`).
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
-impl From<StoreError> for HandlerError {
-    fn from(error: StoreError) -> Self {
-        Self::Retry(error.to_string())
+impl MaybeConflict for HandlerError {
+    fn is_conflict(&self) -> bool {
+        matches!(self, Self::Store(error) if error.is_conflict())
     }
 }
 
@@ -181,7 +187,7 @@ async fn process_one(handler: &dyn EventHandler, message: &ReceivedMessage, max_
                 );
                 let retry_after = match &error {
                     HandlerError::RetryAfter { after, .. } => Some(*after),
-                    HandlerError::Retry(_) => None,
+                    HandlerError::Retry(_) | HandlerError::Store(_) => None,
                 };
                 Outcome::Failed { error: error.to_string(), retry_after }
             }

@@ -8,13 +8,10 @@ use shared::events::Event;
 use shared::events::routing::Consumer;
 use shared::messaging::{Delivery, EventHandler, HandlerError};
 use shared::ports::{Counter, ProcessedEvent, ReadModelStore, StoreError};
+use shared::resilience::conflict::retry_on_conflict;
 
 use crate::FUNCTION;
 use crate::projection::project;
-
-/// Re-reads after losing a race on one order's view before the delivery is
-/// handed back to the queue.
-const MAX_CONFLICT_RETRIES: usize = 16;
 
 pub struct Projector {
     store: Arc<dyn ReadModelStore>,
@@ -31,7 +28,7 @@ impl Projector {
         seen: (Counter, i64),
         mark: &ProcessedEvent,
     ) -> Result<(), HandlerError> {
-        for _ in 0..MAX_CONFLICT_RETRIES {
+        retry_on_conflict(|| async {
             let current = self.store.order_view(order.id).await?;
             let (view, mut deltas) = match project(current.as_ref(), order) {
                 Some(deltas) => (Some(order), deltas),
@@ -41,12 +38,11 @@ impl Projector {
             deltas.push(seen.clone());
             let expected = current.as_ref().map(|c| c.version);
             match self.store.apply(view, expected, &deltas, mark).await {
-                Ok(()) | Err(StoreError::AlreadyProcessed) => return Ok(()),
-                Err(StoreError::Conflict) => continue,
-                Err(other) => return Err(other.into()),
+                Ok(()) | Err(StoreError::AlreadyProcessed) => Ok(()),
+                Err(other) => Err(other.into()),
             }
-        }
-        Err(HandlerError::Retry("the order view kept changing; will retry".into()))
+        })
+        .await
     }
 }
 

@@ -12,8 +12,8 @@ use shared::events::routing::Consumer;
 use shared::events::{Event, OrderChanged};
 use shared::messaging::{Delivery, EventHandler, HandlerError};
 use shared::ports::{ProcessedEvent, ProcessedEvents, StoreError};
+use shared::resilience::conflict::retry_on_conflict;
 
-use crate::service::MAX_CONFLICT_RETRIES;
 use crate::{FUNCTION, OrderIntake};
 
 pub struct SagaReplies {
@@ -33,7 +33,7 @@ impl SagaReplies {
 
     async fn settle(&self, order_id: OrderId, verdict: Verdict, delivery: &Delivery<'_>) -> Result<(), HandlerError> {
         let mark = ProcessedEvent { consumer: FUNCTION, event_id: delivery.envelope.id };
-        for _ in 0..MAX_CONFLICT_RETRIES {
+        retry_on_conflict(|| async {
             let Some(order) = self.intake.orders().get(order_id).await? else {
                 return Err(HandlerError::Retry(format!("order {order_id} is not known here")));
             };
@@ -55,12 +55,11 @@ impl SagaReplies {
                 .intake
                 .event(event(OrderChanged { order: next.clone(), reason }), Some(delivery.trace().to_header()));
             match self.intake.orders().save_transition(&next, &[envelope], Some(&mark)).await {
-                Ok(()) | Err(StoreError::AlreadyProcessed) => return Ok(()),
-                Err(StoreError::Conflict) => continue,
-                Err(other) => return Err(other.into()),
+                Ok(()) | Err(StoreError::AlreadyProcessed) => Ok(()),
+                Err(other) => Err(other.into()),
             }
-        }
-        Err(HandlerError::Retry("too much contention on this order".into()))
+        })
+        .await
     }
 }
 

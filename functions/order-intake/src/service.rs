@@ -8,13 +8,9 @@ use shared::domain::{CustomerId, NewOrder, Order, OrderId, TransitionError, Vali
 use shared::events::{Envelope, Event, EventFactory, OrderChanged};
 use shared::http::Principal;
 use shared::ports::{Clock, IdGenerator, IdempotencyClaim, OrderStore, PlaceOutcome, PriceList, StoreError};
+use shared::resilience::conflict::{MaybeConflict, retry_on_conflict};
 
 use crate::FUNCTION;
-
-/// How often a write is re-decided after losing an optimistic-concurrency race
-/// before giving up (each retry re-reads, so this is only reached under a
-/// pathological storm of concurrent changes to one order).
-pub(crate) const MAX_CONFLICT_RETRIES: usize = 16;
 
 /// An `Idempotency-Key`: 1..=255 visible ASCII characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +38,12 @@ pub enum IntakeError {
     NotCancellable(TransitionError),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl MaybeConflict for IntakeError {
+    fn is_conflict(&self) -> bool {
+        matches!(self, Self::Store(error) if error.is_conflict())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -120,21 +122,18 @@ impl OrderIntake {
         id: OrderId,
         traceparent: Option<String>,
     ) -> Result<Order, IntakeError> {
-        for _ in 0..MAX_CONFLICT_RETRIES {
+        // A lost race means the saga moved the order meanwhile: look again.
+        retry_on_conflict(|| async {
             let order = self.order_for(caller, id).await?;
             let cancelled = order.cancel(self.clock.now()).map_err(IntakeError::NotCancellable)?;
             let event = self.event(
                 Event::OrderCancelled(OrderChanged { order: cancelled.clone(), reason: None }),
                 traceparent.clone(),
             );
-            match self.orders.save_transition(&cancelled, &[event], None).await {
-                Ok(()) => return Ok(cancelled),
-                // The saga moved the order meanwhile: look again.
-                Err(StoreError::Conflict) => continue,
-                Err(other) => return Err(other.into()),
-            }
-        }
-        Err(StoreError::Unavailable("too much contention on this order".into()).into())
+            self.orders.save_transition(&cancelled, &[event], None).await?;
+            Ok(cancelled)
+        })
+        .await
     }
 
     pub(crate) fn event(&self, event: Event, traceparent: Option<String>) -> Envelope {

@@ -33,11 +33,15 @@ pub use resilience::{BreakerStore, Cache, CacheError, RateLimiter};
 use uuid::Uuid;
 
 /// Failures every store port can report. Only `Unavailable` is worth a retry
-/// of the same call; `Conflict` means "read again and decide again".
+/// of the same call; `Conflict` means "read again and decide again" (see
+/// `resilience::conflict`), and `Contended` that this went on too long.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
     #[error("the record changed since it was read")]
     Conflict,
+    /// Every one of `attempts` rounds of read, decide, write lost its race.
+    #[error("the record kept changing: gave up after {attempts} conflicting writes")]
+    Contended { attempts: u32 },
     #[error("this event was already processed")]
     AlreadyProcessed,
     #[error("the store is unavailable: {0}")]
