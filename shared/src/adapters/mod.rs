@@ -1,6 +1,8 @@
 //! Port implementations, one module per technology, each behind a feature so
 //! that the core builds without them (and for `wasm32-wasip2`).
 
+#[cfg(any(feature = "sqlite", feature = "aws"))]
+mod codec;
 #[cfg(feature = "aws")]
 pub mod dynamo;
 pub mod log_provider;

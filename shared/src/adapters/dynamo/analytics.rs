@@ -17,6 +17,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::Update;
 
+use super::super::codec::counters;
 use super::write::{mark_put, processed_events_for, put, write_put, write_update};
 use super::{
     DynamoConfig, GSI1, Item, ONLY, Table, from_json, get_n, get_s, key, n, s, sdk_unavailable, shard_of, to_json,
@@ -114,16 +115,9 @@ impl ReadModelStore for DynamoAnalytics {
                 }
             }
         }
-        let mut counters: Vec<(String, i64)> = totals.into_iter().collect();
-        counters.sort();
-        counters
-            .into_iter()
-            .map(|(key, value)| {
-                Counter::parse_key(&key)
-                    .map(|counter| (counter, value))
-                    .ok_or_else(|| StoreError::Corrupt(format!("unknown counter {key}")))
-            })
-            .collect()
+        let mut totals: Vec<(String, i64)> = totals.into_iter().collect();
+        totals.sort();
+        Ok(counters(totals))
     }
 
     async fn customer_orders(

@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 
 pub use analytics::DynamoAnalytics;
 pub use inventory::DynamoInventory;
@@ -36,6 +36,8 @@ pub use orders::DynamoOrders;
 pub use outbox::{OUTBOX_PREFIX, outbox_entry_from_stream_image};
 pub use resilience::DynamoResilience;
 pub use schema::{TableKind, create_table, enable_ttl};
+
+pub(crate) use super::codec::{from_json, timestamp, to_json};
 
 use crate::ports::{ProcessedEvent, StoreError};
 
@@ -132,24 +134,6 @@ pub(crate) fn get_n(item: &Item, name: &str) -> Result<i64, StoreError> {
         }
         _ => Err(StoreError::Corrupt(format!("item lacks number attribute {name}"))),
     }
-}
-
-pub(crate) fn timestamp(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Micros, true)
-}
-
-pub(crate) fn parse_timestamp(raw: &str) -> Result<DateTime<Utc>, StoreError> {
-    DateTime::parse_from_rfc3339(raw)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| StoreError::Corrupt(format!("bad timestamp {raw:?}: {e}")))
-}
-
-pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
-    serde_json::to_string(value).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-pub(crate) fn from_json<T: serde::de::DeserializeOwned>(raw: &str) -> Result<T, StoreError> {
-    serde_json::from_str(raw).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 /// Any SDK failure that is not a condition we asked for: worth a retry later.

@@ -17,13 +17,14 @@ use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use rusqlite::{Connection, params};
-use serde::de::DeserializeOwned;
 use tokio::sync::Notify;
 
 pub use db::{Database, DbOptions, Synchronous};
 pub use queue::QueueSettings;
+
+pub(crate) use super::codec::{from_json, parse_timestamp, timestamp, to_json};
 
 use crate::events::Envelope;
 use crate::ports::{Clock, ProcessedEvent, ProcessedEvents, StoreError, SystemClock};
@@ -102,24 +103,6 @@ pub(crate) fn millis(at: DateTime<Utc>) -> i64 {
 
 pub(crate) fn from_millis(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or_default()
-}
-
-pub(crate) fn timestamp(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Micros, true)
-}
-
-pub(crate) fn parse_timestamp(raw: &str) -> Result<DateTime<Utc>, StoreError> {
-    DateTime::parse_from_rfc3339(raw)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| StoreError::Corrupt(format!("bad timestamp {raw:?}: {e}")))
-}
-
-pub(crate) fn from_json<T: DeserializeOwned>(raw: &str) -> Result<T, StoreError> {
-    serde_json::from_str(raw).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
-    serde_json::to_string(value).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 fn is_constraint_violation(error: &rusqlite::Error) -> bool {
