@@ -51,7 +51,7 @@ use shared::adapters::log_provider::LogProvider;
 use shared::adapters::webhook::WebhookProvider;
 use shared::events::routing::Consumer;
 use shared::hosts::aws::{ConfigSource, Environment, Function, Host, Settings, queue_key};
-use shared::hosts::spin::{QueueAction, QueueMessage};
+use shared::hosts::spin::QueueAction;
 use shared::ports::{MessageQueue, NotificationProvider};
 
 /// How long a received message stays invisible (the queues' own default is
@@ -280,14 +280,7 @@ async fn consume(stack: Arc<Stack>, name: &'static str) {
             continue;
         }
         let handled = futures::future::join_all(messages.iter().map(|received| async {
-            let message = QueueMessage {
-                id: received.message_id.clone(),
-                body: received.body.clone(),
-                receive_count: received.receive_count,
-                group: None,
-                sent_at: received.sent_at,
-            };
-            (component.handle_message(&stack.host, &message).await, received.receipt.clone())
+            (component.handle_message(&stack.host, received).await, received.receipt.clone())
         }))
         .await;
         let delete: Vec<String> =

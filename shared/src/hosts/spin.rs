@@ -21,11 +21,10 @@
 //! natively too, so tests drive a component's queue and relay core off-wasm
 //! with native SDK clients (see `tests/spin/harness.rs`).
 
-use chrono::{DateTime, Utc};
-
 use super::aws::{ConfigSource, Function, Host};
-use crate::adapters::sqs::SqsQueues;
+use crate::adapters::sqs::{DeliveryAttributes, SqsQueues};
 use crate::messaging::{Outcome, process_batch};
+use crate::ports::ReceivedMessage;
 
 /// Spin variables (declared per component in `spin.toml`).
 #[cfg(all(feature = "spin-variables", target_arch = "wasm32"))]
@@ -48,47 +47,16 @@ pub fn config_source() -> Box<dyn ConfigSource> {
     Box::new(super::aws::Environment)
 }
 
-/// One queue message as a queue trigger hands it over.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QueueMessage {
-    pub id: String,
-    pub body: String,
-    /// `ApproximateReceiveCount` (1 on the first delivery).
-    pub receive_count: u32,
-    /// The FIFO group (`MessageGroupId`), if any.
-    pub group: Option<String>,
-    pub sent_at: DateTime<Utc>,
-}
-
-impl QueueMessage {
-    /// From the trigger's attributes (`ApproximateReceiveCount`,
-    /// `MessageGroupId`, `SentTimestamp`: ask for them in `spin.toml`).
-    pub fn from_attributes<'a>(
-        id: Option<String>,
-        body: Option<String>,
-        attributes: impl IntoIterator<Item = (&'a str, &'a str)>,
-    ) -> Self {
-        let mut message = Self {
-            id: id.unwrap_or_default(),
-            body: body.unwrap_or_default(),
-            receive_count: 1,
-            group: None,
-            sent_at: Utc::now(),
-        };
-        for (name, value) in attributes {
-            match name {
-                "ApproximateReceiveCount" => message.receive_count = value.parse().unwrap_or(1),
-                "MessageGroupId" => message.group = Some(value.to_owned()),
-                "SentTimestamp" => {
-                    if let Some(at) = value.parse().ok().and_then(DateTime::from_timestamp_millis) {
-                        message.sent_at = at;
-                    }
-                }
-                _ => {}
-            }
-        }
-        message
-    }
+/// One message as the queue trigger hands it over, with its attributes
+/// (`ApproximateReceiveCount`, `MessageGroupId`, `SentTimestamp`: ask for
+/// them in `spin.toml`). The trigger deletes or leaves it by the answer, so
+/// the delivery carries no receipt handle.
+pub fn delivery<'a>(
+    id: Option<&str>,
+    body: Option<&str>,
+    attributes: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> ReceivedMessage {
+    SqsQueues::delivery(id.unwrap_or_default(), "", body.unwrap_or_default(), DeliveryAttributes::parse(attributes))
 }
 
 /// What the queue trigger does with a message after the call.
@@ -107,24 +75,16 @@ impl Function {
     /// One delivery: handled (or known to be a duplicate, or of an unknown
     /// type) is `Delete`; a failure is `Leave`. Idempotent handlers make a
     /// redelivery after a lost delete harmless.
-    pub async fn handle_message(&self, host: &Host, message: &QueueMessage) -> QueueAction {
+    pub async fn handle_message(&self, host: &Host, message: &ReceivedMessage) -> QueueAction {
         let Some(handler) = self.handler() else {
             tracing::error!(function = self.name(), "a queue message for a component with no consumer: left");
             return QueueAction::Leave;
         };
-        let received = SqsQueues::delivery(
-            &message.id,
-            "",
-            &message.body,
-            message.receive_count,
-            message.group.as_deref(),
-            message.sent_at,
-        );
         let max = host.settings.queues.max_receives;
-        let outcomes = process_batch(handler.as_ref(), std::slice::from_ref(&received), max).await;
+        let outcomes = process_batch(handler.as_ref(), std::slice::from_ref(message), max).await;
         match outcomes.first().map(|o| &o.outcome) {
             Some(Outcome::Done | Outcome::Ignored { .. }) => QueueAction::Delete,
-            Some(Outcome::Failed { .. }) | None => QueueAction::Leave,
+            Some(Outcome::Failed { .. } | Outcome::HeldBack) | None => QueueAction::Leave,
         }
     }
 }
@@ -197,9 +157,9 @@ macro_rules! spin_queue_export {
                             MessageAttributeValue::Binary(_) => None,
                         })
                         .collect();
-                    let message = $crate::hosts::spin::QueueMessage::from_attributes(
-                        message.id,
-                        message.body,
+                    let message = $crate::hosts::spin::delivery(
+                        message.id.as_deref(),
+                        message.body.as_deref(),
                         attributes.iter().map(|(n, v)| (n.as_str(), v.as_str())),
                     );
                     match $crate::hosts::spin::on_message(&message, super::$wire) {
@@ -350,7 +310,7 @@ mod component {
 
     /// The body of the queue export: wires the component and handles one message.
     pub fn on_message(
-        message: &super::QueueMessage,
+        message: &crate::ports::ReceivedMessage,
         wire: fn(&Host) -> Function,
     ) -> Result<super::QueueAction, String> {
         let host = host()?;
