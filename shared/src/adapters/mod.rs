@@ -1,5 +1,6 @@
 //! Port implementations, one module per technology, each behind a feature so
-//! that the core builds without them (and for `wasm32-wasip2`).
+//! that the core builds without them (and for `wasm32-wasip2`). The webhook
+//! sender is in every build; only its native transport needs `webhook`.
 
 #[cfg(any(feature = "sqlite", feature = "aws"))]
 mod codec;
@@ -12,7 +13,6 @@ pub mod memory_cache;
 pub mod sqlite;
 #[cfg(feature = "aws")]
 pub mod sqs;
-#[cfg(feature = "webhook")]
 pub mod webhook;
 
 /// An AWS SDK failure on one line, for logs: the operation and the whole

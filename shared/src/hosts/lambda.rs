@@ -44,7 +44,7 @@ use super::aws::{ConfigSource, Environment, Function, Host, Settings};
 use crate::adapters::dynamo::outbox_entry_from_stream_image;
 use crate::adapters::log_provider::LogProvider;
 use crate::adapters::sqs::{DeliveryAttributes, SqsQueues};
-use crate::adapters::webhook::WebhookProvider;
+use crate::adapters::webhook::{self, WebhookProvider};
 use crate::http::{Authenticator, ClientIp};
 use crate::messaging::{Outcome, process_batch, schedule_retry};
 use crate::ports::{EventPublisher, Notification, NotificationProvider, ProviderError, ReceivedMessage};
@@ -396,7 +396,8 @@ async fn parameter(ssm: &SsmClient, name: &str) -> Result<String, Error> {
 }
 
 /// The webhook provider, built on its first send (its URL, which carries the
-/// provider's key, read from SSM then), with the native SSRF guard.
+/// provider's key, read from SSM then), with the native SSRF guard: what
+/// only Lambda adds to the one webhook sender is the wait for its URL.
 struct LazyWebhook {
     settings: Settings,
     ssm: SsmClient,
@@ -406,7 +407,7 @@ struct LazyWebhook {
 #[async_trait]
 impl NotificationProvider for LazyWebhook {
     fn name(&self) -> &'static str {
-        "webhook"
+        webhook::NAME
     }
 
     async fn send(&self, notification: &Notification) -> Result<(), ProviderError> {

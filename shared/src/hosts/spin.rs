@@ -220,16 +220,17 @@ mod component {
     use async_trait::async_trait;
     use aws_smithy_wasm::wasi::{WasiHttpClientBuilder, WasiSleep};
     use axum::body::Body;
-    use axum::http::{HeaderValue, Request, Response, StatusCode, header};
+    use axum::http::{Request, Response, StatusCode};
     use axum::response::IntoResponse;
     use http_body_util::BodyExt;
     use tower::ServiceExt;
 
     use super::config_source;
     use crate::adapters::log_provider::LogProvider;
+    use crate::adapters::webhook::{HttpTransport, TransportError, Webhook};
     use crate::hosts::aws::{Function, Host, Settings};
     use crate::http::{ApiError, Authenticator, ClientIp};
-    use crate::ports::{Notification, NotificationProvider, ProviderError};
+    use crate::ports::NotificationProvider;
 
     /// Runs `future` to completion on the wasi:io reactor the SDK's HTTP
     /// client needs (whatever executor called the export).
@@ -297,7 +298,9 @@ mod component {
             sqs = sqs.endpoint_url(endpoint);
         }
         let provider: Arc<dyn NotificationProvider> = match &settings.notify_url {
-            Some(url) => Arc::new(WasiWebhook { url: url.clone(), timeout: settings.notify_timeout }),
+            Some(url) => {
+                Arc::new(Webhook::with_transport(url, settings.notify_timeout, WasiHttp).map_err(|e| e.to_string())?)
+            }
             None => Arc::new(LogProvider),
         };
         Ok(Host::new(
@@ -401,40 +404,26 @@ mod component {
         response.into_body().str_contents().await.map(str::to_owned).map_err(|e| e.to_string())
     }
 
-    /// The notification webhook over wasi:http. The host decides which
-    /// addresses may be reached (`allowed_outbound_hosts` in `spin.toml`), so
-    /// unlike the native webhook there is no resolver-level SSRF guard here.
-    struct WasiWebhook {
-        url: String,
-        timeout: std::time::Duration,
-    }
+    /// wasi:http as the webhook's transport. The host decides which
+    /// addresses may be reached (`allowed_outbound_hosts` in `spin.toml`),
+    /// so there is no resolver-level SSRF guard here.
+    struct WasiHttp;
 
     #[async_trait]
-    impl NotificationProvider for WasiWebhook {
-        fn name(&self) -> &'static str {
-            "webhook"
-        }
-
-        async fn send(&self, notification: &Notification) -> Result<(), ProviderError> {
-            let body = serde_json::to_vec(notification).map_err(|e| ProviderError::Unreachable(e.to_string()))?;
-            let request = wstd::http::Request::post(&self.url)
-                .header(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))
-                .header("idempotency-key", notification.id.to_string())
-                .body(body)
-                .map_err(|_| ProviderError::Unreachable("invalid webhook URL".into()))?;
+    impl HttpTransport for WasiHttp {
+        async fn send(
+            &self,
+            request: axum::http::Request<Vec<u8>>,
+            timeout: std::time::Duration,
+        ) -> Result<StatusCode, TransportError> {
             let mut client = wstd::http::Client::new();
-            client.set_connect_timeout(self.timeout);
-            client.set_first_byte_timeout(self.timeout);
-            let send = client.send(request);
-            let response = match wstd::future::FutureExt::timeout(send, wstd::time::Duration::from(self.timeout)).await
-            {
-                Err(_) => return Err(ProviderError::Timeout),
-                // Without the URL: it may hold a token.
-                Ok(Err(_)) => return Err(ProviderError::Unreachable("request failed".into())),
-                Ok(Ok(response)) => response,
-            };
-            let status = response.status();
-            if status.is_success() { Ok(()) } else { Err(ProviderError::Rejected(status.as_u16())) }
+            client.set_connect_timeout(timeout);
+            client.set_first_byte_timeout(timeout);
+            match wstd::future::FutureExt::timeout(client.send(request), wstd::time::Duration::from(timeout)).await {
+                Err(_) => Err(TransportError::Timeout),
+                Ok(Err(_)) => Err(TransportError::Request),
+                Ok(Ok(response)) => Ok(response.status()),
+            }
         }
     }
 }
