@@ -22,7 +22,7 @@ use super::super::codec::{ProductFields, price};
 use super::outbox::OutboxItems;
 use super::write::{mark_put, processed_events_for, put, write_put, write_update};
 use super::{
-    DynamoConfig, GSI1, Item, ONLY, Table, from_json, get_n, get_s, key, n, s, sdk_unavailable, timestamp, to_json,
+    Direction, DynamoConfig, Item, ONLY, Table, from_json, get_n, get_s, key, n, s, sdk_unavailable, timestamp, to_json,
 };
 use crate::domain::{Money, OrderId, Product, Reservation, Sku};
 use crate::events::Envelope;
@@ -45,6 +45,10 @@ fn product_key(sku: &Sku) -> Item {
 
 fn reservation_key(order_id: OrderId) -> Item {
     key(format!("RESERVATION#{order_id}"), ONLY)
+}
+
+fn sku_of(item: &Item, name: &str) -> Result<Sku, StoreError> {
+    Sku::parse(get_s(item, name)?).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 fn product_from_item(item: &Item) -> Result<Product, StoreError> {
@@ -127,27 +131,8 @@ impl InventoryStore for DynamoInventory {
     }
 
     async fn products(&self, after: Option<&Sku>, limit: usize) -> Result<Vec<Product>, StoreError> {
-        let mut query = self
-            .table
-            .client
-            .query()
-            .table_name(&self.table.name)
-            .index_name(GSI1)
-            .limit(limit.clamp(1, 1000) as i32)
-            .expression_attribute_values(":catalog", s(CATALOG));
-        query = match after {
-            Some(sku) => query
-                .key_condition_expression("gsi1pk = :catalog AND gsi1sk > :after")
-                .expression_attribute_values(":after", s(sku.to_string())),
-            None => query.key_condition_expression("gsi1pk = :catalog"),
-        };
-        let page = query.send().await.map_err(sdk_unavailable)?;
-        let skus = page
-            .items
-            .unwrap_or_default()
-            .iter()
-            .map(|item| Sku::parse(get_s(item, "gsi1sk")?).map_err(|e| StoreError::Corrupt(e.to_string())))
-            .collect::<Result<Vec<_>, _>>()?;
+        let page = self.table.gsi1_page(CATALOG.into(), Direction::Ascending, after.map(Sku::to_string), limit).await?;
+        let skus = page.iter().map(|item| sku_of(item, "gsi1sk")).collect::<Result<Vec<_>, _>>()?;
         let mut products =
             self.products_by_sku(&skus, None).await?.iter().map(product_from_item).collect::<Result<Vec<_>, _>>()?;
         products.sort_by(|a, b| a.sku.cmp(&b.sku));
@@ -158,10 +143,7 @@ impl InventoryStore for DynamoInventory {
         self.products_by_sku(skus, Some("sku, available"))
             .await?
             .iter()
-            .map(|item| {
-                let sku = Sku::parse(get_s(item, "sku")?).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                Ok((sku, get_n(item, "available")?))
-            })
+            .map(|item| Ok((sku_of(item, "sku")?, get_n(item, "available")?)))
             .collect()
     }
 
@@ -255,10 +237,7 @@ impl PriceList for DynamoInventory {
         self.products_by_sku(skus, Some("sku, price_minor, currency"))
             .await?
             .iter()
-            .map(|item| {
-                let sku = Sku::parse(get_s(item, "sku")?).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                Ok((sku, price(get_n(item, "price_minor")?, get_s(item, "currency")?)?))
-            })
+            .map(|item| Ok((sku_of(item, "sku")?, price(get_n(item, "price_minor")?, get_s(item, "currency")?)?)))
             .collect()
     }
 }

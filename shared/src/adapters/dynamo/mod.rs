@@ -101,6 +101,47 @@ pub(crate) struct Table {
 
 pub(crate) type Item = HashMap<String, AttributeValue>;
 
+/// Which way a page of a GSI1 partition runs from its cursor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Direction {
+    /// `gsi1sk` ascending, strictly after the cursor.
+    Ascending,
+    /// `gsi1sk` descending (newest first for time-ordered keys), strictly
+    /// before the cursor.
+    Descending,
+}
+
+impl Table {
+    /// One page of the GSI1 partition `partition`: up to `limit` items from
+    /// `cursor` (exclusive; `None`: from the start) in `direction`.
+    pub async fn gsi1_page(
+        &self,
+        partition: String,
+        direction: Direction,
+        cursor: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<Item>, StoreError> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.name)
+            .index_name(GSI1)
+            .scan_index_forward(direction == Direction::Ascending)
+            .limit(limit.clamp(1, 1000) as i32)
+            .expression_attribute_values(":partition", s(partition));
+        let query = match (cursor, direction) {
+            (None, _) => query.key_condition_expression("gsi1pk = :partition"),
+            (Some(cursor), Direction::Ascending) => query
+                .key_condition_expression("gsi1pk = :partition AND gsi1sk > :cursor")
+                .expression_attribute_values(":cursor", s(cursor)),
+            (Some(cursor), Direction::Descending) => query
+                .key_condition_expression("gsi1pk = :partition AND gsi1sk < :cursor")
+                .expression_attribute_values(":cursor", s(cursor)),
+        };
+        Ok(query.send().await.map_err(sdk_unavailable)?.items.unwrap_or_default())
+    }
+}
+
 pub(crate) const PK: &str = "pk";
 pub(crate) const SK: &str = "sk";
 /// Sort key of items that are alone in their partition.

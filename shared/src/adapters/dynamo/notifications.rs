@@ -80,49 +80,40 @@ impl NotificationLog for DynamoNotifications {
 
     async fn list(&self, order_id: Option<OrderId>, limit: usize) -> Result<Vec<NotificationRecord>, StoreError> {
         let client = &self.table.client;
-        let mut items = Vec::new();
-        match order_id {
+        let items = match order_id {
+            // Oldest first by the GSI's sort key: the first `limit` are the page.
             Some(order_id) => {
-                let mut start = None;
-                loop {
-                    let page = client
-                        .query()
-                        .table_name(&self.table.name)
-                        .index_name(GSI1)
-                        .key_condition_expression("gsi1pk = :order")
-                        .expression_attribute_values(":order", s(format!("ORDER#{order_id}")))
-                        .limit(limit.clamp(1, 1000) as i32)
-                        .set_exclusive_start_key(start)
-                        .send()
-                        .await
-                        .map_err(sdk_unavailable)?;
-                    items.extend(page.items.unwrap_or_default());
-                    start = page.last_evaluated_key;
-                    if start.is_none() || items.len() >= limit {
-                        break;
-                    }
+                let mut pages = client
+                    .query()
+                    .table_name(&self.table.name)
+                    .index_name(GSI1)
+                    .key_condition_expression("gsi1pk = :order")
+                    .expression_attribute_values(":order", s(format!("ORDER#{order_id}")))
+                    .into_paginator()
+                    .page_size(limit.clamp(1, 1000) as i32)
+                    .items()
+                    .send();
+                let mut items = Vec::new();
+                while items.len() < limit
+                    && let Some(item) = pages.next().await
+                {
+                    items.push(item.map_err(sdk_unavailable)?);
                 }
+                items
             }
-            None => {
-                let mut start = None;
-                loop {
-                    let page = client
-                        .scan()
-                        .table_name(&self.table.name)
-                        .filter_expression("begins_with(pk, :notification)")
-                        .expression_attribute_values(":notification", s("NOTIFICATION#"))
-                        .set_exclusive_start_key(start)
-                        .send()
-                        .await
-                        .map_err(sdk_unavailable)?;
-                    items.extend(page.items.unwrap_or_default());
-                    start = page.last_evaluated_key;
-                    if start.is_none() {
-                        break;
-                    }
-                }
-            }
-        }
+            // No partition orders them all: read every one, sort below.
+            None => client
+                .scan()
+                .table_name(&self.table.name)
+                .filter_expression("begins_with(pk, :notification)")
+                .expression_attribute_values(":notification", s("NOTIFICATION#"))
+                .into_paginator()
+                .items()
+                .send()
+                .try_collect()
+                .await
+                .map_err(sdk_unavailable)?,
+        };
         let mut records = items.iter().map(record_from_item).collect::<Result<Vec<_>, _>>()?;
         records.sort_by_key(|r| (r.created_at, r.id));
         records.truncate(limit);
