@@ -7,7 +7,7 @@ use shared::domain::Order;
 use shared::events::Event;
 use shared::events::routing::Consumer;
 use shared::messaging::{Delivery, EventHandler, HandlerError};
-use shared::ports::{Counter, ProcessedEvent, ReadModelStore, StoreError};
+use shared::ports::{Counter, ProcessedEvent, ReadModelStore, already_processed_is_done};
 use shared::resilience::conflict::retry_on_conflict;
 
 use crate::FUNCTION;
@@ -37,10 +37,7 @@ impl Projector {
             };
             deltas.push(seen.clone());
             let expected = current.as_ref().map(|c| c.version);
-            match self.store.apply(view, expected, &deltas, mark).await {
-                Ok(()) | Err(StoreError::AlreadyProcessed) => Ok(()),
-                Err(other) => Err(other.into()),
-            }
+            Ok(already_processed_is_done(self.store.apply(view, expected, &deltas, mark).await)?)
         })
         .await
     }
@@ -59,10 +56,7 @@ impl EventHandler for Projector {
             Event::OrderPlaced(e) | Event::OrderConfirmed(e) | Event::OrderRejected(e) | Event::OrderCancelled(e) => {
                 self.project_order(&e.order, seen, &mark).await
             }
-            _ => match self.store.apply(None, None, &[seen], &mark).await {
-                Ok(()) | Err(StoreError::AlreadyProcessed) => Ok(()),
-                Err(other) => Err(other.into()),
-            },
+            _ => Ok(already_processed_is_done(self.store.apply(None, None, &[seen], &mark).await)?),
         }
     }
 }

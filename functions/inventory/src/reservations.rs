@@ -21,7 +21,9 @@ use shared::events::{
     Envelope, Event, EventFactory, InventoryRejected, InventoryReleased, InventoryReserved, ReservedLine,
 };
 use shared::messaging::{Delivery, EventHandler, HandlerError};
-use shared::ports::{Clock, InventoryStore, ProcessedEvent, ProcessedEvents, ReservationChange, StockMove, StoreError};
+use shared::ports::{
+    Clock, InventoryStore, ProcessedEvent, ProcessedEvents, ReservationChange, StockMove, already_processed_is_done,
+};
 use shared::resilience::conflict::retry_on_conflict;
 
 use crate::FUNCTION;
@@ -130,10 +132,7 @@ impl Reservations {
     ) -> Result<(), HandlerError> {
         let outbox: Vec<Envelope> =
             reply.into_iter().map(|event| self.events.envelope(event, Some(delivery.trace().to_header()))).collect();
-        match self.store.apply_reservation(change, &outbox, mark).await {
-            Ok(()) | Err(StoreError::AlreadyProcessed) => Ok(()),
-            Err(other) => Err(other.into()),
-        }
+        Ok(already_processed_is_done(self.store.apply_reservation(change, &outbox, mark).await)?)
     }
 
     async fn finish_without_change(&self, mark: &ProcessedEvent) -> Result<(), HandlerError> {

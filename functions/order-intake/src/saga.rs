@@ -11,7 +11,7 @@ use shared::domain::OrderId;
 use shared::events::routing::Consumer;
 use shared::events::{Event, OrderChanged};
 use shared::messaging::{Delivery, EventHandler, HandlerError};
-use shared::ports::{ProcessedEvent, ProcessedEvents, StoreError};
+use shared::ports::{ProcessedEvent, ProcessedEvents, already_processed_is_done};
 use shared::resilience::conflict::retry_on_conflict;
 
 use crate::{FUNCTION, OrderIntake};
@@ -54,10 +54,7 @@ impl SagaReplies {
             let envelope = self
                 .intake
                 .event(event(OrderChanged { order: next.clone(), reason }), Some(delivery.trace().to_header()));
-            match self.intake.orders().save_transition(&next, &[envelope], Some(&mark)).await {
-                Ok(()) | Err(StoreError::AlreadyProcessed) => Ok(()),
-                Err(other) => Err(other.into()),
-            }
+            Ok(already_processed_is_done(self.intake.orders().save_transition(&next, &[envelope], Some(&mark)).await)?)
         })
         .await
     }

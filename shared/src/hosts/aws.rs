@@ -108,6 +108,20 @@ pub struct AwsSettings {
     pub session_token: Option<String>,
 }
 
+impl AwsSettings {
+    /// The static credentials these settings carry, if both halves are set.
+    pub fn credentials(&self) -> Option<aws_sdk_dynamodb::config::Credentials> {
+        let (id, secret) = (self.access_key_id.as_ref()?, self.secret_access_key.as_ref()?);
+        Some(aws_sdk_dynamodb::config::Credentials::new(
+            id,
+            secret,
+            self.session_token.clone(),
+            None,
+            "orderly-settings",
+        ))
+    }
+}
+
 impl std::fmt::Debug for AwsSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AwsSettings")

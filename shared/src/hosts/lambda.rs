@@ -174,14 +174,7 @@ impl LambdaHost {
         if Environment.get("aws_region").is_some() {
             loader = loader.region(aws_config::Region::new(settings.aws.region.clone()));
         }
-        if let (Some(id), Some(secret)) = (&settings.aws.access_key_id, &settings.aws.secret_access_key) {
-            let credentials = aws_sdk_dynamodb::config::Credentials::new(
-                id,
-                secret,
-                settings.aws.session_token.clone(),
-                None,
-                "orderly-settings",
-            );
+        if let Some(credentials) = settings.aws.credentials() {
             loader = loader.credentials_provider(credentials);
         }
         let config = loader.load().await;

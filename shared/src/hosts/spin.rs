@@ -268,16 +268,9 @@ mod component {
         let settings = Settings::load(config_source().as_ref()).map_err(|e| e.to_string())?;
         let aws = &settings.aws;
         // A component has no credential chain to search: the settings carry them.
-        let (Some(key_id), Some(secret)) = (&aws.access_key_id, &aws.secret_access_key) else {
+        let Some(credentials) = aws.credentials() else {
             return Err("setting aws_access_key_id / aws_secret_access_key: not set".into());
         };
-        let credentials = aws_sdk_dynamodb::config::Credentials::new(
-            key_id.clone(),
-            secret.clone(),
-            aws.session_token.clone(),
-            None,
-            "orderly-settings",
-        );
         let http = WasiHttpClientBuilder::new().build();
         let sleep = aws_smithy_async::rt::sleep::SharedAsyncSleep::new(WasiSleep);
         let region = aws_sdk_dynamodb::config::Region::new(aws.region.clone());

@@ -27,7 +27,7 @@ pub use queue::QueueSettings;
 pub(crate) use super::codec::{from_json, parse_timestamp, timestamp, to_json};
 
 use crate::events::Envelope;
-use crate::ports::{Clock, ProcessedEvent, ProcessedEvents, StoreError, SystemClock};
+use crate::ports::{Clock, ProcessedEvent, ProcessedEvents, StoreError, SystemClock, already_processed_is_done};
 
 /// Every port, on one SQLite database.
 #[derive(Clone)]
@@ -153,11 +153,6 @@ impl ProcessedEvents for SqliteStore {
 
     async fn mark_processed(&self, mark: &ProcessedEvent) -> Result<(), StoreError> {
         let (mark, now) = (mark.clone(), self.clock.now());
-        self.db
-            .write(move |conn, _| match insert_processed(conn, &mark, now) {
-                Ok(()) | Err(StoreError::AlreadyProcessed) => Ok(()),
-                Err(other) => Err(other),
-            })
-            .await
+        self.db.write(move |conn, _| already_processed_is_done(insert_processed(conn, &mark, now))).await
     }
 }
