@@ -74,6 +74,10 @@ pub async fn consume(
                     let at = Instant::now() + delay;
                     next_retry = Some(next_retry.map_or(at, |r| r.min(at)));
                 }
+                // This queue hands out one message per group at a time, so
+                // none is behind a failure; were one, it would come back
+                // after its visibility timeout, unacknowledged.
+                Outcome::HeldBack => {}
             }
         }
         if let Err(error) = store.ack(queue, &done).await {

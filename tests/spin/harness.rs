@@ -54,7 +54,7 @@ use orderly_core::composition::{Backend, Function};
 use orderly_core::events::routing::Consumer;
 use orderly_core::ports::{MessageQueue, NotificationProvider};
 use orderly_core::settings::{ConfigSource, Environment, Settings, queue_key};
-use orderly_hosts::spin::{QueueAction, QueueMessage, handle_message};
+use orderly_hosts::spin::{QueueAction, handle_message};
 
 /// How long a received message stays invisible (the queues' own default is
 /// the same): a left message comes back this much later.
@@ -288,14 +288,7 @@ async fn consume(stack: Arc<Stack>, name: &'static str) {
             continue;
         }
         let handled = futures::future::join_all(messages.iter().map(|received| async {
-            let message = QueueMessage {
-                id: received.message_id.clone(),
-                body: received.body.clone(),
-                receive_count: received.receive_count,
-                group: None,
-                sent_at: received.sent_at,
-            };
-            (handle_message(component, stack.host.settings(), &message).await, received.receipt.clone())
+            (handle_message(component, stack.host.settings(), received).await, received.receipt.clone())
         }))
         .await;
         let delete: Vec<String> =

@@ -7,14 +7,11 @@ use orderly_core::domain::Order;
 use orderly_core::events::Event;
 use orderly_core::events::routing::Consumer;
 use orderly_core::messaging::{Delivery, EventHandler, HandlerError};
-use orderly_core::ports::{Counter, ProcessedEvent, ReadModelStore, StoreError};
+use orderly_core::ports::{Counter, ProcessedEvent, ReadModelStore, already_processed_is_done};
+use orderly_core::resilience::conflict::retry_on_conflict;
 
 use crate::FUNCTION;
 use crate::projection::project;
-
-/// Re-reads after losing a race on one order's view before the delivery is
-/// handed back to the queue.
-const MAX_CONFLICT_RETRIES: usize = 16;
 
 pub struct Projector {
     store: Arc<dyn ReadModelStore>,
@@ -31,7 +28,7 @@ impl Projector {
         seen: (Counter, i64),
         mark: &ProcessedEvent,
     ) -> Result<(), HandlerError> {
-        for _ in 0..MAX_CONFLICT_RETRIES {
+        retry_on_conflict(|| async {
             let current = self.store.order_view(order.id()).await?;
             let (view, mut deltas) = match project(current.as_ref(), order) {
                 Some(deltas) => (Some(order), deltas),
@@ -40,13 +37,9 @@ impl Projector {
             };
             deltas.push(seen.clone());
             let expected = current.as_ref().map(|c| c.version());
-            match self.store.apply(view, expected, &deltas, mark).await {
-                Ok(()) | Err(StoreError::AlreadyProcessed) => return Ok(()),
-                Err(StoreError::Conflict) => continue,
-                Err(other) => return Err(other.into()),
-            }
-        }
-        Err(HandlerError::Retry("the order view kept changing; will retry".into()))
+            Ok(already_processed_is_done(self.store.apply(view, expected, &deltas, mark).await)?)
+        })
+        .await
     }
 }
 
@@ -63,10 +56,7 @@ impl EventHandler for Projector {
             Event::OrderPlaced(e) | Event::OrderConfirmed(e) | Event::OrderRejected(e) | Event::OrderCancelled(e) => {
                 self.project_order(&Order::try_from(&e.order)?, seen, &mark).await
             }
-            _ => match self.store.apply(None, None, &[seen], &mark).await {
-                Ok(()) | Err(StoreError::AlreadyProcessed) => Ok(()),
-                Err(other) => Err(other.into()),
-            },
+            _ => Ok(already_processed_is_done(self.store.apply(None, None, &[seen], &mark).await)?),
         }
     }
 }

@@ -5,8 +5,7 @@ use std::sync::Arc;
 use orderly_core::domain::{Product, ProductDraft, RestockQuantity, Sku};
 use orderly_core::events::{Event, EventFactory, ProductChanged};
 use orderly_core::ports::{Cache, InventoryStore, StoreError};
-
-use crate::MAX_CONFLICT_RETRIES;
+use orderly_core::resilience::conflict::{MaybeConflict, retry_on_conflict};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
@@ -16,6 +15,12 @@ pub enum CatalogError {
     Overflow(#[from] orderly_core::domain::StockOverflow),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl MaybeConflict for CatalogError {
+    fn is_conflict(&self) -> bool {
+        matches!(self, Self::Store(error) if error.is_conflict())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,7 +74,7 @@ impl Catalog {
         draft: ProductDraft,
         traceparent: Option<String>,
     ) -> Result<PutOutcome, CatalogError> {
-        for _ in 0..MAX_CONFLICT_RETRIES {
+        retry_on_conflict(|| async {
             let now = self.clock.now();
             let (product, expected, outcome): (Product, Option<u64>, fn(Product) -> PutOutcome) =
                 match self.store.product(&sku).await? {
@@ -77,16 +82,11 @@ impl Catalog {
                     Some(current) => (current.update(draft.clone(), now), Some(current.version), PutOutcome::Updated),
                 };
             let event = self.changed(&product, traceparent.clone());
-            match self.store.save_product(&product, expected, &[event]).await {
-                Ok(()) => {
-                    self.forget(&product.sku).await;
-                    return Ok(outcome(product));
-                }
-                Err(StoreError::Conflict) => continue,
-                Err(other) => return Err(other.into()),
-            }
-        }
-        Err(StoreError::Unavailable("too much contention on this product".into()).into())
+            self.store.save_product(&product, expected, &[event]).await?;
+            self.forget(&product.sku).await;
+            Ok(outcome(product))
+        })
+        .await
     }
 
     pub async fn restock(
@@ -95,21 +95,16 @@ impl Catalog {
         quantity: RestockQuantity,
         traceparent: Option<String>,
     ) -> Result<Product, CatalogError> {
-        for _ in 0..MAX_CONFLICT_RETRIES {
+        // A lost race means orders moved stock meanwhile: add to the new figure.
+        retry_on_conflict(|| async {
             let current = self.store.product(sku).await?.ok_or(CatalogError::NotFound)?;
             let restocked = current.restock(quantity, self.clock.now())?;
             let event = self.changed(&restocked, traceparent.clone());
-            match self.store.save_product(&restocked, Some(current.version), &[event]).await {
-                Ok(()) => {
-                    self.forget(sku).await;
-                    return Ok(restocked);
-                }
-                // Orders moved stock meanwhile: add to the new figure.
-                Err(StoreError::Conflict) => continue,
-                Err(other) => return Err(other.into()),
-            }
-        }
-        Err(StoreError::Unavailable("too much contention on this product".into()).into())
+            self.store.save_product(&restocked, Some(current.version), &[event]).await?;
+            self.forget(sku).await;
+            Ok(restocked)
+        })
+        .await
     }
 
     /// Cache-aside: the cache if it has the product, else the store (and

@@ -23,7 +23,3 @@ pub use reservations::Reservations;
 
 /// The `source` of events this function emits, and its consumer name.
 pub const FUNCTION: &str = "inventory";
-
-/// Re-decisions after losing a race before a delivery gives up (and is
-/// retried later by the queue).
-pub(crate) const MAX_CONFLICT_RETRIES: usize = 32;

@@ -22,10 +22,11 @@ use orderly_core::events::{
 };
 use orderly_core::messaging::{Delivery, EventHandler, HandlerError};
 use orderly_core::ports::{
-    Clock, InventoryStore, ProcessedEvent, ProcessedEvents, ReservationChange, StockMove, StoreError,
+    Clock, InventoryStore, ProcessedEvent, ProcessedEvents, ReservationChange, StockMove, already_processed_is_done,
 };
+use orderly_core::resilience::conflict::retry_on_conflict;
 
-use crate::{FUNCTION, MAX_CONFLICT_RETRIES};
+use crate::FUNCTION;
 
 pub struct Reservations {
     store: Arc<dyn InventoryStore>,
@@ -48,7 +49,8 @@ impl Reservations {
         let mark = ProcessedEvent { consumer: FUNCTION, event_id: delivery.envelope.id };
         let units = order.units_by_sku();
         let skus: Vec<_> = units.iter().map(|(sku, _)| sku.clone()).collect();
-        for _ in 0..MAX_CONFLICT_RETRIES {
+        // A lost race means stock moved under this order: decide again.
+        retry_on_conflict(|| async {
             if self.store.reservation(order.id()).await?.is_some() {
                 return self.finish_without_change(&mark).await;
             }
@@ -77,17 +79,14 @@ impl Reservations {
                 expected: None,
                 stock,
             };
-            match self.commit(&change, Some(reply), &mark, delivery).await? {
-                Committed::Yes => return Ok(()),
-                Committed::RaceLost => continue,
-            }
-        }
-        Err(HandlerError::Retry("stock kept changing under this order; will retry".into()))
+            self.commit(&change, Some(reply), &mark, delivery).await
+        })
+        .await
     }
 
     async fn on_cancelled(&self, order_id: OrderId, delivery: &Delivery<'_>) -> Result<(), HandlerError> {
         let mark = ProcessedEvent { consumer: FUNCTION, event_id: delivery.envelope.id };
-        for _ in 0..MAX_CONFLICT_RETRIES {
+        retry_on_conflict(|| async {
             let now = self.clock.now();
             let stored = self.store.reservation(order_id).await?;
             let (change, reply) = match stored {
@@ -121,12 +120,9 @@ impl Reservations {
                 ),
                 Some(_) => return self.finish_without_change(&mark).await,
             };
-            match self.commit(&change, reply, &mark, delivery).await? {
-                Committed::Yes => return Ok(()),
-                Committed::RaceLost => continue,
-            }
-        }
-        Err(HandlerError::Retry("the reservation kept changing; will retry".into()))
+            self.commit(&change, reply, &mark, delivery).await
+        })
+        .await
     }
 
     async fn commit(
@@ -135,25 +131,16 @@ impl Reservations {
         reply: Option<Event>,
         mark: &ProcessedEvent,
         delivery: &Delivery<'_>,
-    ) -> Result<Committed, HandlerError> {
+    ) -> Result<(), HandlerError> {
         let outbox: Vec<Envelope> =
             reply.into_iter().map(|event| self.events.envelope(event, Some(delivery.trace().to_header()))).collect();
-        match self.store.apply_reservation(change, &outbox, mark).await {
-            Ok(()) | Err(StoreError::AlreadyProcessed) => Ok(Committed::Yes),
-            Err(StoreError::Conflict) => Ok(Committed::RaceLost),
-            Err(other) => Err(other.into()),
-        }
+        Ok(already_processed_is_done(self.store.apply_reservation(change, &outbox, mark).await)?)
     }
 
     async fn finish_without_change(&self, mark: &ProcessedEvent) -> Result<(), HandlerError> {
         self.processed.mark_processed(mark).await?;
         Ok(())
     }
-}
-
-enum Committed {
-    Yes,
-    RaceLost,
 }
 
 #[async_trait]

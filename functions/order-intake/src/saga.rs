@@ -11,9 +11,9 @@ use orderly_core::domain::OrderId;
 use orderly_core::events::routing::Consumer;
 use orderly_core::events::{Event, OrderChanged};
 use orderly_core::messaging::{Delivery, EventHandler, HandlerError};
-use orderly_core::ports::{ProcessedEvent, ProcessedEvents, StoreError};
+use orderly_core::ports::{ProcessedEvent, ProcessedEvents, already_processed_is_done};
+use orderly_core::resilience::conflict::retry_on_conflict;
 
-use crate::service::MAX_CONFLICT_RETRIES;
 use crate::{FUNCTION, OrderIntake};
 
 pub struct SagaReplies {
@@ -33,7 +33,7 @@ impl SagaReplies {
 
     async fn settle(&self, order_id: OrderId, verdict: Verdict, delivery: &Delivery<'_>) -> Result<(), HandlerError> {
         let mark = ProcessedEvent { consumer: FUNCTION, event_id: delivery.envelope.id };
-        for _ in 0..MAX_CONFLICT_RETRIES {
+        retry_on_conflict(|| async {
             let Some(order) = self.intake.orders().get(order_id).await? else {
                 return Err(HandlerError::Retry(format!("order {order_id} is not known here")));
             };
@@ -52,13 +52,9 @@ impl SagaReplies {
                 return Ok(());
             };
             let envelope = self.intake.event(event, Some(delivery.trace().to_header()));
-            match self.intake.orders().save_transition(&next, &[envelope], Some(&mark)).await {
-                Ok(()) | Err(StoreError::AlreadyProcessed) => return Ok(()),
-                Err(StoreError::Conflict) => continue,
-                Err(other) => return Err(other.into()),
-            }
-        }
-        Err(HandlerError::Retry("too much contention on this order".into()))
+            Ok(already_processed_is_done(self.intake.orders().save_transition(&next, &[envelope], Some(&mark)).await)?)
+        })
+        .await
     }
 }
 

@@ -7,14 +7,10 @@ use orderly_core::domain::{CustomerId, NewOrder, Order, OrderId, TransitionError
 use orderly_core::events::{Envelope, Event, EventFactory, OrderChanged};
 use orderly_core::http::Principal;
 use orderly_core::ports::{Clock, IdGenerator, IdempotencyClaim, OrderStore, PlaceOutcome, PriceList, StoreError};
+use orderly_core::resilience::conflict::{MaybeConflict, retry_on_conflict};
 use sha2::{Digest, Sha256};
 
 use crate::FUNCTION;
-
-/// How often a write is re-decided after losing an optimistic-concurrency race
-/// before giving up (each retry re-reads, so this is only reached under a
-/// pathological storm of concurrent changes to one order).
-pub(crate) const MAX_CONFLICT_RETRIES: usize = 16;
 
 /// An `Idempotency-Key`: 1..=255 visible ASCII characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +38,12 @@ pub enum IntakeError {
     NotCancellable(TransitionError),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl MaybeConflict for IntakeError {
+    fn is_conflict(&self) -> bool {
+        matches!(self, Self::Store(error) if error.is_conflict())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -120,18 +122,15 @@ impl OrderIntake {
         id: OrderId,
         traceparent: Option<String>,
     ) -> Result<Order, IntakeError> {
-        for _ in 0..MAX_CONFLICT_RETRIES {
+        // A lost race means the saga moved the order meanwhile: look again.
+        retry_on_conflict(|| async {
             let order = self.order_for(caller, id).await?;
             let cancelled = order.cancel(self.clock.now()).map_err(IntakeError::NotCancellable)?;
             let event = self.event(Event::OrderCancelled(OrderChanged::new(&cancelled)), traceparent.clone());
-            match self.orders.save_transition(&cancelled, &[event], None).await {
-                Ok(()) => return Ok(cancelled),
-                // The saga moved the order meanwhile: look again.
-                Err(StoreError::Conflict) => continue,
-                Err(other) => return Err(other.into()),
-            }
-        }
-        Err(StoreError::Unavailable("too much contention on this order".into()).into())
+            self.orders.save_transition(&cancelled, &[event], None).await?;
+            Ok(cancelled)
+        })
+        .await
     }
 
     pub(crate) fn event(&self, event: Event, traceparent: Option<String>) -> Envelope {

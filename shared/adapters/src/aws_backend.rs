@@ -156,3 +156,10 @@ impl Backend for AwsBackend {
         futures::future::join_all(pings).await.iter().all(Result::is_ok)
     }
 }
+
+/// The static credentials the settings carry, if both halves are set (a Spin
+/// component has no other source; Lambda uses its role's otherwise).
+pub fn credentials(aws: &orderly_core::settings::AwsSettings) -> Option<aws_sdk_dynamodb::config::Credentials> {
+    let (id, secret) = (aws.access_key_id.as_ref()?, aws.secret_access_key.as_ref()?);
+    Some(aws_sdk_dynamodb::config::Credentials::new(id, secret, aws.session_token.clone(), None, "orderly-settings"))
+}

@@ -5,9 +5,14 @@
 //! [`sqlite::SqliteBackend`] (the runner's embedded default) and
 //! [`aws_backend::AwsBackend`] (Lambda and Spin). Every adapter passes its
 //! port's contract suite (`orderly-contract`).
+//!
+//! The webhook sender is in every build; only its native transport needs
+//! `webhook`.
 
 #[cfg(feature = "aws")]
 pub mod aws_backend;
+#[cfg(any(feature = "sqlite", feature = "aws"))]
+mod codec;
 #[cfg(feature = "aws")]
 pub mod dynamo;
 pub mod log_provider;
@@ -19,7 +24,6 @@ pub mod sqlite;
 pub mod sqs;
 #[cfg(any(feature = "sqlite", feature = "aws"))]
 mod stored_order;
-#[cfg(feature = "webhook")]
 pub mod webhook;
 
 /// An AWS SDK failure on one line, for logs: the operation and the whole

@@ -28,6 +28,7 @@ use aws_sdk_sqs::types::{
 use chrono::{DateTime, Utc};
 
 use orderly_core::events::{Envelope, routing};
+use orderly_core::messaging::first_of_each_group;
 use orderly_core::ports::{
     DeadLetter, EventPublisher, MessageQueue, PublishError, QueueAdmin, QueueError, QueueStats, ReceivedMessage,
 };
@@ -106,15 +107,61 @@ fn message_attribute<'m>(message: &'m Message, name: &str) -> Option<&'m str> {
     message.message_attributes.as_ref()?.get(name)?.string_value.as_deref()
 }
 
-fn system_attribute(message: &Message, name: MessageSystemAttributeName) -> Option<&str> {
-    message.attributes.as_ref()?.get(&name).map(String::as_str)
+/// A received message's system attributes, read.
+fn delivery_attributes(message: &Message) -> DeliveryAttributes {
+    DeliveryAttributes::parse(message.attributes.iter().flatten().map(|(name, value)| (name.as_str(), value.as_str())))
 }
 
-fn sent_at(message: &Message) -> DateTime<Utc> {
-    system_attribute(message, MessageSystemAttributeName::SentTimestamp)
-        .and_then(|ms| ms.parse().ok())
-        .and_then(DateTime::from_timestamp_millis)
-        .unwrap_or_else(Utc::now)
+/// Epoch milliseconds, as SQS writes times.
+fn epoch_millis(raw: &str) -> Option<DateTime<Utc>> {
+    raw.trim().parse().ok().and_then(DateTime::from_timestamp_millis)
+}
+
+/// What SQS says about a delivery besides its body, from its system
+/// attributes (`ApproximateReceiveCount`, `MessageGroupId`, `SentTimestamp`).
+/// They reach a function three ways — `ReceiveMessage` here, a Lambda SQS
+/// event, the spin-trigger-sqs plugin — and all three are read by
+/// [`DeliveryAttributes::parse`], so that a missing or malformed value means
+/// the same on every host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryAttributes {
+    /// 1 on the first delivery.
+    pub receive_count: u32,
+    /// The FIFO group; `None` on a standard queue.
+    pub group: Option<String>,
+    pub sent_at: DateTime<Utc>,
+}
+
+impl DeliveryAttributes {
+    /// Reads the attributes by name; others are ignored. Never fails:
+    ///
+    /// - a receive count that is missing, not a number or 0 counts as the
+    ///   first delivery. It only decides when this code dead-letters a
+    ///   message itself; the queue's redrive policy still counts the real
+    ///   deliveries.
+    /// - an empty group is no group.
+    /// - a send time that is missing or not epoch milliseconds is now (it
+    ///   only feeds the oldest-message age).
+    ///
+    /// A value that is present but malformed is logged.
+    pub fn parse<'a>(attributes: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        let mut parsed = Self { receive_count: 1, group: None, sent_at: Utc::now() };
+        for (name, value) in attributes {
+            match name {
+                "ApproximateReceiveCount" => match value.trim().parse::<u32>() {
+                    Ok(count) if count > 0 => parsed.receive_count = count,
+                    _ => tracing::warn!(value, "ApproximateReceiveCount is not a positive number: counted as 1"),
+                },
+                "MessageGroupId" => parsed.group = Some(value.to_owned()).filter(|group| !group.is_empty()),
+                "SentTimestamp" => match epoch_millis(value) {
+                    Some(at) => parsed.sent_at = at,
+                    None => tracing::warn!(value, "SentTimestamp is not epoch milliseconds: read as now"),
+                },
+                _ => {}
+            }
+        }
+        parsed
+    }
 }
 
 impl SqsQueues {
@@ -130,21 +177,22 @@ impl SqsQueues {
         self.config.queues.get(queue).ok_or_else(|| QueueError::UnknownQueue(queue.to_owned()))
     }
 
-    /// A delivery handed over by someone else (a Lambda event source mapping),
-    /// in the form `ack`/`retry_later` understand.
+    /// A delivery, received here or handed over by a trigger (a Lambda
+    /// event source mapping, spin-trigger-sqs), in the form `ack` and
+    /// `retry_later` understand.
     pub fn delivery(
         message_id: &str,
         receipt_handle: &str,
         body: &str,
-        receive_count: u32,
-        group: Option<&str>,
-        sent_at: DateTime<Utc>,
+        attributes: DeliveryAttributes,
     ) -> ReceivedMessage {
+        let DeliveryAttributes { receive_count, group, sent_at } = attributes;
         ReceivedMessage {
             message_id: message_id.to_owned(),
-            receipt: Receipt::encode(receive_count, message_id, group, receipt_handle, body),
+            receipt: Receipt::encode(receive_count, message_id, group.as_deref(), receipt_handle, body),
             body: body.to_owned(),
             receive_count,
+            group,
             sent_at,
         }
     }
@@ -316,33 +364,31 @@ impl MessageQueue for SqsQueues {
             .await
             .map_err(unavailable)?;
         let mut messages = Vec::new();
-        let mut groups = std::collections::HashSet::new();
         for message in received.messages.unwrap_or_default() {
             let (Some(id), Some(handle)) = (message.message_id.as_deref(), message.receipt_handle.as_deref()) else {
                 continue;
             };
-            // SQS may hand out several messages of one FIFO group at once;
-            // the port promises one per subject in flight, so the ones behind
-            // the first go back at once (in order: the group stays blocked
-            // until the first is settled). It costs them one receive count.
-            if let Some(group) = system_attribute(&message, MessageSystemAttributeName::MessageGroupId)
-                && !groups.insert(group.to_owned())
-            {
-                if let Err(error) = self.change_visibility(&urls.url, handle, Duration::ZERO).await {
-                    tracing::debug!(queue, %error, "could not release a message early");
-                }
-                continue;
-            }
             let body = message.body.as_deref().unwrap_or_default();
-            let count = system_attribute(&message, MessageSystemAttributeName::ApproximateReceiveCount)
-                .and_then(|c| c.parse().ok())
-                .unwrap_or(1);
-            let group = system_attribute(&message, MessageSystemAttributeName::MessageGroupId);
-            let sent = sent_at(&message);
-            self.remember(queue, id, Some(sent));
-            messages.push(Self::delivery(id, handle, body, count, group, sent));
+            messages.push(Self::delivery(id, handle, body, delivery_attributes(&message)));
         }
-        Ok(messages)
+        // SQS may hand out several messages of one FIFO group at once; the
+        // port promises one per group in flight, so the ones behind the first
+        // go back at once (in order: the group stays blocked until the first
+        // is settled). It costs them one receive count.
+        let (now, behind) = first_of_each_group(messages);
+        for message in behind {
+            let released = match Receipt::parse(&message.receipt) {
+                Ok(receipt) => self.change_visibility(&urls.url, receipt.handle, Duration::ZERO).await,
+                Err(error) => Err(error),
+            };
+            if let Err(error) = released {
+                tracing::debug!(queue, %error, "could not release a message early");
+            }
+        }
+        for message in &now {
+            self.remember(queue, &message.message_id, Some(message.sent_at));
+        }
+        Ok(now)
     }
 
     async fn ack(&self, queue: &str, receipts: &[String]) -> Result<(), QueueError> {
@@ -421,14 +467,13 @@ impl QueueAdmin for SqsQueues {
             .iter()
             .take(limit)
             .map(|message| {
+                // What dead_letter wrote, else what SQS knows (a message the
+                // redrive policy moved).
+                let system = delivery_attributes(message);
                 let receive_count = message_attribute(message, RECEIVE_COUNT)
-                    .or_else(|| system_attribute(message, MessageSystemAttributeName::ApproximateReceiveCount))
                     .and_then(|c| c.parse().ok())
-                    .unwrap_or(0);
-                let dead_at = message_attribute(message, DEAD_AT)
-                    .and_then(|ms| ms.parse().ok())
-                    .and_then(DateTime::from_timestamp_millis)
-                    .unwrap_or_else(|| sent_at(message));
+                    .unwrap_or(system.receive_count);
+                let dead_at = message_attribute(message, DEAD_AT).and_then(epoch_millis).unwrap_or(system.sent_at);
                 DeadLetter {
                     message_id: message_attribute(message, SOURCE_MESSAGE)
                         .or(message.message_id.as_deref())
@@ -473,8 +518,7 @@ impl QueueAdmin for SqsQueues {
                     .queue_url(&urls.url)
                     .message_body(message.body.clone().unwrap_or_default());
                 if is_fifo(&urls.url) {
-                    let group =
-                        system_attribute(message, MessageSystemAttributeName::MessageGroupId).unwrap_or("redriven");
+                    let group = delivery_attributes(message).group.unwrap_or_else(|| "redriven".into());
                     // A fresh dedup id: the original one may still be inside
                     // SQS's five-minute window.
                     send = send
@@ -487,5 +531,50 @@ impl QueueAdmin for SqsQueues {
             }
         }
         Ok(moved)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delivery_attributes_are_read_by_name() {
+        let read = DeliveryAttributes::parse([
+            ("ApproximateReceiveCount", "3"),
+            ("MessageGroupId", "order-9"),
+            ("SentTimestamp", "1764201600000"),
+            ("SenderId", "AIDA..."),
+        ]);
+        assert_eq!(read.receive_count, 3);
+        assert_eq!(read.group.as_deref(), Some("order-9"));
+        assert_eq!(read.sent_at.timestamp_millis(), 1_764_201_600_000);
+    }
+
+    #[test]
+    fn missing_or_malformed_attributes_fall_back_without_failing() {
+        let before = Utc::now();
+        for attributes in [
+            vec![],
+            vec![("ApproximateReceiveCount", "many"), ("MessageGroupId", ""), ("SentTimestamp", "yesterday")],
+            vec![("ApproximateReceiveCount", "0"), ("SentTimestamp", "99999999999999999999")],
+            vec![("ApproximateReceiveCount", "-2"), ("SentTimestamp", "-9223372036854775808")],
+        ] {
+            let read = DeliveryAttributes::parse(attributes.clone());
+            assert_eq!(read.receive_count, 1, "{attributes:?}: counted as the first delivery");
+            assert_eq!(read.group, None, "{attributes:?}: no group");
+            assert!(read.sent_at >= before, "{attributes:?}: sent now");
+        }
+    }
+
+    #[test]
+    fn a_delivery_carries_what_ack_and_retry_need_in_its_receipt() {
+        let attributes =
+            DeliveryAttributes { receive_count: 2, group: Some("order-9".into()), sent_at: DateTime::UNIX_EPOCH };
+        let message = SqsQueues::delivery("m-1", "h-1", "{\"id\":1}\t", attributes);
+        assert_eq!(message.group.as_deref(), Some("order-9"));
+        let receipt = Receipt::parse(&message.receipt).unwrap();
+        assert_eq!((receipt.count, receipt.message_id, receipt.group), (2, "m-1", "order-9"));
+        assert_eq!((receipt.handle, receipt.body), ("h-1", "{\"id\":1}\t"));
     }
 }

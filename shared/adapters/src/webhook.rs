@@ -1,22 +1,39 @@
 //! A notification provider that POSTs each notification as JSON to a webhook.
 //!
-//! Every call has a timeout: a hung provider must cost one bounded wait, not
-//! a stuck consumer. Retries are not done here but by redelivery, so that a
-//! retried notification keeps its id and the receiver can deduplicate.
+//! One sender for every host: [`Webhook`] builds the request, sends it
+//! through an [`HttpTransport`] and reads the answer; only the transport
+//! differs (reqwest natively, [`WebhookProvider`]; wasi:http inside a Spin
+//! component). The rules, written once here:
 //!
-//! SSRF: unless allowed, the webhook may not reach loopback, private,
-//! link-local, CGNAT, multicast or unspecified addresses — checked for IP
-//! literals when configured, and for every DNS answer at connection time (so
-//! a name that later resolves inward, DNS rebinding, is refused too).
+//! - `POST` of the notification as `application/json`, with an
+//!   `Idempotency-Key` header carrying the notification's id: retries are
+//!   not done here but by redelivery, so a retried notification keeps its id
+//!   and the receiver can deduplicate.
+//! - Every call has a timeout covering the whole exchange, from connecting
+//!   to the response's status: a hung provider must cost one bounded wait,
+//!   not a stuck consumer. A redirect is not followed (the operator chose
+//!   this URL, not the receiver).
+//! - A 2xx took it; any other status is [`ProviderError::Rejected`] (whether
+//!   it counts against the provider, as 429 and 5xx do, is the circuit
+//!   breaker's call). Errors never carry the URL: it may hold a token.
+//!
+//! SSRF (the native transport): unless allowed, the webhook may not reach
+//! loopback, private, link-local, CGNAT, multicast or unspecified addresses —
+//! checked for IP literals when configured, and for every DNS answer at
+//! connection time (so a name that later resolves inward, DNS rebinding, is
+//! refused too). Inside a component the host decides which addresses may be
+//! reached (`allowed_outbound_hosts` in `spin.toml`).
 
-use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::net::IpAddr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use http::{Method, Request, StatusCode, Uri, header};
 
 use orderly_core::ports::{Notification, NotificationProvider, ProviderError};
+
+/// The provider's name in logs, metrics and the notification log.
+pub const NAME: &str = "webhook";
 
 /// Addresses a webhook must not reach unless explicitly allowed.
 pub fn is_internal(ip: IpAddr) -> bool {
@@ -45,28 +62,6 @@ pub fn is_internal(ip: IpAddr) -> bool {
     }
 }
 
-/// Resolves names with the system resolver, dropping internal addresses.
-struct OutwardOnly;
-
-impl Resolve for OutwardOnly {
-    fn resolve(&self, name: Name) -> Resolving {
-        Box::pin(async move {
-            let resolved: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), 0)).await?.collect();
-            let outward: Vec<SocketAddr> = resolved.into_iter().filter(|a| !is_internal(a.ip())).collect();
-            if outward.is_empty() {
-                return Err(format!("{} resolves only to internal addresses", name.as_str()).into());
-            }
-            Ok(Box::new(outward.into_iter()) as Addrs)
-        })
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct WebhookProvider {
-    client: reqwest::Client,
-    url: reqwest::Url,
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum WebhookConfigError {
     #[error("the webhook URL is not a valid http(s) URL")]
@@ -77,80 +72,270 @@ pub enum WebhookConfigError {
     Client(String),
 }
 
-impl WebhookProvider {
-    /// `allow_internal`: let the webhook reach internal addresses (a receiver
-    /// on the same host or network, as in development and tests).
-    pub fn new(url: &str, timeout: Duration, allow_internal: bool) -> Result<Self, WebhookConfigError> {
-        let url = reqwest::Url::parse(url).map_err(|_| WebhookConfigError::InvalidUrl)?;
-        if !matches!(url.scheme(), "http" | "https") {
+/// Why a request got no answer; never with the URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TransportError {
+    #[error("no answer in time")]
+    Timeout,
+    #[error("connection failed")]
+    Connect,
+    #[error("request failed")]
+    Request,
+}
+
+impl From<TransportError> for ProviderError {
+    fn from(error: TransportError) -> Self {
+        match error {
+            TransportError::Timeout => Self::Timeout,
+            other => Self::Unreachable(other.to_string()),
+        }
+    }
+}
+
+/// How a host sends one HTTP request: all a webhook needs from it.
+#[async_trait]
+pub trait HttpTransport: Send + Sync {
+    /// Sends `request` and returns the response's status, the whole exchange
+    /// within `timeout` (else [`TransportError::Timeout`]), following no
+    /// redirect.
+    async fn send(&self, request: Request<Vec<u8>>, timeout: Duration) -> Result<StatusCode, TransportError>;
+}
+
+/// The webhook sender, over any transport.
+#[derive(Debug, Clone)]
+pub struct Webhook<T> {
+    url: Uri,
+    timeout: Duration,
+    transport: T,
+}
+
+impl<T: HttpTransport> Webhook<T> {
+    /// `url` must be an absolute http(s) URL.
+    pub fn with_transport(url: &str, timeout: Duration, transport: T) -> Result<Self, WebhookConfigError> {
+        let url: Uri = url.parse().map_err(|_| WebhookConfigError::InvalidUrl)?;
+        let http = matches!(url.scheme_str(), Some("http" | "https"));
+        if !http || url.host().is_none_or(str::is_empty) {
             return Err(WebhookConfigError::InvalidUrl);
         }
-        let literal = match url.host() {
-            None => return Err(WebhookConfigError::InvalidUrl),
-            Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
-            Some(url::Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
-            Some(url::Host::Domain(name)) => {
-                if !allow_internal && (name.eq_ignore_ascii_case("localhost") || name.ends_with(".localhost")) {
-                    return Err(WebhookConfigError::InternalAddress);
-                }
-                None
-            }
-        };
-        if !allow_internal && literal.is_some_and(is_internal) {
-            return Err(WebhookConfigError::InternalAddress);
-        }
-        let mut builder = reqwest::Client::builder();
-        if !allow_internal {
-            builder = builder.dns_resolver(Arc::new(OutwardOnly));
-        }
-        let client = builder
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            // A webhook that redirects elsewhere is not followed: the operator
-            // chose this URL, not the receiver.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| WebhookConfigError::Client(e.to_string()))?;
-        Ok(Self { client, url })
+        Ok(Self { url, timeout, transport })
     }
+}
+
+/// The request that delivers `notification` to `url`.
+pub fn request(url: &Uri, notification: &Notification) -> Result<Request<Vec<u8>>, ProviderError> {
+    let body = serde_json::to_vec(notification).map_err(|e| ProviderError::Unreachable(e.to_string()))?;
+    Request::builder()
+        .method(Method::POST)
+        .uri(url.clone())
+        .header(header::CONTENT_TYPE, "application/json")
+        .header("idempotency-key", notification.id.to_string())
+        .body(body)
+        .map_err(|_| ProviderError::Unreachable("invalid webhook request".into()))
+}
+
+/// What the receiver's status means: a 2xx took the notification, anything
+/// else rejected it.
+pub fn outcome(status: StatusCode) -> Result<(), ProviderError> {
+    if status.is_success() { Ok(()) } else { Err(ProviderError::Rejected(status.as_u16())) }
 }
 
 #[async_trait]
-impl NotificationProvider for WebhookProvider {
+impl<T: HttpTransport> NotificationProvider for Webhook<T> {
     fn name(&self) -> &'static str {
-        "webhook"
+        NAME
     }
 
     async fn send(&self, notification: &Notification) -> Result<(), ProviderError> {
-        let response = self
-            .client
-            .post(self.url.clone())
-            .header("Idempotency-Key", notification.id.to_string())
-            .json(notification)
-            .send()
-            .await
-            .map_err(
-                |e| if e.is_timeout() { ProviderError::Timeout } else { ProviderError::Unreachable(kind_of(&e)) },
-            )?;
-        let status = response.status();
-        if status.is_success() { Ok(()) } else { Err(ProviderError::Rejected(status.as_u16())) }
+        let status = self.transport.send(request(&self.url, notification)?, self.timeout).await?;
+        outcome(status)
     }
 }
 
-/// What went wrong, without the URL (it may hold a token).
-fn kind_of(error: &reqwest::Error) -> String {
-    if error.is_connect() {
-        "connection failed".into()
-    } else if error.is_request() {
-        "request failed".into()
-    } else {
-        "transport error".into()
+#[cfg(feature = "webhook")]
+pub use native::{Reqwest, WebhookProvider};
+
+/// The native transport (reqwest), with the SSRF guard.
+#[cfg(feature = "webhook")]
+mod native {
+    use std::net::{IpAddr, SocketAddr};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use async_trait::async_trait;
+    use http::{Request, StatusCode};
+    use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+
+    use super::{HttpTransport, TransportError, Webhook, WebhookConfigError, is_internal};
+
+    /// The webhook over reqwest.
+    pub type WebhookProvider = Webhook<Reqwest>;
+
+    /// Resolves names with the system resolver, dropping internal addresses.
+    pub(super) struct OutwardOnly;
+
+    impl Resolve for OutwardOnly {
+        fn resolve(&self, name: Name) -> Resolving {
+            Box::pin(async move {
+                let resolved: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), 0)).await?.collect();
+                let outward: Vec<SocketAddr> = resolved.into_iter().filter(|a| !is_internal(a.ip())).collect();
+                if outward.is_empty() {
+                    return Err(format!("{} resolves only to internal addresses", name.as_str()).into());
+                }
+                Ok(Box::new(outward.into_iter()) as Addrs)
+            })
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    pub struct Reqwest {
+        client: reqwest::Client,
+    }
+
+    impl Webhook<Reqwest> {
+        /// `allow_internal`: let the webhook reach internal addresses (a
+        /// receiver on the same host or network, as in development and tests).
+        pub fn new(url: &str, timeout: Duration, allow_internal: bool) -> Result<Self, WebhookConfigError> {
+            // Parsed as reqwest will (WHATWG: `http://2130706433/` is 127.0.0.1),
+            // so an IP literal is seen for what it is; it is never resolved.
+            let parsed = reqwest::Url::parse(url).map_err(|_| WebhookConfigError::InvalidUrl)?;
+            let literal = match parsed.host() {
+                None => return Err(WebhookConfigError::InvalidUrl),
+                Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
+                Some(url::Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
+                Some(url::Host::Domain(name)) => {
+                    if !allow_internal && (name.eq_ignore_ascii_case("localhost") || name.ends_with(".localhost")) {
+                        return Err(WebhookConfigError::InternalAddress);
+                    }
+                    None
+                }
+            };
+            if !allow_internal && literal.is_some_and(is_internal) {
+                return Err(WebhookConfigError::InternalAddress);
+            }
+            let mut builder = reqwest::Client::builder();
+            if !allow_internal {
+                builder = builder.dns_resolver(Arc::new(OutwardOnly));
+            }
+            let client = builder
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .map_err(|e| WebhookConfigError::Client(e.to_string()))?;
+            Self::with_transport(parsed.as_str(), timeout, Reqwest { client })
+        }
+    }
+
+    #[async_trait]
+    impl HttpTransport for Reqwest {
+        async fn send(&self, request: Request<Vec<u8>>, timeout: Duration) -> Result<StatusCode, TransportError> {
+            let mut request = reqwest::Request::try_from(request).map_err(|_| TransportError::Request)?;
+            *request.timeout_mut() = Some(timeout);
+            match self.client.execute(request).await {
+                Ok(response) => Ok(response.status()),
+                Err(e) if e.is_timeout() => Err(TransportError::Timeout),
+                Err(e) if e.is_connect() => Err(TransportError::Connect),
+                Err(_) => Err(TransportError::Request),
+            }
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
+
     use super::*;
+
+    /// Answers every request with `status` (or `error`) and keeps it.
+    struct Recording {
+        answer: Result<StatusCode, TransportError>,
+        sent: Mutex<Vec<(Request<Vec<u8>>, Duration)>>,
+    }
+
+    impl Recording {
+        fn answering(answer: Result<StatusCode, TransportError>) -> Self {
+            Self { answer, sent: Mutex::new(Vec::new()) }
+        }
+    }
+
+    #[async_trait]
+    impl HttpTransport for &Recording {
+        async fn send(&self, request: Request<Vec<u8>>, timeout: Duration) -> Result<StatusCode, TransportError> {
+            self.sent.lock().unwrap().push((request, timeout));
+            self.answer
+        }
+    }
+
+    fn notification() -> Notification {
+        Notification {
+            id: uuid::Uuid::from_u128(7),
+            kind: "order.confirmed.v1".into(),
+            order_id: "o-1".into(),
+            customer_id: "alice".into(),
+            status: "confirmed".into(),
+            total: "12.50".into(),
+            currency: "EUR".into(),
+            message: "Your order o-1 is confirmed.".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn posts_the_notification_as_json_with_its_id_as_idempotency_key_within_the_timeout() {
+        let transport = Recording::answering(Ok(StatusCode::ACCEPTED));
+        let webhook =
+            Webhook::with_transport("https://hooks.example.com/x?token=s3cret", Duration::from_secs(2), &transport)
+                .unwrap();
+        assert_eq!(webhook.send(&notification()).await, Ok(()));
+        let sent = transport.sent.lock().unwrap();
+        let (request, timeout) = &sent[0];
+        assert_eq!(*timeout, Duration::from_secs(2));
+        assert_eq!(request.method(), Method::POST);
+        assert_eq!(request.uri(), "https://hooks.example.com/x?token=s3cret");
+        assert_eq!(request.headers()[header::CONTENT_TYPE], "application/json");
+        assert_eq!(request.headers()["idempotency-key"], uuid::Uuid::from_u128(7).to_string());
+        let body: serde_json::Value = serde_json::from_slice(request.body()).unwrap();
+        assert_eq!(body["order_id"], "o-1");
+    }
+
+    #[test]
+    fn only_a_2xx_status_is_success() {
+        assert_eq!(outcome(StatusCode::OK), Ok(()));
+        assert_eq!(outcome(StatusCode::NO_CONTENT), Ok(()));
+        for status in [301, 400, 404, 429, 500, 503] {
+            let status = StatusCode::from_u16(status).unwrap();
+            assert_eq!(outcome(status), Err(ProviderError::Rejected(status.as_u16())));
+        }
+    }
+
+    #[tokio::test]
+    async fn transport_failures_become_provider_errors_without_the_url() {
+        for (failure, expected) in [
+            (TransportError::Timeout, ProviderError::Timeout),
+            (TransportError::Connect, ProviderError::Unreachable("connection failed".into())),
+            (TransportError::Request, ProviderError::Unreachable("request failed".into())),
+        ] {
+            let transport = Recording::answering(Err(failure));
+            let webhook =
+                Webhook::with_transport("https://hooks.example.com/x?token=s3cret", Duration::from_secs(1), &transport)
+                    .unwrap();
+            let error = webhook.send(&notification()).await.unwrap_err();
+            assert_eq!(error, expected);
+            assert!(!error.to_string().contains("s3cret"));
+        }
+    }
+
+    #[test]
+    fn only_absolute_http_urls_are_webhooks() {
+        let transport = Recording::answering(Ok(StatusCode::OK));
+        for url in ["ftp://example.com/x", "/relative", "example.com/x", "http://", "not a url"] {
+            assert!(
+                matches!(
+                    Webhook::with_transport(url, Duration::from_secs(1), &transport),
+                    Err(WebhookConfigError::InvalidUrl)
+                ),
+                "{url}"
+            );
+        }
+    }
 
     #[test]
     fn internal_addresses_are_recognised() {
@@ -173,6 +358,14 @@ mod tests {
             assert!(!is_internal(public.parse().unwrap()), "{public}");
         }
     }
+}
+
+#[cfg(all(test, feature = "webhook"))]
+mod native_tests {
+    use reqwest::dns::{Name, Resolve};
+
+    use super::native::OutwardOnly;
+    use super::*;
 
     #[tokio::test]
     async fn refuses_internal_targets_unless_allowed() {
@@ -182,6 +375,7 @@ mod tests {
             "http://localhost/x",
             "http://[::1]/x",
             "http://10.0.0.5/x",
+            "http://2130706433/x",
         ] {
             assert!(
                 matches!(

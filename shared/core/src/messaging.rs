@@ -12,6 +12,13 @@
 //!   without failing or blocking the rest (partial batch failure). Hosts map
 //!   the outcomes to their queue: acknowledge/retry locally, `SqsBatchResponse`
 //!   item failures on Lambda.
+//! - The FIFO rule is part of it, the same on every host: the messages of
+//!   one group (one subject: an order, a SKU) are handled one at a time in
+//!   delivery order, and once one fails the rest of its group in the batch
+//!   is held back ([`Outcome::HeldBack`]) so that nothing overtakes it; other
+//!   groups go on. Queues that hand out one message per group at a time (the
+//!   SQLite queue, [`first_of_each_group`] over SQS) make that trivial; a
+//!   Lambda batch from a FIFO queue holds several.
 //! - Handlers make duplicates harmless by committing the event id with their
 //!   state change (see `ports::ProcessedEvent`).
 
@@ -26,6 +33,7 @@ use tracing::Instrument;
 use crate::events::routing::Consumer;
 use crate::events::{Envelope, Event, InvalidPayload};
 use crate::ports::{EventPublisher, MessageQueue, Outbox, QueueError, ReceivedMessage, StoreError};
+use crate::resilience::conflict::MaybeConflict;
 use crate::trace::{TraceContext, continue_trace};
 
 /// One delivery of one event to one consumer.
@@ -65,11 +73,16 @@ pub enum HandlerError {
     /// fails the delivery, so it ends in the dead-letter queue for a human.
     #[error("invalid event data: {0}")]
     InvalidData(String),
+    /// A store failed: try again after the usual backoff. Kept as it is so
+    /// that a lost race (`Conflict`) can be told apart and re-decided at once
+    /// (see `resilience::conflict`).
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
-impl From<StoreError> for HandlerError {
-    fn from(error: StoreError) -> Self {
-        Self::Retry(error.to_string())
+impl MaybeConflict for HandlerError {
+    fn is_conflict(&self) -> bool {
+        matches!(self, Self::Store(error) if error.is_conflict())
     }
 }
 
@@ -103,6 +116,10 @@ pub enum Outcome {
     Ignored { event_type: String },
     /// Leave it for redelivery; it is dead-lettered after `max_attempts`.
     Failed { error: String, retry_after: Option<Duration> },
+    /// Not handled: an earlier message of its FIFO group failed in this
+    /// batch. Put it back as it is, without counting an attempt, so that it
+    /// comes after the failed one.
+    HeldBack,
 }
 
 /// The result for one message of a batch.
@@ -113,24 +130,70 @@ pub struct MessageOutcome {
     pub outcome: Outcome,
 }
 
-/// Handles every message of a batch concurrently and independently.
+/// The positions of a batch's messages by FIFO group: groups in the order
+/// they first appear, each in delivery order. A message with no group is a
+/// group of its own (a standard queue promises no order to keep).
+fn fifo_groups(messages: &[ReceivedMessage]) -> Vec<Vec<usize>> {
+    let mut groups: Vec<(Option<&str>, Vec<usize>)> = Vec::new();
+    for (position, message) in messages.iter().enumerate() {
+        let group = message.group.as_deref();
+        match groups.iter_mut().find(|(g, _)| group.is_some() && *g == group) {
+            Some((_, positions)) => positions.push(position),
+            None => groups.push((group, vec![position])),
+        }
+    }
+    groups.into_iter().map(|(_, positions)| positions).collect()
+}
+
+/// Splits a batch into the first message of each FIFO group, which may be
+/// handled now, and the ones behind them, which must wait for it: for queues
+/// that promise one message per group in flight.
+pub fn first_of_each_group(messages: Vec<ReceivedMessage>) -> (Vec<ReceivedMessage>, Vec<ReceivedMessage>) {
+    let firsts: Vec<usize> = fifo_groups(&messages).iter().filter_map(|positions| positions.first().copied()).collect();
+    let (mut now, mut behind) = (Vec::new(), Vec::new());
+    for (position, message) in messages.into_iter().enumerate() {
+        if firsts.contains(&position) { now.push(message) } else { behind.push(message) }
+    }
+    (now, behind)
+}
+
+/// Handles a batch: its FIFO groups concurrently, the messages of one group
+/// one after another in delivery order, the rest of a group held back once
+/// one of it fails. One outcome per message, in the batch's order.
 pub async fn process_batch(
     handler: &dyn EventHandler,
     messages: &[ReceivedMessage],
     max_attempts: u32,
 ) -> Vec<MessageOutcome> {
-    join_all(messages.iter().map(|message| async move {
-        let outcome = process_one(handler, message, max_attempts).await;
-        let result = match &outcome {
-            Outcome::Done => "done",
-            Outcome::Ignored { .. } => "ignored",
-            Outcome::Failed { .. } => "failed",
-        };
-        metrics::counter!("orderly_messages_total", "consumer" => handler.consumer().queue(), "outcome" => result)
-            .increment(1);
-        MessageOutcome { message_id: message.message_id.clone(), receipt: message.receipt.clone(), outcome }
+    let handled = join_all(fifo_groups(messages).into_iter().map(|positions| async move {
+        let mut outcomes = Vec::with_capacity(positions.len());
+        let mut failed = false;
+        for position in positions {
+            let outcome =
+                if failed { Outcome::HeldBack } else { process_one(handler, &messages[position], max_attempts).await };
+            failed |= matches!(outcome, Outcome::Failed { .. });
+            outcomes.push((position, outcome));
+        }
+        outcomes
     }))
-    .await
+    .await;
+    let mut outcomes: Vec<(usize, Outcome)> = handled.into_iter().flatten().collect();
+    outcomes.sort_by_key(|(position, _)| *position);
+    outcomes
+        .into_iter()
+        .map(|(position, outcome)| {
+            let result = match &outcome {
+                Outcome::Done => "done",
+                Outcome::Ignored { .. } => "ignored",
+                Outcome::Failed { .. } => "failed",
+                Outcome::HeldBack => "held_back",
+            };
+            metrics::counter!("orderly_messages_total", "consumer" => handler.consumer().queue(), "outcome" => result)
+                .increment(1);
+            let message = &messages[position];
+            MessageOutcome { message_id: message.message_id.clone(), receipt: message.receipt.clone(), outcome }
+        })
+        .collect()
 }
 
 async fn process_one(handler: &dyn EventHandler, message: &ReceivedMessage, max_attempts: u32) -> Outcome {
@@ -192,7 +255,7 @@ async fn process_one(handler: &dyn EventHandler, message: &ReceivedMessage, max_
                 );
                 let retry_after = match &error {
                     HandlerError::RetryAfter { after, .. } => Some(*after),
-                    HandlerError::Retry(_) | HandlerError::InvalidData(_) => None,
+                    HandlerError::Retry(_) | HandlerError::InvalidData(_) | HandlerError::Store(_) => None,
                 };
                 Outcome::Failed { error: error.to_string(), retry_after }
             }
@@ -312,7 +375,124 @@ impl Relay {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
+
+    use chrono::Utc;
+    use uuid::Uuid;
+
     use super::*;
+    use crate::domain::OrderId;
+    use crate::events::{EventMeta, InventoryReleased};
+
+    /// Records the messages it handles (by number) and fails those whose
+    /// event came from the source `fail`.
+    #[derive(Default)]
+    struct Recorder {
+        handled: Mutex<Vec<u128>>,
+    }
+
+    #[async_trait]
+    impl EventHandler for Recorder {
+        fn consumer(&self) -> Consumer {
+            Consumer::Inventory
+        }
+
+        async fn handle(&self, _event: Event, delivery: &Delivery<'_>) -> Result<(), HandlerError> {
+            self.handled.lock().unwrap().push(delivery.envelope.id.as_u128());
+            if delivery.envelope.source == "fail" { Err(HandlerError::Retry("refused".into())) } else { Ok(()) }
+        }
+    }
+
+    /// Message number `n` of `group`, whose handling fails if `fails`.
+    fn message(n: u128, group: Option<&str>, fails: bool) -> ReceivedMessage {
+        let event = Event::InventoryReleased(InventoryReleased {
+            order_id: OrderId::from_uuid(Uuid::from_u128(n)),
+            lines: Vec::new(),
+        });
+        let meta = EventMeta {
+            id: Uuid::from_u128(n),
+            source: if fails { "fail" } else { "ok" },
+            time: Utc::now(),
+            traceparent: None,
+        };
+        ReceivedMessage {
+            message_id: n.to_string(),
+            receipt: format!("receipt-{n}"),
+            body: event.into_envelope(meta).to_json(),
+            receive_count: 1,
+            group: group.map(str::to_owned),
+            sent_at: Utc::now(),
+        }
+    }
+
+    fn verdicts(outcomes: &[MessageOutcome]) -> Vec<(&str, &'static str)> {
+        outcomes
+            .iter()
+            .map(|o| {
+                let verdict = match o.outcome {
+                    Outcome::Done => "done",
+                    Outcome::Ignored { .. } => "ignored",
+                    Outcome::Failed { .. } => "failed",
+                    Outcome::HeldBack => "held back",
+                };
+                (o.message_id.as_str(), verdict)
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn the_messages_of_a_group_are_handled_in_delivery_order() {
+        let handler = Recorder::default();
+        let batch = [message(3, Some("a"), false), message(1, Some("a"), false), message(2, Some("a"), false)];
+        let outcomes = process_batch(&handler, &batch, 5).await;
+        assert_eq!(*handler.handled.lock().unwrap(), [3, 1, 2]);
+        assert_eq!(verdicts(&outcomes), [("3", "done"), ("1", "done"), ("2", "done")]);
+    }
+
+    #[tokio::test]
+    async fn a_failure_holds_back_the_rest_of_its_group_while_other_groups_go_on() {
+        let handler = Recorder::default();
+        let batch = [
+            message(1, Some("a"), true),
+            message(2, Some("b"), false),
+            message(3, Some("a"), false),
+            message(4, Some("b"), false),
+            message(5, Some("a"), false),
+        ];
+        let outcomes = process_batch(&handler, &batch, 5).await;
+        assert_eq!(
+            verdicts(&outcomes),
+            [("1", "failed"), ("2", "done"), ("3", "held back"), ("4", "done"), ("5", "held back")],
+            "one outcome per message, in the batch's order"
+        );
+        let mut handled = handler.handled.lock().unwrap().clone();
+        handled.sort();
+        assert_eq!(handled, [1, 2, 4], "nothing behind the failure was handled");
+    }
+
+    #[tokio::test]
+    async fn messages_without_a_group_do_not_hold_each_other_back() {
+        let handler = Recorder::default();
+        let batch = [message(1, None, true), message(2, None, false), message(3, None, true)];
+        let outcomes = process_batch(&handler, &batch, 5).await;
+        assert_eq!(verdicts(&outcomes), [("1", "failed"), ("2", "done"), ("3", "failed")]);
+    }
+
+    #[test]
+    fn only_the_first_message_of_each_group_goes_out_at_once() {
+        let batch = vec![
+            message(1, Some("a"), false),
+            message(2, Some("a"), false),
+            message(3, None, false),
+            message(4, Some("b"), false),
+            message(5, None, false),
+            message(6, Some("b"), false),
+        ];
+        let (now, behind) = first_of_each_group(batch);
+        let ids = |messages: &[ReceivedMessage]| messages.iter().map(|m| m.message_id.clone()).collect::<Vec<_>>();
+        assert_eq!(ids(&now), ["1", "3", "4", "5"]);
+        assert_eq!(ids(&behind), ["2", "6"]);
+    }
 
     #[test]
     fn backoff_grows_and_stays_within_bounds() {

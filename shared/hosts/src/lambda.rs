@@ -11,12 +11,13 @@
 //!   ([`orderly_core::edge::api_router`]: problem+json, JWT, rate limits in DynamoDB).
 //!   The JWT key is read on an instance's first HTTP request (SSM, or the
 //!   JWKS URL), not at start, so a cold start makes no network call.
-//! - **SQS** (`aws:sqs`): [`process_batch`] per message, the messages of one
-//!   FIFO group in order and the rest of a group held back once one fails;
+//! - **SQS** (`aws:sqs`): [`process_batch`] over the batch (the messages of
+//!   one FIFO group in order, the rest of a group held back once one fails);
 //!   a failure comes back after a backoff ([`SqsQueues::retry_later`]:
-//!   visibility, or the DLQ with the error on the last attempt) and is
-//!   reported in the `SqsBatchResponse` (ReportBatchItemFailures), so one
-//!   bad record never fails or blocks its batch.
+//!   visibility, or the DLQ with the error on the last attempt), a held-back
+//!   message at once, and both are reported in the `SqsBatchResponse`
+//!   (ReportBatchItemFailures), so one bad record never fails or blocks its
+//!   batch.
 //! - **DynamoDB Streams** (`aws:dynamodb`): the outbox relay. A new outbox
 //!   item in the function's table is published to the consumer queues, then
 //!   removed; a failed publish is reported so the stream retries it.
@@ -43,8 +44,8 @@ use tokio::sync::OnceCell;
 use orderly_adapters::aws_backend::AwsBackend;
 use orderly_adapters::dynamo::outbox_entry_from_stream_image;
 use orderly_adapters::log_provider::LogProvider;
-use orderly_adapters::sqs::SqsQueues;
-use orderly_adapters::webhook::WebhookProvider;
+use orderly_adapters::sqs::{DeliveryAttributes, SqsQueues};
+use orderly_adapters::webhook::{self, WebhookProvider};
 use orderly_core::composition::{self, Backend, Function};
 use orderly_core::http::{Authenticator, ClientIp};
 use orderly_core::messaging::{Outcome, process_batch, schedule_retry};
@@ -176,14 +177,7 @@ impl LambdaHost {
         if settings.aws.region_set {
             loader = loader.region(aws_config::Region::new(settings.aws.region.clone()));
         }
-        if let (Some(id), Some(secret)) = (&settings.aws.access_key_id, &settings.aws.secret_access_key) {
-            let credentials = aws_sdk_dynamodb::config::Credentials::new(
-                id,
-                secret,
-                settings.aws.session_token.clone(),
-                None,
-                "orderly-settings",
-            );
+        if let Some(credentials) = orderly_adapters::aws_backend::credentials(&settings.aws) {
             loader = loader.credentials_provider(credentials);
         }
         let config = loader.load().await;
@@ -291,36 +285,26 @@ impl LambdaHost {
         };
         let queues = self.backend.queues();
         let queue = handler.consumer().queue();
-        // The records of one FIFO group, in order; groups side by side.
-        let mut groups: Vec<(String, Vec<ReceivedMessage>)> = Vec::new();
-        for record in &event.records {
-            let (group, message) = delivery(record);
-            match groups.iter_mut().find(|(g, _)| *g == group) {
-                Some((_, messages)) => messages.push(message),
-                None => groups.push((group, vec![message])),
-            }
-        }
-        let max = queues.config().max_receives;
+        let messages: Vec<ReceivedMessage> = event.records.iter().map(delivery).collect();
+        let outcomes = process_batch(handler.as_ref(), &messages, queues.config().max_receives).await;
         let backoff = self.backend.settings().backoff();
-        let failed = futures::future::join_all(groups.iter().map(|(_, messages)| {
-            let (queues, handler) = (queues.clone(), handler.clone());
+        // Every message not done goes back to the queue, and is reported so
+        // that Lambda does not delete it.
+        let failed = futures::future::join_all(messages.iter().zip(outcomes).map(|(message, outcome)| {
+            let queues = queues.clone();
             async move {
-                let mut failed = Vec::new();
-                for message in messages {
-                    if !failed.is_empty() {
-                        // Held back behind a failure of its group: order first.
-                        let _ = queues.release(queue, &message.receipt, Duration::ZERO).await;
-                        failed.push(message.message_id.clone());
-                        continue;
-                    }
-                    let outcome = process_batch(handler.as_ref(), std::slice::from_ref(message), max).await;
-                    if let Some(Outcome::Failed { error, retry_after }) = outcome.into_iter().next().map(|o| o.outcome)
-                    {
+                match outcome.outcome {
+                    Outcome::Done | Outcome::Ignored { .. } => return None,
+                    Outcome::Failed { error, retry_after } => {
                         schedule_retry(queues.as_ref(), queue, message, &error, retry_after, backoff).await;
-                        failed.push(message.message_id.clone());
+                    }
+                    Outcome::HeldBack => {
+                        if let Err(error) = queues.release(queue, &message.receipt, Duration::ZERO).await {
+                            tracing::debug!(queue, %error, "a held-back message waits for its visibility timeout");
+                        }
                     }
                 }
-                failed
+                Some(outcome.message_id)
             }
         }))
         .await;
@@ -408,7 +392,8 @@ async fn parameter(ssm: &SsmClient, name: &str) -> Result<String, Error> {
 }
 
 /// The webhook provider, built on its first send (its URL, which carries the
-/// provider's key, read from SSM then), with the native SSRF guard.
+/// provider's key, read from SSM then), with the native SSRF guard: what
+/// only Lambda adds to the one webhook sender is the wait for its URL.
 struct LazyWebhook {
     settings: Settings,
     ssm: SsmClient,
@@ -418,7 +403,7 @@ struct LazyWebhook {
 #[async_trait]
 impl NotificationProvider for LazyWebhook {
     fn name(&self) -> &'static str {
-        "webhook"
+        webhook::NAME
     }
 
     async fn send(&self, notification: &Notification) -> Result<(), ProviderError> {
@@ -438,24 +423,15 @@ impl NotificationProvider for LazyWebhook {
     }
 }
 
-/// One SQS record as a delivery, with its FIFO group ("" on a standard queue).
-fn delivery(record: &SqsMessage) -> (String, ReceivedMessage) {
-    let attribute = |name: &str| record.attributes.get(name).map(String::as_str);
-    let group = attribute("MessageGroupId").unwrap_or("").to_owned();
-    let count = attribute("ApproximateReceiveCount").and_then(|c| c.parse().ok()).unwrap_or(1);
-    let sent = attribute("SentTimestamp")
-        .and_then(|ms| ms.parse().ok())
-        .and_then(chrono::DateTime::from_timestamp_millis)
-        .unwrap_or_else(chrono::Utc::now);
-    let message = SqsQueues::delivery(
+/// One SQS record of a Lambda event as a delivery.
+fn delivery(record: &SqsMessage) -> ReceivedMessage {
+    let attributes = record.attributes.iter().map(|(name, value)| (name.as_str(), value.as_str()));
+    SqsQueues::delivery(
         record.message_id.as_deref().unwrap_or_default(),
         record.receipt_handle.as_deref().unwrap_or_default(),
         record.body.as_deref().unwrap_or_default(),
-        count,
-        Some(&group).filter(|g| !g.is_empty()).map(String::as_str),
-        sent,
-    );
-    (group, message)
+        DeliveryAttributes::parse(attributes),
+    )
 }
 
 #[cfg(test)]
@@ -481,8 +457,8 @@ mod tests {
             "attributes": {"ApproximateReceiveCount": "3", "MessageGroupId": "order-9", "SentTimestamp": "1764201600000"}
         }))
         .unwrap();
-        let (group, message) = delivery(&record);
-        assert_eq!(group, "order-9");
+        let message = delivery(&record);
+        assert_eq!(message.group.as_deref(), Some("order-9"));
         assert_eq!((message.message_id.as_str(), message.receive_count), ("m-1", 3));
         assert_eq!(message.body, "{\"id\":1}");
         assert_eq!(message.sent_at.timestamp_millis(), 1_764_201_600_000);

@@ -21,11 +21,10 @@
 //! natively too, so tests drive a component's queue and relay core off-wasm
 //! with native SDK clients (see `tests/spin/harness.rs`).
 
-use chrono::{DateTime, Utc};
-
-use orderly_adapters::sqs::SqsQueues;
+use orderly_adapters::sqs::{DeliveryAttributes, SqsQueues};
 use orderly_core::composition::Function;
 use orderly_core::messaging::{Outcome, process_batch};
+use orderly_core::ports::ReceivedMessage;
 use orderly_core::settings::{ConfigSource, Settings};
 
 /// Spin variables (declared per component in `spin.toml`).
@@ -49,47 +48,16 @@ pub fn config_source() -> Box<dyn ConfigSource> {
     Box::new(orderly_core::settings::Environment)
 }
 
-/// One queue message as a queue trigger hands it over.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QueueMessage {
-    pub id: String,
-    pub body: String,
-    /// `ApproximateReceiveCount` (1 on the first delivery).
-    pub receive_count: u32,
-    /// The FIFO group (`MessageGroupId`), if any.
-    pub group: Option<String>,
-    pub sent_at: DateTime<Utc>,
-}
-
-impl QueueMessage {
-    /// From the trigger's attributes (`ApproximateReceiveCount`,
-    /// `MessageGroupId`, `SentTimestamp`: ask for them in `spin.toml`).
-    pub fn from_attributes<'a>(
-        id: Option<String>,
-        body: Option<String>,
-        attributes: impl IntoIterator<Item = (&'a str, &'a str)>,
-    ) -> Self {
-        let mut message = Self {
-            id: id.unwrap_or_default(),
-            body: body.unwrap_or_default(),
-            receive_count: 1,
-            group: None,
-            sent_at: Utc::now(),
-        };
-        for (name, value) in attributes {
-            match name {
-                "ApproximateReceiveCount" => message.receive_count = value.parse().unwrap_or(1),
-                "MessageGroupId" => message.group = Some(value.to_owned()),
-                "SentTimestamp" => {
-                    if let Some(at) = value.parse().ok().and_then(DateTime::from_timestamp_millis) {
-                        message.sent_at = at;
-                    }
-                }
-                _ => {}
-            }
-        }
-        message
-    }
+/// One message as the queue trigger hands it over, with its attributes
+/// (`ApproximateReceiveCount`, `MessageGroupId`, `SentTimestamp`: ask for
+/// them in `spin.toml`). The trigger deletes or leaves it by the answer, so
+/// the delivery carries no receipt handle.
+pub fn delivery<'a>(
+    id: Option<&str>,
+    body: Option<&str>,
+    attributes: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> ReceivedMessage {
+    SqsQueues::delivery(id.unwrap_or_default(), "", body.unwrap_or_default(), DeliveryAttributes::parse(attributes))
 }
 
 /// What the queue trigger does with a message after the call.
@@ -106,24 +74,16 @@ pub enum QueueAction {
 /// The Spin queue trigger's call, one message at a time: handled (or known
 /// to be a duplicate, or of an unknown type) is `Delete`; a failure is
 /// `Leave`. Idempotent handlers make a redelivery after a lost delete harmless.
-pub async fn handle_message(function: &Function, settings: &Settings, message: &QueueMessage) -> QueueAction {
+pub async fn handle_message(function: &Function, settings: &Settings, message: &ReceivedMessage) -> QueueAction {
     let Some(handler) = function.handler() else {
         tracing::error!(function = function.name(), "a queue message for a component with no consumer: left");
         return QueueAction::Leave;
     };
-    let received = SqsQueues::delivery(
-        &message.id,
-        "",
-        &message.body,
-        message.receive_count,
-        message.group.as_deref(),
-        message.sent_at,
-    );
     let max = settings.queues.max_receives;
-    let outcomes = process_batch(handler.as_ref(), std::slice::from_ref(&received), max).await;
+    let outcomes = process_batch(handler.as_ref(), std::slice::from_ref(message), max).await;
     match outcomes.first().map(|o| &o.outcome) {
         Some(Outcome::Done | Outcome::Ignored { .. }) => QueueAction::Delete,
-        Some(Outcome::Failed { .. }) | None => QueueAction::Leave,
+        Some(Outcome::Failed { .. } | Outcome::HeldBack) | None => QueueAction::Leave,
     }
 }
 
@@ -195,9 +155,9 @@ macro_rules! spin_queue_export {
                             MessageAttributeValue::Binary(_) => None,
                         })
                         .collect();
-                    let message = $crate::spin::QueueMessage::from_attributes(
-                        message.id,
-                        message.body,
+                    let message = $crate::spin::delivery(
+                        message.id.as_deref(),
+                        message.body.as_deref(),
                         attributes.iter().map(|(n, v)| (n.as_str(), v.as_str())),
                     );
                     match $crate::spin::on_message(&message, super::$wire) {
@@ -258,7 +218,7 @@ mod component {
     use async_trait::async_trait;
     use aws_smithy_wasm::wasi::{WasiHttpClientBuilder, WasiSleep};
     use axum::body::Body;
-    use axum::http::{HeaderValue, Request, Response, StatusCode, header};
+    use axum::http::{Request, Response, StatusCode};
     use axum::response::IntoResponse;
     use http_body_util::BodyExt;
     use tower::ServiceExt;
@@ -266,9 +226,10 @@ mod component {
     use super::config_source;
     use orderly_adapters::aws_backend::AwsBackend;
     use orderly_adapters::log_provider::LogProvider;
+    use orderly_adapters::webhook::{HttpTransport, TransportError, Webhook};
     use orderly_core::composition::{self, Backend, Function};
     use orderly_core::http::{ApiError, ClientIp};
-    use orderly_core::ports::{Notification, NotificationProvider, ProviderError};
+    use orderly_core::ports::NotificationProvider;
     use orderly_core::settings::Settings;
 
     /// Runs `future` to completion on the wasi:io reactor the SDK's HTTP
@@ -307,16 +268,9 @@ mod component {
         let settings = Settings::load(config_source().as_ref()).map_err(|e| e.to_string())?;
         let aws = &settings.aws;
         // A component has no credential chain to search: the settings carry them.
-        let (Some(key_id), Some(secret)) = (&aws.access_key_id, &aws.secret_access_key) else {
+        let Some(credentials) = orderly_adapters::aws_backend::credentials(aws) else {
             return Err("setting aws_access_key_id / aws_secret_access_key: not set".into());
         };
-        let credentials = aws_sdk_dynamodb::config::Credentials::new(
-            key_id.clone(),
-            secret.clone(),
-            aws.session_token.clone(),
-            None,
-            "orderly-settings",
-        );
         let http = WasiHttpClientBuilder::new().build();
         let sleep = aws_smithy_async::rt::sleep::SharedAsyncSleep::new(WasiSleep);
         let region = aws_sdk_dynamodb::config::Region::new(aws.region.clone());
@@ -337,7 +291,9 @@ mod component {
             sqs = sqs.endpoint_url(endpoint);
         }
         let provider: Arc<dyn NotificationProvider> = match &settings.notify_url {
-            Some(url) => Arc::new(WasiWebhook { url: url.clone(), timeout: settings.notify_timeout }),
+            Some(url) => {
+                Arc::new(Webhook::with_transport(url, settings.notify_timeout, WasiHttp).map_err(|e| e.to_string())?)
+            }
             None => Arc::new(LogProvider),
         };
         Ok(Arc::new(AwsBackend::new(
@@ -357,7 +313,7 @@ mod component {
 
     /// The body of the queue export: wires the component and handles one message.
     pub fn on_message(
-        message: &super::QueueMessage,
+        message: &orderly_core::ports::ReceivedMessage,
         wire: fn(&Arc<dyn Backend>) -> Function,
     ) -> Result<super::QueueAction, String> {
         let (backend, function) = wired(wire)?;
@@ -451,40 +407,26 @@ mod component {
         response.into_body().str_contents().await.map(str::to_owned).map_err(|e| e.to_string())
     }
 
-    /// The notification webhook over wasi:http. The host decides which
-    /// addresses may be reached (`allowed_outbound_hosts` in `spin.toml`), so
-    /// unlike the native webhook there is no resolver-level SSRF guard here.
-    struct WasiWebhook {
-        url: String,
-        timeout: std::time::Duration,
-    }
+    /// wasi:http as the webhook's transport. The host decides which
+    /// addresses may be reached (`allowed_outbound_hosts` in `spin.toml`),
+    /// so there is no resolver-level SSRF guard here.
+    struct WasiHttp;
 
     #[async_trait]
-    impl NotificationProvider for WasiWebhook {
-        fn name(&self) -> &'static str {
-            "webhook"
-        }
-
-        async fn send(&self, notification: &Notification) -> Result<(), ProviderError> {
-            let body = serde_json::to_vec(notification).map_err(|e| ProviderError::Unreachable(e.to_string()))?;
-            let request = wstd::http::Request::post(&self.url)
-                .header(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))
-                .header("idempotency-key", notification.id.to_string())
-                .body(body)
-                .map_err(|_| ProviderError::Unreachable("invalid webhook URL".into()))?;
+    impl HttpTransport for WasiHttp {
+        async fn send(
+            &self,
+            request: axum::http::Request<Vec<u8>>,
+            timeout: std::time::Duration,
+        ) -> Result<StatusCode, TransportError> {
             let mut client = wstd::http::Client::new();
-            client.set_connect_timeout(self.timeout);
-            client.set_first_byte_timeout(self.timeout);
-            let send = client.send(request);
-            let response = match wstd::future::FutureExt::timeout(send, wstd::time::Duration::from(self.timeout)).await
-            {
-                Err(_) => return Err(ProviderError::Timeout),
-                // Without the URL: it may hold a token.
-                Ok(Err(_)) => return Err(ProviderError::Unreachable("request failed".into())),
-                Ok(Ok(response)) => response,
-            };
-            let status = response.status();
-            if status.is_success() { Ok(()) } else { Err(ProviderError::Rejected(status.as_u16())) }
+            client.set_connect_timeout(timeout);
+            client.set_first_byte_timeout(timeout);
+            match wstd::future::FutureExt::timeout(client.send(request), wstd::time::Duration::from(timeout)).await {
+                Err(_) => Err(TransportError::Timeout),
+                Ok(Err(_)) => Err(TransportError::Request),
+                Ok(Ok(response)) => Ok(response.status()),
+            }
         }
     }
 }

@@ -17,8 +17,9 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::Update;
 
+use super::super::codec::counters;
 use super::write::{mark_put, processed_events_for, put, write_put, write_update};
-use super::{DynamoConfig, GSI1, Item, ONLY, Table, get_n, get_s, key, n, s, sdk_unavailable, shard_of};
+use super::{Direction, DynamoConfig, Item, ONLY, Table, get_n, get_s, key, n, s, sdk_unavailable, shard_of};
 use crate::stored_order;
 use orderly_core::domain::{CustomerId, Order, OrderId};
 use orderly_core::ports::{Counter, ProcessedEvent, ReadModelStore, StoreError};
@@ -90,39 +91,27 @@ impl ReadModelStore for DynamoAnalytics {
     async fn counters(&self) -> Result<Vec<(Counter, i64)>, StoreError> {
         let mut totals: HashMap<String, i64> = HashMap::new();
         for shard in 0..self.shards {
-            let mut start = None;
-            loop {
-                let page = self
-                    .table
-                    .client
-                    .query()
-                    .table_name(&self.table.name)
-                    .key_condition_expression("pk = :shard")
-                    .expression_attribute_values(":shard", s(format!("COUNTER#{shard}")))
-                    .consistent_read(true)
-                    .set_exclusive_start_key(start)
-                    .send()
-                    .await
-                    .map_err(sdk_unavailable)?;
-                for item in page.items.unwrap_or_default() {
-                    *totals.entry(get_s(&item, "sk")?.to_owned()).or_insert(0) += get_n(&item, "value")?;
-                }
-                start = page.last_evaluated_key;
-                if start.is_none() {
-                    break;
-                }
+            let items = self
+                .table
+                .client
+                .query()
+                .table_name(&self.table.name)
+                .key_condition_expression("pk = :shard")
+                .expression_attribute_values(":shard", s(format!("COUNTER#{shard}")))
+                .consistent_read(true)
+                .into_paginator()
+                .items()
+                .send()
+                .try_collect()
+                .await
+                .map_err(sdk_unavailable)?;
+            for item in items {
+                *totals.entry(get_s(&item, "sk")?.to_owned()).or_insert(0) += get_n(&item, "value")?;
             }
         }
-        let mut counters: Vec<(String, i64)> = totals.into_iter().collect();
-        counters.sort();
-        counters
-            .into_iter()
-            .map(|(key, value)| {
-                Counter::parse_key(&key)
-                    .map(|counter| (counter, value))
-                    .ok_or_else(|| StoreError::Corrupt(format!("unknown counter {key}")))
-            })
-            .collect()
+        let mut totals: Vec<(String, i64)> = totals.into_iter().collect();
+        totals.sort();
+        Ok(counters(totals))
     }
 
     async fn customer_orders(
@@ -131,23 +120,10 @@ impl ReadModelStore for DynamoAnalytics {
         before: Option<OrderId>,
         limit: usize,
     ) -> Result<Vec<Order>, StoreError> {
-        let mut query = self
-            .table
-            .client
-            .query()
-            .table_name(&self.table.name)
-            .index_name(GSI1)
-            .scan_index_forward(false)
-            .limit(limit.clamp(1, 1000) as i32)
-            .expression_attribute_values(":customer", s(format!("CUSTOMER#{customer}")));
-        query = match before {
-            Some(before) => query
-                .key_condition_expression("gsi1pk = :customer AND gsi1sk < :before")
-                .expression_attribute_values(":before", s(before.to_string())),
-            None => query.key_condition_expression("gsi1pk = :customer"),
-        };
-        let page = query.send().await.map_err(sdk_unavailable)?;
-        page.items.unwrap_or_default().iter().map(|item| stored_order::from_json(get_s(item, "doc")?)).collect()
+        let partition = format!("CUSTOMER#{customer}");
+        let page =
+            self.table.gsi1_page(partition, Direction::Descending, before.map(|id| id.to_string()), limit).await?;
+        page.iter().map(|item| stored_order::from_json(get_s(item, "doc")?)).collect()
     }
 }
 

@@ -18,13 +18,13 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{KeysAndAttributes, Update};
 
+use super::super::codec::{ProductFields, price};
 use super::outbox::OutboxItems;
 use super::write::{mark_put, processed_events_for, put, write_put, write_update};
 use super::{
-    DynamoConfig, GSI1, Item, ONLY, Table, from_json, get_n, get_s, key, n, parse_timestamp, s, sdk_unavailable,
-    timestamp, to_json,
+    Direction, DynamoConfig, Item, ONLY, Table, from_json, get_n, get_s, key, n, s, sdk_unavailable, timestamp, to_json,
 };
-use orderly_core::domain::{Currency, Money, OrderId, Product, ProductName, Reservation, Sku};
+use orderly_core::domain::{Money, OrderId, Product, Reservation, Sku};
 use orderly_core::events::Envelope;
 use orderly_core::ports::{
     InventoryStore, Outbox, OutboxEntry, PriceList, ProcessedEvent, QueueError, ReservationChange, StockMove,
@@ -47,19 +47,22 @@ fn reservation_key(order_id: OrderId) -> Item {
     key(format!("RESERVATION#{order_id}"), ONLY)
 }
 
+fn sku_of(item: &Item, name: &str) -> Result<Sku, StoreError> {
+    Sku::parse(get_s(item, name)?).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
 fn product_from_item(item: &Item) -> Result<Product, StoreError> {
-    let sku = get_s(item, "sku")?;
-    let corrupt = |what: &str| StoreError::Corrupt(format!("product {sku}: bad {what}"));
-    let currency = Currency::parse(get_s(item, "currency")?).map_err(|_| corrupt("currency"))?;
-    Ok(Product {
-        sku: Sku::parse(sku).map_err(|_| corrupt("sku"))?,
-        name: ProductName::parse(get_s(item, "name")?).map_err(|_| corrupt("name"))?,
-        price: Money::from_minor(get_n(item, "price_minor")?, currency).map_err(|_| corrupt("price"))?,
+    ProductFields {
+        sku: get_s(item, "sku")?.to_owned(),
+        name: get_s(item, "name")?.to_owned(),
+        price_minor: get_n(item, "price_minor")?,
+        currency: get_s(item, "currency")?.to_owned(),
         available: get_n(item, "available")?,
         reserved: get_n(item, "reserved")?,
-        version: get_n(item, "version")? as u64,
-        updated_at: parse_timestamp(get_s(item, "updated_at")?)?,
-    })
+        version: get_n(item, "version")?,
+        updated_at: get_s(item, "updated_at")?.to_owned(),
+    }
+    .decode()
 }
 
 impl DynamoInventory {
@@ -128,27 +131,8 @@ impl InventoryStore for DynamoInventory {
     }
 
     async fn products(&self, after: Option<&Sku>, limit: usize) -> Result<Vec<Product>, StoreError> {
-        let mut query = self
-            .table
-            .client
-            .query()
-            .table_name(&self.table.name)
-            .index_name(GSI1)
-            .limit(limit.clamp(1, 1000) as i32)
-            .expression_attribute_values(":catalog", s(CATALOG));
-        query = match after {
-            Some(sku) => query
-                .key_condition_expression("gsi1pk = :catalog AND gsi1sk > :after")
-                .expression_attribute_values(":after", s(sku.to_string())),
-            None => query.key_condition_expression("gsi1pk = :catalog"),
-        };
-        let page = query.send().await.map_err(sdk_unavailable)?;
-        let skus = page
-            .items
-            .unwrap_or_default()
-            .iter()
-            .map(|item| Sku::parse(get_s(item, "gsi1sk")?).map_err(|e| StoreError::Corrupt(e.to_string())))
-            .collect::<Result<Vec<_>, _>>()?;
+        let page = self.table.gsi1_page(CATALOG.into(), Direction::Ascending, after.map(Sku::to_string), limit).await?;
+        let skus = page.iter().map(|item| sku_of(item, "gsi1sk")).collect::<Result<Vec<_>, _>>()?;
         let mut products =
             self.products_by_sku(&skus, None).await?.iter().map(product_from_item).collect::<Result<Vec<_>, _>>()?;
         products.sort_by(|a, b| a.sku.cmp(&b.sku));
@@ -159,10 +143,7 @@ impl InventoryStore for DynamoInventory {
         self.products_by_sku(skus, Some("sku, available"))
             .await?
             .iter()
-            .map(|item| {
-                let sku = Sku::parse(get_s(item, "sku")?).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                Ok((sku, get_n(item, "available")?))
-            })
+            .map(|item| Ok((sku_of(item, "sku")?, get_n(item, "available")?)))
             .collect()
     }
 
@@ -172,15 +153,16 @@ impl InventoryStore for DynamoInventory {
         expected_version: Option<u64>,
         outbox: &[Envelope],
     ) -> Result<(), StoreError> {
+        let fields = ProductFields::of(product)?;
         let mut item = product_key(&product.sku);
-        item.insert("sku".into(), s(product.sku.to_string()));
-        item.insert("name".into(), s(product.name.as_str()));
-        item.insert("price_minor".into(), n(product.price.amount_minor()));
-        item.insert("currency".into(), s(product.price.currency().as_str()));
-        item.insert("available".into(), n(product.available));
-        item.insert("reserved".into(), n(product.reserved));
-        item.insert("version".into(), n(product.version));
-        item.insert("updated_at".into(), s(timestamp(product.updated_at)));
+        item.insert("sku".into(), s(fields.sku));
+        item.insert("name".into(), s(fields.name));
+        item.insert("price_minor".into(), n(fields.price_minor));
+        item.insert("currency".into(), s(fields.currency));
+        item.insert("available".into(), n(fields.available));
+        item.insert("reserved".into(), n(fields.reserved));
+        item.insert("version".into(), n(fields.version));
+        item.insert("updated_at".into(), s(fields.updated_at));
         item.insert("gsi1pk".into(), s(CATALOG));
         item.insert("gsi1sk".into(), s(product.sku.to_string()));
         let product_put = match expected_version {
@@ -255,13 +237,7 @@ impl PriceList for DynamoInventory {
         self.products_by_sku(skus, Some("sku, price_minor, currency"))
             .await?
             .iter()
-            .map(|item| {
-                let corrupt = |e: &dyn std::fmt::Display| StoreError::Corrupt(e.to_string());
-                let sku = Sku::parse(get_s(item, "sku")?).map_err(|e| corrupt(&e))?;
-                let currency = Currency::parse(get_s(item, "currency")?).map_err(|e| corrupt(&e))?;
-                let price = Money::from_minor(get_n(item, "price_minor")?, currency).map_err(|e| corrupt(&e))?;
-                Ok((sku, price))
-            })
+            .map(|item| Ok((sku_of(item, "sku")?, price(get_n(item, "price_minor")?, get_s(item, "currency")?)?)))
             .collect()
     }
 }

@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 
 pub use analytics::DynamoAnalytics;
 pub use inventory::DynamoInventory;
@@ -36,6 +36,8 @@ pub use orders::DynamoOrders;
 pub use outbox::{OUTBOX_PREFIX, outbox_entry_from_stream_image};
 pub use resilience::DynamoResilience;
 pub use schema::{TableKind, create_table, enable_ttl};
+
+pub(crate) use super::codec::{from_json, timestamp, to_json};
 
 use orderly_core::ports::{ProcessedEvent, StoreError};
 
@@ -110,6 +112,47 @@ pub(crate) struct Table {
 
 pub(crate) type Item = HashMap<String, AttributeValue>;
 
+/// Which way a page of a GSI1 partition runs from its cursor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Direction {
+    /// `gsi1sk` ascending, strictly after the cursor.
+    Ascending,
+    /// `gsi1sk` descending (newest first for time-ordered keys), strictly
+    /// before the cursor.
+    Descending,
+}
+
+impl Table {
+    /// One page of the GSI1 partition `partition`: up to `limit` items from
+    /// `cursor` (exclusive; `None`: from the start) in `direction`.
+    pub async fn gsi1_page(
+        &self,
+        partition: String,
+        direction: Direction,
+        cursor: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<Item>, StoreError> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.name)
+            .index_name(GSI1)
+            .scan_index_forward(direction == Direction::Ascending)
+            .limit(limit.clamp(1, 1000) as i32)
+            .expression_attribute_values(":partition", s(partition));
+        let query = match (cursor, direction) {
+            (None, _) => query.key_condition_expression("gsi1pk = :partition"),
+            (Some(cursor), Direction::Ascending) => query
+                .key_condition_expression("gsi1pk = :partition AND gsi1sk > :cursor")
+                .expression_attribute_values(":cursor", s(cursor)),
+            (Some(cursor), Direction::Descending) => query
+                .key_condition_expression("gsi1pk = :partition AND gsi1sk < :cursor")
+                .expression_attribute_values(":cursor", s(cursor)),
+        };
+        Ok(query.send().await.map_err(sdk_unavailable)?.items.unwrap_or_default())
+    }
+}
+
 pub(crate) const PK: &str = "pk";
 pub(crate) const SK: &str = "sk";
 /// Sort key of items that are alone in their partition.
@@ -143,24 +186,6 @@ pub(crate) fn get_n(item: &Item, name: &str) -> Result<i64, StoreError> {
         }
         _ => Err(StoreError::Corrupt(format!("item lacks number attribute {name}"))),
     }
-}
-
-pub(crate) fn timestamp(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Micros, true)
-}
-
-pub(crate) fn parse_timestamp(raw: &str) -> Result<DateTime<Utc>, StoreError> {
-    DateTime::parse_from_rfc3339(raw)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| StoreError::Corrupt(format!("bad timestamp {raw:?}: {e}")))
-}
-
-pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
-    serde_json::to_string(value).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-pub(crate) fn from_json<T: serde::de::DeserializeOwned>(raw: &str) -> Result<T, StoreError> {
-    serde_json::from_str(raw).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 /// Any SDK failure that is not a condition we asked for: worth a retry later.

@@ -12,12 +12,11 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use uuid::Uuid;
 
+use super::super::codec::NotificationFields;
 use super::write::{processed_events_for, put, write_put};
-use super::{
-    DynamoConfig, GSI1, Item, ONLY, Table, get_n, get_s, key, n, parse_timestamp, s, sdk_unavailable, timestamp,
-};
-use orderly_core::domain::{CustomerId, OrderId};
-use orderly_core::ports::{NotificationLog, NotificationRecord, NotificationState, StoreError};
+use super::{DynamoConfig, GSI1, Item, ONLY, Table, get_n, get_s, key, n, s, sdk_unavailable};
+use orderly_core::domain::OrderId;
+use orderly_core::ports::{NotificationLog, NotificationRecord, StoreError};
 
 #[derive(Debug, Clone)]
 pub struct DynamoNotifications {
@@ -29,19 +28,19 @@ fn notification_key(id: Uuid) -> Item {
 }
 
 fn record_from_item(item: &Item) -> Result<NotificationRecord, StoreError> {
-    let corrupt = |what: &str| StoreError::Corrupt(format!("notification: bad {what}"));
-    Ok(NotificationRecord {
-        id: Uuid::parse_str(get_s(item, "id")?).map_err(|_| corrupt("id"))?,
-        order_id: OrderId::parse(get_s(item, "order_id")?).ok_or_else(|| corrupt("order id"))?,
-        customer_id: CustomerId::parse(get_s(item, "customer_id")?).map_err(|_| corrupt("customer id"))?,
+    NotificationFields {
+        id: get_s(item, "id")?.to_owned(),
+        order_id: get_s(item, "order_id")?.to_owned(),
+        customer_id: get_s(item, "customer_id")?.to_owned(),
         kind: get_s(item, "kind")?.to_owned(),
-        state: NotificationState::parse(get_s(item, "state")?).ok_or_else(|| corrupt("state"))?,
-        attempts: u32::try_from(get_n(item, "attempts")?).map_err(|_| corrupt("attempts"))?,
+        state: get_s(item, "state")?.to_owned(),
+        attempts: get_n(item, "attempts")?,
         last_error: get_s(item, "last_error").ok().map(str::to_owned),
         provider: get_s(item, "provider")?.to_owned(),
-        created_at: parse_timestamp(get_s(item, "created_at")?)?,
-        updated_at: parse_timestamp(get_s(item, "updated_at")?)?,
-    })
+        created_at: get_s(item, "created_at")?.to_owned(),
+        updated_at: get_s(item, "updated_at")?.to_owned(),
+    }
+    .decode()
 }
 
 impl DynamoNotifications {
@@ -57,22 +56,22 @@ impl NotificationLog for DynamoNotifications {
     }
 
     async fn save(&self, record: &NotificationRecord) -> Result<(), StoreError> {
-        let created = timestamp(record.created_at);
+        let fields = NotificationFields::of(record);
         let mut item = notification_key(record.id);
-        item.insert("id".into(), s(record.id.to_string()));
-        item.insert("order_id".into(), s(record.order_id.to_string()));
-        item.insert("customer_id".into(), s(record.customer_id.to_string()));
-        item.insert("kind".into(), s(record.kind.clone()));
-        item.insert("state".into(), s(record.state.as_str()));
-        item.insert("attempts".into(), n(record.attempts));
-        if let Some(error) = &record.last_error {
-            item.insert("last_error".into(), s(error.clone()));
+        item.insert("gsi1pk".into(), s(format!("ORDER#{}", fields.order_id)));
+        item.insert("gsi1sk".into(), s(format!("{}#{}", fields.created_at, fields.id)));
+        item.insert("id".into(), s(fields.id));
+        item.insert("order_id".into(), s(fields.order_id));
+        item.insert("customer_id".into(), s(fields.customer_id));
+        item.insert("kind".into(), s(fields.kind));
+        item.insert("state".into(), s(fields.state));
+        item.insert("attempts".into(), n(fields.attempts));
+        if let Some(error) = fields.last_error {
+            item.insert("last_error".into(), s(error));
         }
-        item.insert("provider".into(), s(record.provider.clone()));
-        item.insert("created_at".into(), s(created.clone()));
-        item.insert("updated_at".into(), s(timestamp(record.updated_at)));
-        item.insert("gsi1pk".into(), s(format!("ORDER#{}", record.order_id)));
-        item.insert("gsi1sk".into(), s(format!("{created}#{}", record.id)));
+        item.insert("provider".into(), s(fields.provider));
+        item.insert("created_at".into(), s(fields.created_at));
+        item.insert("updated_at".into(), s(fields.updated_at));
         self.table
             .write_all(vec![write_put(put(&self.table.name, item, None, &[]))])
             .await
@@ -81,49 +80,40 @@ impl NotificationLog for DynamoNotifications {
 
     async fn list(&self, order_id: Option<OrderId>, limit: usize) -> Result<Vec<NotificationRecord>, StoreError> {
         let client = &self.table.client;
-        let mut items = Vec::new();
-        match order_id {
+        let items = match order_id {
+            // Oldest first by the GSI's sort key: the first `limit` are the page.
             Some(order_id) => {
-                let mut start = None;
-                loop {
-                    let page = client
-                        .query()
-                        .table_name(&self.table.name)
-                        .index_name(GSI1)
-                        .key_condition_expression("gsi1pk = :order")
-                        .expression_attribute_values(":order", s(format!("ORDER#{order_id}")))
-                        .limit(limit.clamp(1, 1000) as i32)
-                        .set_exclusive_start_key(start)
-                        .send()
-                        .await
-                        .map_err(sdk_unavailable)?;
-                    items.extend(page.items.unwrap_or_default());
-                    start = page.last_evaluated_key;
-                    if start.is_none() || items.len() >= limit {
-                        break;
-                    }
+                let mut pages = client
+                    .query()
+                    .table_name(&self.table.name)
+                    .index_name(GSI1)
+                    .key_condition_expression("gsi1pk = :order")
+                    .expression_attribute_values(":order", s(format!("ORDER#{order_id}")))
+                    .into_paginator()
+                    .page_size(limit.clamp(1, 1000) as i32)
+                    .items()
+                    .send();
+                let mut items = Vec::new();
+                while items.len() < limit
+                    && let Some(item) = pages.next().await
+                {
+                    items.push(item.map_err(sdk_unavailable)?);
                 }
+                items
             }
-            None => {
-                let mut start = None;
-                loop {
-                    let page = client
-                        .scan()
-                        .table_name(&self.table.name)
-                        .filter_expression("begins_with(pk, :notification)")
-                        .expression_attribute_values(":notification", s("NOTIFICATION#"))
-                        .set_exclusive_start_key(start)
-                        .send()
-                        .await
-                        .map_err(sdk_unavailable)?;
-                    items.extend(page.items.unwrap_or_default());
-                    start = page.last_evaluated_key;
-                    if start.is_none() {
-                        break;
-                    }
-                }
-            }
-        }
+            // No partition orders them all: read every one, sort below.
+            None => client
+                .scan()
+                .table_name(&self.table.name)
+                .filter_expression("begins_with(pk, :notification)")
+                .expression_attribute_values(":notification", s("NOTIFICATION#"))
+                .into_paginator()
+                .items()
+                .send()
+                .try_collect()
+                .await
+                .map_err(sdk_unavailable)?,
+        };
         let mut records = items.iter().map(record_from_item).collect::<Result<Vec<_>, _>>()?;
         records.sort_by_key(|r| (r.created_at, r.id));
         records.truncate(limit);

@@ -1,6 +1,7 @@
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension, params};
 
+use super::super::codec::counters;
 use super::db::unavailable;
 use super::{SqliteStore, insert_processed, is_constraint_violation};
 use crate::stored_order;
@@ -75,17 +76,8 @@ impl ReadModelStore for SqliteStore {
             .read(|conn| {
                 let mut stmt =
                     conn.prepare_cached("SELECT key, value FROM counters ORDER BY key").map_err(unavailable)?;
-                let rows =
-                    stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))).map_err(unavailable)?;
-                let mut counters = Vec::new();
-                for row in rows {
-                    let (key, value) = row.map_err(unavailable)?;
-                    // A key from a newer build is skipped, not fatal.
-                    if let Some(counter) = Counter::parse_key(&key) {
-                        counters.push((counter, value));
-                    }
-                }
-                Ok(counters)
+                let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(unavailable)?;
+                Ok(counters(rows.collect::<Result<Vec<_>, _>>().map_err(unavailable)?))
             })
             .await
     }

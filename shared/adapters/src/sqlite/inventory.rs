@@ -3,41 +3,30 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension, Row, params};
 
+use super::super::codec::{ProductFields, price};
 use super::db::unavailable;
 use super::{
     SqliteStore, from_json, insert_outbox, insert_processed, is_constraint_violation, parse_timestamp, timestamp,
     to_json,
 };
-use orderly_core::domain::{Currency, Money, OrderId, Product, ProductName, Reservation, ReservationState, Sku};
+use orderly_core::domain::{Money, OrderId, Product, Reservation, ReservationState, Sku};
 use orderly_core::events::Envelope;
 use orderly_core::ports::{InventoryStore, PriceList, ProcessedEvent, ReservationChange, StockMove, StoreError};
 
 const PRODUCT_COLUMNS: &str = "sku, name, price_minor, currency, available, reserved, version, updated_at";
 
 fn product_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Product, StoreError>> {
-    let (sku, name, price, currency, available, reserved, version, updated_at): (
-        String,
-        String,
-        i64,
-        String,
-        i64,
-        i64,
-        i64,
-        String,
-    ) = (row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?, row.get(6)?, row.get(7)?);
-    Ok((|| {
-        let corrupt = |what: &str| StoreError::Corrupt(format!("product {sku}: bad {what}"));
-        let currency = Currency::parse(&currency).map_err(|_| corrupt("currency"))?;
-        Ok(Product {
-            sku: Sku::parse(&sku).map_err(|_| corrupt("sku"))?,
-            name: ProductName::parse(&name).map_err(|_| corrupt("name"))?,
-            price: Money::from_minor(price, currency).map_err(|_| corrupt("price"))?,
-            available,
-            reserved,
-            version: version as u64,
-            updated_at: parse_timestamp(&updated_at)?,
-        })
-    })())
+    let fields = ProductFields {
+        sku: row.get(0)?,
+        name: row.get(1)?,
+        price_minor: row.get(2)?,
+        currency: row.get(3)?,
+        available: row.get(4)?,
+        reserved: row.get(5)?,
+        version: row.get(6)?,
+        updated_at: row.get(7)?,
+    };
+    Ok(fields.decode())
 }
 
 #[async_trait]
@@ -94,27 +83,17 @@ impl InventoryStore for SqliteStore {
         expected_version: Option<u64>,
         outbox: &[Envelope],
     ) -> Result<(), StoreError> {
-        let (p, outbox) = (product.clone(), outbox.to_vec());
+        let (p, outbox) = (ProductFields::of(product)?, outbox.to_vec());
         self.db
             .write(move |conn, effects| {
-                let currency = p.price.currency();
+                let fields =
+                    params![p.sku, p.name, p.price_minor, p.currency, p.available, p.reserved, p.version, p.updated_at];
                 let written = match expected_version {
                     None => conn
                         .prepare_cached(&format!(
                             "INSERT INTO products ({PRODUCT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
                         ))
-                        .and_then(|mut s| {
-                            s.execute(params![
-                                p.sku.as_str(),
-                                p.name.as_str(),
-                                p.price.amount_minor(),
-                                currency.as_str(),
-                                p.available,
-                                p.reserved,
-                                p.version as i64,
-                                timestamp(p.updated_at)
-                            ])
-                        })
+                        .and_then(|mut s| s.execute(fields))
                         .map_err(|e| if is_constraint_violation(&e) { StoreError::Conflict } else { unavailable(e) })?,
                     Some(expected) => conn
                         .prepare_cached(
@@ -122,17 +101,10 @@ impl InventoryStore for SqliteStore {
                              reserved = ?6, version = ?7, updated_at = ?8 WHERE sku = ?1 AND version = ?9",
                         )
                         .and_then(|mut s| {
-                            s.execute(params![
-                                p.sku.as_str(),
-                                p.name.as_str(),
-                                p.price.amount_minor(),
-                                currency.as_str(),
-                                p.available,
-                                p.reserved,
-                                p.version as i64,
-                                timestamp(p.updated_at),
-                                expected as i64
-                            ])
+                            let expected = expected as i64;
+                            let mut update = fields.to_vec();
+                            update.push(&expected);
+                            s.execute(update.as_slice())
                         })
                         .map_err(unavailable)?,
                 };
@@ -239,10 +211,7 @@ impl PriceList for SqliteStore {
                         .optional()
                         .map_err(unavailable)?;
                     if let Some((minor, currency)) = row {
-                        let currency = Currency::parse(&currency).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                        let price =
-                            Money::from_minor(minor, currency).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                        prices.insert(sku, price);
+                        prices.insert(sku, price(minor, &currency)?);
                     }
                 }
                 Ok(prices)

@@ -18,17 +18,18 @@ use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use rusqlite::{Connection, params};
-use serde::de::DeserializeOwned;
 use tokio::sync::Notify;
 
 pub use backend::SqliteBackend;
 pub use db::{Database, DbOptions, Synchronous};
 pub use queue::QueueSettings;
 
+pub(crate) use super::codec::{from_json, parse_timestamp, timestamp, to_json};
+
 use orderly_core::events::Envelope;
-use orderly_core::ports::{Clock, ProcessedEvent, ProcessedEvents, StoreError, SystemClock};
+use orderly_core::ports::{Clock, ProcessedEvent, ProcessedEvents, StoreError, SystemClock, already_processed_is_done};
 
 /// Every port, on one SQLite database.
 #[derive(Clone)]
@@ -106,24 +107,6 @@ pub(crate) fn from_millis(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }
 
-pub(crate) fn timestamp(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Micros, true)
-}
-
-pub(crate) fn parse_timestamp(raw: &str) -> Result<DateTime<Utc>, StoreError> {
-    DateTime::parse_from_rfc3339(raw)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| StoreError::Corrupt(format!("bad timestamp {raw:?}: {e}")))
-}
-
-pub(crate) fn from_json<T: DeserializeOwned>(raw: &str) -> Result<T, StoreError> {
-    serde_json::from_str(raw).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
-    serde_json::to_string(value).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
 fn is_constraint_violation(error: &rusqlite::Error) -> bool {
     matches!(error.sqlite_error_code(), Some(rusqlite::ErrorCode::ConstraintViolation))
 }
@@ -172,11 +155,6 @@ impl ProcessedEvents for SqliteStore {
 
     async fn mark_processed(&self, mark: &ProcessedEvent) -> Result<(), StoreError> {
         let (mark, now) = (mark.clone(), self.clock.now());
-        self.db
-            .write(move |conn, _| match insert_processed(conn, &mark, now) {
-                Ok(()) | Err(StoreError::AlreadyProcessed) => Ok(()),
-                Err(other) => Err(other),
-            })
-            .await
+        self.db.write(move |conn, _| already_processed_is_done(insert_processed(conn, &mark, now))).await
     }
 }

@@ -2,42 +2,28 @@ use async_trait::async_trait;
 use rusqlite::{OptionalExtension, Row, params};
 use uuid::Uuid;
 
+use super::super::codec::NotificationFields;
+use super::SqliteStore;
 use super::db::unavailable;
-use super::{SqliteStore, parse_timestamp, timestamp};
-use orderly_core::domain::{CustomerId, OrderId};
-use orderly_core::ports::{NotificationLog, NotificationRecord, NotificationState, StoreError};
+use orderly_core::domain::OrderId;
+use orderly_core::ports::{NotificationLog, NotificationRecord, StoreError};
 
 const COLUMNS: &str = "id, order_id, customer_id, kind, state, attempts, last_error, provider, created_at, updated_at";
 
 fn record_from_row(row: &Row<'_>) -> rusqlite::Result<Result<NotificationRecord, StoreError>> {
-    let raw: (String, String, String, String, String, i64, Option<String>, String, String, String) = (
-        row.get(0)?,
-        row.get(1)?,
-        row.get(2)?,
-        row.get(3)?,
-        row.get(4)?,
-        row.get(5)?,
-        row.get(6)?,
-        row.get(7)?,
-        row.get(8)?,
-        row.get(9)?,
-    );
-    Ok((|| {
-        let (id, order_id, customer_id, kind, state, attempts, last_error, provider, created_at, updated_at) = raw;
-        let corrupt = |what: &str| StoreError::Corrupt(format!("notification {id}: bad {what}"));
-        Ok(NotificationRecord {
-            id: Uuid::try_parse(&id).map_err(|_| corrupt("id"))?,
-            order_id: OrderId::parse(&order_id).ok_or_else(|| corrupt("order id"))?,
-            customer_id: CustomerId::parse(&customer_id).map_err(|_| corrupt("customer"))?,
-            kind,
-            state: NotificationState::parse(&state).ok_or_else(|| corrupt("state"))?,
-            attempts: attempts as u32,
-            last_error,
-            provider,
-            created_at: parse_timestamp(&created_at)?,
-            updated_at: parse_timestamp(&updated_at)?,
-        })
-    })())
+    let fields = NotificationFields {
+        id: row.get(0)?,
+        order_id: row.get(1)?,
+        customer_id: row.get(2)?,
+        kind: row.get(3)?,
+        state: row.get(4)?,
+        attempts: row.get(5)?,
+        last_error: row.get(6)?,
+        provider: row.get(7)?,
+        created_at: row.get(8)?,
+        updated_at: row.get(9)?,
+    };
+    Ok(fields.decode())
 }
 
 #[async_trait]
@@ -54,7 +40,7 @@ impl NotificationLog for SqliteStore {
     }
 
     async fn save(&self, record: &NotificationRecord) -> Result<(), StoreError> {
-        let r = record.clone();
+        let r = NotificationFields::of(record);
         self.db
             .write(move |conn, _| {
                 conn.prepare_cached(&format!(
@@ -62,16 +48,16 @@ impl NotificationLog for SqliteStore {
                 ))
                 .and_then(|mut s| {
                     s.execute(params![
-                        r.id.to_string(),
-                        r.order_id.to_string(),
-                        r.customer_id.as_str(),
+                        r.id,
+                        r.order_id,
+                        r.customer_id,
                         r.kind,
-                        r.state.as_str(),
+                        r.state,
                         r.attempts,
                         r.last_error,
                         r.provider,
-                        timestamp(r.created_at),
-                        timestamp(r.updated_at)
+                        r.created_at,
+                        r.updated_at
                     ])
                 })
                 .map(|_| ())

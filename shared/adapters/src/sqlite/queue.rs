@@ -136,10 +136,10 @@ impl MessageQueue for SqliteStore {
             .write(move |conn, _| {
                 // Only the head of each group is eligible: strict order per
                 // subject, no head-of-line blocking across subjects.
-                let candidates: Vec<(i64, String, String, i64, i64)> = {
+                let candidates: Vec<(i64, String, String, i64, i64, Option<String>)> = {
                     let mut stmt = conn
                         .prepare_cached(
-                            "SELECT m.seq, m.message_id, m.body, m.sent_at, m.receive_count FROM queue_messages m
+                            "SELECT m.seq, m.message_id, m.body, m.sent_at, m.receive_count, m.grp FROM queue_messages m
                              WHERE m.queue = ?1 AND m.visible_at <= ?2
                                AND (m.grp IS NULL OR NOT EXISTS (
                                    SELECT 1 FROM queue_messages h
@@ -149,13 +149,13 @@ impl MessageQueue for SqliteStore {
                         .map_err(unavailable)?;
                     let rows = stmt
                         .query_map(params![queue, now, max as i64], |r| {
-                            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
                         })
                         .map_err(unavailable)?;
                     rows.collect::<Result<_, _>>().map_err(unavailable)?
                 };
                 let mut received = Vec::with_capacity(candidates.len());
-                for (seq, message_id, body, sent_at, receive_count) in candidates {
+                for (seq, message_id, body, sent_at, receive_count, group) in candidates {
                     if receive_count >= max_receives {
                         conn.prepare_cached(
                             "INSERT INTO dead_letters (queue, message_id, grp, body, sent_at, receive_count, last_error, dead_at)
@@ -182,6 +182,7 @@ impl MessageQueue for SqliteStore {
                         receipt,
                         body,
                         receive_count: (receive_count + 1) as u32,
+                        group,
                         sent_at: from_millis(sent_at),
                     });
                 }

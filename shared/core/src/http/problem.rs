@@ -184,6 +184,9 @@ impl From<StoreError> for ApiError {
                 format!("store unavailable: {detail}"),
             ),
             StoreError::Conflict => Self::Conflict("the resource changed concurrently; try again".into()),
+            StoreError::Contended { .. } => {
+                Self::unavailable("the resource is changing too often, try again shortly", error)
+            }
             other => Self::Internal(other.to_string()),
         }
     }
@@ -222,6 +225,13 @@ mod tests {
         let response = error.into_response();
         let cause = response.extensions().get::<ErrorCause>().expect("the cause, for the edge's log");
         assert!(cause.0.contains("database or disk is full (code 13)"), "{cause:?}");
+    }
+
+    #[test]
+    fn a_record_too_contended_to_write_is_503_try_again() {
+        let response = ApiError::from(StoreError::Contended { attempts: 32 }).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(response.headers().contains_key(header::RETRY_AFTER));
     }
 
     #[test]

@@ -51,6 +51,9 @@ pub struct ReceivedMessage {
     pub body: String,
     /// 1 on the first delivery.
     pub receive_count: u32,
+    /// Its FIFO group (the event's subject), if the queue keeps groups: see
+    /// `messaging::process_batch` for what that promises.
+    pub group: Option<String>,
     pub sent_at: DateTime<Utc>,
 }
 

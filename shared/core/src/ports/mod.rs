@@ -33,11 +33,15 @@ pub use resilience::{BreakerStore, Cache, CacheError, RateLimiter};
 use uuid::Uuid;
 
 /// Failures every store port can report. Only `Unavailable` is worth a retry
-/// of the same call; `Conflict` means "read again and decide again".
+/// of the same call; `Conflict` means "read again and decide again" (see
+/// `resilience::conflict`), and `Contended` that this went on too long.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
     #[error("the record changed since it was read")]
     Conflict,
+    /// Every one of `attempts` rounds of read, decide, write lost its race.
+    #[error("the record kept changing: gave up after {attempts} conflicting writes")]
+    Contended { attempts: u32 },
     #[error("this event was already processed")]
     AlreadyProcessed,
     #[error("the store is unavailable: {0}")]
@@ -55,9 +59,31 @@ pub struct ProcessedEvent {
     pub event_id: Uuid,
 }
 
+/// A write that carried a processed mark, as its consumer reads it:
+/// `AlreadyProcessed` says an earlier delivery of the same event committed
+/// the effect already, which is success (a duplicate made harmless).
+pub fn already_processed_is_done(written: Result<(), StoreError>) -> Result<(), StoreError> {
+    match written {
+        Err(StoreError::AlreadyProcessed) => Ok(()),
+        other => other,
+    }
+}
+
 /// For consumers whose event needs no state change: remember it was seen.
 #[async_trait::async_trait]
 pub trait ProcessedEvents: Send + Sync {
     async fn is_processed(&self, mark: &ProcessedEvent) -> Result<bool, StoreError>;
     async fn mark_processed(&self, mark: &ProcessedEvent) -> Result<(), StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_duplicate_of_an_applied_event_is_success_and_other_errors_stay() {
+        assert_eq!(already_processed_is_done(Err(StoreError::AlreadyProcessed)), Ok(()));
+        assert_eq!(already_processed_is_done(Ok(())), Ok(()));
+        assert_eq!(already_processed_is_done(Err(StoreError::Conflict)), Err(StoreError::Conflict));
+    }
 }

@@ -12,6 +12,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::conflict::{MaybeConflict, retry_on_conflict};
+use crate::ports::StoreError;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BreakerPolicy {
     /// Consecutive failures (errors or timeouts) that open the breaker.
@@ -110,9 +113,6 @@ pub struct CircuitBreaker {
     clock: std::sync::Arc<dyn crate::ports::Clock>,
 }
 
-/// Compare-and-set rounds before giving up on recording a transition.
-const MAX_CAS_ROUNDS: usize = 8;
-
 impl CircuitBreaker {
     pub fn new(
         name: impl Into<String>,
@@ -129,7 +129,7 @@ impl CircuitBreaker {
     }
 
     /// The shared state, for /health and metrics.
-    pub async fn state(&self) -> Result<BreakerState, crate::ports::StoreError> {
+    pub async fn state(&self) -> Result<BreakerState, StoreError> {
         self.store.load(&self.name).await.map(|(state, _)| state)
     }
 
@@ -142,47 +142,49 @@ impl CircuitBreaker {
         }
     }
 
+    /// Whether a call may go, moving the shared state when the answer does
+    /// (an open breaker whose cool-down ended lets a probe go).
     async fn permit(&self) -> Permit {
-        for _ in 0..MAX_CAS_ROUNDS {
-            let Ok((state, version)) = self.store.load(&self.name).await else {
-                // The breaker's own store failing must not stop notifications: fail open.
-                return Permit::Call;
-            };
+        let decided = retry_on_conflict(|| async {
+            let (state, version) = self.store.load(&self.name).await?;
             let (permit, next) = state.permit(&self.policy, self.clock.now());
-            match next {
-                None => return permit,
-                Some(next) => match self.store.save(&self.name, &next, version).await {
-                    Ok(()) => {
-                        self.report(&next);
-                        return permit;
-                    }
-                    Err(crate::ports::StoreError::Conflict) => continue,
-                    Err(_) => return permit,
-                },
+            if let Some(next) = next {
+                match self.store.save(&self.name, &next, version).await {
+                    Ok(()) => self.report(&next),
+                    Err(error) if error.is_conflict() => return Err(error),
+                    // Unrecorded, the decision still stands.
+                    Err(_) => {}
+                }
             }
+            Ok(permit)
+        })
+        .await;
+        match decided {
+            Ok(permit) => permit,
+            // Other instances keep moving the state: let this call wait.
+            Err(StoreError::Contended { .. }) => Permit::Reject { retry_after: self.policy.cool_down / 4 },
+            // The breaker's own store failing must not stop notifications: fail open.
+            Err(_) => Permit::Call,
         }
-        Permit::Reject { retry_after: self.policy.cool_down / 4 }
     }
 
+    /// Records a call's result in the shared state. Best effort: a store
+    /// that fails or stays contended leaves the state as the others made it.
     async fn record(&self, failed: bool) {
-        for _ in 0..MAX_CAS_ROUNDS {
-            let Ok((state, version)) = self.store.load(&self.name).await else { return };
+        let _ = retry_on_conflict(|| async {
+            let (state, version) = self.store.load(&self.name).await?;
             let next = if failed { state.on_failure(&self.policy, self.clock.now()) } else { state.on_success() };
             if next == state {
-                return;
+                return Ok(());
             }
-            match self.store.save(&self.name, &next, version).await {
-                Ok(()) => {
-                    if next.name() != state.name() {
-                        tracing::warn!(breaker = %self.name, from = state.name(), to = next.name(), "circuit breaker changed state");
-                    }
-                    self.report(&next);
-                    return;
-                }
-                Err(crate::ports::StoreError::Conflict) => continue,
-                Err(_) => return,
+            self.store.save(&self.name, &next, version).await?;
+            if next.name() != state.name() {
+                tracing::warn!(breaker = %self.name, from = state.name(), to = next.name(), "circuit breaker changed state");
             }
-        }
+            self.report(&next);
+            Ok::<_, StoreError>(())
+        })
+        .await;
     }
 
     fn report(&self, state: &BreakerState) {
