@@ -32,12 +32,16 @@ pub fn wire(backend: &Arc<dyn Backend>) -> Function {
 
 /// order-intake serving the whole API (see the module doc).
 pub fn front_door(backend: &Arc<dyn Backend>) -> Function {
-    let api = [wire(backend), inventory::wire(backend), notification::wire(backend), analytics::wire(backend)]
+    let intake = wire(backend);
+    let api = [inventory::wire(backend), notification::wire(backend), analytics::wire(backend)]
         .iter()
         .filter_map(Function::api)
-        .fold(OpenApiRouter::with_openapi(ApiDoc::openapi()), OpenApiRouter::merge)
+        .fold(
+            OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(intake.api().unwrap_or_default()),
+            OpenApiRouter::merge,
+        )
         .merge(orderly_core::health::router(composition::health(backend.clone())));
-    wire(backend).routes(api)
+    intake.routes(api)
 }
 
 // Every trigger of order-intake's components runs the front door: the same
