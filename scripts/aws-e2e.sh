@@ -15,6 +15,7 @@ cd "$(dirname "$0")/.."
 VENVS="${ORDERLY_VENVS:-/var/tmp/orderly-venvs}"
 PORT="${ORDERLY_AWS_PORT:-4566}"
 BUILD_DIR="${ORDERLY_SAM_BUILD_DIR:-/var/tmp/orderly-sam-build}"
+GATEWAY_PORT="${ORDERLY_GATEWAY_PORT:-$((PORT + 14000))}"
 STACK=orderly-e2e
 STAGE=e2e
 # The stack reads its JWT secret ($E2E_JWT_SECRET) from SSM like any deployment.
@@ -44,16 +45,22 @@ for zip_dir in "$BUILD_DIR"/*Function; do
 done
 built=$(now)
 
-step "sam deploy to the emulator"
-py - "$E2E_JWT_SECRET" <<'EOF'
+step "start the test payment gateway; sam deploy to the emulator"
+gateway_log="$(mktemp)"
+start_gateway "$GATEWAY_PORT" "$gateway_log"
+trap 'kill "$gateway_pid" 2>/dev/null || true; rm -f "$gateway_log"' EXIT
+gateway_url="http://127.0.0.1:$GATEWAY_PORT"
+py - "$E2E_JWT_SECRET" "$gateway_url" <<'EOF'
 import sys, boto3
-boto3.client("ssm").put_parameter(
-    Name="/orderly/e2e/jwt-secret", Value=sys.argv[1], Type="SecureString", Overwrite=True)
+ssm = boto3.client("ssm")
+ssm.put_parameter(Name="/orderly/e2e/jwt-secret", Value=sys.argv[1], Type="SecureString", Overwrite=True)
+ssm.put_parameter(Name="/orderly/e2e/payment-url", Value=sys.argv[2], Type="SecureString", Overwrite=True)
 EOF
 sam deploy --template-file "$BUILD_DIR/template.yaml" --stack-name "$STACK" --resolve-s3 \
     --capabilities CAPABILITY_IAM --no-confirm-changeset --no-fail-on-empty-changeset \
     --parameter-overrides Stage="$STAGE" Architecture=x86_64 MaxReceiveCount=3 \
     QueueVisibilityTimeout=10 JwtSecretParameter=/orderly/e2e/jwt-secret MetricMathAlarms=false \
+    PayWithGateway=true PaymentUrlParameter=/orderly/e2e/payment-url PaymentTimeout=2s PaymentBreakerCoolDown=2s \
     AwsEndpointUrl="$AWS_ENDPOINT_URL"
 api_id="$(py scripts/aws_emulator_fixups.py template.yaml "$STACK")"
 base_url="$AWS_ENDPOINT_URL/_aws/execute-api/$api_id/\$default"
@@ -73,6 +80,7 @@ done
 
 step "the API tests, through the emulated HTTP API"
 ORDERLY_TEST_BASE_URL="$base_url" ORDERLY_TEST_AWS_ENDPOINT="$AWS_ENDPOINT_URL" ORDERLY_TEST_STAGE="$STAGE" \
+    ORDERLY_TEST_GATEWAY_URL="$gateway_url" \
     cargo test --workspace --all-features --test api --test aws_e2e -- --test-threads=1
 
 step "every function's metrics reached its logs as CloudWatch EMF"

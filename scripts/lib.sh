@@ -53,6 +53,18 @@ start_runner() {
     return 1
 }
 
+# start_gateway PORT LOG: `orderly gateway` (the test payment gateway, the
+# protocol of docs/contract.md §6) on 127.0.0.1:PORT, waited for; its pid in
+# $gateway_pid. The caller stops it.
+start_gateway() {
+    local port="$1" log="$2"
+    export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/orderly-target}"
+    cargo build -q --bin orderly
+    "$CARGO_TARGET_DIR/debug/orderly" gateway --addr "127.0.0.1:$port" >"$log" 2>&1 </dev/null &
+    gateway_pid=$!
+    wait_http "http://127.0.0.1:$port/_gateway/authorizations" 30 "$gateway_pid" "$log"
+}
+
 wait_http() {
     local url="$1" seconds="$2" pid="$3" log="$4"
     local deadline=$((SECONDS + seconds))

@@ -30,6 +30,7 @@ RUN_DIR="${ORDERLY_SPIN_RUN_DIR:-/var/tmp/orderly-spin-stack}"
 AWS_PORT="${ORDERLY_SPIN_AWS_PORT:-4577}"
 FRONT_PORT="${ORDERLY_SPIN_PORT:-18080}"
 COMPONENT_PORT="${ORDERLY_SPIN_COMPONENT_PORT:-18081}"
+GATEWAY_PORT="${ORDERLY_SPIN_GATEWAY_PORT:-$((FRONT_PORT + 10))}"
 HOSTS=(${ORDERLY_SPIN_HOSTS:-wasmtime jco})
 UP_ONLY=false
 [[ "${1:-}" == "--up" ]] && UP_ONLY=true
@@ -77,13 +78,19 @@ for host in "${HOSTS[@]}"; do
     esac
 done
 
-step "start the emulator, create tables and queues"
+step "start the emulator, create tables and queues; start the test payment gateway"
 emulator_and_harness "$AWS_PORT" "$RUN_DIR/aws"
+start_gateway "$GATEWAY_PORT" "$RUN_DIR/gateway.log"
+PIDS+=("$gateway_pid")
 export ORDERLY_JWT_SECRET="${ORDERLY_TEST_JWT_SECRET:-spin-ci-secret-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')}"
+# Card payments through the test gateway, with a short timeout and cool-down
+# so that the degraded-mode tests run in seconds.
+export ORDERLY_PAYMENT_URL="http://127.0.0.1:$GATEWAY_PORT" ORDERLY_PAYMENT_TIMEOUT=1s ORDERLY_PAYMENT_BREAKER_COOL_DOWN=2s
 # Every setting the components and the harness run with, for anyone to source.
 {
     "$HARNESS" setup --stage "spin-$AWS_PORT" --max-receives 3
-    for name in AWS_ENDPOINT_URL AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_REGION JWT_SECRET; do
+    for name in AWS_ENDPOINT_URL AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_REGION JWT_SECRET \
+        PAYMENT_URL PAYMENT_TIMEOUT PAYMENT_BREAKER_COOL_DOWN; do
         echo "export ORDERLY_$name=$(printenv "ORDERLY_$name")"
     done
 } >"$RUN_DIR/settings.env"
@@ -131,6 +138,7 @@ stop_stack() {
 export ORDERLY_TEST_BASE_URL="http://127.0.0.1:$FRONT_PORT"
 export ORDERLY_TEST_JWT_SECRET="$ORDERLY_JWT_SECRET"
 export ORDERLY_TEST_RESET_URL="$ORDERLY_TEST_BASE_URL/__harness/reset"
+export ORDERLY_TEST_GATEWAY_URL="$ORDERLY_PAYMENT_URL"
 if $UP_ONLY; then
     step "serve the HTTP components under ${HOSTS[0]}, and the harness in front"
     serve_stack "${HOSTS[0]}"

@@ -52,6 +52,12 @@ enum Command {
     Load(load::LoadArgs),
     /// Benchmark intake against a bare hyper server (starts both itself).
     Bench(bench::BenchArgs),
+    /// A card payment gateway speaking the protocol Orderly's payment
+    /// adapter speaks (for local runs and tests): point ORDERLY_PAYMENT_URL at it.
+    Gateway {
+        #[arg(long, default_value = "127.0.0.1:8090")]
+        addr: std::net::SocketAddr,
+    },
     /// The bare hyper "hello" server that `bench` compares against.
     #[command(hide = true)]
     BenchHello {
@@ -135,6 +141,7 @@ async fn main() -> anyhow::Result<()> {
             bench::print(&report);
         }
         Command::BenchHello { addr } => bench::serve_hello(addr).await?,
+        Command::Gateway { addr } => orderly::gateway::serve(addr).await?,
         Command::Dlq { action } => {
             let store = orderly::app::open_store(&settings)?;
             match action {

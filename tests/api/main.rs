@@ -11,6 +11,7 @@ mod idempotency;
 mod messaging;
 mod notifications;
 mod orders;
+mod payments;
 mod resilience;
 mod security;
 #[path = "../support/mod.rs"]

@@ -106,7 +106,7 @@ async fn unknown_event_types_are_acknowledged_and_counted() {
     let Some(app) = spawn_local_app("it writes to the runner's queues directly").await else { return };
     let store = app.runner().store();
     let future_event = serde_json::json!({
-        "id": Uuid::now_v7(), "type": "order.shipped.v1", "source": "somewhere", "time": Utc::now(),
+        "id": Uuid::now_v7(), "type": "order.returned.v1", "source": "somewhere", "time": Utc::now(),
         "subject": "x", "data": {"carrier": "owl"}, "added_later": true
     });
     store.send_raw("analytics", Some("x"), &future_event.to_string()).await.unwrap();

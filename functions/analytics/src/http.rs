@@ -16,14 +16,54 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::FUNCTION;
+use crate::popular::{MAX_POPULAR, Popular, PopularList};
 use crate::projection::Summary;
 
-pub fn router(store: Arc<dyn ReadModelStore>) -> OpenApiRouter {
+pub fn router(store: Arc<dyn ReadModelStore>, popular: Arc<Popular>) -> OpenApiRouter {
+    let popular = OpenApiRouter::new().routes(routes!(popular_products)).with_state(popular);
     OpenApiRouter::new()
         .routes(routes!(list_my_orders))
         .routes(routes!(summary))
-        .layer(from_fn_with_state(FUNCTION, tag_function))
         .with_state(store)
+        .merge(popular)
+        .layer(from_fn_with_state(FUNCTION, tag_function))
+}
+
+/// `?limit=` of the popular ranking.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PopularParams {
+    /// 1 to 50; default 10.
+    #[param(minimum = 1, maximum = 50)]
+    pub limit: Option<String>,
+}
+
+/// The most ordered products (confirmed, shipped or delivered), most first.
+/// Never 5xx: when the read model fails or is slow, the last good list (or a
+/// configured one) with `"source":"fallback"`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/recommendations/popular",
+    tag = "recommendations",
+    params(PopularParams),
+    responses(
+        (status = 200, description = "The ranking, live or fallback", body = PopularList),
+        (status = 400, description = "Bad limit", body = orderly_core::http::Problem, content_type = "application/problem+json"),
+    ),
+)]
+async fn popular_products(
+    State(popular): State<Arc<Popular>>,
+    QueryParams(params): QueryParams<PopularParams>,
+) -> Result<Json<PopularList>, ApiError> {
+    let limit = match params.limit.as_deref() {
+        None => 10,
+        Some(raw) => match raw.parse::<usize>() {
+            Ok(n @ 1..=MAX_POPULAR) => n,
+            _ => return Err(ApiError::BadRequest(format!("limit must be a whole number from 1 to {MAX_POPULAR}"))),
+        },
+    };
+    Ok(Json(popular.top(limit).await))
 }
 
 /// The caller's own orders, newest first (read model: a just-placed order

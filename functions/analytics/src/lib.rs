@@ -5,7 +5,9 @@
 //!
 //! - per-order views (the latest order snapshot, keyed for "a customer's
 //!   orders, newest first") behind `GET /api/v1/orders`;
-//! - counters behind `GET /api/v1/analytics/summary`.
+//! - counters behind `GET /api/v1/analytics/summary`, and the ranking behind
+//!   `GET /api/v1/recommendations/popular` ([`popular`], which falls back
+//!   to a last good or static list rather than fail).
 //!
 //! The projection is pure ([`projection`]): a view changes only when a newer
 //! order version arrives, and the counters move by
@@ -16,6 +18,7 @@ pub mod http;
 pub mod wiring;
 
 pub use wiring::wire;
+pub mod popular;
 pub mod projection;
 pub mod projector;
 

@@ -11,7 +11,8 @@ use utoipa::ToSchema;
 pub fn contributions(order: &Order) -> Vec<(Counter, i64)> {
     let day = order.created_at().date_naive();
     let mut counters = vec![(Counter::OrdersByStatus(order.status()), 1), (Counter::DailyOrders(day), 1)];
-    if order.status() == OrderStatus::Confirmed {
+    // A sale that stands: confirmed, shipped or delivered now.
+    if order.status().is_sold() {
         let total = order.total().amount_minor();
         counters.push((Counter::Revenue(order.currency()), total));
         counters.push((Counter::DailyRevenue(day, order.currency()), total));
@@ -44,7 +45,7 @@ pub struct DailyFigures {
     pub date: String,
     /// Orders placed that day.
     pub orders: i64,
-    /// Revenue of that day's orders that are confirmed now, per currency.
+    /// Revenue of that day's orders that are confirmed, shipped or delivered now, per currency.
     pub revenue: BTreeMap<String, String>,
 }
 
@@ -53,9 +54,9 @@ pub struct DailyFigures {
 pub struct Summary {
     pub orders_by_status: BTreeMap<String, i64>,
     pub orders_total: i64,
-    /// Totals of orders that are confirmed now (cancellations subtract), per currency.
+    /// Totals of orders that are confirmed, shipped or delivered now (cancellations subtract), per currency.
     pub revenue: BTreeMap<String, String>,
-    /// Units in orders that are confirmed now.
+    /// Units in orders that are confirmed, shipped or delivered now.
     pub units_by_sku: BTreeMap<String, i64>,
     pub daily: Vec<DailyFigures>,
     /// Every event seen, by type.
@@ -126,9 +127,13 @@ mod tests {
                 .unwrap();
         match status {
             OrderStatus::Pending => placed,
-            OrderStatus::Confirmed => placed.confirm(at).unwrap(),
-            OrderStatus::Cancelled => placed.confirm(at).unwrap().cancel(at).unwrap(),
+            OrderStatus::Confirmed => placed.confirm_offline("Pay by bank transfer".into(), at).unwrap(),
+            OrderStatus::Cancelled => {
+                placed.confirm_offline("Pay by bank transfer".into(), at).unwrap().cancel(at).unwrap()
+            }
             OrderStatus::Rejected => placed.reject(at).unwrap(),
+            OrderStatus::Shipped => order(OrderStatus::Confirmed).record_offline_payment(at).unwrap().ship(at).unwrap(),
+            OrderStatus::Delivered => order(OrderStatus::Shipped).deliver(at).unwrap(),
         }
     }
 
@@ -146,6 +151,18 @@ mod tests {
         assert!(deltas.contains(&(Counter::Revenue(Currency::parse("EUR").unwrap()), 750)));
         assert!(deltas.contains(&(Counter::UnitsBySku(Sku::parse("TEA").unwrap()), 3)));
         assert!(!deltas.iter().any(|(c, _)| matches!(c, Counter::DailyOrders(_))), "the day does not change");
+    }
+
+    #[test]
+    fn shipped_and_delivered_orders_keep_their_revenue_and_units() {
+        let euros = Counter::Revenue(Currency::parse("EUR").unwrap());
+        let deltas = project(Some(&order(OrderStatus::Confirmed)), &order(OrderStatus::Shipped)).unwrap();
+        assert!(deltas.contains(&(Counter::OrdersByStatus(OrderStatus::Shipped), 1)));
+        assert!(!deltas.iter().any(|(c, _)| *c == euros), "still sold: revenue unchanged");
+        let mut counters = BTreeMap::new();
+        apply(&mut counters, project(None, &order(OrderStatus::Delivered)).unwrap());
+        assert_eq!(counters.get(&euros), Some(&750));
+        assert_eq!(counters.get(&Counter::UnitsBySku(Sku::parse("TEA").unwrap())), Some(&3));
     }
 
     #[test]

@@ -53,9 +53,13 @@ impl EventHandler for Projector {
         let mark = ProcessedEvent { consumer: FUNCTION, event_id: delivery.envelope.id };
         let seen = (Counter::Events(delivery.envelope.event_type.clone()), 1);
         match event {
-            Event::OrderPlaced(e) | Event::OrderConfirmed(e) | Event::OrderRejected(e) | Event::OrderCancelled(e) => {
-                self.project_order(&Order::try_from(&e.order)?, seen, &mark).await
-            }
+            Event::OrderPlaced(e)
+            | Event::OrderConfirmed(e)
+            | Event::OrderRejected(e)
+            | Event::OrderCancelled(e)
+            | Event::OrderPaid(e)
+            | Event::OrderShipped(e)
+            | Event::OrderDelivered(e) => self.project_order(&Order::try_from(&e.order)?, seen, &mark).await,
             _ => Ok(already_processed_is_done(self.store.apply(None, None, &[seen], &mark).await)?),
         }
     }

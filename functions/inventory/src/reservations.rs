@@ -7,6 +7,7 @@
 //! | `order.cancelled.v1` | reserved | release the stock; `inventory.released.v1` |
 //! | `order.cancelled.v1` | none | remember the cancellation, so a late `order.placed.v1` reserves nothing |
 //! | `order.cancelled.v1` | rejected/released/cancelled | nothing |
+//! | `order.rejected.v1` | as `order.cancelled.v1` | a declined payment rejects a reserved order: release it |
 //!
 //! Every change is committed with the event's processed mark and conditioned
 //! on the reservation state it was decided from, so duplicates and races
@@ -153,6 +154,9 @@ impl EventHandler for Reservations {
         match event {
             Event::OrderPlaced(placed) => self.on_placed(&Order::try_from(&placed.order)?, delivery).await,
             Event::OrderCancelled(cancelled) => self.on_cancelled(cancelled.order.id, delivery).await,
+            // A rejection for want of stock finds the reservation rejected
+            // and changes nothing; one for a declined payment releases it.
+            Event::OrderRejected(rejected) => self.on_cancelled(rejected.order.id, delivery).await,
             _ => Ok(()),
         }
     }

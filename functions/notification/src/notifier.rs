@@ -89,7 +89,12 @@ impl EventHandler for Notifier {
         match event {
             Event::OrderConfirmed(e) => {
                 let order = Order::try_from(&e.order)?;
-                let message = format!("Your order {} is confirmed. Total: {}.", order.id(), order.total());
+                let mut message = format!("Your order {} is confirmed. Total: {}.", order.id(), order.total());
+                // Offline (no gateway, or a sick one): the customer needs to know how to pay.
+                if let Some(instructions) = &order.payment().instructions {
+                    message.push(' ');
+                    message.push_str(instructions);
+                }
                 self.notify(&order, message, delivery).await
             }
             Event::OrderRejected(e) => {
@@ -97,6 +102,11 @@ impl EventHandler for Notifier {
                 let why = e.reason.as_deref().unwrap_or("it could not be fulfilled");
                 let message =
                     format!("Sorry, your order {} was rejected: {why}. You have not been charged.", order.id());
+                self.notify(&order, message, delivery).await
+            }
+            Event::OrderShipped(e) => {
+                let order = Order::try_from(&e.order)?;
+                let message = format!("Your order {} is on its way.", order.id());
                 self.notify(&order, message, delivery).await
             }
             Event::OrderCancelled(e) => {

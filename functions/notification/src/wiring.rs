@@ -11,7 +11,7 @@ use crate::{FUNCTION, Notifier};
 
 pub fn wire(backend: &Arc<dyn Backend>) -> Function {
     let log = backend.notifications();
-    let notifier = Notifier::new(log.clone(), composition::breaker(backend.as_ref()), backend.clock());
+    let notifier = Notifier::new(log.clone(), composition::notification_provider(backend.as_ref()), backend.clock());
     Function::new(FUNCTION, Consumer::Notification).routes(crate::http::router(log)).consumer(Arc::new(notifier))
 }
 

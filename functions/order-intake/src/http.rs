@@ -8,19 +8,25 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::from_fn_with_state;
 use orderly_core::api::{OrderV1, OrderV2};
 use orderly_core::domain::{NewOrder, NewOrderLine, Order, OrderId, Quantity, Sku};
-use orderly_core::http::{ApiError, ApiVersion, JsonBody, Principal, Representation, RequestContext, tag_function};
+use orderly_core::http::{
+    AdminPrincipal, ApiError, ApiVersion, JsonBody, Principal, Representation, RequestContext, tag_function,
+};
+use orderly_core::ports::GatewayError;
 use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::{FUNCTION, IdempotencyKey, IntakeError, OrderIntake, Placed};
+use crate::{FUNCTION, Fulfilment, IdempotencyKey, IntakeError, OrderIntake, Placed};
 
 pub fn router(intake: Arc<OrderIntake>) -> OpenApiRouter {
     OpenApiRouter::new()
         .routes(routes!(place_order))
         .routes(routes!(get_order))
         .routes(routes!(cancel_order))
+        .routes(routes!(record_payment))
+        .routes(routes!(ship_order))
+        .routes(routes!(deliver_order))
         .layer(from_fn_with_state(FUNCTION, tag_function))
         .with_state(intake)
 }
@@ -53,6 +59,14 @@ impl From<IntakeError> for ApiError {
             IntakeError::NotCancellable(e) => {
                 ApiError::Conflict(format!("the order is {} and can no longer be cancelled", e.from))
             }
+            IntakeError::Step(e) => ApiError::Conflict(e.to_string()),
+            IntakeError::Gateway(GatewayError::Refused(status)) => {
+                ApiError::Conflict(format!("the payment gateway refused the capture ({status})"))
+            }
+            IntakeError::Gateway(e) => ApiError::Unavailable {
+                detail: "the payment gateway is unavailable; try again later".into(),
+                cause: e.to_string(),
+            },
             IntakeError::Store(e) => e.into(),
         }
     }
@@ -167,4 +181,112 @@ async fn cancel_order(
 ) -> Result<Representation, ApiError> {
     let order = intake.cancel(&principal, parse_order_id(&id)?, Some(context.event_traceparent())).await?;
     Ok(represent(StatusCode::ACCEPTED, version, &order))
+}
+
+/// `POST /api/v1/orders/{id}/payment`: an offline payment arrived.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecordPaymentRequest {
+    /// Only `paid`.
+    #[schema(example = "paid")]
+    pub status: String,
+}
+
+/// Record the offline payment of a confirmed order (`awaiting_offline` →
+/// `paid`). Admins only.
+#[utoipa::path(
+    post,
+    path = "/api/v1/orders/{id}/payment",
+    tag = "fulfilment",
+    request_body = RecordPaymentRequest,
+    params(("id" = String, Path, description = "Order id (UUID)")),
+    responses(
+        (status = 200, description = "Payment recorded", body = OrderV1),
+        (status = 401, description = "Missing or invalid token", body = orderly_core::http::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = orderly_core::http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order", body = orderly_core::http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The order is not awaiting an offline payment", body = orderly_core::http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`status` is not `paid`", body = orderly_core::http::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+async fn record_payment(
+    State(intake): State<Arc<OrderIntake>>,
+    context: RequestContext,
+    _admin: AdminPrincipal,
+    version: ApiVersion,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<RecordPaymentRequest>,
+) -> Result<Representation, ApiError> {
+    let id = parse_order_id(&id)?;
+    if body.status != "paid" {
+        return Err(ApiError::Validation(orderly_core::domain::ValidationErrors::single(
+            "status",
+            "the only payment that can be recorded is \"paid\"",
+        )));
+    }
+    fulfil(&intake, &context, version, id, Fulfilment::RecordPayment).await
+}
+
+/// Ship a confirmed order whose payment is settled: a card hold is
+/// captured first; an offline payment must have been recorded. Admins only.
+#[utoipa::path(
+    post,
+    path = "/api/v1/orders/{id}/ship",
+    tag = "fulfilment",
+    params(("id" = String, Path, description = "Order id (UUID)")),
+    responses(
+        (status = 200, description = "Shipped", body = OrderV1),
+        (status = 401, description = "Missing or invalid token", body = orderly_core::http::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = orderly_core::http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order", body = orderly_core::http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not confirmed, or its payment is neither authorized nor paid", body = orderly_core::http::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The payment gateway did not take the capture: try again", body = orderly_core::http::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+async fn ship_order(
+    State(intake): State<Arc<OrderIntake>>,
+    context: RequestContext,
+    _admin: AdminPrincipal,
+    version: ApiVersion,
+    Path(id): Path<String>,
+) -> Result<Representation, ApiError> {
+    fulfil(&intake, &context, version, parse_order_id(&id)?, Fulfilment::Ship).await
+}
+
+/// Mark a shipped order delivered. Admins only.
+#[utoipa::path(
+    post,
+    path = "/api/v1/orders/{id}/deliver",
+    tag = "fulfilment",
+    params(("id" = String, Path, description = "Order id (UUID)")),
+    responses(
+        (status = 200, description = "Delivered", body = OrderV1),
+        (status = 401, description = "Missing or invalid token", body = orderly_core::http::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = orderly_core::http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order", body = orderly_core::http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not shipped", body = orderly_core::http::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+async fn deliver_order(
+    State(intake): State<Arc<OrderIntake>>,
+    context: RequestContext,
+    _admin: AdminPrincipal,
+    version: ApiVersion,
+    Path(id): Path<String>,
+) -> Result<Representation, ApiError> {
+    fulfil(&intake, &context, version, parse_order_id(&id)?, Fulfilment::Deliver).await
+}
+
+async fn fulfil(
+    intake: &OrderIntake,
+    context: &RequestContext,
+    version: ApiVersion,
+    id: OrderId,
+    step: Fulfilment,
+) -> Result<Representation, ApiError> {
+    let order = intake.fulfil(id, step, Some(context.event_traceparent())).await?;
+    Ok(represent(StatusCode::OK, version, &order))
 }

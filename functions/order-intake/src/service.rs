@@ -3,14 +3,19 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use orderly_core::domain::{CustomerId, NewOrder, Order, OrderId, TransitionError, ValidationErrors};
-use orderly_core::events::{Envelope, Event, EventFactory, OrderChanged};
+use orderly_core::domain::{
+    CustomerId, NewOrder, Order, OrderId, PaymentStatus, PaymentStepError, TransitionError, ValidationErrors,
+};
+use orderly_core::events::{Envelope, Event, EventFactory, OrderChanged, PaymentVoidOwed};
 use orderly_core::http::Principal;
-use orderly_core::ports::{Clock, IdGenerator, IdempotencyClaim, OrderStore, PlaceOutcome, PriceList, StoreError};
+use orderly_core::ports::{
+    Clock, GatewayError, IdGenerator, IdempotencyClaim, OrderStore, PlaceOutcome, PriceList, StoreError,
+};
 use orderly_core::resilience::conflict::{MaybeConflict, retry_on_conflict};
 use sha2::{Digest, Sha256};
 
 use crate::FUNCTION;
+use crate::payments::Payments;
 
 /// An `Idempotency-Key`: 1..=255 visible ASCII characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +41,12 @@ pub enum IntakeError {
     NotFound,
     #[error("the order can no longer be cancelled: it is {}", .0.from)]
     NotCancellable(TransitionError),
+    /// A fulfilment or payment step that does not apply to the order as it is.
+    #[error(transparent)]
+    Step(#[from] PaymentStepError),
+    /// The gateway did not take a capture: try again later.
+    #[error(transparent)]
+    Gateway(#[from] GatewayError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -53,6 +64,17 @@ pub enum Placed {
     Replayed(Order),
 }
 
+/// A fulfilment step an admin takes on a confirmed order (`POST
+/// /api/v1/orders/{id}/payment`, `/ship`, `/deliver`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fulfilment {
+    /// The offline payment arrived.
+    RecordPayment,
+    /// Captures a card hold, then ships.
+    Ship,
+    Deliver,
+}
+
 pub struct OrderIntake {
     orders: Arc<dyn OrderStore>,
     prices: Arc<dyn PriceList>,
@@ -60,6 +82,7 @@ pub struct OrderIntake {
     ids: Arc<dyn IdGenerator>,
     events: EventFactory,
     idempotency_ttl: chrono::Duration,
+    payments: Payments,
 }
 
 impl OrderIntake {
@@ -68,9 +91,10 @@ impl OrderIntake {
         prices: Arc<dyn PriceList>,
         clock: Arc<dyn Clock>,
         ids: Arc<dyn IdGenerator>,
+        payments: Payments,
     ) -> Self {
         let events = EventFactory::new(FUNCTION, ids.clone(), clock.clone());
-        Self { orders, prices, clock, ids, events, idempotency_ttl: chrono::Duration::hours(24) }
+        Self { orders, prices, clock, ids, events, idempotency_ttl: chrono::Duration::hours(24), payments }
     }
 
     pub fn with_idempotency_ttl(mut self, ttl: Duration) -> Self {
@@ -90,7 +114,8 @@ impl OrderIntake {
         let prices = self.prices.prices(&request.skus()).await?;
         let lines = request.price(&prices)?;
         let now = self.clock.now();
-        let order = Order::place(OrderId::from_uuid(self.ids.new_id()), customer.clone(), lines, now)?;
+        let order = Order::place(OrderId::from_uuid(self.ids.new_id()), customer.clone(), lines, now)?
+            .paid_by(self.payments.method());
         let claim = key.map(|IdempotencyKey(key)| IdempotencyClaim {
             customer_id: customer,
             key,
@@ -115,7 +140,8 @@ impl OrderIntake {
     }
 
     /// Cancels a pending or confirmed order; inventory releases any stock
-    /// when it sees `order.cancelled.v1`.
+    /// when it sees `order.cancelled.v1`, and a card hold is voided (owed
+    /// in the same write, see [`crate::payments`]).
     pub async fn cancel(
         &self,
         caller: &Principal,
@@ -126,11 +152,55 @@ impl OrderIntake {
         retry_on_conflict(|| async {
             let order = self.order_for(caller, id).await?;
             let cancelled = order.cancel(self.clock.now()).map_err(IntakeError::NotCancellable)?;
-            let event = self.event(Event::OrderCancelled(OrderChanged::new(&cancelled)), traceparent.clone());
-            self.orders.save_transition(&cancelled, &[event], None).await?;
+            let mut events = vec![Event::OrderCancelled(OrderChanged::new(&cancelled))];
+            if order.payment().status == PaymentStatus::Authorized {
+                let authorization = order.payment().authorization.clone();
+                events.push(Event::PaymentVoidOwed(PaymentVoidOwed { order_id: id, authorization }));
+            }
+            let envelopes: Vec<_> = events.into_iter().map(|e| self.event(e, traceparent.clone())).collect();
+            self.orders.save_transition(&cancelled, &envelopes, None).await?;
             Ok(cancelled)
         })
         .await
+    }
+
+    /// Takes a fulfilment step on an order (an admin's): the transition
+    /// decides whether it applies; shipping a card order first captures its
+    /// hold at the gateway (idempotently, so a retry captures once).
+    pub async fn fulfil(
+        &self,
+        id: OrderId,
+        step: Fulfilment,
+        traceparent: Option<String>,
+    ) -> Result<Order, IntakeError> {
+        retry_on_conflict(|| async {
+            let order = self.orders.get(id).await?.ok_or(IntakeError::NotFound)?;
+            let now = self.clock.now();
+            let (next, event) = match step {
+                Fulfilment::RecordPayment => {
+                    let next = order.record_offline_payment(now)?;
+                    (next.clone(), Event::OrderPaid(OrderChanged::new(&next)))
+                }
+                Fulfilment::Ship => {
+                    let next = order.ship(now)?;
+                    if order.payment().status == PaymentStatus::Authorized {
+                        self.payments.capture(&order).await?;
+                    }
+                    (next.clone(), Event::OrderShipped(OrderChanged::new(&next)))
+                }
+                Fulfilment::Deliver => {
+                    let next = order.deliver(now).map_err(PaymentStepError::from)?;
+                    (next.clone(), Event::OrderDelivered(OrderChanged::new(&next)))
+                }
+            };
+            self.orders.save_transition(&next, &[self.event(event, traceparent.clone())], None).await?;
+            Ok(next)
+        })
+        .await
+    }
+
+    pub(crate) fn payments(&self) -> &Payments {
+        &self.payments
     }
 
     pub(crate) fn event(&self, event: Event, traceparent: Option<String>) -> Envelope {

@@ -19,11 +19,15 @@ use orderly_core::events::routing::Consumer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
+use crate::payments::Payments;
 use crate::saga::SagaReplies;
 use crate::{FUNCTION, OrderIntake};
 
 pub fn wire(backend: &Arc<dyn Backend>) -> Function {
-    let intake = Arc::new(OrderIntake::new(backend.orders(), backend.prices(), backend.clock(), backend.ids()));
+    let payments =
+        Payments::new(composition::payment_gateway(backend.as_ref()), backend.settings().payment.instructions.clone());
+    let intake =
+        Arc::new(OrderIntake::new(backend.orders(), backend.prices(), backend.clock(), backend.ids(), payments));
     Function::new(FUNCTION, Consumer::OrderIntake)
         .routes(crate::http::router(intake.clone()))
         .consumer(Arc::new(SagaReplies::new(intake, backend.processed(Consumer::OrderIntake))))

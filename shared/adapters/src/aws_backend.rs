@@ -18,8 +18,8 @@ use crate::sqs::{SqsConfig, SqsQueues};
 use orderly_core::composition::Backend;
 use orderly_core::events::routing::Consumer;
 use orderly_core::ports::{
-    BreakerStore, EventPublisher, InventoryStore, NotificationLog, NotificationProvider, OrderStore, Outbox, PriceList,
-    ProcessedEvents, QueueAdmin, RateLimiter, ReadModelStore,
+    BreakerStore, EventPublisher, InventoryStore, NoDeadlines, NotificationLog, NotificationProvider, OrderStore,
+    Outbox, PaymentGateway, PriceList, ProcessedEvents, QueueAdmin, RateLimiter, ReadModelStore, Timer,
 };
 use orderly_core::settings::Settings;
 
@@ -41,6 +41,8 @@ pub struct AwsBackend {
     sqs: SqsClient,
     queues: Arc<SqsQueues>,
     provider: Arc<dyn NotificationProvider>,
+    payment_gateway: Option<Arc<dyn PaymentGateway>>,
+    timer: Arc<dyn Timer>,
 }
 
 impl AwsBackend {
@@ -54,7 +56,20 @@ impl AwsBackend {
         let tables = DynamoConfig::from_settings(&settings.aws.tables);
         let queues = SqsConfig { queues: settings.aws.queues.clone(), max_receives: settings.queues.max_receives };
         let queues = Arc::new(SqsQueues::new(sqs.clone(), queues));
-        Self { settings, tables, dynamo, sqs, queues, provider }
+        Self { settings, tables, dynamo, sqs, queues, provider, payment_gateway: None, timer: Arc::new(NoDeadlines) }
+    }
+
+    /// With the host runtime's timer (without one, no deadlines are enforced).
+    pub fn with_timer(mut self, timer: Arc<dyn Timer>) -> Self {
+        self.timer = timer;
+        self
+    }
+
+    /// With the card payment gateway the host built from the settings
+    /// (without one, payments are offline).
+    pub fn with_payment_gateway(mut self, gateway: Option<Arc<dyn PaymentGateway>>) -> Self {
+        self.payment_gateway = gateway;
+        self
     }
 
     pub fn tables(&self) -> &DynamoConfig {
@@ -140,6 +155,14 @@ impl Backend for AwsBackend {
 
     fn provider(&self) -> Arc<dyn NotificationProvider> {
         self.provider.clone()
+    }
+
+    fn timer(&self) -> Arc<dyn Timer> {
+        self.timer.clone()
+    }
+
+    fn payment_gateway(&self) -> Option<Arc<dyn PaymentGateway>> {
+        self.payment_gateway.clone()
     }
 
     /// Breakers live in notification's table, whoever reads them.

@@ -6,8 +6,8 @@
 //! [`aws_backend::AwsBackend`] (Lambda and Spin). Every adapter passes its
 //! port's contract suite (`orderly-contract`).
 //!
-//! The webhook sender is in every build; only its native transport needs
-//! `webhook`.
+//! The webhook sender and the payment gateway's HTTP client are in every
+//! build; only their native transport needs `webhook`.
 
 #[cfg(feature = "aws")]
 pub mod aws_backend;
@@ -18,6 +18,7 @@ pub mod dynamo;
 pub mod log_provider;
 #[cfg(feature = "memory-cache")]
 pub mod memory_cache;
+pub mod payment_gateway;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 #[cfg(feature = "aws")]
@@ -25,6 +26,19 @@ pub mod sqs;
 #[cfg(any(feature = "sqlite", feature = "aws"))]
 mod stored_order;
 pub mod webhook;
+
+/// Waiting on tokio, for the native hosts.
+#[cfg(any(feature = "sqlite", feature = "webhook"))]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct TokioTimer;
+
+#[cfg(any(feature = "sqlite", feature = "webhook"))]
+#[async_trait::async_trait]
+impl orderly_core::ports::Timer for TokioTimer {
+    async fn sleep(&self, duration: std::time::Duration) {
+        tokio::time::sleep(duration).await;
+    }
+}
 
 /// An AWS SDK failure on one line, for logs: the operation and the whole
 /// error chain, e.g. `TransactWriteItems: service error:

@@ -92,13 +92,22 @@ impl From<TransportError> for ProviderError {
     }
 }
 
-/// How a host sends one HTTP request: all a webhook needs from it.
+/// Most of an answer's body a caller reads: the protocols we speak answer
+/// small JSON documents.
+pub const MAX_ANSWER_BYTES: usize = 64 * 1024;
+
+/// How a host sends one HTTP request: all a webhook or the payment gateway
+/// needs from it.
 #[async_trait]
 pub trait HttpTransport: Send + Sync {
-    /// Sends `request` and returns the response's status, the whole exchange
-    /// within `timeout` (else [`TransportError::Timeout`]), following no
-    /// redirect.
-    async fn send(&self, request: Request<Vec<u8>>, timeout: Duration) -> Result<StatusCode, TransportError>;
+    /// Sends `request` and returns the response (its body cut at
+    /// [`MAX_ANSWER_BYTES`]), the whole exchange within `timeout` (else
+    /// [`TransportError::Timeout`]), following no redirect.
+    async fn send(
+        &self,
+        request: Request<Vec<u8>>,
+        timeout: Duration,
+    ) -> Result<http::Response<Vec<u8>>, TransportError>;
 }
 
 /// The webhook sender, over any transport.
@@ -146,8 +155,8 @@ impl<T: HttpTransport> NotificationProvider for Webhook<T> {
     }
 
     async fn send(&self, notification: &Notification) -> Result<(), ProviderError> {
-        let status = self.transport.send(request(&self.url, notification)?, self.timeout).await?;
-        outcome(status)
+        let response = self.transport.send(request(&self.url, notification)?, self.timeout).await?;
+        outcome(response.status())
     }
 }
 
@@ -162,7 +171,7 @@ mod native {
     use std::time::Duration;
 
     use async_trait::async_trait;
-    use http::{Request, StatusCode};
+    use http::Request;
     use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
     use super::{HttpTransport, TransportError, Webhook, WebhookConfigError, is_internal};
@@ -212,29 +221,58 @@ mod native {
             if !allow_internal && literal.is_some_and(is_internal) {
                 return Err(WebhookConfigError::InternalAddress);
             }
+            Self::with_transport(parsed.as_str(), timeout, Reqwest::new(!allow_internal)?)
+        }
+    }
+
+    impl Reqwest {
+        /// A client that follows no redirect (the operator chose the URL,
+        /// not the receiver); `outward_only`: with the SSRF guard.
+        pub fn new(outward_only: bool) -> Result<Self, WebhookConfigError> {
             let mut builder = reqwest::Client::builder();
-            if !allow_internal {
+            if outward_only {
                 builder = builder.dns_resolver(Arc::new(OutwardOnly));
             }
             let client = builder
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .map_err(|e| WebhookConfigError::Client(e.to_string()))?;
-            Self::with_transport(parsed.as_str(), timeout, Reqwest { client })
+            Ok(Self { client })
         }
     }
 
     #[async_trait]
     impl HttpTransport for Reqwest {
-        async fn send(&self, request: Request<Vec<u8>>, timeout: Duration) -> Result<StatusCode, TransportError> {
+        async fn send(
+            &self,
+            request: Request<Vec<u8>>,
+            timeout: Duration,
+        ) -> Result<http::Response<Vec<u8>>, TransportError> {
             let mut request = reqwest::Request::try_from(request).map_err(|_| TransportError::Request)?;
             *request.timeout_mut() = Some(timeout);
-            match self.client.execute(request).await {
-                Ok(response) => Ok(response.status()),
-                Err(e) if e.is_timeout() => Err(TransportError::Timeout),
-                Err(e) if e.is_connect() => Err(TransportError::Connect),
-                Err(_) => Err(TransportError::Request),
+            let classify = |e: reqwest::Error| {
+                if e.is_timeout() {
+                    TransportError::Timeout
+                } else if e.is_connect() {
+                    TransportError::Connect
+                } else {
+                    TransportError::Request
+                }
+            };
+            // The timeout set above covers the body too.
+            let mut response = self.client.execute(request).await.map_err(classify)?;
+            let status = response.status();
+            let mut body = Vec::new();
+            while let Some(chunk) = response.chunk().await.map_err(classify)? {
+                body.extend_from_slice(&chunk);
+                if body.len() >= super::MAX_ANSWER_BYTES {
+                    body.truncate(super::MAX_ANSWER_BYTES);
+                    break;
+                }
             }
+            let mut answer = http::Response::new(body);
+            *answer.status_mut() = status;
+            Ok(answer)
         }
     }
 }
@@ -259,9 +297,17 @@ mod tests {
 
     #[async_trait]
     impl HttpTransport for &Recording {
-        async fn send(&self, request: Request<Vec<u8>>, timeout: Duration) -> Result<StatusCode, TransportError> {
+        async fn send(
+            &self,
+            request: Request<Vec<u8>>,
+            timeout: Duration,
+        ) -> Result<http::Response<Vec<u8>>, TransportError> {
             self.sent.lock().unwrap().push((request, timeout));
-            self.answer
+            self.answer.map(|status| {
+                let mut response = http::Response::new(Vec::new());
+                *response.status_mut() = status;
+                response
+            })
         }
     }
 

@@ -9,7 +9,7 @@ pub async fn writes_a_view_and_counters_together<S: ReadModelStore>(store: &S) {
     let pending = Counter::OrdersByStatus(OrderStatus::Pending);
     store.apply(Some(&order), None, &[(pending.clone(), 1)], &mark("analytics")).await.unwrap();
     assert_eq!(store.order_view(order.id()).await.unwrap(), Some(order.clone()));
-    let confirmed = order.confirm(now()).unwrap();
+    let confirmed = order.confirm_offline("Pay by bank transfer".into(), now()).unwrap();
     let deltas = [(pending.clone(), -1), (Counter::OrdersByStatus(OrderStatus::Confirmed), 1)];
     store.apply(Some(&confirmed), Some(order.version()), &deltas, &mark("analytics")).await.unwrap();
     let counters = store.counters().await.unwrap();
@@ -22,7 +22,7 @@ pub async fn a_stale_view_version_is_a_conflict<S: ReadModelStore>(store: &S) {
     store.apply(Some(&order), None, &[], &mark("analytics")).await.unwrap();
     let delta = [(Counter::Events("x".into()), 1)];
     assert_eq!(store.apply(Some(&order), None, &delta, &mark("analytics")).await, Err(StoreError::Conflict));
-    let confirmed = order.confirm(now()).unwrap();
+    let confirmed = order.confirm_offline("Pay by bank transfer".into(), now()).unwrap();
     assert_eq!(store.apply(Some(&confirmed), Some(7), &delta, &mark("analytics")).await, Err(StoreError::Conflict));
     assert!(
         !store.counters().await.unwrap().iter().any(|(c, _)| *c == Counter::Events("x".into())),

@@ -47,6 +47,9 @@ pub async fn reports_available_stock_and_prices<S: InventoryStore + PriceList>(s
     let prices = store.prices(&[sku("A"), sku("MISSING")]).await.unwrap();
     assert_eq!(prices.get(&sku("A")), Some(&eur(250)));
     assert_eq!(prices.len(), 1);
+    let names = store.names(&[sku("A"), sku("MISSING")]).await.unwrap();
+    assert_eq!(names.get(&sku("A")).map(String::as_str), Some(product("A", 7).name.as_str()));
+    assert_eq!(names.len(), 1);
 }
 
 pub async fn takes_stock_for_every_line_or_none<S: InventoryStore>(store: &S) {

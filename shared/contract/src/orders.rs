@@ -29,7 +29,10 @@ pub async fn a_replay_answers_the_order_as_first_placed_after_it_moved_on<S: Ord
     let first = order_for("alice", &[("A", 1)]);
     let key = claim("alice", "key-1", "hash-1");
     store.place(&first, Some(&key), &[], now()).await.unwrap();
-    store.save_transition(&first.confirm(now()).unwrap(), &[], None).await.unwrap();
+    store
+        .save_transition(&first.confirm_offline("Pay by bank transfer".into(), now()).unwrap(), &[], None)
+        .await
+        .unwrap();
     let again = order_for("alice", &[("A", 1)]);
     assert_eq!(store.place(&again, Some(&key), &[], now()).await.unwrap(), PlaceOutcome::Replayed(first));
 }
@@ -64,7 +67,7 @@ pub async fn reuses_an_expired_key_for_a_new_order<S: OrderStore>(store: &S) {
 pub async fn a_transition_needs_the_version_it_was_read_at<S: OrderStore>(store: &S) {
     let order = order_for("alice", &[("A", 1)]);
     store.place(&order, None, &[], now()).await.unwrap();
-    let confirmed = order.confirm(now()).unwrap();
+    let confirmed = order.confirm_offline("Pay by bank transfer".into(), now()).unwrap();
     let cancelled_from_stale = order.cancel(now()).unwrap();
     store.save_transition(&confirmed, &[], None).await.unwrap();
     assert_eq!(store.save_transition(&cancelled_from_stale, &[], None).await, Err(StoreError::Conflict));
@@ -75,7 +78,7 @@ pub async fn a_processed_mark_makes_the_second_transition_a_no_op<S: OrderStore>
     let order = order_for("alice", &[("A", 1)]);
     store.place(&order, None, &[], now()).await.unwrap();
     let mark = mark("order-intake");
-    let confirmed = order.confirm(now()).unwrap();
+    let confirmed = order.confirm_offline("Pay by bank transfer".into(), now()).unwrap();
     store.save_transition(&confirmed, &[], Some(&mark)).await.unwrap();
     let cancelled = confirmed.cancel(now()).unwrap();
     assert_eq!(store.save_transition(&cancelled, &[], Some(&mark)).await, Err(StoreError::AlreadyProcessed));
@@ -102,7 +105,7 @@ pub async fn writes_the_events_of_a_write_to_the_outbox<S: OrderStore + Outbox>(
 pub async fn a_failed_write_leaves_no_event_behind<S: OrderStore + Outbox>(store: &S) {
     let order = order_for("alice", &[("A", 1)]);
     store.place(&order, None, &[], now()).await.unwrap();
-    let stale = order.confirm(now()).unwrap();
+    let stale = order.confirm_offline("Pay by bank transfer".into(), now()).unwrap();
     store.save_transition(&stale, &[], None).await.unwrap();
     let event = placed_event(&stale);
     assert_eq!(store.save_transition(&stale, &[event], None).await, Err(StoreError::Conflict));

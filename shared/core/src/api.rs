@@ -10,7 +10,7 @@ use serde::Serialize;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use crate::domain::{Money, Order, OrderStatus, Product};
+use crate::domain::{Money, Order, OrderStatus, PaymentMethod, PaymentStatus, Product};
 use crate::http::Problem;
 
 pub fn timestamp(at: DateTime<Utc>) -> String {
@@ -53,6 +53,24 @@ pub struct OrderV1 {
     pub currency: String,
     pub created_at: String,
     pub updated_at: String,
+    pub payment: PaymentView,
+}
+
+/// An order's payment as the API shows it (the same in v1 and v2): never
+/// the gateway's ids.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PaymentView {
+    pub method: PaymentMethod,
+    pub status: PaymentStatus,
+    /// How to pay, naming the order (offline); otherwise null.
+    pub instructions: Option<String>,
+}
+
+impl From<&Order> for PaymentView {
+    fn from(order: &Order) -> Self {
+        let payment = order.payment();
+        Self { method: payment.method, status: payment.status, instructions: payment.instructions.clone() }
+    }
 }
 
 impl From<&Order> for OrderV1 {
@@ -74,6 +92,7 @@ impl From<&Order> for OrderV1 {
             currency: order.currency().to_string(),
             created_at: timestamp(order.created_at()),
             updated_at: timestamp(order.updated_at()),
+            payment: order.into(),
         }
     }
 }
@@ -94,6 +113,7 @@ pub struct OrderV2 {
     pub total: MoneyV2,
     pub created_at: String,
     pub updated_at: String,
+    pub payment: PaymentView,
 }
 
 impl From<&Order> for OrderV2 {
@@ -114,6 +134,7 @@ impl From<&Order> for OrderV2 {
             total: (&order.total()).into(),
             created_at: timestamp(order.created_at()),
             updated_at: timestamp(order.updated_at()),
+            payment: order.into(),
         }
     }
 }

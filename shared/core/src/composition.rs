@@ -34,14 +34,18 @@ use crate::http::{AuthConfig, Authenticator, RateLimitLayer};
 use crate::messaging::{EventHandler, Relay, RelayError};
 use crate::ports::{
     BreakerStore, Cache, Clock, EventPublisher, IdGenerator, InventoryStore, NotificationLog, NotificationProvider,
-    OrderStore, Outbox, PriceList, ProcessedEvents, QueueAdmin, RateLimiter, ReadModelStore, SystemClock, UuidV7Ids,
+    OrderStore, Outbox, PaymentGateway, PriceList, ProcessedEvents, QueueAdmin, RateLimiter, ReadModelStore,
+    SystemClock, Timer, UuidV7Ids,
 };
-use crate::resilience::breaker::CircuitBreaker;
+use crate::resilience::breaker::{CircuitBreaker, Guarded};
 use crate::settings::Settings;
 
 /// The name under which the notification provider's breaker state is shared
 /// by every instance on every host.
 pub const PROVIDER_BREAKER: &str = "notification-provider";
+
+/// The payment gateway's breaker, likewise.
+pub const PAYMENT_BREAKER: &str = "payment-gateway";
 
 /// The ports as one storage and messaging technology provides them. Each
 /// function's data lives with its owner (`owner`: whose table or schema), so
@@ -83,6 +87,11 @@ pub trait Backend: Send + Sync {
     /// The notification provider itself (the composition wraps it in the
     /// shared [`breaker`]).
     fn provider(&self) -> Arc<dyn NotificationProvider>;
+    /// Waiting, on this host's runtime (deadlines on calls).
+    fn timer(&self) -> Arc<dyn Timer>;
+    /// The card payment gateway, when one is configured (the composition
+    /// wraps it in its own breaker); `None`: offline payments only.
+    fn payment_gateway(&self) -> Option<Arc<dyn PaymentGateway>>;
     /// Where breakers keep their shared state.
     fn breaker_store(&self) -> Arc<dyn BreakerStore>;
     /// Token buckets of the function `owner`, in its own store.
@@ -95,15 +104,37 @@ pub trait Backend: Send + Sync {
     async fn store_ok(&self) -> bool;
 }
 
-/// The notification provider behind its circuit breaker.
+/// The notification provider's circuit breaker (its state, shared by every
+/// instance).
 pub fn breaker(backend: &dyn Backend) -> Arc<CircuitBreaker> {
     Arc::new(CircuitBreaker::new(
         PROVIDER_BREAKER,
-        backend.provider(),
         backend.breaker_store(),
         backend.settings().breaker_policy(),
         backend.clock(),
     ))
+}
+
+/// The notification provider behind its circuit breaker.
+pub fn notification_provider(backend: &dyn Backend) -> Arc<dyn NotificationProvider> {
+    Arc::new(Guarded::new(breaker(backend), backend.provider()))
+}
+
+/// The payment gateway's circuit breaker: its own state and policy, in the
+/// same store and machinery as the provider's.
+pub fn payment_breaker(backend: &dyn Backend) -> Arc<CircuitBreaker> {
+    Arc::new(CircuitBreaker::new(
+        PAYMENT_BREAKER,
+        backend.breaker_store(),
+        backend.settings().payment_breaker_policy(),
+        backend.clock(),
+    ))
+}
+
+/// The payment gateway behind its circuit breaker, if one is configured.
+pub fn payment_gateway(backend: &dyn Backend) -> Option<Arc<dyn PaymentGateway>> {
+    let gateway = backend.payment_gateway()?;
+    Some(Arc::new(Guarded::new(payment_breaker(backend), gateway)))
 }
 
 /// The rate limits of `owner`'s routes, or `None` when they are off.
@@ -134,7 +165,8 @@ pub fn health(backend: Arc<dyn Backend>) -> Arc<dyn HealthProbe> {
     let breaker = breaker(backend.as_ref());
     let queues = backend.queue_admin();
     let provider = backend.provider().name();
-    Arc::new(BackendHealth { backend, queues, provider, breaker })
+    let payment_breaker = backend.payment_gateway().map(|_| payment_breaker(backend.as_ref()));
+    Arc::new(BackendHealth { backend, queues, provider, breaker, payment_breaker })
 }
 
 struct BackendHealth {
@@ -142,6 +174,7 @@ struct BackendHealth {
     queues: Arc<dyn QueueAdmin>,
     provider: &'static str,
     breaker: Arc<CircuitBreaker>,
+    payment_breaker: Option<Arc<CircuitBreaker>>,
 }
 
 #[async_trait]
@@ -160,6 +193,10 @@ impl HealthProbe for BackendHealth {
 
     fn breaker(&self) -> &CircuitBreaker {
         &self.breaker
+    }
+
+    fn payment_breaker(&self) -> Option<&CircuitBreaker> {
+        self.payment_breaker.as_deref()
     }
 }
 

@@ -33,6 +33,8 @@ pub trait HealthProbe: Send + Sync {
     fn provider(&self) -> &'static str;
     /// The provider's circuit breaker (its state is shared through the store).
     fn breaker(&self) -> &CircuitBreaker;
+    /// The payment gateway's breaker, when a gateway is configured.
+    fn payment_breaker(&self) -> Option<&CircuitBreaker>;
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -54,6 +56,17 @@ pub struct Health {
     pub store: &'static str,
     pub queues: BTreeMap<&'static str, QueueHealth>,
     pub notification_provider: ProviderHealth,
+    /// The card payment gateway's breaker; absent without a gateway.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payment_breaker: Option<BreakerHealth>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BreakerHealth {
+    /// `closed`, `open` or `half_open`.
+    pub state: &'static str,
+    /// While open: when the next probe may go.
+    pub retry_in_ms: Option<u64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -122,6 +135,20 @@ pub async fn health(State(probe): State<Arc<dyn HealthProbe>>) -> (StatusCode, J
             breaker.name()
         ));
     }
+    let payment_breaker = match probe.payment_breaker() {
+        None => None,
+        Some(breaker) => {
+            let state = breaker.state().await.unwrap_or_default();
+            if !matches!(state, BreakerState::Closed { .. }) {
+                reasons.push(format!(
+                    "payment gateway: circuit breaker {}; orders are confirmed with offline payment",
+                    state.name()
+                ));
+            }
+            let retry_in_ms = breaker.open_for().await.map(|d| d.as_millis() as u64);
+            Some(BreakerHealth { state: state.name(), retry_in_ms })
+        }
+    };
     let status = if !store_ok {
         "down"
     } else if reasons.is_empty() {
@@ -138,6 +165,7 @@ pub async fn health(State(probe): State<Arc<dyn HealthProbe>>) -> (StatusCode, J
             store: if store_ok { "ok" } else { "down" },
             queues,
             notification_provider: ProviderHealth { name: probe.provider(), breaker: breaker.name(), retry_in_ms },
+            payment_breaker,
         }),
     )
 }

@@ -193,6 +193,31 @@ pub const SETTINGS: &[Setting] = &[
         Native,
         "let the webhook reach loopback/private/link-local addresses (off: SSRF guard)",
     ),
+    // Payments (§6 of docs/contract.md).
+    secret("payment_url", All, "card payment gateway base URL; unset: offline payments only (instructions)"),
+    setting(
+        "payment_url_parameter",
+        "",
+        Lambda,
+        "the SSM SecureString holding the gateway URL, read on the first payment call",
+    ),
+    setting("payment_timeout", "2s", All, "per-call timeout of the payment gateway (then: offline instructions)"),
+    setting("payment_breaker_threshold", "5", All, "consecutive gateway failures that open its circuit breaker"),
+    setting("payment_breaker_cool_down", "30s", All, "how long the gateway's breaker stays open before a probe"),
+    setting(
+        "payment_instructions",
+        "Pay {amount} {currency} by bank transfer to IBAN NL00 ORDR 0123 4567 89, quoting order {order_id}.",
+        All,
+        "offline payment instructions; `{order_id}`, `{amount}` and `{currency}` are filled in",
+    ),
+    // Popular products (§7).
+    setting(
+        "popular_timeout",
+        "300ms",
+        All,
+        "longest the popular ranking waits for the read model before its fallback",
+    ),
+    setting("popular_fallback", "", All, "static popular list when no ranking was ever read: `SKU=Name;SKU=Name`"),
     // Queues and retries.
     setting("max_receives", "5", All, "deliveries before a message moves to its dead-letter queue"),
     setting("visibility_timeout", "10s", Runner, "how long a received message stays invisible"),
@@ -373,6 +398,68 @@ pub struct ResilienceSettings {
     pub cache_entries: u64,
 }
 
+/// The card payment gateway, and what replaces it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PaymentSettings {
+    pub url: Option<String>,
+    pub url_parameter: Option<String>,
+    pub timeout: Duration,
+    pub breaker_threshold: u32,
+    pub breaker_cool_down: Duration,
+    /// With `{order_id}`, `{amount}`, `{currency}`.
+    pub instructions: String,
+}
+
+impl PaymentSettings {
+    /// Whether a gateway is configured (its URL, or where to read it).
+    pub fn has_gateway(&self) -> bool {
+        self.url.is_some() || self.url_parameter.is_some()
+    }
+}
+
+impl std::fmt::Debug for PaymentSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PaymentSettings")
+            .field("url", &self.url.as_ref().map(|_| "<secret>"))
+            .field("url_parameter", &self.url_parameter)
+            .field("timeout", &self.timeout)
+            .field("breaker_threshold", &self.breaker_threshold)
+            .field("breaker_cool_down", &self.breaker_cool_down)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One entry of the static popular list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PopularFallback {
+    pub sku: crate::domain::Sku,
+    pub name: String,
+}
+
+/// The popular ranking's fallback (§7).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PopularSettings {
+    pub timeout: Duration,
+    pub fallback: Vec<PopularFallback>,
+}
+
+/// `SKU=Name;SKU=Name`.
+fn parse_popular_fallback(raw: &str) -> Result<Vec<PopularFallback>, String> {
+    raw.split(';')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .map(|entry| {
+            let (sku, name) = entry.split_once('=').ok_or_else(|| format!("{entry:?} is not SKU=Name"))?;
+            let sku = crate::domain::Sku::parse(sku.trim()).map_err(|e| format!("{entry:?}: {e}"))?;
+            let name = name.trim();
+            if name.is_empty() {
+                return Err(format!("{entry:?} has no name"));
+            }
+            Ok(PopularFallback { sku, name: name.to_owned() })
+        })
+        .collect()
+}
+
 /// Everything Orderly is configured with, on any host.
 #[derive(Clone)]
 pub struct Settings {
@@ -397,6 +484,9 @@ pub struct Settings {
     pub notify_timeout: Duration,
     pub notify_allow_private: bool,
 
+    pub payment: PaymentSettings,
+    pub popular: PopularSettings,
+
     pub queues: QueueSettings,
     pub resilience: ResilienceSettings,
     pub aws: AwsSettings,
@@ -412,6 +502,8 @@ impl std::fmt::Debug for Settings {
             .field("jwks_url", &self.jwks_url)
             .field("notify_url", &hidden(&self.notify_url))
             .field("notify_timeout", &self.notify_timeout)
+            .field("payment", &self.payment)
+            .field("popular", &self.popular)
             .field("queues", &self.queues)
             .field("resilience", &self.resilience)
             .field("aws", &self.aws)
@@ -521,6 +613,27 @@ impl Settings {
             notify_url_parameter: read.optional("notify_url_parameter"),
             notify_timeout: read.duration("notify_timeout")?,
             notify_allow_private: read.switch("notify_allow_private")?,
+            payment: PaymentSettings {
+                url: read.optional("payment_url"),
+                url_parameter: read.optional("payment_url_parameter"),
+                timeout: read.duration("payment_timeout")?,
+                breaker_threshold: read.number::<u32>("payment_breaker_threshold")?.max(1),
+                breaker_cool_down: read.duration("payment_breaker_cool_down")?,
+                instructions: read.parsed("payment_instructions", |raw| {
+                    if raw.contains("{order_id}") {
+                        Ok(raw.to_owned())
+                    } else {
+                        Err("must name the order: put {order_id} in it".into())
+                    }
+                })?,
+            },
+            popular: PopularSettings {
+                timeout: read.duration("popular_timeout")?,
+                fallback: match read.optional("popular_fallback") {
+                    None => Vec::new(),
+                    Some(_) => read.parsed("popular_fallback", parse_popular_fallback)?,
+                },
+            },
             queues: QueueSettings {
                 max_receives: read.parsed("max_receives", |raw| match raw.parse::<u32>() {
                     Ok(n @ 1..=100) => Ok(n),
@@ -604,6 +717,15 @@ impl Settings {
             failure_threshold: r.breaker_threshold.max(1),
             cool_down: r.breaker_cool_down,
             half_open_probes: r.breaker_probes.max(1),
+        }
+    }
+
+    /// The payment gateway's circuit breaker.
+    pub fn payment_breaker_policy(&self) -> BreakerPolicy {
+        BreakerPolicy {
+            failure_threshold: self.payment.breaker_threshold.max(1),
+            cool_down: self.payment.breaker_cool_down,
+            half_open_probes: self.resilience.breaker_probes.max(1),
         }
     }
 

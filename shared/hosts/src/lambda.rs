@@ -44,12 +44,17 @@ use tokio::sync::OnceCell;
 use orderly_adapters::aws_backend::AwsBackend;
 use orderly_adapters::dynamo::outbox_entry_from_stream_image;
 use orderly_adapters::log_provider::LogProvider;
+use orderly_adapters::payment_gateway::{self, HttpGateway};
 use orderly_adapters::sqs::{DeliveryAttributes, SqsQueues};
-use orderly_adapters::webhook::{self, WebhookProvider};
+use orderly_adapters::webhook::{self, Reqwest, WebhookProvider};
 use orderly_core::composition::{self, Backend, Function};
+use orderly_core::domain::{AuthorizationId, Money, OrderId};
 use orderly_core::http::{Authenticator, ClientIp};
 use orderly_core::messaging::{Outcome, process_batch, schedule_retry};
-use orderly_core::ports::{EventPublisher, Notification, NotificationProvider, ProviderError, ReceivedMessage};
+use orderly_core::ports::{
+    Authorization, EventPublisher, GatewayError, Notification, NotificationProvider, PaymentGateway, ProviderError,
+    ReceivedMessage,
+};
 use orderly_core::settings::{Environment, Settings};
 
 pub use lambda_runtime::Error;
@@ -190,14 +195,24 @@ impl LambdaHost {
             if settings.notify_url.is_none() && settings.notify_url_parameter.is_none() {
                 Arc::new(LogProvider)
             } else {
-                Arc::new(LazyWebhook { settings: settings.clone(), ssm: ssm.clone(), provider: OnceCell::new() })
+                let url = FromParameter::new(&ssm, &settings.notify_url_parameter, &settings.notify_url);
+                Arc::new(LazyWebhook(url, settings.notify_timeout))
             };
-        let backend = Arc::new(AwsBackend::new(
-            settings,
-            aws_sdk_dynamodb::Client::from_conf(dynamo),
-            aws_sdk_sqs::Client::from_conf(sqs),
-            provider,
-        ));
+        let gateway = settings.payment.has_gateway().then(|| {
+            let payment = &settings.payment;
+            Arc::new(LazyGateway(FromParameter::new(&ssm, &payment.url_parameter, &payment.url), payment.timeout))
+                as Arc<dyn PaymentGateway>
+        });
+        let backend = Arc::new(
+            AwsBackend::new(
+                settings,
+                aws_sdk_dynamodb::Client::from_conf(dynamo),
+                aws_sdk_sqs::Client::from_conf(sqs),
+                provider,
+            )
+            .with_payment_gateway(gateway)
+            .with_timer(Arc::new(orderly_adapters::TokioTimer)),
+        );
         let function = wire(&(backend.clone() as Arc<dyn Backend>));
         let metrics = metrics_cloudwatch_embedded::Builder::new()
             // Each metric's labels (function, route, consumer, ...) become
@@ -391,14 +406,39 @@ async fn parameter(ssm: &SsmClient, name: &str) -> Result<String, Error> {
     found.parameter.and_then(|p| p.value).ok_or_else(|| format!("SSM parameter {name} has no value").into())
 }
 
-/// The webhook provider, built on its first send (its URL, which carries the
-/// provider's key, read from SSM then), with the native SSRF guard: what
-/// only Lambda adds to the one webhook sender is the wait for its URL.
-struct LazyWebhook {
-    settings: Settings,
+/// A client whose URL is a secret: read from SSM on its first use (or
+/// given inline), then built once. What only Lambda adds to the shared
+/// senders is this wait for their URL.
+struct FromParameter<T> {
     ssm: SsmClient,
-    provider: OnceCell<WebhookProvider>,
+    parameter: Option<String>,
+    inline: Option<String>,
+    client: OnceCell<T>,
 }
+
+impl<T> FromParameter<T> {
+    fn new(ssm: &SsmClient, parameter: &Option<String>, inline: &Option<String>) -> Self {
+        Self { ssm: ssm.clone(), parameter: parameter.clone(), inline: inline.clone(), client: OnceCell::new() }
+    }
+
+    /// The client, built from the URL by `build` the first time.
+    async fn get(&self, build: impl FnOnce(&str) -> Result<T, String>) -> Result<&T, String> {
+        self.client
+            .get_or_try_init(|| async {
+                let url = match (&self.parameter, &self.inline) {
+                    (Some(name), _) => parameter(&self.ssm, name).await.map_err(|e| e.to_string())?,
+                    (None, Some(url)) => url.clone(),
+                    (None, None) => return Err("no URL configured".to_owned()),
+                };
+                build(&url)
+            })
+            .await
+    }
+}
+
+/// The webhook provider, with the native SSRF guard, once its URL (which
+/// carries the provider's key) is read.
+struct LazyWebhook(FromParameter<WebhookProvider>, Duration);
 
 #[async_trait]
 impl NotificationProvider for LazyWebhook {
@@ -407,19 +447,46 @@ impl NotificationProvider for LazyWebhook {
     }
 
     async fn send(&self, notification: &Notification) -> Result<(), ProviderError> {
+        let timeout = self.1;
         let provider = self
-            .provider
-            .get_or_try_init(|| async {
-                let url = match (&self.settings.notify_url_parameter, &self.settings.notify_url) {
-                    (Some(name), _) => parameter(&self.ssm, name).await.map_err(|e| e.to_string())?,
-                    (None, Some(url)) => url.clone(),
-                    (None, None) => return Err("no webhook configured".to_owned()),
-                };
-                WebhookProvider::new(&url, self.settings.notify_timeout, false).map_err(|e| e.to_string())
-            })
+            .0
+            .get(|url| WebhookProvider::new(url, timeout, false).map_err(|e| e.to_string()))
             .await
             .map_err(ProviderError::Unreachable)?;
         provider.send(notification).await
+    }
+}
+
+/// The payment gateway, once its URL is read.
+struct LazyGateway(FromParameter<HttpGateway<Reqwest>>, Duration);
+
+impl LazyGateway {
+    async fn gateway(&self) -> Result<&HttpGateway<Reqwest>, GatewayError> {
+        let timeout = self.1;
+        self.0.get(|url| payment_gateway::native(url, timeout)).await.map_err(GatewayError::Unreachable)
+    }
+}
+
+#[async_trait]
+impl PaymentGateway for LazyGateway {
+    fn name(&self) -> &'static str {
+        payment_gateway::NAME
+    }
+
+    async fn authorize(&self, order: OrderId, amount: Money) -> Result<Authorization, GatewayError> {
+        self.gateway().await?.authorize(order, amount).await
+    }
+
+    async fn capture(&self, order: OrderId, authorization: &AuthorizationId) -> Result<(), GatewayError> {
+        self.gateway().await?.capture(order, authorization).await
+    }
+
+    async fn void(&self, order: OrderId, authorization: &AuthorizationId) -> Result<(), GatewayError> {
+        self.gateway().await?.void(order, authorization).await
+    }
+
+    async fn void_by_reference(&self, order: OrderId) -> Result<(), GatewayError> {
+        self.gateway().await?.void_by_reference(order).await
     }
 }
 

@@ -226,10 +226,11 @@ mod component {
     use super::config_source;
     use orderly_adapters::aws_backend::AwsBackend;
     use orderly_adapters::log_provider::LogProvider;
+    use orderly_adapters::payment_gateway::HttpGateway;
     use orderly_adapters::webhook::{HttpTransport, TransportError, Webhook};
     use orderly_core::composition::{self, Backend, Function};
     use orderly_core::http::{ApiError, ClientIp};
-    use orderly_core::ports::NotificationProvider;
+    use orderly_core::ports::{NotificationProvider, PaymentGateway};
     use orderly_core::settings::Settings;
 
     /// Runs `future` to completion on the wasi:io reactor the SDK's HTTP
@@ -296,12 +297,23 @@ mod component {
             }
             None => Arc::new(LogProvider),
         };
-        Ok(Arc::new(AwsBackend::new(
-            settings,
-            aws_sdk_dynamodb::Client::from_conf(dynamo.build()),
-            aws_sdk_sqs::Client::from_conf(sqs.build()),
-            provider,
-        )))
+        let gateway = match &settings.payment.url {
+            Some(url) => {
+                Some(Arc::new(HttpGateway::new(url, settings.payment.timeout, WasiHttp).map_err(|e| e.to_string())?)
+                    as Arc<dyn PaymentGateway>)
+            }
+            None => None,
+        };
+        Ok(Arc::new(
+            AwsBackend::new(
+                settings,
+                aws_sdk_dynamodb::Client::from_conf(dynamo.build()),
+                aws_sdk_sqs::Client::from_conf(sqs.build()),
+                provider,
+            )
+            .with_payment_gateway(gateway)
+            .with_timer(Arc::new(WasiTimer)),
+        ))
     }
 
     /// This instance's backend and the function wired from it.
@@ -407,6 +419,16 @@ mod component {
         response.into_body().str_contents().await.map(str::to_owned).map_err(|e| e.to_string())
     }
 
+    /// Waiting on wasi:clocks.
+    struct WasiTimer;
+
+    #[async_trait]
+    impl orderly_core::ports::Timer for WasiTimer {
+        async fn sleep(&self, duration: std::time::Duration) {
+            wstd::task::sleep(wstd::time::Duration::from(duration)).await;
+        }
+    }
+
     /// wasi:http as the webhook's transport. The host decides which
     /// addresses may be reached (`allowed_outbound_hosts` in `spin.toml`),
     /// so there is no resolver-level SSRF guard here.
@@ -418,15 +440,24 @@ mod component {
             &self,
             request: axum::http::Request<Vec<u8>>,
             timeout: std::time::Duration,
-        ) -> Result<StatusCode, TransportError> {
+        ) -> Result<Response<Vec<u8>>, TransportError> {
             let mut client = wstd::http::Client::new();
             client.set_connect_timeout(timeout);
             client.set_first_byte_timeout(timeout);
-            match wstd::future::FutureExt::timeout(client.send(request), wstd::time::Duration::from(timeout)).await {
-                Err(_) => Err(TransportError::Timeout),
-                Ok(Err(_)) => Err(TransportError::Request),
-                Ok(Ok(response)) => Ok(response.status()),
-            }
+            let exchange = async {
+                let response = client.send(request).await.map_err(|_| TransportError::Request)?;
+                let status = response.status();
+                let mut body = response.into_body();
+                let mut bytes = body.contents().await.map_err(|_| TransportError::Request)?.to_vec();
+                bytes.truncate(orderly_adapters::webhook::MAX_ANSWER_BYTES);
+                let mut answer = Response::new(bytes);
+                *answer.status_mut() = status;
+                Ok(answer)
+            };
+            // One deadline for the whole exchange, body included.
+            wstd::future::FutureExt::timeout(exchange, wstd::time::Duration::from(timeout))
+                .await
+                .unwrap_or(Err(TransportError::Timeout))
         }
     }
 }

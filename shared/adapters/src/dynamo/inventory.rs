@@ -240,6 +240,15 @@ impl PriceList for DynamoInventory {
             .map(|item| Ok((sku_of(item, "sku")?, price(get_n(item, "price_minor")?, get_s(item, "currency")?)?)))
             .collect()
     }
+
+    async fn names(&self, skus: &[Sku]) -> Result<HashMap<Sku, String>, StoreError> {
+        // `name` is a reserved word in projections: read the whole (small) items.
+        self.products_by_sku(skus, None)
+            .await?
+            .iter()
+            .map(|item| Ok((sku_of(item, "sku")?, get_s(item, "name")?.to_owned())))
+            .collect()
+    }
 }
 
 #[async_trait]

@@ -12,7 +12,7 @@ use orderly_core::composition::Backend;
 use orderly_core::events::routing::Consumer;
 use orderly_core::ports::{
     BreakerStore, Cache, EventPublisher, InventoryStore, NotificationLog, NotificationProvider, OrderStore, Outbox,
-    PriceList, ProcessedEvents, QueueAdmin, RateLimiter, ReadModelStore,
+    PaymentGateway, PriceList, ProcessedEvents, QueueAdmin, RateLimiter, ReadModelStore, Timer,
 };
 use orderly_core::settings::Settings;
 
@@ -22,6 +22,7 @@ pub struct SqliteBackend {
     store: SqliteStore,
     provider: Arc<dyn NotificationProvider>,
     cache: Option<Arc<dyn Cache>>,
+    payment_gateway: Option<Arc<dyn PaymentGateway>>,
 }
 
 impl SqliteBackend {
@@ -33,7 +34,14 @@ impl SqliteBackend {
         provider: Arc<dyn NotificationProvider>,
         cache: Option<Arc<dyn Cache>>,
     ) -> Self {
-        Self { settings, store, provider, cache }
+        Self { settings, store, provider, cache, payment_gateway: None }
+    }
+
+    /// With the card payment gateway the host built from the settings
+    /// (without one, payments are offline).
+    pub fn with_payment_gateway(mut self, gateway: Option<Arc<dyn PaymentGateway>>) -> Self {
+        self.payment_gateway = gateway;
+        self
     }
 
     pub fn store(&self) -> &SqliteStore {
@@ -93,6 +101,14 @@ impl Backend for SqliteBackend {
 
     fn provider(&self) -> Arc<dyn NotificationProvider> {
         self.provider.clone()
+    }
+
+    fn timer(&self) -> Arc<dyn Timer> {
+        Arc::new(crate::TokioTimer)
+    }
+
+    fn payment_gateway(&self) -> Option<Arc<dyn PaymentGateway>> {
+        self.payment_gateway.clone()
     }
 
     fn breaker_store(&self) -> Arc<dyn BreakerStore> {

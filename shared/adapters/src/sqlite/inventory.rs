@@ -218,4 +218,22 @@ impl PriceList for SqliteStore {
             })
             .await
     }
+
+    async fn names(&self, skus: &[Sku]) -> Result<HashMap<Sku, String>, StoreError> {
+        let skus = skus.to_vec();
+        self.db
+            .read(move |conn| {
+                let mut stmt = conn.prepare_cached("SELECT name FROM products WHERE sku = ?1").map_err(unavailable)?;
+                let mut names = HashMap::with_capacity(skus.len());
+                for sku in skus {
+                    let name: Option<String> =
+                        stmt.query_row(params![sku.as_str()], |r| r.get(0)).optional().map_err(unavailable)?;
+                    if let Some(name) = name {
+                        names.insert(sku, name);
+                    }
+                }
+                Ok(names)
+            })
+            .await
+    }
 }

@@ -8,6 +8,7 @@
 mod customer;
 mod money;
 mod order;
+mod payment;
 mod product;
 mod quantity;
 mod reservation;
@@ -18,8 +19,9 @@ pub use customer::CustomerId;
 pub use money::{Currency, Money, MoneyError};
 pub use order::{
     InvalidOrder, MAX_ORDER_LINES, NewOrder, NewOrderLine, Order, OrderId, OrderLine, OrderRecord, OrderStatus,
-    TransitionError,
+    PaymentStepError, TransitionError,
 };
+pub use payment::{AuthorizationId, Payment, PaymentMethod, PaymentStatus, offline_instructions};
 pub use product::{Product, ProductDraft, ProductName, StockOverflow};
 pub use quantity::{Quantity, RestockQuantity, StockLevel};
 pub use reservation::{Reservation, ReservationDecision, ReservationState, Shortfall};

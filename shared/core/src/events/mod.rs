@@ -25,7 +25,8 @@ use uuid::Uuid;
 
 pub use payloads::{
     Amount, InvalidPayload, InventoryRejected, InventoryReleased, InventoryReserved, OrderChanged, OrderLineSnapshot,
-    OrderSnapshot, Payload, ProductChanged, ProductSnapshot, ReservedLine, ShortfallLine,
+    OrderSnapshot, Payload, PaymentSnapshot, PaymentVoidOwed, ProductChanged, ProductSnapshot, ReservedLine,
+    ShortfallLine,
 };
 
 /// The CloudEvents-like envelope every event travels in. `id` is unique per
@@ -136,10 +137,21 @@ event_types! {
     OrderPlaced = "order.placed.v1" => OrderChanged,
     /// Inventory reserved every line, so order intake confirmed the order.
     OrderConfirmed = "order.confirmed.v1" => OrderChanged,
-    /// Inventory could not reserve the order; `reason` says why.
+    /// Inventory could not reserve the order, or the gateway declined its
+    /// payment (inventory then releases what it held); `reason` says why.
     OrderRejected = "order.rejected.v1" => OrderChanged,
     /// The customer or an admin cancelled the order: inventory releases it.
     OrderCancelled = "order.cancelled.v1" => OrderChanged,
+    /// An admin recorded the offline payment of a confirmed order.
+    OrderPaid = "order.paid.v1" => OrderChanged,
+    /// An admin shipped the order (a card hold was captured first).
+    OrderShipped = "order.shipped.v1" => OrderChanged,
+    /// The order reached the customer.
+    OrderDelivered = "order.delivered.v1" => OrderChanged,
+    /// A hold at the payment gateway must be released: a cancel voided it,
+    /// or an authorization's answer was lost. Order intake voids it,
+    /// retrying until the gateway answers.
+    PaymentVoidOwed = "payment.void_owed.v1" => PaymentVoidOwed,
     /// Inventory holds every line of the order.
     InventoryReserved = "inventory.reserved.v1" => InventoryReserved,
     /// Some line did not fit; inventory holds nothing for the order.
@@ -254,16 +266,25 @@ pub mod routing {
                 return self == Self::Analytics;
             };
             match self {
-                Self::OrderIntake => matches!(kind, InventoryReserved | InventoryRejected),
-                // Orders drive reservations; product and stock changes
+                // Saga replies, and the holds it owes the payment gateway.
+                Self::OrderIntake => matches!(kind, InventoryReserved | InventoryRejected | PaymentVoidOwed),
+                // Orders drive reservations (a rejection after a reservation,
+                // a declined payment, releases it); product and stock changes
                 // invalidate the catalog cache.
                 Self::Inventory => {
                     matches!(
                         kind,
-                        OrderPlaced | OrderCancelled | ProductChanged | InventoryReserved | InventoryReleased
+                        OrderPlaced
+                            | OrderCancelled
+                            | OrderRejected
+                            | ProductChanged
+                            | InventoryReserved
+                            | InventoryReleased
                     )
                 }
-                Self::Notification => matches!(kind, OrderConfirmed | OrderRejected | OrderCancelled),
+                Self::Notification => {
+                    matches!(kind, OrderConfirmed | OrderRejected | OrderCancelled | OrderShipped)
+                }
                 Self::Analytics => true,
             }
         }
@@ -317,7 +338,7 @@ mod tests {
     #[test]
     fn unknown_types_decode_to_none_not_an_error() {
         let mut envelope = Event::OrderPlaced(OrderChanged::new(&order())).into_envelope(meta());
-        envelope.event_type = "order.shipped.v1".into();
+        envelope.event_type = "order.returned.v1".into();
         assert!(matches!(envelope.decode(), Ok(None)));
     }
 
@@ -342,7 +363,8 @@ mod tests {
 
         use super::super::*;
         use crate::domain::{
-            Currency, CustomerId, Money, Order, OrderId, OrderLine, Product, ProductName, Quantity, Shortfall, Sku,
+            AuthorizationId, Currency, CustomerId, Money, Order, OrderId, OrderLine, Product, ProductName, Quantity,
+            Shortfall, Sku,
         };
 
         fn at(raw: &str) -> DateTime<Utc> {
@@ -382,7 +404,14 @@ mod tests {
 
         /// One event of every type, from fixed domain values.
         fn every_event() -> Vec<Event> {
-            let confirmed = placed().confirm(at("2026-11-27T10:00:01.5Z")).expect("confirm");
+            let confirmed = placed()
+                .confirm_offline(
+                    "Pay 33.00 EUR by bank transfer, quoting order 0190a5e4-7d3a-7c4e-9a3b-2f1e0d9c8b7a.".into(),
+                    at("2026-11-27T10:00:01.5Z"),
+                )
+                .expect("confirm");
+            let paid = confirmed.record_offline_payment(at("2026-11-27T11:00:00Z")).expect("paid");
+            let shipped = paid.ship(at("2026-11-28T09:00:00Z")).expect("ship");
             vec![
                 Event::OrderPlaced(OrderChanged::new(&placed())),
                 Event::OrderConfirmed(OrderChanged::new(&confirmed)),
@@ -393,6 +422,15 @@ mod tests {
                 Event::OrderCancelled(OrderChanged::new(
                     &confirmed.cancel(at("2026-11-27T10:05:00Z")).expect("cancel"),
                 )),
+                Event::OrderPaid(OrderChanged::new(&paid)),
+                Event::OrderShipped(OrderChanged::new(&shipped)),
+                Event::OrderDelivered(OrderChanged::new(
+                    &shipped.deliver(at("2026-11-29T15:00:00Z")).expect("deliver"),
+                )),
+                Event::PaymentVoidOwed(PaymentVoidOwed {
+                    order_id: order_id(),
+                    authorization: Some(AuthorizationId::parse("auth_7c4e9a3b").expect("fixture authorization")),
+                }),
                 Event::InventoryReserved(InventoryReserved { order_id: order_id(), lines: reserved_lines() }),
                 Event::InventoryRejected(InventoryRejected {
                     order_id: order_id(),
@@ -412,7 +450,13 @@ mod tests {
         }
 
         fn envelope(event: Event) -> Envelope {
-            let source = if event.event_type().as_str().starts_with("order.") { "order-intake" } else { "inventory" };
+            let source = if event.event_type().as_str().starts_with("inventory.")
+                || event.event_type().as_str().starts_with("product.")
+            {
+                "inventory"
+            } else {
+                "order-intake"
+            };
             event.into_envelope(EventMeta {
                 id: Uuid::parse_str("0190a5e4-8000-7000-8000-000000000001").expect("fixture event id"),
                 source,
@@ -469,6 +513,10 @@ mod tests {
         assert_eq!(of("order.placed.v1"), [Inventory, Analytics]);
         assert_eq!(of("order.cancelled.v1"), [Inventory, Notification, Analytics]);
         assert_eq!(of("order.confirmed.v1"), [Notification, Analytics]);
+        assert_eq!(of("order.rejected.v1"), [Inventory, Notification, Analytics]);
+        assert_eq!(of("order.shipped.v1"), [Notification, Analytics]);
+        assert_eq!(of("order.paid.v1"), [Analytics]);
+        assert_eq!(of("payment.void_owed.v1"), [OrderIntake, Analytics]);
         assert_eq!(of("inventory.reserved.v1"), [OrderIntake, Inventory, Analytics]);
         assert_eq!(of("inventory.released.v1"), [Inventory, Analytics]);
         assert_eq!(of("product.changed.v1"), [Inventory, Analytics]);

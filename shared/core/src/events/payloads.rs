@@ -18,8 +18,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{
-    Currency, CustomerId, InvalidOrder, Money, MoneyError, Order, OrderId, OrderLine, OrderRecord, OrderStatus,
-    Product, ProductName, Quantity, Shortfall, Sku,
+    AuthorizationId, Currency, CustomerId, InvalidOrder, Money, MoneyError, Order, OrderId, OrderLine, OrderRecord,
+    OrderStatus, Payment, PaymentMethod, PaymentStatus, Product, ProductName, Quantity, Shortfall, Sku,
 };
 
 /// What every event's data says about itself.
@@ -84,6 +84,20 @@ pub struct OrderSnapshot {
     /// Increases with every transition: consumers keep the newest.
     #[serde(rename = "version")]
     pub version: u32,
+    /// Absent in events sent before payments existed.
+    #[serde(rename = "payment", default, skip_serializing_if = "Option::is_none")]
+    pub payment: Option<PaymentSnapshot>,
+}
+
+/// An order's payment as events carry it: never the gateway's ids.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentSnapshot {
+    #[serde(rename = "method")]
+    pub method: PaymentMethod,
+    #[serde(rename = "status")]
+    pub status: PaymentStatus,
+    #[serde(rename = "instructions", default, skip_serializing_if = "Option::is_none")]
+    pub instructions: Option<String>,
 }
 
 impl From<&Order> for OrderSnapshot {
@@ -105,6 +119,11 @@ impl From<&Order> for OrderSnapshot {
             created_at: order.created_at(),
             updated_at: order.updated_at(),
             version: order.version(),
+            payment: Some(PaymentSnapshot {
+                method: order.payment().method,
+                status: order.payment().status,
+                instructions: order.payment().instructions.clone(),
+            }),
         }
     }
 }
@@ -141,6 +160,12 @@ impl TryFrom<&OrderSnapshot> for Order {
             created_at: snapshot.created_at,
             updated_at: snapshot.updated_at,
             version: snapshot.version,
+            payment: snapshot.payment.as_ref().map(|p| Payment {
+                method: p.method,
+                status: p.status,
+                instructions: p.instructions.clone(),
+                authorization: None,
+            }),
         };
         Ok(Order::rehydrate(record)?)
     }
@@ -171,6 +196,22 @@ impl OrderChanged {
 impl Payload for OrderChanged {
     fn subject(&self) -> String {
         self.order.id.to_string()
+    }
+}
+
+/// `payment.void_owed.v1` data: a hold to release at the gateway, by its id
+/// when we know it, else by the order (the authorization's answer was lost).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentVoidOwed {
+    #[serde(rename = "order_id")]
+    pub order_id: OrderId,
+    #[serde(rename = "authorization", default, skip_serializing_if = "Option::is_none")]
+    pub authorization: Option<AuthorizationId>,
+}
+
+impl Payload for PaymentVoidOwed {
+    fn subject(&self) -> String {
+        self.order_id.to_string()
     }
 }
 
@@ -329,7 +370,7 @@ mod tests {
 
     #[test]
     fn an_order_maps_to_its_snapshot_and_back_unchanged() {
-        let confirmed = order().confirm(DateTime::UNIX_EPOCH).unwrap();
+        let confirmed = order().confirm_offline("Pay by bank transfer".into(), DateTime::UNIX_EPOCH).unwrap();
         assert_eq!(Order::try_from(&OrderSnapshot::from(&confirmed)), Ok(confirmed));
     }
 

@@ -64,4 +64,8 @@ pub trait InventoryStore: Send + Sync {
 #[async_trait]
 pub trait PriceList: Send + Sync {
     async fn prices(&self, skus: &[Sku]) -> Result<HashMap<Sku, Money>, StoreError>;
+
+    /// The products' display names (analytics names its popular ranking
+    /// with them; the catalog is where names live). Unknown SKUs are absent.
+    async fn names(&self, skus: &[Sku]) -> Result<HashMap<Sku, String>, StoreError>;
 }

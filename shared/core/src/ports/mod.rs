@@ -15,11 +15,12 @@ mod inventory;
 mod messaging;
 mod notifications;
 mod orders;
+mod payments;
 mod provider;
 mod resilience;
 
 pub use analytics::{Counter, ReadModelStore};
-pub use clock::{Clock, IdGenerator, SystemClock, UuidV7Ids};
+pub use clock::{Clock, IdGenerator, NoDeadlines, SystemClock, Timer, UuidV7Ids, within};
 pub use inventory::{InventoryStore, PriceList, ReservationChange, StockMove};
 pub use messaging::{
     DeadLetter, EventPublisher, MessageQueue, Outbox, OutboxEntry, PublishError, QueueAdmin, QueueError, QueueStats,
@@ -27,6 +28,7 @@ pub use messaging::{
 };
 pub use notifications::{NotificationLog, NotificationRecord, NotificationState};
 pub use orders::{IdempotencyClaim, OrderStore, PlaceOutcome};
+pub use payments::{Authorization, GatewayError, PaymentGateway};
 pub use provider::{Notification, NotificationProvider, ProviderError};
 pub use resilience::{BreakerStore, Cache, CacheError, RateLimiter};
 

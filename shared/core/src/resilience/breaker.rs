@@ -7,13 +7,19 @@
 //!   └──────────────(a probe succeeds)────────────┼──────(a probe fails)───────┘
 //! ```
 
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::conflict::{MaybeConflict, retry_on_conflict};
-use crate::ports::StoreError;
+use crate::domain::{AuthorizationId, Money, OrderId};
+use crate::ports::{
+    Authorization, BreakerStore, Clock, GatewayError, Notification, NotificationProvider, PaymentGateway,
+    ProviderError, StoreError,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BreakerPolicy {
@@ -103,25 +109,35 @@ impl BreakerState {
     }
 }
 
-/// Any `NotificationProvider`, behind a circuit breaker whose state lives in a
-/// `BreakerStore` (so all instances of the function share it).
+/// A circuit breaker over one dependency, whose state lives in a
+/// `BreakerStore` so that every instance of every function shares it. It
+/// guards any call ([`CircuitBreaker::call`]); [`Guarded`] puts a port
+/// behind it (the notification provider, the payment gateway).
 pub struct CircuitBreaker {
     name: String,
-    inner: std::sync::Arc<dyn crate::ports::NotificationProvider>,
-    store: std::sync::Arc<dyn crate::ports::BreakerStore>,
+    store: Arc<dyn BreakerStore>,
     policy: BreakerPolicy,
-    clock: std::sync::Arc<dyn crate::ports::Clock>,
+    clock: Arc<dyn Clock>,
+}
+
+/// Not called: the breaker is open. Try again after this long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Open {
+    pub retry_after: Duration,
 }
 
 impl CircuitBreaker {
     pub fn new(
         name: impl Into<String>,
-        inner: std::sync::Arc<dyn crate::ports::NotificationProvider>,
-        store: std::sync::Arc<dyn crate::ports::BreakerStore>,
+        store: Arc<dyn BreakerStore>,
         policy: BreakerPolicy,
-        clock: std::sync::Arc<dyn crate::ports::Clock>,
+        clock: Arc<dyn Clock>,
     ) -> Self {
-        Self { name: name.into(), inner, store, policy, clock }
+        Self { name: name.into(), store, policy, clock }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     pub fn policy(&self) -> &BreakerPolicy {
@@ -140,6 +156,27 @@ impl CircuitBreaker {
             Ok(BreakerState::Open { until }) => (until - self.clock.now()).to_std().ok().filter(|d| !d.is_zero()),
             _ => None,
         }
+    }
+
+    /// Makes `call` if the breaker lets it through, and records its outcome:
+    /// `failed` says whether a result shows the dependency unwell (`Some(true)`),
+    /// well (`Some(false)`), or neither (`None`: a 4xx says our request was
+    /// bad, not that the dependency is down, so it neither opens nor closes
+    /// the breaker).
+    pub async fn call<T, E>(
+        &self,
+        call: impl Future<Output = Result<T, E>>,
+        failed: impl FnOnce(&Result<T, E>) -> Option<bool>,
+    ) -> Result<Result<T, E>, Open> {
+        if let Permit::Reject { retry_after } = self.permit().await {
+            metrics::counter!("orderly_breaker_rejections_total", "breaker" => self.name.clone()).increment(1);
+            return Err(Open { retry_after });
+        }
+        let result = call.await;
+        if let Some(failed) = failed(&result) {
+            self.record(failed).await;
+        }
+        Ok(result)
     }
 
     /// Whether a call may go, moving the shared state when the answer does
@@ -163,7 +200,7 @@ impl CircuitBreaker {
             Ok(permit) => permit,
             // Other instances keep moving the state: let this call wait.
             Err(StoreError::Contended { .. }) => Permit::Reject { retry_after: self.policy.cool_down / 4 },
-            // The breaker's own store failing must not stop notifications: fail open.
+            // The breaker's own store failing must not stop the calls: fail open.
             Err(_) => Permit::Call,
         }
     }
@@ -197,44 +234,97 @@ impl CircuitBreaker {
     }
 }
 
+/// A port behind a circuit breaker: `Guarded<dyn NotificationProvider>` is a
+/// notification provider, `Guarded<dyn PaymentGateway>` a payment gateway.
+pub struct Guarded<P: ?Sized> {
+    breaker: Arc<CircuitBreaker>,
+    inner: Arc<P>,
+}
+
+impl<P: ?Sized> Guarded<P> {
+    pub fn new(breaker: Arc<CircuitBreaker>, inner: Arc<P>) -> Self {
+        Self { breaker, inner }
+    }
+
+    pub fn breaker(&self) -> &Arc<CircuitBreaker> {
+        &self.breaker
+    }
+}
+
 /// Failures that say the provider is unwell (not that our request was bad).
-fn counts_against_provider(error: &crate::ports::ProviderError) -> bool {
-    use crate::ports::ProviderError::*;
+fn counts_against_provider(error: &ProviderError) -> bool {
     match error {
-        Timeout | Unreachable(_) => true,
-        Rejected(status) => *status >= 500 || *status == 429,
-        CircuitOpen { .. } => false,
+        ProviderError::Timeout | ProviderError::Unreachable(_) => true,
+        ProviderError::Rejected(status) => *status >= 500 || *status == 429,
+        ProviderError::CircuitOpen { .. } => false,
+    }
+}
+
+fn verdict<T>(result: &Result<T, ProviderError>) -> Option<bool> {
+    match result {
+        Ok(_) => Some(false),
+        Err(error) if counts_against_provider(error) => Some(true),
+        Err(_) => None,
     }
 }
 
 #[async_trait::async_trait]
-impl crate::ports::NotificationProvider for CircuitBreaker {
+impl NotificationProvider for Guarded<dyn NotificationProvider> {
     fn name(&self) -> &'static str {
         self.inner.name()
     }
 
-    async fn send(&self, notification: &crate::ports::Notification) -> Result<(), crate::ports::ProviderError> {
-        if let Permit::Reject { retry_after } = self.permit().await {
-            metrics::counter!("orderly_breaker_rejections_total", "breaker" => self.name.clone()).increment(1);
-            return Err(crate::ports::ProviderError::CircuitOpen { retry_after });
-        }
-        let result = self.inner.send(notification).await;
-        // A 4xx says our request was bad, not that the provider is down: it
-        // neither opens nor closes the breaker.
-        let verdict = match &result {
-            Ok(()) => Some(false),
-            Err(error) if counts_against_provider(error) => Some(true),
-            Err(_) => None,
-        };
-        if let Some(failed) = verdict {
-            self.record(failed).await;
-        }
-        result
+    async fn send(&self, notification: &Notification) -> Result<(), ProviderError> {
+        self.breaker
+            .call(self.inner.send(notification), verdict)
+            .await
+            .unwrap_or_else(|Open { retry_after }| Err(ProviderError::CircuitOpen { retry_after }))
     }
 
     async fn unavailable_for(&self) -> Option<Duration> {
-        self.open_for().await
+        self.breaker.open_for().await
     }
+}
+
+fn gateway_verdict<T>(result: &Result<T, GatewayError>) -> Option<bool> {
+    match result {
+        Ok(_) => Some(false),
+        Err(error) if error.is_gateway_failure() => Some(true),
+        Err(_) => None,
+    }
+}
+
+/// The gateway's calls, each behind the breaker: an open breaker answers
+/// [`GatewayError::CircuitOpen`] at once, so checkout never waits on it.
+#[async_trait::async_trait]
+impl PaymentGateway for Guarded<dyn PaymentGateway> {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+
+    async fn authorize(&self, order: OrderId, amount: Money) -> Result<Authorization, GatewayError> {
+        self.breaker.call(self.inner.authorize(order, amount), gateway_verdict).await.unwrap_or_else(open)
+    }
+
+    async fn capture(&self, order: OrderId, authorization: &AuthorizationId) -> Result<(), GatewayError> {
+        self.breaker.call(self.inner.capture(order, authorization), gateway_verdict).await.unwrap_or_else(open)
+    }
+
+    async fn void(&self, order: OrderId, authorization: &AuthorizationId) -> Result<(), GatewayError> {
+        self.breaker.call(self.inner.void(order, authorization), gateway_verdict).await.unwrap_or_else(open)
+    }
+
+    async fn void_by_reference(&self, order: OrderId) -> Result<(), GatewayError> {
+        self.breaker.call(self.inner.void_by_reference(order), gateway_verdict).await.unwrap_or_else(open)
+    }
+
+    async fn unavailable_for(&self) -> Option<Duration> {
+        self.breaker.open_for().await
+    }
+}
+
+fn open<T>(Open { retry_after }: Open) -> Result<T, GatewayError> {
+    Err(GatewayError::CircuitOpen { retry_after })
 }
 
 #[cfg(test)]
