@@ -13,7 +13,12 @@
 //!   not have been applied — it has no idempotency key — so it widens the
 //!   expected value to a range);
 //! - the analytics summary moved by exactly this run's orders, by status and
-//!   by units per SKU.
+//!   by units per SKU;
+//! - every order's payment fits its status (a confirmed order is authorized,
+//!   awaiting an offline payment or paid; a cancelled card order's hold is
+//!   voided), and, given the test gateway's URL (`--gateway-url`), the
+//!   gateway agrees: every card order authorized exactly once for its total,
+//!   and no money held for an order that is not sold (voided or declined).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -65,6 +70,10 @@ pub struct LoadArgs {
     /// How long to wait for orders to settle and queues to drain afterwards.
     #[arg(long, default_value = "60s", value_parser = duration)]
     pub settle_timeout: Duration,
+    /// The test gateway (`orderly gateway`) the target pays through: its
+    /// books are checked against the orders.
+    #[arg(long)]
+    pub gateway_url: Option<String>,
     /// Write the report as JSON here too.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -103,6 +112,11 @@ pub struct Consistency {
     /// Where the analytics summary disagrees with the orders: must be empty.
     pub analytics_mismatches: Vec<String>,
     pub analytics_checked: bool,
+    /// Orders whose payment does not fit their status or the gateway's books: must be empty.
+    pub payment_mismatches: Vec<String>,
+    pub gateway_checked: bool,
+    /// Orders by payment method and status (`card/authorized`, ...).
+    pub by_payment: BTreeMap<String, u64>,
     pub ok: bool,
 }
 
@@ -472,7 +486,14 @@ async fn settle_and_check(
         if status == "pending" {
             consistency.stuck_pending += 1;
         }
-        if status == "confirmed" {
+        let payment = &order["payment"];
+        let (method, paid) = (payment["method"].as_str().unwrap_or("?"), payment["status"].as_str().unwrap_or("?"));
+        *consistency.by_payment.entry(format!("{method}/{paid}")).or_default() += 1;
+        if !payment_fits(&status, method, paid) {
+            let id = order["id"].as_str().unwrap_or("?");
+            consistency.payment_mismatches.push(format!("order {id} is {status} with payment {method}/{paid}"));
+        }
+        if SOLD.contains(&status.as_str()) {
             for item in order["items"].as_array().into_iter().flatten() {
                 let sku = item["sku"].as_str().unwrap_or_default().to_owned();
                 *confirmed_units.entry(sku).or_default() += item["quantity"].as_i64().unwrap_or(0);
@@ -509,7 +530,7 @@ async fn settle_and_check(
         (summary_before, run.get_patiently("/api/v1/analytics/summary", &run.admin, until).await)
     {
         consistency.analytics_checked = true;
-        for status in ["pending", "confirmed", "rejected", "cancelled"] {
+        for status in ["pending", "confirmed", "rejected", "cancelled", "shipped", "delivered"] {
             let delta = after["orders_by_status"][status].as_i64().unwrap_or(0)
                 - before["orders_by_status"][status].as_i64().unwrap_or(0);
             let expected = consistency.by_status.get(status).copied().unwrap_or(0) as i64;
@@ -527,11 +548,75 @@ async fn settle_and_check(
             }
         }
     }
+    if let Some(gateway) = &args.gateway_url {
+        let book: Value = run.http.get(format!("{gateway}/_gateway/authorizations")).send().await?.json().await?;
+        consistency.gateway_checked = true;
+        check_gateway(&orders, &book, &mut consistency.payment_mismatches);
+    }
     consistency.ok = consistency.accepted_missing == 0
         && consistency.stuck_pending == 0
         && consistency.stock_mismatches.is_empty()
-        && consistency.analytics_mismatches.is_empty();
+        && consistency.analytics_mismatches.is_empty()
+        && consistency.payment_mismatches.is_empty();
     Ok(())
+}
+
+/// Statuses whose sale stands: their units count, their money is taken or held.
+const SOLD: [&str; 3] = ["confirmed", "shipped", "delivered"];
+
+/// Whether a payment (`method`/`status`) fits an order's status.
+fn payment_fits(status: &str, method: &str, payment: &str) -> bool {
+    match (status, method, payment) {
+        ("pending", _, "pending") => true,
+        ("confirmed", "card", "authorized") | ("confirmed", "offline", "awaiting_offline" | "paid") => true,
+        ("shipped" | "delivered", "card", "captured") | ("shipped" | "delivered", "offline", "paid") => true,
+        ("rejected", _, "pending") | ("rejected", "card", "declined") => true,
+        // A card order cancelled before its authorization keeps `pending`
+        // in the read model; its late hold is voided in order-intake's.
+        ("cancelled", "card", "pending" | "voided")
+        | ("cancelled", "offline", "pending" | "awaiting_offline" | "paid") => true,
+        _ => false,
+    }
+}
+
+/// The gateway's books against the orders: each card order that is sold
+/// was authorized once, for its total, and no hold outlives an order that
+/// is not sold (its void went through).
+fn check_gateway(orders: &BTreeMap<String, Value>, book: &Value, mismatches: &mut Vec<String>) {
+    for held in book["authorizations"].as_array().into_iter().flatten() {
+        let reference = held["reference"].as_str().unwrap_or_default();
+        let Some(order) = orders.get(reference) else { continue };
+        let status = order["status"].as_str().unwrap_or("?");
+        let card = order["payment"]["method"] == "card";
+        let hold = held["status"].as_str().unwrap_or("?");
+        if held["idempotency_keys"].as_array().into_iter().flatten().any(|key| key != reference) {
+            mismatches.push(format!("order {reference}: authorized under another key than its id"));
+        }
+        if SOLD.contains(&status) && card {
+            if !matches!(hold, "authorized" | "captured") {
+                mismatches.push(format!("order {reference} is {status} by card, but the gateway's hold is {hold}"));
+            }
+            // v1 totals are decimal strings with two places: "12.50" is 1250 minor units.
+            let total = order["total"].as_str().and_then(|t| t.replace('.', "").parse::<i64>().ok());
+            if held["amount_minor"].as_i64() != total {
+                mismatches.push(format!(
+                    "order {reference}: the gateway held {}, the order is {}",
+                    held["amount_minor"], order["total"]
+                ));
+            }
+        } else if hold == "authorized" {
+            mismatches.push(format!("order {reference} is {status}, but the gateway still holds its money"));
+        }
+    }
+    for (id, order) in orders {
+        let sold_by_card =
+            SOLD.contains(&order["status"].as_str().unwrap_or("?")) && order["payment"]["method"] == "card";
+        let known =
+            book["authorizations"].as_array().into_iter().flatten().any(|held| held["reference"] == id.as_str());
+        if sold_by_card && !known {
+            mismatches.push(format!("order {id} is paid by card, but the gateway never authorized it"));
+        }
+    }
 }
 
 /// Whether the server reports every queue empty (true when /health is not readable).
@@ -583,7 +668,8 @@ pub fn print(report: &LoadReport) {
         c.stuck_pending,
         c.by_status
     );
-    for problem in c.stock_mismatches.iter().chain(&c.analytics_mismatches) {
+    println!("  payments: {:?}{}", c.by_payment, if c.gateway_checked { " (checked against the gateway)" } else { "" });
+    for problem in c.stock_mismatches.iter().chain(&c.analytics_mismatches).chain(&c.payment_mismatches) {
         println!("    ! {problem}");
     }
     if !c.analytics_checked {

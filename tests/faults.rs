@@ -26,6 +26,7 @@ fn load_args(url: &str, duration: Duration) -> LoadArgs {
         initial_stock: 150,
         rate: None,
         settle_timeout: Duration::from_secs(90),
+        gateway_url: None,
         json: None,
         quiet: true,
         stop: None,
@@ -56,6 +57,7 @@ fn assert_consistent(report: &LoadReport) {
     assert_eq!(c.accepted_missing, 0, "accepted orders lost: {c:?}");
     assert_eq!(c.stuck_pending, 0, "orders stuck pending: {c:?}");
     assert!(c.stock_mismatches.is_empty(), "stock does not add up: {:?}", c.stock_mismatches);
+    assert!(c.payment_mismatches.is_empty(), "payments do not add up: {:?}", c.payment_mismatches);
     assert!(
         c.analytics_checked && c.analytics_mismatches.is_empty(),
         "analytics disagree: {:?}",
@@ -82,6 +84,46 @@ fn summary(report: &LoadReport) -> Value {
     })
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_payment_gateway_that_fails_then_hangs_then_recovers_under_load_leaves_every_payment_settled() {
+    let dir = tempfile::tempdir().unwrap();
+    let gateway = orderly::gateway::TestGateway::start().await.unwrap();
+    let launch = Launch {
+        env: vec![
+            ("ORDERLY_PAYMENT_URL", gateway.url.clone()),
+            ("ORDERLY_PAYMENT_TIMEOUT", "300ms".into()),
+            ("ORDERLY_PAYMENT_BREAKER_THRESHOLD", "3".into()),
+            ("ORDERLY_PAYMENT_BREAKER_COOL_DOWN", "500ms".into()),
+        ],
+        ..Launch::new(dir.path(), free_port())
+    };
+    let runner = RunnerProcess::start(launch).await;
+    let base = runner.base.clone();
+    let stop = CancellationToken::new();
+    let paying = LoadArgs { gateway_url: Some(gateway.url.clone()), ..load_until(&base, &stop) };
+    let load = tokio::spawn(load::run(paying));
+    let client = reqwest::Client::new();
+    for mode in ["approve", "fail", "hang", "commit-then-hang", "approve"] {
+        runner.accepted_at_least(ORDERS_BEFORE_FAULT).await;
+        let set = client.put(format!("{}/_gateway/mode", gateway.url)).json(&json!({"mode": mode})).send().await;
+        assert!(set.unwrap().status().is_success());
+        tokio::time::sleep(Duration::from_millis(1000)).await; // the rhythm of the fault, not a wait for a result
+    }
+    stop.cancel();
+    let report = load.await.unwrap().unwrap();
+    assert_consistent(&report);
+    assert!(report.consistency.gateway_checked);
+    let by_payment = &report.consistency.by_payment;
+    assert!(by_payment.keys().any(|k| k.starts_with("card/")), "some orders were paid by card: {by_payment:?}");
+    assert!(by_payment.keys().any(|k| k.starts_with("offline/")), "the sick gateway sent some offline: {by_payment:?}");
+    let mut figures = summary(&report);
+    figures["scenario"] = json!(
+        "the payment gateway approves, fails (500), hangs, commits then hangs, recovers: a second each, under load"
+    );
+    figures["by_payment"] = json!(by_payment);
+    record("payment-gateway", figures);
+}
+
 async fn health(base: &str) -> Option<Value> {
     reqwest::get(format!("{base}/health")).await.ok()?.json().await.ok()
 }
@@ -90,10 +132,19 @@ async fn health(base: &str) -> Option<Value> {
 async fn kill_9_every_few_seconds_under_load_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let mut runner = RunnerProcess::start(Launch::new(dir.path(), port)).await;
+    // Orders are paid by card: a kill between an authorization and its
+    // commit must not authorize twice, nor leave a cancelled order's money held.
+    let gateway = orderly::gateway::TestGateway::start().await.unwrap();
+    let launch = |generation| Launch {
+        generation,
+        env: vec![("ORDERLY_PAYMENT_URL", gateway.url.clone())],
+        ..Launch::new(dir.path(), port)
+    };
+    let mut runner = RunnerProcess::start(launch(0)).await;
     let base = runner.base.clone();
     let stop = CancellationToken::new();
-    let load = tokio::spawn(load::run(load_until(&base, &stop)));
+    let paying = LoadArgs { gateway_url: Some(gateway.url.clone()), ..load_until(&base, &stop) };
+    let load = tokio::spawn(load::run(paying));
 
     // Every 1.5 s, and never before the runner has taken orders: each kill
     // interrupts real work. Every order a generation answered 202 counts,
@@ -106,7 +157,7 @@ async fn kill_9_every_few_seconds_under_load_loses_nothing() {
         runner.kill_9().await;
         kills += 1;
         answered_202 += runner.orders_accepted();
-        runner = RunnerProcess::start(Launch { generation, ..Launch::new(dir.path(), port) }).await;
+        runner = RunnerProcess::start(launch(generation)).await;
     }
     // The last generation takes load too before the load ends.
     runner.accepted_at_least(ORDERS_BEFORE_FAULT).await;
@@ -114,6 +165,7 @@ async fn kill_9_every_few_seconds_under_load_loses_nothing() {
     let report = load.await.unwrap().unwrap();
     answered_202 += runner.orders_accepted();
     assert_consistent(&report);
+    assert!(report.consistency.gateway_checked);
     assert!(
         report.consistency.orders_in_store >= answered_202 as u64,
         "the runners answered 202 to {answered_202} orders, the store holds {}",
@@ -121,7 +173,7 @@ async fn kill_9_every_few_seconds_under_load_loses_nothing() {
     );
     let mut figures = summary(&report);
     figures["scenario"] = json!(
-        "kill -9 the runner every 1.5 s (once it has accepted 10 orders) during a load, 4 times, restart each time"
+        "kill -9 the runner every 1.5 s (once it has accepted 10 orders) during a load paid by card, 4 times, restart each time"
     );
     figures["kills"] = json!(kills);
     record("kill-9", figures);

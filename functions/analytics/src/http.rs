@@ -36,7 +36,7 @@ pub fn router(store: Arc<dyn ReadModelStore>, popular: Arc<Popular>) -> OpenApiR
 pub struct PopularParams {
     /// 1 to 50; default 10.
     #[param(minimum = 1, maximum = 50)]
-    pub limit: Option<String>,
+    pub limit: Option<u32>,
 }
 
 /// The most ordered products (confirmed, shipped or delivered), most first.
@@ -56,12 +56,10 @@ async fn popular_products(
     State(popular): State<Arc<Popular>>,
     QueryParams(params): QueryParams<PopularParams>,
 ) -> Result<Json<PopularList>, ApiError> {
-    let limit = match params.limit.as_deref() {
+    let limit = match params.limit.map(|n| n as usize) {
         None => 10,
-        Some(raw) => match raw.parse::<usize>() {
-            Ok(n @ 1..=MAX_POPULAR) => n,
-            _ => return Err(ApiError::BadRequest(format!("limit must be a whole number from 1 to {MAX_POPULAR}"))),
-        },
+        Some(n @ 1..=MAX_POPULAR) => n,
+        Some(_) => return Err(ApiError::BadRequest(format!("limit must be from 1 to {MAX_POPULAR}"))),
     };
     Ok(Json(popular.top(limit).await))
 }
