@@ -223,58 +223,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
     let _ = hello.kill().await;
 
     // 2. The runner, as a user runs it (release build, durable, logging).
-    let port = free_port()?;
-    let log = std::fs::File::create(work.path().join("runner.log"))?;
-    let mut runner = Command::new(&exe)
-        .env("ORDERLY_ADDR", format!("127.0.0.1:{port}"))
-        .env("ORDERLY_DATA_DIR", work.path().join("data"))
-        .env("ORDERLY_JWT_SECRET", &secret)
-        // The benchmark measures intake, not the limiter: its 64 customers
-        // would exceed the default per-customer write limit.
-        .env("ORDERLY_RATE_LIMIT", "off")
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .context("starting the runner")?;
-    let target = Arc::new(Target { client: client.clone(), base: format!("http://127.0.0.1:{port}") });
-    wait_for(&client, &format!("{}/health", target.base)).await?;
-    let admin = orderly_core::http::mint_hs256(secret.as_bytes(), "bench-admin", true, Duration::from_secs(3600));
-    for i in 0..SKUS {
-        let body =
-            json!({"name": format!("Bench item {i}"), "price": "4.20", "currency": "EUR", "stock": 1_000_000_000});
-        let (status, _) =
-            target.send(Method::PUT, &format!("/api/v1/products/BENCH-{i}"), Some(&admin), Some(&body)).await?;
-        if !status.is_success() {
-            bail!("creating a product answered {status}");
-        }
-    }
-    let tokens: Arc<Vec<String>> = Arc::new(
-        (0..args.concurrency.max(64))
-            .map(|i| {
-                orderly_core::http::mint_hs256(
-                    secret.as_bytes(),
-                    &format!("bench-{i}"),
-                    false,
-                    Duration::from_secs(3600),
-                )
-            })
-            .collect(),
-    );
+    let (mut runner, target, tokens) = start_runner(&exe, work.path(), &secret, &client, args.concurrency, &[]).await?;
 
     eprintln!("bench: runner up; POST /api/v1/orders at full speed");
-    let (t, tk) = (target.clone(), tokens.clone());
-    let orders_max = closed_loop(args.concurrency, args.duration, move |worker, n| {
-        let (t, tk) = (t.clone(), tk.clone());
-        let body = order_body(n * 31 + worker as u64);
-        async move {
-            matches!(
-                t.send(Method::POST, "/api/v1/orders", Some(&tk[worker % tk.len()]), Some(&body)).await,
-                Ok((StatusCode::ACCEPTED, _))
-            )
-        }
-    })
-    .await;
+    let orders_max = orders_at_full_speed(&target, &tokens, &args).await;
     // Let the saga catch up before the next phase.
     wait_drained(&target).await;
 
@@ -303,10 +255,72 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
     Ok(report)
 }
 
+/// Starts the runner (this binary) with its data in `dir` and `env` on top
+/// of the benchmark's settings, creates the benchmark's products, and
+/// mints a token per client.
+async fn start_runner(
+    exe: &Path,
+    dir: &Path,
+    secret: &str,
+    client: &HttpClient,
+    concurrency: usize,
+    env: &[(&str, String)],
+) -> anyhow::Result<(tokio::process::Child, Arc<Target>, Arc<Vec<String>>)> {
+    let port = free_port()?;
+    let log = std::fs::File::create(dir.join("runner.log"))?;
+    let runner = Command::new(exe)
+        .env("ORDERLY_ADDR", format!("127.0.0.1:{port}"))
+        .env("ORDERLY_DATA_DIR", dir.join("data"))
+        .env("ORDERLY_JWT_SECRET", secret)
+        // The benchmark measures intake, not the limiter: its 64 customers
+        // would exceed the default per-customer write limit.
+        .env("ORDERLY_RATE_LIMIT", "off")
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting the runner")?;
+    let target = Arc::new(Target { client: client.clone(), base: format!("http://127.0.0.1:{port}") });
+    wait_for(client, &format!("{}/health", target.base)).await?;
+    let admin = orderly_core::http::mint_hs256(secret.as_bytes(), "bench-admin", true, Duration::from_secs(3600));
+    for i in 0..SKUS {
+        let body =
+            json!({"name": format!("Bench item {i}"), "price": "4.20", "currency": "EUR", "stock": 1_000_000_000});
+        let (status, _) =
+            target.send(Method::PUT, &format!("/api/v1/products/BENCH-{i}"), Some(&admin), Some(&body)).await?;
+        if !status.is_success() {
+            bail!("creating a product answered {status}");
+        }
+    }
+    let tokens = (0..concurrency.max(64))
+        .map(|i| {
+            orderly_core::http::mint_hs256(secret.as_bytes(), &format!("bench-{i}"), false, Duration::from_secs(3600))
+        })
+        .collect();
+    Ok((runner, target, Arc::new(tokens)))
+}
+
 const SKUS: u64 = 16;
 
 fn order_body(i: u64) -> Value {
     json!({"items": [{"sku": format!("BENCH-{}", i % SKUS), "quantity": 1}]})
+}
+
+/// `POST /api/v1/orders` as fast as `args.concurrency` clients can (closed loop).
+async fn orders_at_full_speed(target: &Arc<Target>, tokens: &Arc<Vec<String>>, args: &BenchArgs) -> Phase {
+    let (t, tk) = (target.clone(), tokens.clone());
+    closed_loop(args.concurrency, args.duration, move |worker, n| {
+        let (t, tk) = (t.clone(), tk.clone());
+        let body = order_body(n * 31 + worker as u64);
+        async move {
+            matches!(
+                t.send(Method::POST, "/api/v1/orders", Some(&tk[worker % tk.len()]), Some(&body)).await,
+                Ok((StatusCode::ACCEPTED, _))
+            )
+        }
+    })
+    .await
 }
 
 /// One open-loop phase at `rate` orders/s, then 202 -> confirmed of its orders.
@@ -445,4 +459,69 @@ pub fn print(report: &Report) {
         report.orders_quarter_load.errors
     );
     println!("  202 -> confirmed (quarter)               {}", l(&report.accepted_to_confirmed_quarter));
+}
+
+/// `orderly bench-payments`: checkout with the payment gateway healthy and
+/// down, side by side in one run, at half of the runner's maximum intake.
+#[derive(Debug, Serialize)]
+pub struct PaymentReport {
+    pub orders_max_per_second: f64,
+    pub half_load_per_second: f64,
+    /// 202 -> confirmed, card authorized by a healthy gateway.
+    pub healthy: Latencies,
+    /// 202 -> confirmed, the gateway answering 500: the breaker opens and
+    /// orders are confirmed with offline instructions.
+    pub gateway_down: Latencies,
+    /// Authorization calls the gateway saw per order, healthy.
+    pub gateway_calls_per_order: f64,
+    /// Calls that reached the failing gateway, in all (the breaker's threshold, about).
+    pub calls_to_the_failing_gateway: u64,
+}
+
+pub async fn run_payments(args: BenchArgs) -> anyhow::Result<PaymentReport> {
+    let exe = std::env::current_exe().context("locating the orderly binary")?;
+    let work = tempfile::tempdir()?;
+    let secret = hex::encode(rand::random::<[u8; 32]>());
+    let client: HttpClient =
+        Client::builder(TokioExecutor::new()).pool_max_idle_per_host(args.concurrency * 2).build_http();
+    let gateway = crate::gateway::TestGateway::start().await?;
+    let env = [("ORDERLY_PAYMENT_URL", gateway.url.clone())];
+    let (mut runner, target, tokens) =
+        start_runner(&exe, work.path(), &secret, &client, args.concurrency, &env).await?;
+    eprintln!("bench: runner up with a payment gateway; POST /api/v1/orders at full speed");
+    let orders_max = orders_at_full_speed(&target, &tokens, &args).await;
+    wait_drained(&target).await;
+    let rate = orders_max.per_second / 2.0;
+    let book = |client: HttpClient, url: String| async move {
+        let request = Request::get(format!("{url}/_gateway/authorizations")).body(Full::new(Bytes::new()))?;
+        let body = client.request(request).await?.into_body().collect().await?.to_bytes();
+        anyhow::Ok(serde_json::from_slice::<Value>(&body)?)
+    };
+    let calls = |book: &Value| -> u64 {
+        book["authorizations"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|a| a["authorize_calls"].as_u64().unwrap_or(0))
+            .sum()
+    };
+    let before = calls(&book(client.clone(), gateway.url.clone()).await?);
+    let (healthy, healthy_confirmed) = paced(&target, &tokens, rate, args.duration).await?;
+    let after = calls(&book(client.clone(), gateway.url.clone()).await?);
+
+    let request = Request::put(format!("{}/_gateway/mode", gateway.url))
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from_static(br#"{"mode":"fail"}"#)))?;
+    client.request(request).await?;
+    let (_, down_confirmed) = paced(&target, &tokens, rate, args.duration).await?;
+    let failing = book(client.clone(), gateway.url.clone()).await?["failed_authorizations"].as_u64().unwrap_or(0);
+    let _ = runner.kill().await;
+    Ok(PaymentReport {
+        orders_max_per_second: orders_max.per_second,
+        half_load_per_second: healthy.per_second,
+        healthy: Latencies::of(&healthy_confirmed),
+        gateway_down: Latencies::of(&down_confirmed),
+        gateway_calls_per_order: (after - before) as f64 / healthy_confirmed.len().max(1) as f64,
+        calls_to_the_failing_gateway: failing,
+    })
 }

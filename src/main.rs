@@ -58,6 +58,8 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:8090")]
         addr: std::net::SocketAddr,
     },
+    /// Checkout with the payment gateway healthy, then down, at half load.
+    BenchPayments(bench::BenchArgs),
     /// The bare hyper "hello" server that `bench` compares against.
     #[command(hide = true)]
     BenchHello {
@@ -141,6 +143,10 @@ async fn main() -> anyhow::Result<()> {
             bench::print(&report);
         }
         Command::BenchHello { addr } => bench::serve_hello(addr).await?,
+        Command::BenchPayments(args) => {
+            let report = bench::run_payments(args).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
         Command::Gateway { addr } => orderly::gateway::serve(addr).await?,
         Command::Dlq { action } => {
             let store = orderly::app::open_store(&settings)?;
