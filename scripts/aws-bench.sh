@@ -19,7 +19,10 @@ export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION=us-e
 # shellcheck source=scripts/lib.sh
 source scripts/lib.sh
 
-printf '\n== build (release, x86_64) and deploy to the emulator\n'
+printf '\n== the test payment gateway; build (release, x86_64) and deploy to the emulator\n'
+# Orders are paid by card: the gateway must outlive aws-e2e.sh's deploy.
+start_gateway "$((${ORDERLY_AWS_PORT:-4566} + 14000))" "$(mktemp)"
+trap 'kill "$gateway_pid" 2>/dev/null || true' EXIT
 base_url="$(ORDERLY_SAM_BUILD_MODE=release ./scripts/aws-e2e.sh deploy | tee /dev/stderr | sed -n 's/^API: //p')"
 # The baseline: bench/hello-lambda, a bare lambda_runtime function, built
 # like the functions are (cargo lambda, the workspace's release profile, stripped).

@@ -46,10 +46,13 @@ done
 built=$(now)
 
 step "start the test payment gateway; sam deploy to the emulator"
-gateway_log="$(mktemp)"
-start_gateway "$GATEWAY_PORT" "$gateway_log"
-trap 'kill "$gateway_pid" 2>/dev/null || true; rm -f "$gateway_log"' EXIT
 gateway_url="http://127.0.0.1:$GATEWAY_PORT"
+# A caller that outlives this script (aws-bench.sh) starts its own gateway first.
+if ! curl -fs -o /dev/null "$gateway_url/_gateway/authorizations"; then
+    gateway_log="$(mktemp)"
+    start_gateway "$GATEWAY_PORT" "$gateway_log"
+    trap 'kill "$gateway_pid" 2>/dev/null || true; rm -f "$gateway_log"' EXIT
+fi
 py - "$E2E_JWT_SECRET" "$gateway_url" <<'EOF'
 import sys, boto3
 ssm = boto3.client("ssm")

@@ -12,6 +12,7 @@
 //! | `fail` | 500, nothing recorded |
 //! | `hang` | never answers, nothing recorded |
 //! | `commit-then-hang` | records the authorization, then never answers |
+//! | `slow` | records the authorization, answers it a second later |
 //!
 //! Captures and voids always answer (a hung authorization must be
 //! voidable "once the gateway answers again"). Every call is idempotent by
@@ -42,6 +43,7 @@ pub enum Mode {
     Fail,
     Hang,
     CommitThenHang,
+    Slow,
 }
 
 /// One authorization, as the gateway keeps it.
@@ -142,22 +144,22 @@ async fn authorize(
     Json(request): Json<AuthorizeRequest>,
 ) -> Response {
     let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-    let (answer, hang) = {
+    let (answer, then) = {
         let mut book = gateway.book();
         let mode = book.mode;
         if let Some(held) = book.held.get_mut(&request.reference) {
             // Idempotent: the first answer again.
             held.authorize_calls += 1;
             held.idempotency_keys.push(key);
-            (Some(authorization_answer(held)), false)
+            (Some(authorization_answer(held)), Mode::Approve)
         } else {
             match mode {
                 Mode::Fail => {
                     book.failed_authorizations += 1;
                     return (StatusCode::INTERNAL_SERVER_ERROR, "gateway failure").into_response();
                 }
-                Mode::Hang => (None, true),
-                Mode::Approve | Mode::Decline | Mode::CommitThenHang => {
+                Mode::Hang => (None, Mode::Hang),
+                Mode::Approve | Mode::Decline | Mode::CommitThenHang | Mode::Slow => {
                     book.next += 1;
                     let held = Held {
                         id: format!("auth_{}", book.next),
@@ -172,13 +174,15 @@ async fn authorize(
                     };
                     let answer = authorization_answer(&held);
                     book.held.insert(request.reference, held);
-                    (Some(answer), mode == Mode::CommitThenHang)
+                    (Some(answer), mode)
                 }
             }
         }
     };
-    if hang {
-        tokio::time::sleep(HANG).await;
+    match then {
+        Mode::Hang | Mode::CommitThenHang => tokio::time::sleep(HANG).await,
+        Mode::Slow => tokio::time::sleep(Duration::from_secs(1)).await,
+        _ => {}
     }
     (StatusCode::CREATED, Json(answer.unwrap_or_default())).into_response()
 }

@@ -173,6 +173,37 @@ async fn an_authorization_whose_answer_was_lost_is_voided_by_reference() {
 }
 
 #[tokio::test]
+async fn a_cancel_that_wins_the_race_with_an_authorization_voids_the_late_hold() {
+    let Some((app, gateway)) = spawn_app_with_gateway(|config| {
+        config.payment.timeout = Duration::from_secs(5);
+    })
+    .await
+    else {
+        return;
+    };
+    app.put_product("TEA", "6.00", 5).await;
+    gateway.set_mode("slow").await;
+    let alice = token("alice", false);
+    let id = app.accepted_order(&alice, &[("TEA", 1)]).await;
+    // The gateway holds the money but has not answered yet: cancel now.
+    eventually("the authorization to reach the gateway", || async { gateway.held(&id).await }).await;
+    let response = app.post_empty(&format!("/api/v1/orders/{id}/cancel"), Some(&alice)).await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let held = eventually("the late hold to be voided", || async {
+        gateway.held(&id).await.filter(|held| held["status"] == "voided")
+    })
+    .await;
+    assert_eq!(held["voids"], 1);
+    let order = eventually("the order to record the void", || async {
+        let order = app.order(&alice, &id).await;
+        (order["payment"]["status"] == "voided").then_some(order)
+    })
+    .await;
+    assert_eq!(order["status"], "cancelled");
+    eventually("the stock to come back", || async { (app.product("TEA").await["available"] == 5).then_some(()) }).await;
+}
+
+#[tokio::test]
 async fn a_redelivered_reservation_authorizes_the_order_once() {
     let Some((app, gateway)) = spawn_app_with_gateway(|_| {}).await else { return };
     let Some(runner) = app.runner_if_local() else {
