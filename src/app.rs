@@ -70,14 +70,8 @@ impl App {
         let cache = resilience
             .cache
             .then(|| Arc::new(MemoryCache::new(resilience.cache_entries, resilience.cache_ttl)) as Arc<dyn Cache>);
-        let gateway = match &settings.payment.url {
-            Some(url) => Some(Arc::new(
-                orderly_adapters::payment_gateway::native(url, settings.payment.timeout)
-                    .map_err(anyhow::Error::msg)
-                    .context("ORDERLY_PAYMENT_URL")?,
-            ) as Arc<dyn orderly_core::ports::PaymentGateway>),
-            None => None,
-        };
+        let gateway =
+            orderly_adapters::payment_gateway::from_settings(&settings.payment).map_err(anyhow::Error::msg)?;
         let backend: Arc<dyn Backend> = Arc::new(
             SqliteBackend::new(settings.clone(), store.clone(), provider, cache).with_payment_gateway(gateway),
         );

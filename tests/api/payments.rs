@@ -129,8 +129,13 @@ async fn a_failing_gateway_confirms_every_order_offline_and_its_breaker_opens_wi
     let book: Value =
         reqwest::get(format!("{}/_gateway/authorizations", gateway.url)).await.unwrap().json().await.unwrap();
     assert!(book["authorizations"].as_array().unwrap().is_empty(), "a failing gateway held nothing");
+    // The breaker opened after 3 failures: at most the 8 calls in flight when
+    // it did reached the gateway, not all 40 (a remote stack's breaker cools
+    // down after 2 s: a probe or two more).
+    let calls = book["failed_authorizations"].as_u64().unwrap();
+    assert!((3..=3 + 8 + 2).contains(&calls), "{calls} calls reached the failing gateway");
     let health = app.health().await;
-    assert_eq!(health["payment_breaker"]["state"], "open", "{health}");
+    assert_ne!(health["payment_breaker"]["state"], "closed", "{health}");
 }
 
 #[tokio::test]

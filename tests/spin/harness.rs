@@ -251,12 +251,12 @@ async fn stack() -> anyhow::Result<Stack> {
         Some(url) => Arc::new(WebhookProvider::new(url, settings.notify_timeout, true)?),
         None => Arc::new(LogProvider),
     };
-    let host = Arc::new(AwsBackend::new(
-        settings,
-        aws_sdk_dynamodb::Client::new(&config),
-        aws_sdk_sqs::Client::new(&config),
-        provider,
-    ));
+    let gateway = orderly_adapters::payment_gateway::from_settings(&settings.payment).map_err(anyhow::Error::msg)?;
+    let host = Arc::new(
+        AwsBackend::new(settings, aws_sdk_dynamodb::Client::new(&config), aws_sdk_sqs::Client::new(&config), provider)
+            .with_payment_gateway(gateway)
+            .with_timer(Arc::new(orderly_adapters::TokioTimer)),
+    );
     let backend: Arc<dyn Backend> = host.clone();
     let components = vec![
         order_intake::front_door(&backend),

@@ -153,6 +153,17 @@ pub fn native(base: &str, timeout: Duration) -> Result<HttpGateway<crate::webhoo
     HttpGateway::new(base, timeout, transport).map_err(|e| e.to_string())
 }
 
+/// The native gateway the settings name, if any (a URL given inline; Lambda
+/// reads one from SSM instead).
+#[cfg(feature = "webhook")]
+pub fn from_settings(
+    settings: &orderly_core::settings::PaymentSettings,
+) -> Result<Option<std::sync::Arc<dyn PaymentGateway>>, String> {
+    let Some(url) = &settings.url else { return Ok(None) };
+    let gateway = native(url, settings.timeout).map_err(|e| format!("setting payment_url: {e}"))?;
+    Ok(Some(std::sync::Arc::new(gateway)))
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Mutex;
