@@ -51,7 +51,10 @@ impl AwsBackend {
         sqs: SqsClient,
         provider: Arc<dyn NotificationProvider>,
     ) -> Self {
-        let tables = DynamoConfig::from_settings(&settings.aws.tables);
+        let tables = DynamoConfig {
+            stock_shards: settings.aws.stock_shards,
+            ..DynamoConfig::from_settings(&settings.aws.tables)
+        };
         let queues = SqsConfig { queues: settings.aws.queues.clone(), max_receives: settings.queues.max_receives };
         let queues = Arc::new(SqsQueues::new(sqs.clone(), queues));
         Self { settings, tables, dynamo, sqs, queues, provider }

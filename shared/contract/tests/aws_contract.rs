@@ -88,6 +88,12 @@ pub async fn inventory() -> Option<Fresh<DynamoInventory>> {
     Some(Fresh(DynamoInventory::new(client, &config)))
 }
 
+/// Stock spread over four items per product.
+pub async fn sharded_inventory() -> Option<Fresh<DynamoInventory>> {
+    let (client, config) = fresh_table(TableKind::Inventory).await?;
+    Some(Fresh(DynamoInventory::new(client, &DynamoConfig { stock_shards: 4, ..config })))
+}
+
 pub async fn notifications() -> Option<Fresh<DynamoNotifications>> {
     let (client, config) = fresh_table(TableKind::Notifications).await?;
     Some(Fresh(DynamoNotifications::new(client, &config)))
@@ -150,6 +156,77 @@ mod order_store {
 
 mod inventory_store {
     orderly_contract::inventory_store_contract!(skip_without_emulator!(super::inventory().await));
+}
+
+/// The same suite with every product's stock on four items.
+mod sharded_inventory_store {
+    orderly_contract::inventory_store_contract!(skip_without_emulator!(super::sharded_inventory().await));
+}
+
+/// Products written before sharding (stock on the product item only) keep
+/// working when the setting goes up, and grow on their next restock.
+mod sharding_existing_products {
+    use orderly_contract::fixtures::{mark, now, product, sku};
+    use orderly_core::domain::{OrderId, Reservation, ReservationState, RestockQuantity};
+    use orderly_core::ports::{InventoryStore, ReservationChange, StockMove};
+
+    use super::*;
+
+    fn change(
+        order: OrderId,
+        state: ReservationState,
+        expected: Option<ReservationState>,
+        stock: StockMove,
+    ) -> ReservationChange {
+        ReservationChange {
+            reservation: Reservation { order_id: order, state, lines: vec![(sku("OLD"), 3)], updated_at: now() },
+            expected,
+            stock,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_unsharded_product_keeps_its_stock_and_grows_on_restock() {
+        let Some((client, config)) = fresh_table(TableKind::Inventory).await else { return };
+        let before = DynamoInventory::new(client.clone(), &config);
+        before.save_product(&product("OLD", 5), None, &[]).await.unwrap();
+        let order = OrderId::from_uuid(uuid::Uuid::now_v7());
+        let three = vec![(sku("OLD"), 3)];
+        before
+            .apply_reservation(
+                &change(order, ReservationState::Reserved, None, StockMove::Take(three.clone())),
+                &[],
+                &mark("inventory"),
+            )
+            .await
+            .unwrap();
+
+        let after = DynamoInventory::new(client.clone(), &DynamoConfig { stock_shards: 4, ..config.clone() });
+        let old = after.product(&sku("OLD")).await.unwrap().unwrap();
+        assert_eq!((old.available, old.reserved), (2, 3));
+        // Released where it was taken (shard 0: the reservation predates `taken`).
+        let released =
+            change(order, ReservationState::Released, Some(ReservationState::Reserved), StockMove::Return(three));
+        after.apply_reservation(&released, &[], &mark("inventory")).await.unwrap();
+        let old = after.product(&sku("OLD")).await.unwrap().unwrap();
+        assert_eq!((old.available, old.reserved), (5, 0));
+
+        let quantity = RestockQuantity::parse(8).unwrap();
+        after.restock(&old.restock(quantity, now()).unwrap(), old.version, 8, &[]).await.unwrap();
+        let shards = client
+            .scan()
+            .table_name(&config.inventory_table)
+            .filter_expression("begins_with(pk, :stock)")
+            .expression_attribute_values(":stock", aws_sdk_dynamodb::types::AttributeValue::S("STOCK#OLD#".into()))
+            .send()
+            .await
+            .unwrap()
+            .count;
+        assert_eq!(shards, 3, "the restock spread over three new stock items");
+        assert_eq!(after.available(&[sku("OLD")]).await.unwrap()[&sku("OLD")], 13);
+        // The narrower adapter still sees every shard the product has.
+        assert_eq!(before.product(&sku("OLD")).await.unwrap().unwrap().available, 13);
+    }
 }
 
 mod notification_log {

@@ -258,6 +258,12 @@ pub const SETTINGS: &[Setting] = &[
     setting("table_inventory", "orderly-inventory", Aws, "inventory's table"),
     setting("table_notifications", "orderly-notifications", Aws, "notification's table"),
     setting("table_analytics", "orderly-analytics", Aws, "analytics' table"),
+    setting(
+        "stock_shards",
+        "1",
+        Aws,
+        "DynamoDB items a product's stock is spread over (1..=32): new products get this many, a restock grows older ones to it; ~500 reservations/s per item",
+    ),
     setting("queue_url_order_intake", "", Aws, "order-intake's queue"),
     setting("dlq_url_order_intake", "", Aws, "order-intake's dead-letter queue"),
     setting("queue_url_inventory", "", Aws, "inventory's queue"),
@@ -325,6 +331,8 @@ pub struct AwsSettings {
     pub secret_access_key: Option<String>,
     pub session_token: Option<String>,
     pub tables: TableNames,
+    /// Stock items per product (DynamoDB hot-SKU relief).
+    pub stock_shards: u32,
     /// By queue name (`order-intake`, ...): only the queues a component names.
     pub queues: BTreeMap<String, QueueUrls>,
 }
@@ -579,6 +587,10 @@ impl Settings {
                     notifications: read.text("table_notifications"),
                     analytics: read.text("table_analytics"),
                 },
+                stock_shards: read.parsed("stock_shards", |raw| match raw.parse::<u32>() {
+                    Ok(n @ 1..=32) => Ok(n),
+                    _ => Err(format!("{raw:?} is not a number from 1 to 32")),
+                })?,
                 queues,
             },
         };

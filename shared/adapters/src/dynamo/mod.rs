@@ -56,6 +56,9 @@ pub struct DynamoConfig {
     pub counter_shards: u32,
     /// Outbox items are spread over this many partitions.
     pub outbox_shards: u32,
+    /// Stock items per product: new products are created with this many, and
+    /// a restock grows an older product to it (never shrinks one).
+    pub stock_shards: u32,
 }
 
 impl DynamoConfig {
@@ -69,6 +72,7 @@ impl DynamoConfig {
             processed_ttl: Duration::from_secs(14 * 24 * 3600),
             counter_shards: 4,
             outbox_shards: 4,
+            stock_shards: 1,
         }
     }
 
