@@ -259,6 +259,13 @@ pub const SETTINGS: &[Setting] = &[
     setting("table_notifications", "orderly-notifications", Aws, "notification's table"),
     setting("table_analytics", "orderly-analytics", Aws, "analytics' table"),
     setting(
+        "store_retries",
+        "6",
+        Aws,
+        "DynamoDB retries of a call that lost a race (TransactionConflict), was throttled or timed out; past them the delivery fails and its message returns to its queue",
+    ),
+    setting("store_retry_base", "10ms", Aws, "first pause before a DynamoDB retry (doubles per attempt, jittered)"),
+    setting(
         "stock_shards",
         "1",
         Aws,
@@ -333,6 +340,9 @@ pub struct AwsSettings {
     pub tables: TableNames,
     /// Stock items per product (DynamoDB hot-SKU relief).
     pub stock_shards: u32,
+    /// DynamoDB retries (conflicts, throttling, timeouts) and their first pause.
+    pub store_retries: u32,
+    pub store_retry_base: Duration,
     /// By queue name (`order-intake`, ...): only the queues a component names.
     pub queues: BTreeMap<String, QueueUrls>,
 }
@@ -591,6 +601,11 @@ impl Settings {
                     Ok(n @ 1..=32) => Ok(n),
                     _ => Err(format!("{raw:?} is not a number from 1 to 32")),
                 })?,
+                store_retries: read.parsed("store_retries", |raw| match raw.parse::<u32>() {
+                    Ok(n @ 0..=20) => Ok(n),
+                    _ => Err(format!("{raw:?} is not a number from 0 to 20")),
+                })?,
+                store_retry_base: read.duration("store_retry_base")?,
                 queues,
             },
         };

@@ -204,7 +204,7 @@ fn spread(units: i64, count: u32) -> Vec<(u32, i64)> {
 impl DynamoInventory {
     pub fn new(client: Client, config: &DynamoConfig) -> Self {
         Self {
-            table: Table { client, name: config.inventory_table.clone(), processed_ttl: config.processed_ttl },
+            table: Table::new(client, &config.inventory_table, config),
             outbox: OutboxItems { shards: config.outbox_shards },
             shards: config.stock_shards.clamp(1, MAX_STOCK_SHARDS),
             last_read: Arc::default(),
