@@ -20,6 +20,7 @@ pub mod bench;
 pub mod config;
 pub mod dashboard;
 pub mod dlq;
+pub mod flash_sale;
 pub mod load;
 pub mod observability;
 pub mod secret;
