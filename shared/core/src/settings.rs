@@ -139,6 +139,10 @@ const fn duration_with_ms_alias(
 
 use Hosts::{All, Aws, Lambda, Native, Runner};
 
+/// Most DynamoDB items one product's stock may be spread over: a product's
+/// create writes all of them in one transaction (at most 100 items).
+pub const MAX_STOCK_SHARDS: u32 = 32;
+
 /// Every setting, in the order the README lists them.
 pub const SETTINGS: &[Setting] = &[
     // The runner's server and store.
@@ -598,8 +602,8 @@ impl Settings {
                     analytics: read.text("table_analytics"),
                 },
                 stock_shards: read.parsed("stock_shards", |raw| match raw.parse::<u32>() {
-                    Ok(n @ 1..=32) => Ok(n),
-                    _ => Err(format!("{raw:?} is not a number from 1 to 32")),
+                    Ok(n @ 1..=MAX_STOCK_SHARDS) => Ok(n),
+                    _ => Err(format!("{raw:?} is not a number from 1 to {MAX_STOCK_SHARDS}")),
                 })?,
                 store_retries: read.parsed("store_retries", |raw| match raw.parse::<u32>() {
                     Ok(n @ 0..=20) => Ok(n),

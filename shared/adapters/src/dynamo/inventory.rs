@@ -60,9 +60,7 @@ use orderly_core::ports::{
 
 const CATALOG: &str = "PRODUCTS";
 
-/// Most stock items one product may have: a transaction holds at most 100
-/// items, and a create writes all of a product's shards in one.
-pub const MAX_STOCK_SHARDS: u32 = 32;
+use orderly_core::settings::MAX_STOCK_SHARDS;
 
 /// What availability reads of product and shard items.
 const AVAILABILITY: &str = "sku, available, stock_shards, stock_shard";
