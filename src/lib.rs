@@ -17,9 +17,11 @@
 
 pub mod app;
 pub mod bench;
+pub mod capacity;
 pub mod config;
 pub mod dashboard;
 pub mod dlq;
+pub mod flash_sale;
 pub mod gateway;
 pub mod load;
 pub mod observability;

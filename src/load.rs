@@ -38,8 +38,25 @@ fn duration(raw: &str) -> Result<Duration, String> {
     humantime::parse_duration(raw).map_err(|e| e.to_string())
 }
 
+/// What the virtual users do.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Profile {
+    /// Customers browse, order 1–3 lines, cancel; an admin restocks.
+    #[default]
+    Mixed,
+    /// One SKU with `--initial-stock` units, `--buyers` single-unit orders at
+    /// once, then the exactly-S check (see `flash_sale`).
+    FlashSale,
+}
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct LoadArgs {
+    /// What the load does.
+    #[arg(long, value_enum, default_value_t = Profile::Mixed)]
+    pub profile: Profile,
+    /// Flash sale: how many buyers (one order each).
+    #[arg(long, default_value_t = 20_000)]
+    pub buyers: usize,
     /// Base URL of the API.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub url: String,
@@ -61,7 +78,8 @@ pub struct LoadArgs {
     /// Products created for the run.
     #[arg(long, default_value_t = 8)]
     pub skus: usize,
-    /// Initial stock per product (small numbers exercise rejections).
+    /// Initial stock per product (small numbers exercise rejections); the
+    /// flash sale's units.
     #[arg(long, default_value_t = 400)]
     pub initial_stock: u32,
     /// Total requests per second to aim for (default: as fast as answers come).
@@ -133,6 +151,8 @@ pub struct LoadReport {
     pub accepted_to_final_p99_ms: f64,
     pub accepted_to_final_max_ms: f64,
     pub consistency: Consistency,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flash_sale: Option<crate::flash_sale::FlashSaleCheck>,
 }
 
 #[derive(Default)]
@@ -322,6 +342,14 @@ fn tokens(args: &LoadArgs, run_id: &str) -> anyhow::Result<(String, Vec<(String,
 }
 
 pub async fn run(args: LoadArgs) -> anyhow::Result<LoadReport> {
+    if args.profile == Profile::FlashSale {
+        let report = crate::flash_sale::run(&args).await?;
+        if let Some(path) = &args.json {
+            std::fs::write(path, serde_json::to_vec_pretty(&report)?)
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        return Ok(report);
+    }
     let run_id = format!("{:x}", rand::random::<u32>());
     let (admin, customers) = tokens(&args, &run_id)?;
     let http = reqwest::Client::builder()
@@ -658,6 +686,24 @@ pub fn print(report: &LoadReport) {
         report.accepted_to_final_p99_ms,
         report.accepted_to_final_max_ms
     );
+    if let Some(sale) = &report.flash_sale {
+        println!(
+            "  flash sale of {} ({} units, {} buyers): {} accepted ({:.0}/s), {} confirmed, {} rejected, {} pending, {} refused, available after {}",
+            sale.sku,
+            sale.units,
+            sale.buyers,
+            sale.accepted,
+            report.per_second,
+            sale.confirmed,
+            sale.rejected,
+            sale.pending,
+            sale.refused,
+            sale.available_after
+        );
+        for problem in &sale.problems {
+            println!("    ! {problem}");
+        }
+    }
     let c = &report.consistency;
     println!(
         "  consistency: {} ({} accepted, {} in store, {} missing, {} pending, by status {:?})",

@@ -60,6 +60,9 @@ enum Command {
     },
     /// Checkout with the payment gateway healthy, then down, at half load.
     BenchPayments(bench::BenchArgs),
+    /// The AWS capacity model: shards, concurrency, quotas and cost per
+    /// million orders at 1k/10k/100k orders/s (docs/capacity.md's table).
+    Capacity,
     /// The bare hyper "hello" server that `bench` compares against.
     #[command(hide = true)]
     BenchHello {
@@ -131,6 +134,7 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", orderly_core::http::mint_hs256(&secret, &sub, admin, ttl));
         }
         Command::Settings => print!("{}", orderly_core::settings::markdown_table()),
+        Command::Capacity => print!("{}", orderly::capacity::markdown()),
         Command::Load(args) => {
             let report = load::run(args).await?;
             load::print(&report);

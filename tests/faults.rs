@@ -16,6 +16,8 @@ mod support;
 
 fn load_args(url: &str, duration: Duration) -> LoadArgs {
     LoadArgs {
+        profile: load::Profile::Mixed,
+        buyers: 0,
         url: url.to_owned(),
         secret: Some(SECRET.to_owned()),
         tokens_file: None,

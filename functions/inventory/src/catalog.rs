@@ -100,7 +100,7 @@ impl Catalog {
             let current = self.store.product(sku).await?.ok_or(CatalogError::NotFound)?;
             let restocked = current.restock(quantity, self.clock.now())?;
             let event = self.changed(&restocked, traceparent.clone());
-            self.store.save_product(&restocked, Some(current.version), &[event]).await?;
+            self.store.restock(&restocked, current.version, quantity.get(), &[event]).await?;
             self.forget(sku).await;
             Ok(restocked)
         })

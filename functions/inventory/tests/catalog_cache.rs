@@ -39,6 +39,9 @@ impl InventoryStore for CountingStore {
     async fn save_product(&self, p: &Product, expected: Option<u64>, outbox: &[Envelope]) -> Result<(), StoreError> {
         self.inner.save_product(p, expected, outbox).await
     }
+    async fn restock(&self, p: &Product, expected: u64, units: u32, outbox: &[Envelope]) -> Result<(), StoreError> {
+        self.inner.restock(p, expected, units, outbox).await
+    }
     async fn reservation(&self, order_id: OrderId) -> Result<Option<Reservation>, StoreError> {
         self.inner.reservation(order_id).await
     }

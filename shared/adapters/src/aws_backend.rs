@@ -11,8 +11,8 @@ use aws_sdk_dynamodb::Client as DynamoClient;
 use aws_sdk_sqs::Client as SqsClient;
 
 use crate::dynamo::{
-    DynamoAnalytics, DynamoConfig, DynamoInventory, DynamoNotifications, DynamoOrders, DynamoResilience, TableKind,
-    ping,
+    DynamoAnalytics, DynamoConfig, DynamoInventory, DynamoNotifications, DynamoOrders, DynamoResilience, RetryPolicy,
+    TableKind, ping,
 };
 use crate::sqs::{SqsConfig, SqsQueues};
 use orderly_core::composition::Backend;
@@ -53,7 +53,11 @@ impl AwsBackend {
         sqs: SqsClient,
         provider: Arc<dyn NotificationProvider>,
     ) -> Self {
-        let tables = DynamoConfig::from_settings(&settings.aws.tables);
+        let tables = DynamoConfig {
+            stock_shards: settings.aws.stock_shards,
+            retry: RetryPolicy { retries: settings.aws.store_retries, base: settings.aws.store_retry_base },
+            ..DynamoConfig::from_settings(&settings.aws.tables)
+        };
         let queues = SqsConfig { queues: settings.aws.queues.clone(), max_receives: settings.queues.max_receives };
         let queues = Arc::new(SqsQueues::new(sqs.clone(), queues));
         Self { settings, tables, dynamo, sqs, queues, provider, payment_gateway: None, timer: Arc::new(NoDeadlines) }
@@ -185,4 +189,14 @@ impl Backend for AwsBackend {
 pub fn credentials(aws: &orderly_core::settings::AwsSettings) -> Option<aws_sdk_dynamodb::config::Credentials> {
     let (id, secret) = (aws.access_key_id.as_ref()?, aws.secret_access_key.as_ref()?);
     Some(aws_sdk_dynamodb::config::Credentials::new(id, secret, aws.session_token.clone(), None, "orderly-settings"))
+}
+
+/// The DynamoDB client's own retries (throttling, timeouts, 5xx) on the same
+/// budget and backoff as the adapters' conflict retries, so one pair of
+/// settings bounds how long a call keeps trying before its delivery fails and
+/// the message returns to its queue.
+pub fn dynamo_retry_config(aws: &orderly_core::settings::AwsSettings) -> aws_sdk_dynamodb::config::retry::RetryConfig {
+    aws_sdk_dynamodb::config::retry::RetryConfig::standard()
+        .with_max_attempts(aws.store_retries + 1)
+        .with_initial_backoff(aws.store_retry_base)
 }

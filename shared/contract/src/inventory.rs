@@ -22,10 +22,151 @@ pub async fn creates_a_product_once<S: InventoryStore>(store: &S) {
 pub async fn updates_only_from_the_version_read<S: InventoryStore>(store: &S) {
     let tea = product("TEA", 5);
     store.save_product(&tea, None, &[]).await.unwrap();
-    let restocked = tea.restock(orderly_core::domain::RestockQuantity::parse(3).unwrap(), now()).unwrap();
-    store.save_product(&restocked, Some(tea.version), &[]).await.unwrap();
+    let restocked = tea.restock(units(3), now()).unwrap();
+    store.restock(&restocked, tea.version, 3, &[]).await.unwrap();
+    assert_eq!(store.restock(&restocked, tea.version, 3, &[]).await, Err(StoreError::Conflict));
     assert_eq!(store.save_product(&restocked, Some(tea.version), &[]).await, Err(StoreError::Conflict));
     assert_eq!(store.product(&sku("TEA")).await.unwrap().unwrap().available, 8);
+}
+
+fn units(n: u32) -> orderly_core::domain::RestockQuantity {
+    orderly_core::domain::RestockQuantity::parse(i64::from(n)).expect("restock quantity")
+}
+
+fn take(lines: &[(&str, u32)]) -> ReservationChange {
+    ReservationChange {
+        reservation: reservation(new_order_id(), ReservationState::Reserved, lines),
+        expected: None,
+        stock: StockMove::Take(lines.iter().map(|(s, n)| (sku(s), *n)).collect()),
+    }
+}
+
+fn release(taken: &ReservationChange) -> ReservationChange {
+    let lines = taken.reservation.lines.clone();
+    ReservationChange {
+        reservation: Reservation { state: ReservationState::Released, ..taken.reservation.clone() },
+        expected: Some(ReservationState::Reserved),
+        stock: StockMove::Return(lines),
+    }
+}
+
+pub async fn a_catalog_update_never_writes_back_stock_it_read<S: InventoryStore>(store: &S) {
+    store.save_product(&product("TEA", 5), None, &[]).await.unwrap();
+    let read = store.product(&sku("TEA")).await.unwrap().unwrap();
+    store.apply_reservation(&take(&[("TEA", 2)]), &[], &mark("inventory")).await.unwrap();
+    let draft = orderly_core::domain::ProductDraft {
+        name: orderly_core::domain::ProductName::parse("Renamed tea").unwrap(),
+        price: eur(300),
+        initial_stock: None,
+    };
+    store.save_product(&read.update(draft, now()), Some(read.version), &[]).await.unwrap();
+    let after = store.product(&sku("TEA")).await.unwrap().unwrap();
+    assert_eq!((after.name.as_str(), after.available, after.reserved), ("Renamed tea", 3, 2));
+}
+
+pub async fn a_restock_adds_to_stock_taken_since_the_read<S: InventoryStore>(store: &S) {
+    store.save_product(&product("TEA", 5), None, &[]).await.unwrap();
+    let read = store.product(&sku("TEA")).await.unwrap().unwrap();
+    store.apply_reservation(&take(&[("TEA", 2)]), &[], &mark("inventory")).await.unwrap();
+    store.restock(&read.restock(units(4), now()).unwrap(), read.version, 4, &[]).await.unwrap();
+    let after = store.product(&sku("TEA")).await.unwrap().unwrap();
+    assert_eq!((after.available, after.reserved), (7, 2));
+    assert_eq!(store.available(&[sku("TEA")]).await.unwrap()[&sku("TEA")], 7);
+}
+
+/// On a sharded store no single item holds 7 of these 8 units after the
+/// restock: the take must combine items, and the release put them back.
+pub async fn a_take_larger_than_any_stock_item_combines_them<S: InventoryStore>(store: &S) {
+    store.save_product(&product("BULK", 1), None, &[]).await.unwrap();
+    let read = store.product(&sku("BULK")).await.unwrap().unwrap();
+    store.restock(&read.restock(units(7), now()).unwrap(), read.version, 7, &[]).await.unwrap();
+    store.available(&[sku("BULK")]).await.unwrap();
+    let seven = take(&[("BULK", 7)]);
+    store.apply_reservation(&seven, &[], &mark("inventory")).await.unwrap();
+    assert_eq!(store.available(&[sku("BULK")]).await.unwrap()[&sku("BULK")], 1);
+    store.apply_reservation(&release(&seven), &[], &mark("inventory")).await.unwrap();
+    let all = take(&[("BULK", 8)]);
+    store.available(&[sku("BULK")]).await.unwrap();
+    store.apply_reservation(&all, &[], &mark("inventory")).await.unwrap();
+    let bulk = store.product(&sku("BULK")).await.unwrap().unwrap();
+    assert_eq!((bulk.available, bulk.reserved), (0, 8));
+}
+
+/// What a flash sale on one SKU came to.
+#[derive(Debug, Clone)]
+pub struct FlashSale {
+    /// Buyers whose take committed (answered `Ok`, or `AlreadyProcessed` on a
+    /// retry of a write whose answer was lost).
+    pub sold: usize,
+    /// Rounds each buyer needed (1: decided and written at the first try).
+    pub rounds: Vec<u32>,
+    /// How long each buyer took, from first read to decision.
+    pub latencies: Vec<std::time::Duration>,
+}
+
+/// `buyers` run the saga's loop on one unit of `sku` at once: look for the
+/// order's reservation, read the availability, decide, take; a lost race (`Conflict`) reads again, a
+/// failure (`Unavailable`: retries used up) is a redelivery, which also reads
+/// again; `AlreadyProcessed` means an earlier try committed. Each buyer has
+/// one processed mark, as one `order.placed.v1` delivery has.
+pub async fn flash_sale<S: InventoryStore + ?Sized>(store: &S, sku_name: &str, buyers: usize) -> FlashSale {
+    let wanted = [sku(sku_name)];
+    let outcomes = futures::future::join_all((0..buyers).map(|_| async {
+        let (change, seen, started) = (take(&[(sku_name, 1)]), mark("inventory"), std::time::Instant::now());
+        for round in 1..=1000 {
+            // As the saga does on every round: an earlier try whose answer
+            // was lost may have committed.
+            match store.reservation(change.reservation.order_id).await {
+                Ok(Some(_)) => return (true, round, started.elapsed()),
+                Ok(None) => {}
+                Err(StoreError::Unavailable(_)) => continue,
+                Err(other) => panic!("reservation: {other}"),
+            }
+            let available = match store.available(&wanted).await {
+                Ok(found) => found.get(&wanted[0]).copied().unwrap_or(0),
+                Err(StoreError::Unavailable(_)) => continue,
+                Err(other) => panic!("availability: {other}"),
+            };
+            if available < 1 {
+                return (false, round, started.elapsed());
+            }
+            match store.apply_reservation(&change, &[], &seen).await {
+                Ok(()) | Err(StoreError::AlreadyProcessed) => return (true, round, started.elapsed()),
+                Err(StoreError::Conflict | StoreError::Unavailable(_)) => continue,
+                Err(other) => panic!("take: {other}"),
+            }
+        }
+        panic!("a buyer was still undecided after 1000 rounds")
+    }))
+    .await;
+    FlashSale {
+        sold: outcomes.iter().filter(|(sold, _, _)| *sold).count(),
+        rounds: outcomes.iter().map(|(_, rounds, _)| *rounds).collect(),
+        latencies: outcomes.iter().map(|(_, _, took)| *took).collect(),
+    }
+}
+
+/// A product of `stock` units, created with part of it and restocked with
+/// the rest (so a sharding store spreads both).
+pub async fn stocked_product<S: InventoryStore + ?Sized>(store: &S, sku_name: &str, stock: u32) {
+    let initial = stock / 2 + 1;
+    store.save_product(&product(sku_name, initial), None, &[]).await.unwrap();
+    let read = store.product(&sku(sku_name)).await.unwrap().unwrap();
+    let more = stock - initial;
+    if more > 0 {
+        store.restock(&read.restock(units(more), now()).unwrap(), read.version, more, &[]).await.unwrap();
+    }
+}
+
+/// Many buyers of one SKU at once: exactly the stock is sold, whatever
+/// items the store spreads it over, and every unit sold is reserved once.
+pub async fn a_hot_sku_sells_exactly_its_stock_to_concurrent_buyers<S: InventoryStore + 'static>(store: &S) {
+    const STOCK: u32 = 24;
+    stocked_product(store, "HOT", STOCK).await;
+    let sale = flash_sale(store, "HOT", 60).await;
+    assert_eq!(sale.sold, STOCK as usize);
+    let after = store.product(&sku("HOT")).await.unwrap().unwrap();
+    assert_eq!((after.available, after.reserved), (0, i64::from(STOCK)));
 }
 
 pub async fn pages_products_by_sku<S: InventoryStore>(store: &S) {

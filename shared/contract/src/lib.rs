@@ -97,6 +97,10 @@ macro_rules! inventory_store_contract {
                 returns_stock_only_from_a_matching_state,
                 a_processed_event_changes_stock_once,
                 concurrent_takes_never_oversell,
+                a_catalog_update_never_writes_back_stock_it_read,
+                a_restock_adds_to_stock_taken_since_the_read,
+                a_take_larger_than_any_stock_item_combines_them,
+                a_hot_sku_sells_exactly_its_stock_to_concurrent_buyers,
             ]
         );
     };

@@ -12,9 +12,12 @@ use std::sync::OnceLock;
 use aws_config::BehaviorVersion;
 use aws_sdk_dynamodb::config::Credentials;
 use aws_sdk_sqs::types::QueueAttributeName;
+use std::sync::Arc;
+
+use orderly_adapters::dynamo::faults::{FaultCounts, FaultShares, FaultyHttpClient};
 use orderly_adapters::dynamo::{
-    DynamoAnalytics, DynamoConfig, DynamoInventory, DynamoNotifications, DynamoOrders, DynamoResilience, TableKind,
-    create_table, enable_ttl,
+    DynamoAnalytics, DynamoConfig, DynamoInventory, DynamoNotifications, DynamoOrders, DynamoResilience, RetryPolicy,
+    TableKind, create_table, enable_ttl,
 };
 use orderly_adapters::sqs::{QueueUrls, SqsConfig, SqsQueues};
 use orderly_contract::MAX_RECEIVES;
@@ -88,6 +91,56 @@ pub async fn inventory() -> Option<Fresh<DynamoInventory>> {
     Some(Fresh(DynamoInventory::new(client, &config)))
 }
 
+/// A DynamoDB client whose calls fail at `shares` (dynamo::faults), with
+/// the retry budget a deployment would give it, and a table for it.
+async fn faulty_table(
+    kind: TableKind,
+    shares: FaultShares,
+) -> Option<(aws_sdk_dynamodb::Client, DynamoConfig, Arc<FaultCounts>)> {
+    let (_, config) = fresh_table(kind).await?;
+    let sdk = sdk_config(&endpoint()?).await;
+    let faulty = FaultyHttpClient::new(aws_smithy_http_client::Builder::new().build_http(), shares);
+    let counts = faulty.counts();
+    let retry = RetryPolicy { retries: 10, base: std::time::Duration::from_millis(2) };
+    let settings = orderly_core::settings::Settings::defaults();
+    let aws = orderly_core::settings::AwsSettings {
+        store_retries: retry.retries,
+        store_retry_base: retry.base,
+        ..settings.aws
+    };
+    let client = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&sdk)
+            .http_client(faulty)
+            .retry_config(orderly_adapters::aws_backend::dynamo_retry_config(&aws))
+            .build(),
+    );
+    Some((client, DynamoConfig { retry, ..config }, counts))
+}
+
+/// Conflicts and throttling on a tenth of the calls each.
+const FAULTS: FaultShares = FaultShares { conflict: 0.1, throttle: 0.1, timeout_after_commit: 0.0 };
+
+pub async fn faulty_inventory() -> Option<Fresh<DynamoInventory>> {
+    let (client, config, _) = faulty_table(TableKind::Inventory, FAULTS).await?;
+    Some(Fresh(DynamoInventory::new(client, &DynamoConfig { stock_shards: 4, ..config })))
+}
+
+pub async fn faulty_orders() -> Option<Fresh<DynamoOrders>> {
+    let (client, config, _) = faulty_table(TableKind::Orders, FAULTS).await?;
+    Some(Fresh(DynamoOrders::new(client, &config)))
+}
+
+pub async fn faulty_analytics() -> Option<Fresh<DynamoAnalytics>> {
+    let (client, config, _) = faulty_table(TableKind::Analytics, FAULTS).await?;
+    Some(Fresh(DynamoAnalytics::new(client, &config)))
+}
+
+/// Stock spread over four items per product.
+pub async fn sharded_inventory() -> Option<Fresh<DynamoInventory>> {
+    let (client, config) = fresh_table(TableKind::Inventory).await?;
+    Some(Fresh(DynamoInventory::new(client, &DynamoConfig { stock_shards: 4, ..config })))
+}
+
 pub async fn notifications() -> Option<Fresh<DynamoNotifications>> {
     let (client, config) = fresh_table(TableKind::Notifications).await?;
     Some(Fresh(DynamoNotifications::new(client, &config)))
@@ -152,6 +205,91 @@ mod inventory_store {
     orderly_contract::inventory_store_contract!(skip_without_emulator!(super::inventory().await));
 }
 
+/// The same suite with every product's stock on four items.
+mod sharded_inventory_store {
+    orderly_contract::inventory_store_contract!(skip_without_emulator!(super::sharded_inventory().await));
+}
+
+/// Products written before sharding (stock on the product item only) keep
+/// working when the setting goes up, and grow on their next restock.
+mod sharding_existing_products {
+    use orderly_contract::fixtures::{mark, now, product, sku};
+    use orderly_core::domain::{OrderId, Reservation, ReservationState, RestockQuantity};
+    use orderly_core::ports::{InventoryStore, ReservationChange, StockMove};
+
+    use super::*;
+
+    fn change(
+        order: OrderId,
+        state: ReservationState,
+        expected: Option<ReservationState>,
+        stock: StockMove,
+    ) -> ReservationChange {
+        ReservationChange {
+            reservation: Reservation { order_id: order, state, lines: vec![(sku("OLD"), 3)], updated_at: now() },
+            expected,
+            stock,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_unsharded_product_keeps_its_stock_and_grows_on_restock() {
+        let Some((client, config)) = fresh_table(TableKind::Inventory).await else { return };
+        let before = DynamoInventory::new(client.clone(), &config);
+        before.save_product(&product("OLD", 5), None, &[]).await.unwrap();
+        let order = OrderId::from_uuid(uuid::Uuid::now_v7());
+        let three = vec![(sku("OLD"), 3)];
+        before
+            .apply_reservation(
+                &change(order, ReservationState::Reserved, None, StockMove::Take(three.clone())),
+                &[],
+                &mark("inventory"),
+            )
+            .await
+            .unwrap();
+
+        let after = DynamoInventory::new(client.clone(), &DynamoConfig { stock_shards: 4, ..config.clone() });
+        let old = after.product(&sku("OLD")).await.unwrap().unwrap();
+        assert_eq!((old.available, old.reserved), (2, 3));
+        // Released where it was taken (shard 0: the reservation predates `taken`).
+        let released =
+            change(order, ReservationState::Released, Some(ReservationState::Reserved), StockMove::Return(three));
+        after.apply_reservation(&released, &[], &mark("inventory")).await.unwrap();
+        let old = after.product(&sku("OLD")).await.unwrap().unwrap();
+        assert_eq!((old.available, old.reserved), (5, 0));
+
+        let quantity = RestockQuantity::parse(8).unwrap();
+        after.restock(&old.restock(quantity, now()).unwrap(), old.version, 8, &[]).await.unwrap();
+        let shards = client
+            .scan()
+            .table_name(&config.inventory_table)
+            .filter_expression("begins_with(pk, :stock)")
+            .expression_attribute_values(":stock", aws_sdk_dynamodb::types::AttributeValue::S("STOCK#OLD#".into()))
+            .send()
+            .await
+            .unwrap()
+            .count;
+        assert_eq!(shards, 3, "the restock spread over three new stock items");
+        assert_eq!(after.available(&[sku("OLD")]).await.unwrap()[&sku("OLD")], 13);
+        // The narrower adapter still sees every shard the product has.
+        assert_eq!(before.product(&sku("OLD")).await.unwrap().unwrap().available, 13);
+    }
+}
+
+/// The same suites while a tenth of DynamoDB calls lose a race and a tenth
+/// are throttled: the adapters' retries hide both.
+mod inventory_store_under_faults {
+    orderly_contract::inventory_store_contract!(skip_without_emulator!(super::faulty_inventory().await));
+}
+
+mod order_store_under_faults {
+    orderly_contract::order_store_contract!(skip_without_emulator!(super::faulty_orders().await));
+}
+
+mod read_model_under_faults {
+    orderly_contract::read_model_contract!(skip_without_emulator!(super::faulty_analytics().await));
+}
+
 mod notification_log {
     orderly_contract::notification_log_contract!(skip_without_emulator!(super::notifications().await));
 }
@@ -170,4 +308,148 @@ mod breaker_store {
 
 mod rate_limiter {
     orderly_contract::rate_limiter_contract!(skip_without_emulator!(super::resilience().await));
+}
+
+/// The fault layer itself: each fault reaches the SDK as DynamoDB's own.
+mod fault_layer {
+    use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+
+    use super::*;
+
+    async fn client(shares: FaultShares) -> Option<(aws_sdk_dynamodb::Client, String)> {
+        let (_, config, _) = faulty_table(TableKind::Inventory, FaultShares::default()).await?;
+        let sdk = sdk_config(&endpoint()?).await;
+        let faulty = FaultyHttpClient::new(aws_smithy_http_client::Builder::new().build_http(), shares);
+        let no_retries = aws_sdk_dynamodb::config::retry::RetryConfig::standard().with_max_attempts(1);
+        let client = aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(&sdk).http_client(faulty).retry_config(no_retries).build(),
+        );
+        Some((client, config.inventory_table))
+    }
+
+    fn item(pk: &str) -> std::collections::HashMap<String, AttributeValue> {
+        [("pk", pk), ("sk", "#")].into_iter().map(|(k, v)| (k.to_owned(), AttributeValue::S(v.to_owned()))).collect()
+    }
+
+    #[tokio::test]
+    async fn an_injected_conflict_is_a_cancelled_transaction_with_a_conflict_reason() {
+        let Some((client, table)) = client(FaultShares { conflict: 1.0, ..Default::default() }).await else { return };
+        let put = |pk| {
+            TransactWriteItem::builder()
+                .put(Put::builder().table_name(&table).set_item(Some(item(pk))).build().unwrap())
+                .build()
+        };
+        let error = client.transact_write_items().transact_items(put("A")).transact_items(put("B")).send().await;
+        let error = error.expect_err("a conflict").into_service_error();
+        let reasons = match error {
+            aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(
+                e,
+            ) => e.cancellation_reasons.unwrap_or_default(),
+            other => panic!("expected a cancelled transaction, got {other:?}"),
+        };
+        assert_eq!(reasons.len(), 2);
+        assert_eq!(reasons[0].code(), Some("TransactionConflict"));
+    }
+
+    #[tokio::test]
+    async fn an_injected_throttle_is_a_throughput_error_and_writes_nothing() {
+        let Some((client, table)) = client(FaultShares { throttle: 1.0, ..Default::default() }).await else { return };
+        let error = client.put_item().table_name(&table).set_item(Some(item("T"))).send().await.expect_err("throttled");
+        let code = aws_sdk_dynamodb::error::ProvideErrorMetadata::code(&error).map(str::to_owned);
+        assert!(
+            matches!(code.as_deref(), Some("ProvisionedThroughputExceededException" | "ThrottlingException")),
+            "{code:?}"
+        );
+        let (plain, _) = fresh_table(TableKind::Inventory).await.unwrap();
+        let found = plain.get_item().table_name(&table).set_key(Some(item("T"))).send().await.unwrap();
+        assert!(found.item.is_none());
+    }
+
+    #[tokio::test]
+    async fn an_injected_timeout_comes_after_the_write_was_made() {
+        let Some((client, table)) = client(FaultShares { timeout_after_commit: 1.0, ..Default::default() }).await
+        else {
+            return;
+        };
+        let error = client.put_item().table_name(&table).set_item(Some(item("W"))).send().await.expect_err("timeout");
+        assert!(
+            matches!(
+                error,
+                aws_sdk_dynamodb::error::SdkError::TimeoutError(_)
+                    | aws_sdk_dynamodb::error::SdkError::DispatchFailure(_)
+            ),
+            "{error:?}"
+        );
+        let (plain, _) = fresh_table(TableKind::Inventory).await.unwrap();
+        let found = plain.get_item().table_name(&table).set_key(Some(item("W"))).send().await.unwrap();
+        assert!(found.item.is_some(), "the write went through");
+    }
+}
+
+/// A flash sale on a four-shard SKU while a share of DynamoDB calls lose a
+/// race, are throttled, or time out after their write: exactly the stock is
+/// sold and reserved, whatever the share. Prints rounds per buyer and p99
+/// (the figures of issue 15).
+mod flash_sale_under_faults {
+    use orderly_contract::fixtures::sku;
+    use orderly_contract::inventory::{flash_sale, stocked_product};
+    use orderly_core::ports::InventoryStore;
+
+    use super::*;
+
+    async fn sale_at(share: f64) {
+        let Some((client, config, counts)) = faulty_table(TableKind::Inventory, FaultShares::each(share)).await else {
+            return;
+        };
+        let config = DynamoConfig { stock_shards: 4, ..config };
+        let store = DynamoInventory::new(client, &config);
+        const STOCK: u32 = 40;
+        const BUYERS: usize = 150;
+        // The shop is stocked without faults: the sale is what is under test.
+        let (plain, _) = fresh_table(TableKind::Inventory).await.expect("the emulator");
+        stocked_product(&DynamoInventory::new(plain, &config), "FLASH", STOCK).await;
+        let sale = flash_sale(&store, "FLASH", BUYERS).await;
+        assert_eq!(sale.sold, STOCK as usize, "exactly the stock is sold");
+        let after = store.product(&sku("FLASH")).await.unwrap().unwrap();
+        assert_eq!((after.available, after.reserved), (0, i64::from(STOCK)), "nothing lost or doubled");
+        let mut latencies = sale.latencies.clone();
+        latencies.sort();
+        let p = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+        let rounds: u32 = sale.rounds.iter().sum();
+        let calls = counts.calls.load(std::sync::atomic::Ordering::Relaxed);
+        let injected: u64 =
+            [Fault::Conflict, Fault::Throttle, Fault::TimeoutAfterCommit].map(|f| counts.get(f)).iter().sum();
+        eprintln!(
+            "flash sale, faults {:.0}% each: {BUYERS} buyers, {STOCK} units; rounds/buyer {:.2}; DynamoDB calls/buyer {:.2} ({} injected: {} conflicts, {} throttles, {} timeouts after commit); p50 {:?} p99 {:?}",
+            share * 100.0,
+            f64::from(rounds) / BUYERS as f64,
+            calls as f64 / BUYERS as f64,
+            injected,
+            counts.get(Fault::Conflict),
+            counts.get(Fault::Throttle),
+            counts.get(Fault::TimeoutAfterCommit),
+            p(0.5),
+            p(0.99),
+        );
+        if share > 0.0 {
+            assert!(injected > 0, "faults were injected");
+        }
+    }
+
+    use orderly_adapters::dynamo::faults::Fault;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sells_exactly_the_stock_without_faults() {
+        sale_at(0.0).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sells_exactly_the_stock_with_a_tenth_of_calls_failing_each_way() {
+        sale_at(0.1).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sells_exactly_the_stock_with_three_tenths_of_calls_failing_each_way() {
+        sale_at(0.3).await;
+    }
 }

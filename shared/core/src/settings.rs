@@ -139,6 +139,10 @@ const fn duration_with_ms_alias(
 
 use Hosts::{All, Aws, Lambda, Native, Runner};
 
+/// Most DynamoDB items one product's stock may be spread over: a product's
+/// create writes all of them in one transaction (at most 100 items).
+pub const MAX_STOCK_SHARDS: u32 = 32;
+
 /// Every setting, in the order the README lists them.
 pub const SETTINGS: &[Setting] = &[
     // The runner's server and store.
@@ -283,6 +287,19 @@ pub const SETTINGS: &[Setting] = &[
     setting("table_inventory", "orderly-inventory", Aws, "inventory's table"),
     setting("table_notifications", "orderly-notifications", Aws, "notification's table"),
     setting("table_analytics", "orderly-analytics", Aws, "analytics' table"),
+    setting(
+        "store_retries",
+        "6",
+        Aws,
+        "DynamoDB retries of a call that lost a race (TransactionConflict), was throttled or timed out; past them the delivery fails and its message returns to its queue",
+    ),
+    setting("store_retry_base", "10ms", Aws, "first pause before a DynamoDB retry (doubles per attempt, jittered)"),
+    setting(
+        "stock_shards",
+        "1",
+        Aws,
+        "DynamoDB items a product's stock is spread over (1..=32): new products get this many, a restock grows older ones to it; ~500 reservations/s per item",
+    ),
     setting("queue_url_order_intake", "", Aws, "order-intake's queue"),
     setting("dlq_url_order_intake", "", Aws, "order-intake's dead-letter queue"),
     setting("queue_url_inventory", "", Aws, "inventory's queue"),
@@ -350,6 +367,11 @@ pub struct AwsSettings {
     pub secret_access_key: Option<String>,
     pub session_token: Option<String>,
     pub tables: TableNames,
+    /// Stock items per product (DynamoDB hot-SKU relief).
+    pub stock_shards: u32,
+    /// DynamoDB retries (conflicts, throttling, timeouts) and their first pause.
+    pub store_retries: u32,
+    pub store_retry_base: Duration,
     /// By queue name (`order-intake`, ...): only the queues a component names.
     pub queues: BTreeMap<String, QueueUrls>,
 }
@@ -692,6 +714,15 @@ impl Settings {
                     notifications: read.text("table_notifications"),
                     analytics: read.text("table_analytics"),
                 },
+                stock_shards: read.parsed("stock_shards", |raw| match raw.parse::<u32>() {
+                    Ok(n @ 1..=MAX_STOCK_SHARDS) => Ok(n),
+                    _ => Err(format!("{raw:?} is not a number from 1 to {MAX_STOCK_SHARDS}")),
+                })?,
+                store_retries: read.parsed("store_retries", |raw| match raw.parse::<u32>() {
+                    Ok(n @ 0..=20) => Ok(n),
+                    _ => Err(format!("{raw:?} is not a number from 0 to 20")),
+                })?,
+                store_retry_base: read.duration("store_retry_base")?,
                 queues,
             },
         };

@@ -187,7 +187,10 @@ impl LambdaHost {
         }
         let config = loader.load().await;
         let requests = RequestCounter::default();
-        let dynamo = aws_sdk_dynamodb::config::Builder::from(&config).interceptor(requests.clone()).build();
+        let dynamo = aws_sdk_dynamodb::config::Builder::from(&config)
+            .interceptor(requests.clone())
+            .retry_config(orderly_adapters::aws_backend::dynamo_retry_config(&settings.aws))
+            .build();
         let sqs = aws_sdk_sqs::config::Builder::from(&config).interceptor(requests.clone()).build();
         let ssm =
             SsmClient::from_conf(aws_sdk_ssm::config::Builder::from(&config).interceptor(requests.clone()).build());

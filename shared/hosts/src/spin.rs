@@ -280,7 +280,8 @@ mod component {
             .region(region.clone())
             .credentials_provider(credentials.clone())
             .http_client(http.clone())
-            .sleep_impl(sleep.clone());
+            .sleep_impl(sleep.clone())
+            .retry_config(orderly_adapters::aws_backend::dynamo_retry_config(aws));
         let mut sqs = aws_sdk_sqs::Config::builder()
             .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
             .region(region)

@@ -36,10 +36,7 @@ fn view_key(id: OrderId) -> Item {
 
 impl DynamoAnalytics {
     pub fn new(client: Client, config: &DynamoConfig) -> Self {
-        Self {
-            table: Table { client, name: config.analytics_table.clone(), processed_ttl: config.processed_ttl },
-            shards: config.counter_shards.max(1),
-        }
+        Self { table: Table::new(client, &config.analytics_table, config), shards: config.counter_shards.max(1) }
     }
 }
 

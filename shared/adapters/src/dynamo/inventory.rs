@@ -1,26 +1,53 @@
-//! Inventory's table: products (with stock), reservations, outbox, marks.
+//! Inventory's table: products, their stock shards, reservations, outbox, marks.
 //!
 //! | item | pk | sk | notes |
 //! |---|---|---|---|
-//! | product | `PRODUCT#<sku>` | `#` | `name`, `price_minor`, `currency`, `available`, `reserved`, `version`, `updated_at`; `gsi1pk = PRODUCTS`, `gsi1sk = <sku>` |
-//! | reservation | `RESERVATION#<order id>` | `#` | `state`, `doc` |
+//! | product, and its stock shard 0 | `PRODUCT#<sku>` | `#` | `name`, `price_minor`, `currency`, `available`, `reserved`, `version`, `updated_at`, `stock_shards` (absent: 1); `gsi1pk = PRODUCTS`, `gsi1sk = <sku>` |
+//! | stock shard 1.. | `STOCK#<sku>#<i>` | `#` | `sku`, `stock_shard`, `available`, `reserved`, `updated_at` |
+//! | reservation | `RESERVATION#<order id>` | `#` | `state`, `doc`, `taken` (the shards its stock came from) |
 //! | outbox event | `OUTBOX#<shard>` | UUIDv7 | `body` |
 //! | processed mark | `PROCESSED#<consumer>#<event id>` | `#` | `ttl` |
 //!
-//! Stock moves are `UpdateItem`s conditioned on `available >= :n` (or
-//! `reserved >= :n`), all lines of a reservation in one transaction with the
-//! reservation, its events and the processed mark: no interleaving oversells.
+//! # Why stock is sharded
+//!
+//! One item takes at most 1,000 write units a second, and a transactional
+//! write costs 2 per item: a SKU whose stock is one item tops out near 500
+//! reservations a second, and concurrent transactions on that item cancel
+//! each other (`TransactionConflict`). So a product's stock may be spread over
+//! `stock_shards` items, each its own partition:
+//!
+//! - `available` is the sum of the shards (one `BatchGetItem`);
+//! - a reservation takes each line from one shard that has enough, picked at
+//!   random so that concurrent takes land on different items, or combines
+//!   shards when none has enough. Each shard's update is conditioned on its
+//!   own stock and they all go in one transaction with the reservation, so
+//!   nothing oversells and a multi-line order stays all-or-nothing;
+//! - the reservation records where it took from (`taken`) and a release
+//!   returns exactly there;
+//! - a restock adds to every shard evenly.
+//!
+//! The plan uses the shard figures of this instance's latest read (the saga
+//! reads availability right before it reserves); a stale plan only fails a
+//! condition, and the saga reads and decides again.
+//!
+//! Shard 0 is the product item itself, so products written before sharding
+//! keep working: their stock is all in shard 0, a release without `taken`
+//! returns there, and their next restock grows them to the configured count
+//! (a count never shrinks: that would hide stock). Stock moves by `ADD` under
+//! conditions and never touches `version`, which guards catalog writes only:
+//! a reservation on shard 3 never contends with an admin's price change.
 //! The catalog GSI projects keys only, so stock updates never write to it.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{KeysAndAttributes, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, TransactWriteItem, Update};
 
 use super::super::codec::{ProductFields, price};
 use super::outbox::OutboxItems;
-use super::write::{mark_put, processed_events_for, put, write_put, write_update};
+use super::write::{WriteError, mark_put, processed_events_for, put, write_put, write_update};
 use super::{
     Direction, DynamoConfig, Item, ONLY, Table, from_json, get_n, get_s, key, n, s, sdk_unavailable, timestamp, to_json,
 };
@@ -33,14 +60,38 @@ use orderly_core::ports::{
 
 const CATALOG: &str = "PRODUCTS";
 
+use orderly_core::settings::MAX_STOCK_SHARDS;
+
+/// What availability reads of product and shard items.
+const AVAILABILITY: &str = "sku, available, stock_shards, stock_shard";
+
+/// Fresh plans a take makes when shards it planned on were drained
+/// meanwhile but the SKU's total still covers it, before `Conflict`.
+const REPLANS: u32 = 4;
+
+/// Most items one `TransactWriteItems` may hold.
+const MAX_TRANSACTION_ITEMS: usize = 100;
+
+/// Units taken from each shard of one SKU, as recorded on the reservation.
+type Taken = Vec<(Sku, u32, i64)>;
+
 #[derive(Debug, Clone)]
 pub struct DynamoInventory {
     table: Table,
     outbox: OutboxItems,
+    shards: u32,
+    /// Each SKU's available units per shard as this instance last read them:
+    /// the plan of the next take (see the module docs).
+    last_read: Arc<Mutex<HashMap<Sku, Vec<i64>>>>,
 }
 
 fn product_key(sku: &Sku) -> Item {
     key(format!("PRODUCT#{sku}"), ONLY)
+}
+
+/// Shard 0 is the product item; the others have their own partitions.
+fn stock_key(sku: &Sku, shard: u32) -> Item {
+    if shard == 0 { product_key(sku) } else { key(format!("STOCK#{sku}#{shard}"), ONLY) }
 }
 
 fn reservation_key(order_id: OrderId) -> Item {
@@ -51,39 +102,119 @@ fn sku_of(item: &Item, name: &str) -> Result<Sku, StoreError> {
     Sku::parse(get_s(item, name)?).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-fn product_from_item(item: &Item) -> Result<Product, StoreError> {
-    ProductFields {
-        sku: get_s(item, "sku")?.to_owned(),
-        name: get_s(item, "name")?.to_owned(),
-        price_minor: get_n(item, "price_minor")?,
-        currency: get_s(item, "currency")?.to_owned(),
-        available: get_n(item, "available")?,
-        reserved: get_n(item, "reserved")?,
-        version: get_n(item, "version")?,
-        updated_at: get_s(item, "updated_at")?.to_owned(),
+/// A count attribute that may be absent (older items): `default` then.
+fn get_count(item: &Item, name: &str, default: u32) -> Result<u32, StoreError> {
+    if !item.contains_key(name) {
+        return Ok(default);
     }
-    .decode()
+    u32::try_from(get_n(item, name)?).map_err(|_| StoreError::Corrupt(format!("attribute {name} out of range")))
+}
+
+/// One stock item as read.
+#[derive(Debug, Clone, Default)]
+struct Level {
+    available: i64,
+    reserved: i64,
+    updated_at: Option<String>,
+}
+
+impl Level {
+    fn of(item: &Item) -> Result<Self, StoreError> {
+        Ok(Self {
+            // A shard created by a restock's ADD has no `reserved` yet.
+            available: if item.contains_key("available") { get_n(item, "available")? } else { 0 },
+            reserved: if item.contains_key("reserved") { get_n(item, "reserved")? } else { 0 },
+            updated_at: item.get("updated_at").and_then(|v| v.as_s().ok()).cloned(),
+        })
+    }
+}
+
+/// A product item and its stock, shard by shard (index = shard).
+#[derive(Debug, Clone)]
+struct Stocked {
+    product: Item,
+    levels: Vec<Level>,
+}
+
+impl Stocked {
+    fn available(&self) -> i64 {
+        self.levels.iter().map(|l| l.available).sum()
+    }
+
+    fn product(&self) -> Result<Product, StoreError> {
+        let item = &self.product;
+        // Fixed-width RFC 3339 timestamps (UTC, microseconds) sort as text.
+        let updated_at = self
+            .levels
+            .iter()
+            .filter_map(|l| l.updated_at.as_deref())
+            .chain([get_s(item, "updated_at")?])
+            .max()
+            .unwrap_or_default()
+            .to_owned();
+        ProductFields {
+            sku: get_s(item, "sku")?.to_owned(),
+            name: get_s(item, "name")?.to_owned(),
+            price_minor: get_n(item, "price_minor")?,
+            currency: get_s(item, "currency")?.to_owned(),
+            available: self.available(),
+            reserved: self.levels.iter().map(|l| l.reserved).sum(),
+            version: get_n(item, "version")?,
+            updated_at,
+        }
+        .decode()
+    }
+}
+
+/// Which shards a take of `units` comes from: one shard that holds them all
+/// when there is one (the first from `start` on, so concurrent takes spread
+/// over the shards), else the fullest shards combined. `None`: the shards do
+/// not add up to `units`.
+fn plan_take(levels: &[i64], units: i64, start: usize) -> Option<Vec<(u32, i64)>> {
+    let count = levels.len();
+    if let Some(one) = (0..count).map(|k| (start + k) % count).find(|&i| levels[i] >= units) {
+        return Some(vec![(one as u32, units)]);
+    }
+    let mut fullest: Vec<usize> = (0..count).filter(|&i| levels[i] > 0).collect();
+    fullest.sort_by_key(|&i| std::cmp::Reverse(levels[i]));
+    let (mut left, mut plan) = (units, Vec::new());
+    for shard in fullest {
+        let take = left.min(levels[shard]);
+        plan.push((shard as u32, take));
+        left -= take;
+        if left == 0 {
+            return Some(plan);
+        }
+    }
+    None
+}
+
+/// `units` spread evenly over `count` shards (the remainder to the first
+/// ones); shards that get nothing are left out.
+fn spread(units: i64, count: u32) -> Vec<(u32, i64)> {
+    let count = i64::from(count.max(1));
+    (0..count)
+        .map(|i| (i as u32, units / count + i64::from(i < units % count)))
+        .filter(|(_, share)| *share > 0)
+        .collect()
 }
 
 impl DynamoInventory {
     pub fn new(client: Client, config: &DynamoConfig) -> Self {
         Self {
-            table: Table { client, name: config.inventory_table.clone(), processed_ttl: config.processed_ttl },
+            table: Table::new(client, &config.inventory_table, config),
             outbox: OutboxItems { shards: config.outbox_shards },
+            shards: config.stock_shards.clamp(1, MAX_STOCK_SHARDS),
+            last_read: Arc::default(),
         }
     }
 
-    /// Reads products by SKU (strongly consistent), at most 100 per request,
+    /// Reads items by key (strongly consistent), at most 100 per request,
     /// retrying keys DynamoDB left unprocessed.
-    async fn products_by_sku(&self, skus: &[Sku], projection: Option<&str>) -> Result<Vec<Item>, StoreError> {
-        let mut unique: Vec<&Sku> = skus.iter().collect();
-        unique.sort();
-        unique.dedup();
-        let mut found = Vec::with_capacity(unique.len());
-        for chunk in unique.chunks(100) {
-            let mut keys = KeysAndAttributes::builder()
-                .set_keys(Some(chunk.iter().map(|sku| product_key(sku)).collect()))
-                .consistent_read(true);
+    async fn batch_get(&self, keys: Vec<Item>, projection: Option<&str>) -> Result<Vec<Item>, StoreError> {
+        let mut found = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(100) {
+            let mut keys = KeysAndAttributes::builder().set_keys(Some(chunk.to_vec())).consistent_read(true);
             if let Some(projection) = projection {
                 keys = keys.projection_expression(projection);
             }
@@ -113,6 +244,105 @@ impl DynamoInventory {
         }
         Ok(found)
     }
+
+    /// Product items only (prices).
+    async fn products_by_sku(&self, skus: &[Sku], projection: Option<&str>) -> Result<Vec<Item>, StoreError> {
+        let mut unique: Vec<&Sku> = skus.iter().collect();
+        unique.sort();
+        unique.dedup();
+        self.batch_get(unique.into_iter().map(product_key).collect(), projection).await
+    }
+
+    /// Products with all their stock shards: the configured count in one
+    /// read, and a second read for any product that has more.
+    async fn stocked(&self, skus: &[Sku], projection: Option<&str>) -> Result<BTreeMap<Sku, Stocked>, StoreError> {
+        let mut unique: Vec<&Sku> = skus.iter().collect();
+        unique.sort();
+        unique.dedup();
+        let keys = unique.iter().flat_map(|sku| (0..self.shards).map(|i| stock_key(sku, i))).collect();
+        let mut items = self.batch_get(keys, projection).await?;
+        let mut products = BTreeMap::new();
+        let mut shards: HashMap<(Sku, u32), Item> = HashMap::new();
+        let mut more = Vec::new();
+        let mut sort = |items: Vec<Item>, more: &mut Vec<Item>| -> Result<(), StoreError> {
+            for item in items {
+                let sku = sku_of(&item, "sku")?;
+                if item.contains_key("stock_shard") {
+                    shards.insert((sku, get_count(&item, "stock_shard", 0)?), item);
+                } else {
+                    let count = get_count(&item, "stock_shards", 1)?;
+                    more.extend((self.shards..count).map(|i| stock_key(&sku, i)));
+                    products.insert(sku, item);
+                }
+            }
+            Ok(())
+        };
+        sort(std::mem::take(&mut items), &mut more)?;
+        if !more.is_empty() {
+            let extra = self.batch_get(more, projection).await?;
+            sort(extra, &mut Vec::new())?;
+        }
+        let mut stocked = BTreeMap::new();
+        for (sku, product) in products {
+            let count = get_count(&product, "stock_shards", 1)?.max(1);
+            let mut levels = vec![Level::of(&product)?];
+            for i in 1..count {
+                levels.push(shards.get(&(sku.clone(), i)).map(Level::of).transpose()?.unwrap_or_default());
+            }
+            stocked.insert(sku, Stocked { product, levels });
+        }
+        self.remember(&stocked);
+        Ok(stocked)
+    }
+
+    fn remember(&self, stocked: &BTreeMap<Sku, Stocked>) {
+        let Ok(mut last) = self.last_read.lock() else { return };
+        // A bound, not a cache policy: a plan without figures takes shard 0
+        // and, if that fails, the saga's next read brings them back.
+        if last.len() > 10_000 {
+            last.clear();
+        }
+        for (sku, stock) in stocked {
+            last.insert(sku.clone(), stock.levels.iter().map(|l| l.available).collect());
+        }
+    }
+
+    /// The shards each line's units come from: by this instance's latest
+    /// read of the SKU, or a fresh one (`fresh`, or never read here).
+    /// `Conflict` when a SKU's shards do not add up to its line.
+    async fn plan(&self, lines: &BTreeMap<&Sku, i64>, fresh: bool) -> Result<Taken, StoreError> {
+        let mut levels: HashMap<Sku, Vec<i64>> = HashMap::new();
+        if !fresh && let Ok(last) = self.last_read.lock() {
+            levels.extend(lines.keys().filter_map(|sku| Some(((*sku).clone(), last.get(*sku)?.clone()))));
+        }
+        let unread: Vec<Sku> =
+            lines.keys().filter(|sku| !levels.contains_key(**sku)).map(|sku| (*sku).clone()).collect();
+        if !unread.is_empty() {
+            let stocked = self.stocked(&unread, Some(AVAILABILITY)).await?;
+            levels.extend(stocked.into_iter().map(|(sku, s)| (sku, s.levels.iter().map(|l| l.available).collect())));
+        }
+        let mut taken = Vec::new();
+        for (sku, units) in lines {
+            let levels = levels.get(*sku).map(Vec::as_slice).unwrap_or(&[]);
+            if levels.is_empty() {
+                return Err(StoreError::Conflict);
+            }
+            let start = rand::random_range(0..levels.len());
+            let plan = plan_take(levels, *units, start).ok_or(StoreError::Conflict)?;
+            taken.extend(plan.into_iter().map(|(shard, n)| ((*sku).clone(), shard, n)));
+        }
+        Ok(taken)
+    }
+
+    /// Where a reserved order's stock came from; all of shard 0 for
+    /// reservations made before sharding.
+    async fn taken(&self, reservation: &Reservation) -> Result<Taken, StoreError> {
+        let stored = self.table.get(reservation_key(reservation.order_id)).await?;
+        match stored.as_ref().and_then(|item| item.get("taken")) {
+            Some(AttributeValue::S(taken)) => from_json(taken),
+            _ => Ok(merged(&reservation.lines).into_iter().map(|(sku, units)| (sku.clone(), 0, units)).collect()),
+        }
+    }
 }
 
 /// One update per SKU (a transaction may touch each item once).
@@ -124,27 +354,26 @@ fn merged(lines: &[(Sku, u32)]) -> BTreeMap<&Sku, i64> {
     units
 }
 
+fn built(update: aws_sdk_dynamodb::types::builders::UpdateBuilder) -> Result<TransactWriteItem, StoreError> {
+    Ok(write_update(update.build().map_err(|e| StoreError::Unavailable(e.to_string()))?))
+}
+
 #[async_trait]
 impl InventoryStore for DynamoInventory {
     async fn product(&self, sku: &Sku) -> Result<Option<Product>, StoreError> {
-        self.table.get(product_key(sku)).await?.as_ref().map(product_from_item).transpose()
+        self.stocked(std::slice::from_ref(sku), None).await?.get(sku).map(Stocked::product).transpose()
     }
 
     async fn products(&self, after: Option<&Sku>, limit: usize) -> Result<Vec<Product>, StoreError> {
         let page = self.table.gsi1_page(CATALOG.into(), Direction::Ascending, after.map(Sku::to_string), limit).await?;
         let skus = page.iter().map(|item| sku_of(item, "gsi1sk")).collect::<Result<Vec<_>, _>>()?;
-        let mut products =
-            self.products_by_sku(&skus, None).await?.iter().map(product_from_item).collect::<Result<Vec<_>, _>>()?;
-        products.sort_by(|a, b| a.sku.cmp(&b.sku));
-        Ok(products)
+        // By SKU already (a BTreeMap).
+        self.stocked(&skus, None).await?.values().map(Stocked::product).collect()
     }
 
     async fn available(&self, skus: &[Sku]) -> Result<HashMap<Sku, i64>, StoreError> {
-        self.products_by_sku(skus, Some("sku, available"))
-            .await?
-            .iter()
-            .map(|item| Ok((sku_of(item, "sku")?, get_n(item, "available")?)))
-            .collect()
+        let stocked = self.stocked(skus, Some(AVAILABILITY)).await?;
+        Ok(stocked.into_iter().map(|(sku, stock)| (sku, stock.available())).collect())
     }
 
     async fn save_product(
@@ -154,22 +383,95 @@ impl InventoryStore for DynamoInventory {
         outbox: &[Envelope],
     ) -> Result<(), StoreError> {
         let fields = ProductFields::of(product)?;
-        let mut item = product_key(&product.sku);
-        item.insert("sku".into(), s(fields.sku));
-        item.insert("name".into(), s(fields.name));
-        item.insert("price_minor".into(), n(fields.price_minor));
-        item.insert("currency".into(), s(fields.currency));
-        item.insert("available".into(), n(fields.available));
-        item.insert("reserved".into(), n(fields.reserved));
-        item.insert("version".into(), n(fields.version));
-        item.insert("updated_at".into(), s(fields.updated_at));
-        item.insert("gsi1pk".into(), s(CATALOG));
-        item.insert("gsi1sk".into(), s(product.sku.to_string()));
-        let product_put = match expected_version {
-            None => put(&self.table.name, item, Some("attribute_not_exists(pk)"), &[]),
-            Some(version) => put(&self.table.name, item, Some("version = :expected"), &[(":expected", n(version))]),
-        };
-        let mut writes = vec![write_put(product_put)];
+        let at = s(fields.updated_at.clone());
+        let mut writes = Vec::new();
+        match expected_version {
+            None => {
+                let shares: HashMap<u32, i64> = spread(fields.available, self.shards).into_iter().collect();
+                let mut item = product_key(&product.sku);
+                item.insert("sku".into(), s(fields.sku.clone()));
+                item.insert("name".into(), s(fields.name));
+                item.insert("price_minor".into(), n(fields.price_minor));
+                item.insert("currency".into(), s(fields.currency));
+                item.insert("available".into(), n(shares.get(&0).copied().unwrap_or(0)));
+                item.insert("reserved".into(), n(fields.reserved));
+                item.insert("version".into(), n(fields.version));
+                item.insert("updated_at".into(), at.clone());
+                item.insert("stock_shards".into(), n(self.shards));
+                item.insert("gsi1pk".into(), s(CATALOG));
+                item.insert("gsi1sk".into(), s(product.sku.to_string()));
+                writes.push(write_put(put(&self.table.name, item, Some("attribute_not_exists(pk)"), &[])));
+                for (&shard, &units) in shares.iter().filter(|(shard, _)| **shard > 0) {
+                    let mut item = stock_key(&product.sku, shard);
+                    item.insert("sku".into(), s(fields.sku.clone()));
+                    item.insert("stock_shard".into(), n(shard));
+                    item.insert("available".into(), n(units));
+                    item.insert("reserved".into(), n(0));
+                    item.insert("updated_at".into(), at.clone());
+                    writes.push(write_put(put(&self.table.name, item, None, &[])));
+                }
+            }
+            Some(version) => {
+                // Catalog fields only: the stock is the shards' business.
+                let update = Update::builder()
+                    .table_name(&self.table.name)
+                    .set_key(Some(product_key(&product.sku)))
+                    .update_expression(
+                        "SET #name = :name, price_minor = :price, currency = :currency, version = :version, \
+                         updated_at = :at",
+                    )
+                    .condition_expression("version = :expected")
+                    .expression_attribute_names("#name", "name")
+                    .expression_attribute_values(":name", s(fields.name))
+                    .expression_attribute_values(":price", n(fields.price_minor))
+                    .expression_attribute_values(":currency", s(fields.currency))
+                    .expression_attribute_values(":version", n(fields.version))
+                    .expression_attribute_values(":at", at)
+                    .expression_attribute_values(":expected", n(version));
+                writes.push(built(update)?);
+            }
+        }
+        writes.extend(self.outbox.puts(&self.table, outbox));
+        self.table.write_all(writes).await.map_err(|e| e.into_store_error(None))
+    }
+
+    async fn restock(
+        &self,
+        restocked: &Product,
+        expected_version: u64,
+        units: u32,
+        outbox: &[Envelope],
+    ) -> Result<(), StoreError> {
+        // The count changes only with the version, which the write checks.
+        let stored = self.table.get(product_key(&restocked.sku)).await?.ok_or(StoreError::Conflict)?;
+        let count = get_count(&stored, "stock_shards", 1)?.max(self.shards);
+        let at = s(timestamp(restocked.updated_at));
+        let shares: HashMap<u32, i64> = spread(i64::from(units), count).into_iter().collect();
+        let product = Update::builder()
+            .table_name(&self.table.name)
+            .set_key(Some(product_key(&restocked.sku)))
+            .update_expression("SET version = :version, updated_at = :at, stock_shards = :count ADD available :units")
+            .condition_expression("version = :expected")
+            .expression_attribute_values(":version", n(restocked.version))
+            .expression_attribute_values(":at", at.clone())
+            .expression_attribute_values(":count", n(count))
+            .expression_attribute_values(":units", n(shares.get(&0).copied().unwrap_or(0)))
+            .expression_attribute_values(":expected", n(expected_version));
+        let mut writes = vec![built(product)?];
+        for (&shard, &share) in shares.iter().filter(|(shard, _)| **shard > 0) {
+            let update = Update::builder()
+                .table_name(&self.table.name)
+                .set_key(Some(stock_key(&restocked.sku, shard)))
+                .update_expression(
+                    "SET sku = :sku, stock_shard = :shard, updated_at = :at ADD available :units, reserved :zero",
+                )
+                .expression_attribute_values(":sku", s(restocked.sku.to_string()))
+                .expression_attribute_values(":shard", n(shard))
+                .expression_attribute_values(":at", at.clone())
+                .expression_attribute_values(":units", n(share))
+                .expression_attribute_values(":zero", n(0));
+            writes.push(built(update)?);
+        }
         writes.extend(self.outbox.puts(&self.table, outbox));
         self.table.write_all(writes).await.map_err(|e| e.into_store_error(None))
     }
@@ -184,11 +486,65 @@ impl InventoryStore for DynamoInventory {
         outbox: &[Envelope],
         processed: &ProcessedEvent,
     ) -> Result<(), StoreError> {
+        let mut taken = match &change.stock {
+            StockMove::None => Vec::new(),
+            StockMove::Take(lines) => self.plan(&merged(lines), false).await?,
+            StockMove::Return(_) => self.taken(&change.reservation).await?,
+        };
+        let mut replans = 0;
+        loop {
+            let writes = self.reservation_writes(change, &taken, outbox, processed)?;
+            let error = match self.table.write_all(writes).await {
+                Ok(()) => return Ok(()),
+                Err(error) => error,
+            };
+            // Only shard conditions failed (positions after the mark and the
+            // reservation): another take drained a planned shard. The store's
+            // promise is about the SKU's total, so plan again from a read.
+            let stock_only = matches!(&error, WriteError::Conditions(failed)
+                if failed.iter().all(|(at, _)| (STOCK_AT..STOCK_AT + taken.len()).contains(at)));
+            match &change.stock {
+                StockMove::Take(lines) if stock_only && replans < REPLANS => {
+                    replans += 1;
+                    taken = self.plan(&merged(lines), true).await?;
+                }
+                _ => return Err(error.into_store_error(Some(MARK_AT))),
+            }
+        }
+    }
+}
+
+/// Where a reservation's transaction holds its processed mark, and where
+/// its stock updates start.
+const MARK_AT: usize = 0;
+const STOCK_AT: usize = 2;
+
+impl DynamoInventory {
+    /// The processed mark, the reservation (recording `taken` on a take),
+    /// one update per stock item, the events: one transaction.
+    fn reservation_writes(
+        &self,
+        change: &ReservationChange,
+        taken: &Taken,
+        outbox: &[Envelope],
+        processed: &ProcessedEvent,
+    ) -> Result<Vec<TransactWriteItem>, StoreError> {
         let reservation = &change.reservation;
+        let at = s(timestamp(reservation.updated_at));
         let mut writes = vec![mark_put(&self.table, processed)];
         let mut item = reservation_key(reservation.order_id);
         item.insert("state".into(), s(reservation.state.as_str()));
         item.insert("doc".into(), s(to_json(reservation)?));
+        let (expression, guard) = match change.stock {
+            StockMove::None => ("", ""),
+            StockMove::Take(_) => {
+                item.insert("taken".into(), s(to_json(taken)?));
+                ("SET updated_at = :at ADD available :minus, reserved :n", "attribute_exists(pk) AND available >= :n")
+            }
+            StockMove::Return(_) => {
+                ("SET updated_at = :at ADD available :n, reserved :minus", "attribute_exists(pk) AND reserved >= :n")
+            }
+        };
         let reservation_put = match change.expected {
             None => put(&self.table.name, item, Some("attribute_not_exists(pk)"), &[]),
             Some(state) => {
@@ -199,35 +555,26 @@ impl InventoryStore for DynamoInventory {
             }
         };
         writes.push(write_put(reservation_put));
-        let (lines, expression, guard) = match &change.stock {
-            StockMove::None => (&[][..], "", ""),
-            StockMove::Take(lines) => (
-                &lines[..],
-                "SET available = available - :n, reserved = reserved + :n, version = version + :one, updated_at = :at",
-                "available >= :n",
-            ),
-            StockMove::Return(lines) => (
-                &lines[..],
-                "SET available = available + :n, reserved = reserved - :n, version = version + :one, updated_at = :at",
-                "reserved >= :n",
-            ),
-        };
-        let at = s(timestamp(reservation.updated_at));
-        for (sku, units) in merged(lines) {
+        debug_assert_eq!((MARK_AT, writes.len()), (0, STOCK_AT));
+        for (sku, shard, units) in taken {
             let update = Update::builder()
                 .table_name(&self.table.name)
-                .set_key(Some(product_key(sku)))
+                .set_key(Some(stock_key(sku, *shard)))
                 .update_expression(expression)
-                .condition_expression(format!("attribute_exists(pk) AND {guard}"))
+                .condition_expression(guard)
                 .expression_attribute_values(":n", n(units))
-                .expression_attribute_values(":one", n(1))
-                .expression_attribute_values(":at", at.clone())
-                .build()
-                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-            writes.push(write_update(update));
+                .expression_attribute_values(":minus", n(-units))
+                .expression_attribute_values(":at", at.clone());
+            writes.push(built(update)?);
         }
         writes.extend(self.outbox.puts(&self.table, outbox));
-        self.table.write_all(writes).await.map_err(|e| e.into_store_error(Some(0)))
+        if writes.len() > MAX_TRANSACTION_ITEMS {
+            return Err(StoreError::Unavailable(format!(
+                "a reservation of {} stock items does not fit one transaction",
+                taken.len()
+            )));
+        }
+        Ok(writes)
     }
 }
 
@@ -263,3 +610,35 @@ impl Outbox for DynamoInventory {
 }
 
 processed_events_for!(DynamoInventory);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_take_comes_from_one_shard_that_has_enough() {
+        assert_eq!(plan_take(&[0, 3, 5], 2, 0), Some(vec![(1, 2)]));
+        assert_eq!(plan_take(&[4, 3, 5], 4, 1), Some(vec![(2, 4)]), "the first with enough from the start");
+        assert_eq!(plan_take(&[4, 3, 5], 4, 0), Some(vec![(0, 4)]));
+    }
+
+    #[test]
+    fn a_take_no_shard_covers_combines_the_fullest() {
+        assert_eq!(plan_take(&[2, 3, 1, 0], 5, 0), Some(vec![(1, 3), (0, 2)]));
+        assert_eq!(plan_take(&[2, 2, 2], 6, 2), Some(vec![(0, 2), (1, 2), (2, 2)]));
+    }
+
+    #[test]
+    fn a_take_the_shards_cannot_cover_has_no_plan() {
+        assert_eq!(plan_take(&[2, 3, 1], 7, 0), None);
+        assert_eq!(plan_take(&[0], 1, 0), None);
+    }
+
+    #[test]
+    fn a_restock_spreads_evenly_and_skips_empty_shares() {
+        assert_eq!(spread(10, 4), vec![(0, 3), (1, 3), (2, 2), (3, 2)]);
+        assert_eq!(spread(2, 4), vec![(0, 1), (1, 1)]);
+        assert_eq!(spread(5, 1), vec![(0, 5)]);
+        assert_eq!(spread(0, 3), vec![]);
+    }
+}

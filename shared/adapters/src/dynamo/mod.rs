@@ -14,6 +14,8 @@
 //! depends on an HTTP client or an async runtime.
 
 mod analytics;
+#[cfg(feature = "faults")]
+pub mod faults;
 mod inventory;
 mod notifications;
 mod orders;
@@ -56,6 +58,27 @@ pub struct DynamoConfig {
     pub counter_shards: u32,
     /// Outbox items are spread over this many partitions.
     pub outbox_shards: u32,
+    /// Stock items per product: new products are created with this many, and
+    /// a restock grows an older product to it (never shrinks one).
+    pub stock_shards: u32,
+    /// How often a write that lost a race with another transaction
+    /// (`TransactionConflict`) is tried again, and the first pause (doubling,
+    /// jittered). The SDK retries throttling and timeouts with the same budget
+    /// (see `aws_backend::dynamo_retry_config`).
+    pub retry: RetryPolicy,
+}
+
+/// A retry budget and its backoff.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    pub retries: u32,
+    pub base: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self { retries: 6, base: Duration::from_millis(10) }
+    }
 }
 
 impl DynamoConfig {
@@ -69,6 +92,8 @@ impl DynamoConfig {
             processed_ttl: Duration::from_secs(14 * 24 * 3600),
             counter_shards: 4,
             outbox_shards: 4,
+            stock_shards: 1,
+            retry: RetryPolicy::default(),
         }
     }
 
@@ -108,6 +133,7 @@ pub(crate) struct Table {
     pub client: Client,
     pub name: String,
     pub processed_ttl: Duration,
+    pub retry: RetryPolicy,
 }
 
 pub(crate) type Item = HashMap<String, AttributeValue>;
@@ -123,6 +149,10 @@ pub(crate) enum Direction {
 }
 
 impl Table {
+    pub fn new(client: Client, name: &str, config: &DynamoConfig) -> Self {
+        Self { client, name: name.to_owned(), processed_ttl: config.processed_ttl, retry: config.retry }
+    }
+
     /// One page of the GSI1 partition `partition`: up to `limit` items from
     /// `cursor` (exclusive; `None`: from the start) in `direction`.
     pub async fn gsi1_page(

@@ -45,7 +45,7 @@ fn record_from_item(item: &Item) -> Result<NotificationRecord, StoreError> {
 
 impl DynamoNotifications {
     pub fn new(client: Client, config: &DynamoConfig) -> Self {
-        Self { table: Table { client, name: config.notifications_table.clone(), processed_ttl: config.processed_ttl } }
+        Self { table: Table::new(client, &config.notifications_table, config) }
     }
 }
 

@@ -31,7 +31,7 @@ pub struct DynamoOrders {
 impl DynamoOrders {
     pub fn new(client: Client, config: &DynamoConfig) -> Self {
         Self {
-            table: Table { client, name: config.orders_table.clone(), processed_ttl: config.processed_ttl },
+            table: Table::new(client, &config.orders_table, config),
             outbox: OutboxItems { shards: config.outbox_shards },
         }
     }

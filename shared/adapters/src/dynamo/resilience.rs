@@ -38,7 +38,7 @@ pub struct DynamoResilience {
 impl DynamoResilience {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         // Nothing here is a processed mark; the TTL setting is unused.
-        Self { table: Table { client, name: table.into(), processed_ttl: Duration::ZERO } }
+        Self { table: Table { client, name: table.into(), processed_ttl: Duration::ZERO, retry: Default::default() } }
     }
 
     /// Puts `item` if the stored item is at `expected` (`0`: absent).

@@ -37,10 +37,6 @@ fn request_token() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
-/// How often a transaction that lost a race with another transaction on the
-/// same item (not a failed condition) is retried before giving up.
-const CONFLICT_RETRIES: u32 = 6;
-
 #[derive(Debug)]
 pub(crate) enum WriteError {
     /// These positions' conditions failed, with the item as it was (when the
@@ -202,7 +198,7 @@ impl Table {
             // Lost a race with another transaction (no condition failed):
             // try again shortly, it may well succeed now.
             let raced = reasons.is_empty() || reasons.iter().any(|r| r.code() == Some("TransactionConflict"));
-            if !raced || attempt >= CONFLICT_RETRIES {
+            if !raced || attempt >= self.retry.retries {
                 let codes: Vec<_> = reasons.iter().filter_map(|r| r.code()).collect();
                 return Err(WriteError::Store(unavailable(format!("transaction cancelled: {codes:?}"))));
             }
@@ -212,12 +208,14 @@ impl Table {
     }
 
     /// A short jittered pause through the client's own sleep (no runtime
-    /// assumed here); no pause at all when the client has none.
+    /// assumed here): the policy's base, doubling per attempt (at most 64
+    /// times), between half and all of it. No pause when the client has no
+    /// sleep.
     pub async fn pause(&self, attempt: u32) {
         if let Some(sleep) = self.client.config().sleep_impl() {
-            let ceiling = 5u64 << attempt.min(6);
-            let millis = rand::random_range(ceiling / 2..=ceiling);
-            sleep.sleep(Duration::from_millis(millis)).await;
+            let ceiling = (self.retry.base.as_micros() as u64).max(1) << attempt.saturating_sub(1).min(6);
+            let micros = rand::random_range(ceiling / 2..=ceiling);
+            sleep.sleep(Duration::from_micros(micros)).await;
         }
     }
 
@@ -285,8 +283,12 @@ mod tests {
             .credentials_provider(Credentials::new("key", "secret", None, None, "test"))
             .http_client(http)
             .build();
-        let table =
-            Table { client: Client::from_conf(config), name: "t".into(), processed_ttl: Duration::from_secs(60) };
+        let table = Table {
+            client: Client::from_conf(config),
+            name: "t".into(),
+            processed_ttl: Duration::from_secs(60),
+            retry: Default::default(),
+        };
         let line = |n: &str| write_put(put("t", super::super::key(format!("{sku}#{n}"), "#"), None, &[]));
         let _ = table.write_all(vec![line("1"), line("2")]).await;
         let body = request.expect_request().body().bytes().expect("an in-memory body").to_vec();

@@ -95,10 +95,12 @@ impl InventoryStore for SqliteStore {
                         ))
                         .and_then(|mut s| s.execute(fields))
                         .map_err(|e| if is_constraint_violation(&e) { StoreError::Conflict } else { unavailable(e) })?,
+                    // Catalog fields only (?5 and ?6, the stock, stay unused):
+                    // stock moves by adding and taking.
                     Some(expected) => conn
                         .prepare_cached(
-                            "UPDATE products SET name = ?2, price_minor = ?3, currency = ?4, available = ?5,
-                             reserved = ?6, version = ?7, updated_at = ?8 WHERE sku = ?1 AND version = ?9",
+                            "UPDATE products SET name = ?2, price_minor = ?3, currency = ?4, version = ?7,
+                             updated_at = ?8 WHERE sku = ?1 AND version = ?9",
                         )
                         .and_then(|mut s| {
                             let expected = expected as i64;
@@ -108,6 +110,33 @@ impl InventoryStore for SqliteStore {
                         })
                         .map_err(unavailable)?,
                 };
+                if written != 1 {
+                    return Err(StoreError::Conflict);
+                }
+                insert_outbox(conn, &outbox, effects)
+            })
+            .await
+    }
+
+    async fn restock(
+        &self,
+        restocked: &Product,
+        expected_version: u64,
+        units: u32,
+        outbox: &[Envelope],
+    ) -> Result<(), StoreError> {
+        let (p, outbox) = (ProductFields::of(restocked)?, outbox.to_vec());
+        self.db
+            .write(move |conn, effects| {
+                let written = conn
+                    .prepare_cached(
+                        "UPDATE products SET available = available + ?2, version = ?3, updated_at = ?4
+                         WHERE sku = ?1 AND version = ?5",
+                    )
+                    .and_then(|mut s| {
+                        s.execute(params![p.sku, i64::from(units), p.version, p.updated_at, expected_version as i64])
+                    })
+                    .map_err(unavailable)?;
                 if written != 1 {
                     return Err(StoreError::Conflict);
                 }
@@ -164,12 +193,12 @@ impl InventoryStore for SqliteStore {
                     StockMove::Take(lines) => (
                         &lines[..],
                         "UPDATE products SET available = available - ?2, reserved = reserved + ?2,
-                         version = version + 1, updated_at = ?3 WHERE sku = ?1 AND available >= ?2",
+                         updated_at = ?3 WHERE sku = ?1 AND available >= ?2",
                     ),
                     StockMove::Return(lines) => (
                         &lines[..],
                         "UPDATE products SET available = available + ?2, reserved = reserved - ?2,
-                         version = version + 1, updated_at = ?3 WHERE sku = ?1 AND reserved >= ?2",
+                         updated_at = ?3 WHERE sku = ?1 AND reserved >= ?2",
                     ),
                 };
                 for (sku, units) in moves {

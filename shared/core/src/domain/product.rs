@@ -56,6 +56,10 @@ pub struct Product {
     /// Units held by confirmed (reserved) orders.
     pub reserved: i64,
     pub updated_at: DateTime<Utc>,
+    /// Counts catalog writes (create, update, restock), the guard of their
+    /// read-modify-write. Reservations do not move it: they take and return
+    /// stock by conditional arithmetic, and on a sharded store they never
+    /// touch the item that holds the version.
     pub version: u64,
 }
 

@@ -34,15 +34,33 @@ pub trait InventoryStore: Send + Sync {
     /// Products ordered by SKU, starting after `after`.
     async fn products(&self, after: Option<&Sku>, limit: usize) -> Result<Vec<Product>, StoreError>;
 
-    /// Available units per SKU; unknown SKUs are absent.
+    /// Available units per SKU (summed over its items where the store
+    /// shards stock); unknown SKUs are absent.
     async fn available(&self, skus: &[Sku]) -> Result<HashMap<Sku, i64>, StoreError>;
 
-    /// Creates (`expected_version == None`: must not exist) or replaces a
-    /// product whose stored version is still `expected_version`, with events.
+    /// Creates (`expected_version == None`: must not exist, with its initial
+    /// stock) or updates the catalog fields (name, price, version,
+    /// `updated_at`) of a product whose stored version is still
+    /// `expected_version`, with events. An update never writes stock: stock
+    /// moves only by [`Self::restock`] and reservations, which add and take
+    /// rather than overwrite, so a figure read before a reservation cannot
+    /// undo it.
     async fn save_product(
         &self,
         product: &Product,
         expected_version: Option<u64>,
+        outbox: &[Envelope],
+    ) -> Result<(), StoreError>;
+
+    /// Adds `units` to the available stock of `restocked.sku` and stores
+    /// `restocked`'s catalog fields, if the stored version is still
+    /// `expected_version` (`Conflict` otherwise), with events. A store that
+    /// spreads a product's stock over several items spreads the units too.
+    async fn restock(
+        &self,
+        restocked: &Product,
+        expected_version: u64,
+        units: u32,
         outbox: &[Envelope],
     ) -> Result<(), StoreError>;
 

@@ -1,0 +1,283 @@
+//! `orderly capacity`: the capacity model of the AWS stack, as arithmetic.
+//!
+//! docs/capacity.md explains it; its table is [`markdown`]'s output and a test
+//! keeps the two equal, so the document cannot drift from the numbers.
+//!
+//! The inputs are the design's own per-order counts (docs/aws.md, "Cost per
+//! million orders" and "Table design"), DynamoDB's per-partition limits, and
+//! the account quotas a deployment starts with. Work is by Little's law:
+//! concurrency = arrivals per second × seconds each. Every figure is for a
+//! sustained rate; a flash sale's burst is shorter, but a partition's limit
+//! is per second, so the sustained figure is the one that matters.
+
+use std::fmt::Write;
+
+use orderly_core::settings::MAX_STOCK_SHARDS;
+
+/// One partition takes at most this many write units a second…
+pub const PARTITION_WCU: f64 = 1_000.0;
+/// …and this many (strongly consistent) read units.
+pub const PARTITION_RCU: f64 = 3_000.0;
+/// On-demand table default: write and read request units a second.
+pub const TABLE_WRU: f64 = 40_000.0;
+/// Lambda's default concurrency per account and region.
+pub const LAMBDA_CONCURRENCY: f64 = 1_000.0;
+/// SQS FIFO high-throughput mode (us-east-1): requests per second per API
+/// action per queue; a batch of 10 messages is one request.
+pub const FIFO_TPS: f64 = 70_000.0;
+/// HTTP API requests a second per account and region.
+pub const HTTP_API_RPS: f64 = 10_000.0;
+
+/// A transactional write costs 2 units per item; a plain write 1.
+const TX: f64 = 2.0;
+
+/// The SQS FIFO messages one order sends, per consumer queue
+/// (`order.placed` to inventory and analytics, the reply to order-intake,
+/// `order.confirmed` to notification and analytics, the reply to analytics).
+pub const MESSAGES_PER_ORDER: [(&str, f64); 4] =
+    [("order-intake", 1.0), ("inventory", 1.0), ("notification", 1.0), ("analytics", 3.0)];
+
+/// Invocations per order and the seconds each takes, per function: the HTTP
+/// request and the stream relays (order-intake), each queue delivery.
+pub const WORK_PER_ORDER: [(&str, f64, f64); 4] =
+    [("order-intake", 4.0, 0.020), ("inventory", 2.0, 0.020), ("notification", 1.0, 0.020), ("analytics", 3.0, 0.020)];
+
+/// DynamoDB write units per order, per table (sums to docs/aws.md's 55).
+pub const WRU_PER_ORDER: [(&str, f64); 4] =
+    [("orders", 15.0), ("inventory", 9.0), ("analytics", 30.0), ("notifications", 1.0)];
+/// Read units per order, with one stock item per SKU.
+pub const RRU_PER_ORDER: f64 = 9.0;
+/// Outbox items written per order to the orders table (placed, confirmed),
+/// each a transactional put then a delete.
+const OUTBOX_ITEMS_PER_ORDER: f64 = 2.0;
+/// The analytics counter every order moves (orders by status, per day):
+/// one transactional `ADD` per event on it.
+const HOTTEST_COUNTER_WRITES_PER_ORDER: f64 = 1.0;
+
+/// docs/aws.md's price sheet (us-east-1, on demand), in dollars.
+pub mod price {
+    pub const WRU: f64 = 0.625e-6;
+    pub const RRU: f64 = 0.125e-6;
+    pub const SQS_REQUEST: f64 = 0.50e-6;
+    pub const LAMBDA_REQUEST: f64 = 0.20e-6;
+    pub const LAMBDA_GB_S: f64 = 0.000_013_333_4;
+    pub const HTTP_REQUEST: f64 = 1.00e-6;
+    pub const LOG_GB: f64 = 0.50;
+}
+/// SQS requests per order when the mappings and relays batch 10.
+const SQS_REQUESTS_PER_ORDER: f64 = 1.8;
+const LAMBDA_MEMORY_GB: f64 = 0.25;
+const LOG_BYTES_PER_ORDER: f64 = 3_000.0;
+
+/// Where the orders go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workload {
+    /// Every order for one SKU (a flash sale that lasts).
+    HotSku,
+    /// Orders spread over a large catalog: no SKU is hot.
+    Spread,
+}
+
+impl Workload {
+    fn label(self) -> &'static str {
+        match self {
+            Self::HotSku => "one hot SKU",
+            Self::Spread => "spread",
+        }
+    }
+}
+
+/// The model's answer for one rate and workload.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Capacity {
+    pub orders_per_second: f64,
+    pub workload: Workload,
+    /// Stock items the SKU needs for its writes (`stock_shards`).
+    pub stock_shards: u32,
+    /// Counter partitions the hottest analytics counter needs.
+    pub counter_shards: u32,
+    /// Outbox partitions the orders table needs.
+    pub outbox_shards: u32,
+    /// Lambda concurrency, per function and in all.
+    pub concurrency: Vec<(&'static str, f64)>,
+    pub total_concurrency: f64,
+    /// Messages a second into the busiest queue, and its requests a second
+    /// when sends are batched by 10.
+    pub busiest_queue: (&'static str, f64, f64),
+    pub http_rps: f64,
+    /// The busiest table's write units a second.
+    pub busiest_table: (&'static str, f64),
+    /// What breaks first with today's defaults (4 counter and outbox
+    /// partitions, 1 stock item, the default quotas), and every quota to
+    /// raise.
+    pub walls: Vec<String>,
+    pub cost_per_million: f64,
+}
+
+fn shards(units_per_second: f64, limit: f64) -> u32 {
+    (units_per_second / limit).ceil().max(1.0) as u32
+}
+
+/// The model at `rate` orders a second.
+pub fn capacity(rate: f64, workload: Workload) -> Capacity {
+    let hot = workload == Workload::HotSku;
+    // Each take writes one stock item in the reservation's transaction.
+    let stock_shards = if hot { shards(rate * TX, PARTITION_WCU) } else { 1 };
+    let counter_shards = shards(rate * HOTTEST_COUNTER_WRITES_PER_ORDER * TX, PARTITION_WCU);
+    // A transactional put (2) and the relay's delete (1) per outbox item.
+    let outbox_shards = shards(rate * OUTBOX_ITEMS_PER_ORDER * (TX + 1.0), PARTITION_WCU);
+    let concurrency: Vec<_> = WORK_PER_ORDER.iter().map(|(f, n, s)| (*f, rate * n * s)).collect();
+    let total_concurrency = concurrency.iter().map(|(_, c)| c).sum();
+    let (queue, per_order) = MESSAGES_PER_ORDER.iter().copied().fold(("", 0.0), |a, b| if b.1 > a.1 { b } else { a });
+    let busiest_queue = (queue, rate * per_order, rate * per_order / 10.0);
+    let (table, wru) = WRU_PER_ORDER.iter().copied().fold(("", 0.0), |a, b| if b.1 > a.1 { b } else { a });
+    let busiest_table = (table, rate * wru);
+    // Availability reads every stock item of the SKU once per order.
+    let stock_reads_per_item = if hot { rate } else { 0.0 };
+
+    // Each wall with the rate at which it is hit, so they list first first.
+    let mut walls: Vec<(f64, String)> = Vec::new();
+    if hot && stock_shards > 1 {
+        let text = format!(
+            "stock writes: one item takes {:.0} reservations/s → stock_shards ≥ {stock_shards}",
+            PARTITION_WCU / TX
+        );
+        walls.push((PARTITION_WCU / TX, text));
+    }
+    if hot && stock_shards > MAX_STOCK_SHARDS {
+        let text = format!(
+            "more stock items than the {MAX_STOCK_SHARDS} one product may have (a create writes them in one transaction)"
+        );
+        walls.push((f64::from(MAX_STOCK_SHARDS) * PARTITION_WCU / TX, text));
+    }
+    if stock_reads_per_item > PARTITION_RCU {
+        let text = format!(
+            "stock reads: every order reads every stock item ({stock_reads_per_item:.0} RCU/s each > {PARTITION_RCU:.0}), which more items cannot relieve: read a subset, or eventually consistent first"
+        );
+        walls.push((PARTITION_RCU, text));
+    }
+    let outbox_wall = 4.0 * PARTITION_WCU / (OUTBOX_ITEMS_PER_ORDER * (TX + 1.0));
+    if rate > outbox_wall {
+        walls.push((outbox_wall, format!("orders outbox: {outbox_shards} partitions needed (4 today)")));
+    }
+    let counter_wall = 4.0 * PARTITION_WCU / (HOTTEST_COUNTER_WRITES_PER_ORDER * TX);
+    if rate > counter_wall {
+        walls.push((counter_wall, format!("analytics counters: {counter_shards} partitions needed (4 today)")));
+    }
+    if busiest_table.1 > TABLE_WRU {
+        let text = format!("{table} table: {:.0} WRU/s > {TABLE_WRU:.0} (raise the table quota)", busiest_table.1);
+        walls.push((TABLE_WRU / wru, text));
+    }
+    if total_concurrency > LAMBDA_CONCURRENCY {
+        let text =
+            format!("Lambda: {total_concurrency:.0} concurrent > {LAMBDA_CONCURRENCY:.0} (raise the account quota)");
+        walls.push((rate * LAMBDA_CONCURRENCY / total_concurrency, text));
+    }
+    if rate > HTTP_API_RPS {
+        walls.push((HTTP_API_RPS, format!("HTTP API: {rate:.0} req/s > {HTTP_API_RPS:.0} (raise the account quota)")));
+    }
+    if busiest_queue.1 > FIFO_TPS {
+        let text =
+            format!("SQS {queue}: {:.0} msgs/s > {FIFO_TPS:.0} TPS unbatched (batch sends by 10)", busiest_queue.1);
+        walls.push((FIFO_TPS / per_order, text));
+    }
+    walls.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let walls = walls.into_iter().map(|(at, text)| format!("{text} [from {at:.0}/s]")).collect();
+
+    Capacity {
+        orders_per_second: rate,
+        workload,
+        stock_shards,
+        counter_shards,
+        outbox_shards,
+        concurrency,
+        total_concurrency,
+        busiest_queue,
+        http_rps: rate,
+        busiest_table,
+        walls,
+        cost_per_million: cost_per_order(if hot { stock_shards } else { 1 }) * 1e6,
+    }
+}
+
+/// Dollars per order on the price sheet, with `stock_items` read per
+/// reservation.
+pub fn cost_per_order(stock_items: u32) -> f64 {
+    let wru: f64 = WRU_PER_ORDER.iter().map(|(_, w)| w).sum();
+    let rru = RRU_PER_ORDER + f64::from(stock_items.max(1) - 1);
+    let invocations: f64 = WORK_PER_ORDER.iter().map(|(_, n, _)| n).sum();
+    let seconds: f64 = WORK_PER_ORDER.iter().map(|(_, n, s)| n * s).sum();
+    wru * price::WRU
+        + rru * price::RRU
+        + SQS_REQUESTS_PER_ORDER * price::SQS_REQUEST
+        + invocations * price::LAMBDA_REQUEST
+        + seconds * LAMBDA_MEMORY_GB * price::LAMBDA_GB_S
+        + price::HTTP_REQUEST
+        + LOG_BYTES_PER_ORDER / 1e9 * price::LOG_GB
+}
+
+/// The rates the document covers.
+pub const RATES: [f64; 3] = [1_000.0, 10_000.0, 100_000.0];
+
+/// The table of docs/capacity.md.
+pub fn markdown() -> String {
+    let mut out = String::from(
+        "| workload | orders/s | stock shards | counter shards | outbox shards | Lambda concurrency (intake / inventory / notification / analytics = total) | busiest FIFO queue: msgs/s (requests/s batched) | HTTP API req/s | busiest table WRU/s | $ per million orders | walls, first first |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for workload in [Workload::HotSku, Workload::Spread] {
+        for rate in RATES {
+            let c = capacity(rate, workload);
+            let each: Vec<String> = c.concurrency.iter().map(|(_, n)| format!("{n:.0}")).collect();
+            let _ = writeln!(
+                out,
+                "| {} | {:.0} | {} | {} | {} | {} = {:.0} | {}: {:.0} ({:.0}) | {:.0} | {}: {:.0} | {:.2} | {} |",
+                workload.label(),
+                rate,
+                c.stock_shards,
+                c.counter_shards,
+                c.outbox_shards,
+                each.join(" / "),
+                c.total_concurrency,
+                c.busiest_queue.0,
+                c.busiest_queue.1,
+                c.busiest_queue.2,
+                c.http_rps,
+                c.busiest_table.0,
+                c.busiest_table.1,
+                c.cost_per_million,
+                if c.walls.is_empty() { "none".to_owned() } else { c.walls.join("; ") },
+            );
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_document_holds_the_models_table() {
+        let doc = include_str!("../docs/capacity.md");
+        let (_, rest) = doc.split_once("<!-- capacity:begin").expect("the document's table markers");
+        let (_, rest) = rest.split_once('\n').expect("a line after the marker");
+        let (table, _) = rest.split_once("<!-- capacity:end -->").expect("the end marker");
+        assert_eq!(table, markdown(), "docs/capacity.md is stale: regenerate its table with `orderly capacity`");
+    }
+
+    #[test]
+    fn a_stock_item_takes_five_hundred_reservations_a_second() {
+        assert_eq!(capacity(500.0, Workload::HotSku).stock_shards, 1);
+        assert_eq!(capacity(501.0, Workload::HotSku).stock_shards, 2);
+        assert_eq!(capacity(10_000.0, Workload::HotSku).stock_shards, 20);
+        assert_eq!(capacity(10_000.0, Workload::Spread).stock_shards, 1);
+    }
+
+    #[test]
+    fn the_cost_matches_the_price_sheet_of_docs_aws() {
+        // 55 WRU, 9 RRU, 1.8 SQS requests, 10 invocations of 20 ms at
+        // 0.25 GB, one HTTP request, 3 KB of logs.
+        let expected = 55.0 * 0.625 + 9.0 * 0.125 + 1.8 * 0.5 + 10.0 * 0.2 + 0.2 * 0.25 * 13.3334 + 1.0 + 1.5;
+        assert!((cost_per_order(1) * 1e6 - expected).abs() < 1e-6, "{}", cost_per_order(1) * 1e6);
+    }
+}
