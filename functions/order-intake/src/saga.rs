@@ -13,7 +13,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use orderly_core::domain::{Order, OrderId, OrderStatus};
+use orderly_core::domain::{Order, OrderId, OrderStatus, PaymentMethod, PaymentStatus};
 use orderly_core::events::routing::Consumer;
 use orderly_core::events::{Event, OrderChanged, PaymentVoidOwed};
 use orderly_core::messaging::{Delivery, EventHandler, HandlerError};
@@ -49,6 +49,18 @@ impl SagaReplies {
             return Err(HandlerError::Retry(format!("order {order_id} is not known here")));
         };
         if order.status() != OrderStatus::Pending {
+            let payment = order.payment();
+            if order.status() == OrderStatus::Cancelled
+                && payment.method == PaymentMethod::Card
+                && payment.status == PaymentStatus::Pending
+            {
+                // Cancelled while this reply was being handled: an earlier
+                // delivery may have been authorized at the gateway and stopped
+                // (a crash) before recording it. Void by reference: a no-op
+                // at the gateway when nothing is held.
+                let lost = Verdict::Confirm(Settlement::Offline { hold_unknown: true });
+                return self.settle(order_id, lost, delivery).await;
+            }
             // Settled by an earlier delivery, or cancelled before any payment.
             return self.done(delivery).await;
         }
