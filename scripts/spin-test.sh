@@ -80,10 +80,12 @@ done
 step "start the emulator, create tables and queues"
 emulator_and_harness "$AWS_PORT" "$RUN_DIR/aws"
 export ORDERLY_JWT_SECRET="${ORDERLY_TEST_JWT_SECRET:-spin-ci-secret-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')}"
+# The browser origin the API tests' CORS cases use (tests/api/helpers.rs CORS_ORIGIN).
+export ORDERLY_CORS_ORIGINS="https://shop.example"
 # Every setting the components and the harness run with, for anyone to source.
 {
     "$HARNESS" setup --stage "spin-$AWS_PORT" --max-receives 3
-    for name in AWS_ENDPOINT_URL AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_REGION JWT_SECRET; do
+    for name in AWS_ENDPOINT_URL AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_REGION JWT_SECRET CORS_ORIGINS; do
         echo "export ORDERLY_$name=$(printenv "ORDERLY_$name")"
     done
 } >"$RUN_DIR/settings.env"

@@ -1,7 +1,7 @@
 //! `InventoryStore` + `PriceList`.
 
 use super::fixtures::*;
-use orderly_core::domain::{OrderId, Reservation, ReservationState};
+use orderly_core::domain::{OrderId, ProductDraft, ProductName, Reservation, ReservationState};
 use orderly_core::ports::{InventoryStore, PriceList, ReservationChange, StockMove, StoreError};
 
 fn reservation(order: OrderId, state: ReservationState, lines: &[(&str, u32)]) -> Reservation {
@@ -26,6 +26,43 @@ pub async fn updates_only_from_the_version_read<S: InventoryStore>(store: &S) {
     store.save_product(&restocked, Some(tea.version), &[]).await.unwrap();
     assert_eq!(store.save_product(&restocked, Some(tea.version), &[]).await, Err(StoreError::Conflict));
     assert_eq!(store.product(&sku("TEA")).await.unwrap().unwrap().available, 8);
+}
+
+/// `If-Match` on a product update rests on this: a write conditional on a
+/// version that is no longer stored changes nothing at all.
+pub async fn a_stale_conditional_update_changes_nothing<S: InventoryStore>(store: &S) {
+    let tea = product("TEA", 5);
+    store.save_product(&tea, None, &[]).await.unwrap();
+    let draft = |price| ProductDraft { name: ProductName::parse("Renamed").unwrap(), price, initial_stock: None };
+    let first = tea.update(draft(eur(300)), now());
+    store.save_product(&first, Some(tea.version), &[]).await.unwrap();
+    // A second editor still holds version 1.
+    let second = tea.update(draft(eur(999)), now());
+    assert_eq!(second.version, first.version, "both edits claim the same next version");
+    assert_eq!(store.save_product(&second, Some(tea.version), &[]).await, Err(StoreError::Conflict));
+    let stored = store.product(&sku("TEA")).await.unwrap().unwrap();
+    assert_eq!(stored, first, "the stale write left no trace");
+}
+
+/// ETags derive from the version: a stock move (which changes `available`,
+/// part of the representation) must bump it, so that the tag changes and an
+/// update conditional on the old version fails.
+pub async fn a_stock_move_bumps_the_version<S: InventoryStore>(store: &S) {
+    let tea = product("TEA", 5);
+    store.save_product(&tea, None, &[]).await.unwrap();
+    let take = ReservationChange {
+        reservation: reservation(new_order_id(), ReservationState::Reserved, &[("TEA", 2)]),
+        expected: None,
+        stock: StockMove::Take(vec![(sku("TEA"), 2)]),
+    };
+    store.apply_reservation(&take, &[], &mark("inventory")).await.unwrap();
+    let moved = store.product(&sku("TEA")).await.unwrap().unwrap();
+    assert!(moved.version > tea.version, "version {} after a take from {}", moved.version, tea.version);
+    let stale = tea.update(
+        ProductDraft { name: ProductName::parse("Renamed").unwrap(), price: eur(300), initial_stock: None },
+        now(),
+    );
+    assert_eq!(store.save_product(&stale, Some(tea.version), &[]).await, Err(StoreError::Conflict));
 }
 
 pub async fn pages_products_by_sku<S: InventoryStore>(store: &S) {

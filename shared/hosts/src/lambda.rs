@@ -267,7 +267,8 @@ impl LambdaHost {
             .get_or_try_init(|| async {
                 let authenticator = self.authenticator().await?;
                 let router = self.function.router(self.backend.as_ref(), authenticator).map_err(Error::from)?;
-                Ok::<_, Error>(router.layer(axum::middleware::map_request(with_client_ip)))
+                // A compressed body has Content-Encoding: lambda_http sends it base64 (binary).
+                Ok::<_, Error>(crate::edge::compressed(router).layer(axum::middleware::map_request(with_client_ip)))
             })
             .await?;
         let request: LambdaRequest = serde_json::from_value(payload)?;
