@@ -52,6 +52,8 @@ enum Command {
     Load(load::LoadArgs),
     /// Benchmark intake against a bare hyper server (starts both itself).
     Bench(bench::BenchArgs),
+    /// Figures of HTTP caching and compression on the runner (starts it itself).
+    BenchEdge(orderly::bench_edge::BenchEdgeArgs),
     /// The bare hyper "hello" server that `bench` compares against.
     #[command(hide = true)]
     BenchHello {
@@ -133,6 +135,10 @@ async fn main() -> anyhow::Result<()> {
         Command::Bench(args) => {
             let report = bench::run(args).await?;
             bench::print(&report);
+        }
+        Command::BenchEdge(args) => {
+            let report = orderly::bench_edge::run(args.clone()).await?;
+            orderly::bench_edge::print(&report, &args);
         }
         Command::BenchHello { addr } => bench::serve_hello(addr).await?,
         Command::Dlq { action } => {
