@@ -268,11 +268,7 @@ impl LambdaHost {
                 let authenticator = self.authenticator().await?;
                 let router = self.function.router(self.backend.as_ref(), authenticator).map_err(Error::from)?;
                 // A compressed body has Content-Encoding: lambda_http sends it base64 (binary).
-                Ok::<_, Error>(
-                    crate::edge::compressed(router)
-                        .layer(axum::middleware::map_request(with_client_ip))
-                        .layer(axum::middleware::map_response(one_line_per_header)),
-                )
+                Ok::<_, Error>(crate::edge::served(router).layer(axum::middleware::map_request(with_client_ip)))
             })
             .await?;
         let request: LambdaRequest = serde_json::from_value(payload)?;
@@ -391,28 +387,6 @@ async fn with_client_ip(mut request: axum::extract::Request) -> axum::extract::R
     request
 }
 
-/// API Gateway's payload 2.0 has one value per header name, and lambda_http
-/// serializes only the first of a repeated header: `Vary: Accept` from the
-/// representation would hide `Vary: Accept-Encoding` from compression and
-/// `Vary: Origin` from CORS. Repeated fields are folded into one line, as
-/// RFC 9110 §5.3 allows for every field but Set-Cookie (which payload 2.0
-/// carries in its own `cookies` member).
-async fn one_line_per_header(mut response: axum::response::Response) -> axum::response::Response {
-    let headers = response.headers_mut();
-    let repeated: Vec<axum::http::HeaderName> = headers
-        .keys()
-        .filter(|name| *name != axum::http::header::SET_COOKIE && headers.get_all(*name).iter().nth(1).is_some())
-        .cloned()
-        .collect();
-    for name in repeated {
-        let values: Vec<&[u8]> = headers.get_all(&name).iter().map(|v| v.as_bytes()).collect();
-        if let Ok(folded) = axum::http::HeaderValue::from_bytes(&values.join(&b", "[..])) {
-            headers.insert(name, folded);
-        }
-    }
-    response
-}
-
 async fn parameter(ssm: &SsmClient, name: &str) -> Result<String, Error> {
     let found = ssm.get_parameter().name(name).with_decryption(true).send().await?;
     found.parameter.and_then(|p| p.value).ok_or_else(|| format!("SSM parameter {name} has no value").into())
@@ -500,7 +474,7 @@ mod tests {
         headers.append(header::VARY, HeaderValue::from_static("accept-encoding"));
         headers.append(header::SET_COOKIE, HeaderValue::from_static("a=1"));
         headers.append(header::SET_COOKIE, HeaderValue::from_static("b=2"));
-        let response = one_line_per_header(response).await;
+        let response = crate::edge::one_line_per_header(response).await;
         let vary: Vec<_> = response.headers().get_all(header::VARY).iter().collect();
         assert_eq!(vary, ["Accept, accept-encoding"]);
         assert_eq!(response.headers().get_all(header::SET_COOKIE).iter().count(), 2, "cookies stay apart");
@@ -518,7 +492,7 @@ mod tests {
             let mut response = axum::response::Response::new(axum::body::Body::empty());
             response.headers_mut().append(header::VARY, HeaderValue::from_static("Accept"));
             response.headers_mut().append(header::VARY, HeaderValue::from_static("Origin"));
-            async move { Ok::<_, std::convert::Infallible>(one_line_per_header(response).await) }
+            async move { Ok::<_, std::convert::Infallible>(crate::edge::one_line_per_header(response).await) }
         });
         let mut adapter = lambda_http::Adapter::from(service);
         let sent = lambda_http::tower::Service::call(
