@@ -64,7 +64,7 @@ sam deploy --template-file "$BUILD_DIR/template.yaml" --stack-name "$STACK" --re
     --parameter-overrides Stage="$STAGE" Architecture=x86_64 MaxReceiveCount=3 \
     QueueVisibilityTimeout=10 JwtSecretParameter=/orderly/e2e/jwt-secret MetricMathAlarms=false \
     PayWithGateway=true PaymentUrlParameter=/orderly/e2e/payment-url PaymentTimeout=2s PaymentBreakerThreshold=3 PaymentBreakerCoolDown=2s \
-    AwsEndpointUrl="$AWS_ENDPOINT_URL"
+    AwsEndpointUrl="$AWS_ENDPOINT_URL" CorsOrigins=https://shop.example EnableWaf=true
 api_id="$(py scripts/aws_emulator_fixups.py template.yaml "$STACK")"
 base_url="$AWS_ENDPOINT_URL/_aws/execute-api/$api_id/\$default"
 echo "API: $base_url"

@@ -6,6 +6,9 @@
    template itself) with a Lambda proxy integration (payload 2.0), exactly as
    API Gateway would from SAM's body.
 2. TimeToLiveSpecification is ignored: TTL is enabled on each table.
+3. The HttpApi's CorsConfiguration (also in SAM's body) is dropped too: it is
+   set on the API, from the template and the stack's CorsOrigins parameter,
+   so that the emulator answers preflights as API Gateway would.
 
 Prints the API id. Runs with the ministack venv's boto3; AWS_ENDPOINT_URL
 points it at the emulator.
@@ -65,6 +68,20 @@ def main(template_path: str, stack: str) -> None:
                 )["IntegrationId"]
             apigw.create_route(ApiId=api_id, RouteKey=route_key, Target=f"integrations/{integration_id}")
             existing.add(route_key)
+    cors = template["Resources"]["HttpApi"]["Properties"].get("CorsConfiguration")
+    parameters = {
+        p["ParameterKey"]: p.get("ParameterValue", "")
+        for p in cfn.describe_stacks(StackName=stack)["Stacks"][0].get("Parameters", [])
+    }
+    origins = [o for o in parameters.get("CorsOrigins", "").split(",") if o]
+    if cors and origins:
+        # `!If [HasCorsOrigins, {...}, !Ref AWS::NoValue]`: the configuration itself.
+        config = dict(cors["If"][1]) if "If" in cors else dict(cors)
+        config["AllowOrigins"] = origins
+        apigw.update_api(
+            ApiId=api_id,
+            CorsConfiguration={key: config[key] for key in ("AllowOrigins", "AllowMethods", "AllowHeaders", "ExposeHeaders", "MaxAge")},
+        )
     ddb = boto3.client("dynamodb")
     for logical_id, resource in template["Resources"].items():
         if resource["Type"] == "AWS::DynamoDB::Table":

@@ -87,10 +87,12 @@ export ORDERLY_JWT_SECRET="${ORDERLY_TEST_JWT_SECRET:-spin-ci-secret-$(od -An -N
 # so that the degraded-mode tests run in seconds.
 export ORDERLY_PAYMENT_URL="http://127.0.0.1:$GATEWAY_PORT" ORDERLY_PAYMENT_TIMEOUT=1s \
     ORDERLY_PAYMENT_BREAKER_THRESHOLD=3 ORDERLY_PAYMENT_BREAKER_COOL_DOWN=2s
+# The browser origin the API tests' CORS cases use (tests/api/helpers.rs CORS_ORIGIN).
+export ORDERLY_CORS_ORIGINS="https://shop.example"
 # Every setting the components and the harness run with, for anyone to source.
 {
     "$HARNESS" setup --stage "spin-$AWS_PORT" --max-receives 3
-    for name in AWS_ENDPOINT_URL AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_REGION JWT_SECRET \
+    for name in AWS_ENDPOINT_URL AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_REGION JWT_SECRET CORS_ORIGINS \
         PAYMENT_URL PAYMENT_TIMEOUT PAYMENT_BREAKER_THRESHOLD PAYMENT_BREAKER_COOL_DOWN; do
         echo "export ORDERLY_$name=$(printenv "ORDERLY_$name")"
     done

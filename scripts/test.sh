@@ -84,6 +84,8 @@ if [[ "$AWS" == 1 ]]; then
     VENVS="${ORDERLY_VENVS:-/var/tmp/orderly-venvs}"
     "$VENVS/sam/bin/cfn-lint" template.yaml
     SAM_CLI_TELEMETRY=0 "$VENVS/sam/bin/sam" validate --lint
+    # The CDN, its Accept normalizer (run with node), the WAF, CORS: scripts/template_check.py.
+    "$VENVS/sam/bin/python" scripts/template_check.py template.yaml
 
     step "AWS: sam build (x86_64, debug), deploy to the emulator, API tests through the HTTP API"
     ORDERLY_SAM_BUILD_MODE=debug ./scripts/aws-e2e.sh

@@ -91,9 +91,9 @@ impl App {
             .merge(OpenApiRouter::from(crate::dashboard::routes()));
         // One database: every function's rate-limit buckets live in it.
         let limits = composition::rate_limits(backend.as_ref(), orderly_core::events::routing::Consumer::OrderIntake);
-        let (router, openapi) =
-            orderly_core::edge::api_router(api, authenticator, limits).context("rendering the OpenAPI document")?;
-        let router = router
+        let (router, openapi) = orderly_core::edge::api_router(api, authenticator, limits, &settings.edge)
+            .context("rendering the OpenAPI document")?;
+        let router = orderly_hosts::edge::served(router)
             .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(settings.body_timeout))
             .layer(axum::middleware::from_fn(client_ip))
             .layer(CatchPanicLayer::custom(|_| ApiError::Internal("handler panicked".into()).into_response()));

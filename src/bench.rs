@@ -29,7 +29,7 @@ use serde_json::{Value, json};
 use tokio::process::Command;
 use tokio::sync::Mutex;
 
-type HttpClient = Client<HttpConnector, Full<Bytes>>;
+pub(crate) type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
@@ -84,7 +84,7 @@ pub struct Report {
     pub accepted_to_confirmed_quarter: Latencies,
 }
 
-fn histogram() -> Histogram<u64> {
+pub(crate) fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds")
 }
 
@@ -102,11 +102,11 @@ pub async fn serve_hello(addr: SocketAddr) -> anyhow::Result<()> {
     }
 }
 
-fn free_port() -> anyhow::Result<u16> {
+pub(crate) fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-async fn wait_for(client: &HttpClient, url: &str) -> anyhow::Result<()> {
+pub(crate) async fn wait_for(client: &HttpClient, url: &str) -> anyhow::Result<()> {
     let until = Instant::now() + Duration::from_secs(30);
     loop {
         let request = Request::get(url).body(Full::new(Bytes::new()))?;
@@ -153,7 +153,7 @@ impl Target {
 }
 
 /// Closed loop: `concurrency` clients, each sending as fast as answers come.
-async fn closed_loop<F, Fut>(concurrency: usize, duration: Duration, request: F) -> Phase
+pub(crate) async fn closed_loop<F, Fut>(concurrency: usize, duration: Duration, request: F) -> Phase
 where
     F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = bool> + Send,

@@ -17,6 +17,7 @@
 
 pub mod app;
 pub mod bench;
+pub mod bench_edge;
 pub mod capacity;
 pub mod config;
 pub mod dashboard;

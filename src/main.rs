@@ -63,6 +63,8 @@ enum Command {
     /// The AWS capacity model: shards, concurrency, quotas and cost per
     /// million orders at 1k/10k/100k orders/s (docs/capacity.md's table).
     Capacity,
+    /// Figures of HTTP caching and compression on the runner (starts it itself).
+    BenchEdge(orderly::bench_edge::BenchEdgeArgs),
     /// The bare hyper "hello" server that `bench` compares against.
     #[command(hide = true)]
     BenchHello {
@@ -145,6 +147,10 @@ async fn main() -> anyhow::Result<()> {
         Command::Bench(args) => {
             let report = bench::run(args).await?;
             bench::print(&report);
+        }
+        Command::BenchEdge(args) => {
+            let report = orderly::bench_edge::run(args.clone()).await?;
+            orderly::bench_edge::print(&report, &args);
         }
         Command::BenchHello { addr } => bench::serve_hello(addr).await?,
         Command::BenchPayments(args) => {

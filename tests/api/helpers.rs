@@ -21,6 +21,10 @@ use serde_json::{Value, json};
 
 pub const SECRET: &str = "test-secret-test-secret-test-secret-0123456789";
 
+/// The browser origin every stack under test allows (`ORDERLY_CORS_ORIGINS`
+/// in scripts/spin-test.sh and scripts/aws-e2e.sh).
+pub const CORS_ORIGIN: &str = "https://shop.example";
+
 pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
@@ -46,6 +50,7 @@ pub fn secret() -> String {
 pub fn fast_config(dir: &std::path::Path) -> Settings {
     let mut config = orderly::config::for_data_dir(dir);
     config.jwt_secret = Some(SECRET.into());
+    config.edge.cors_origins = vec![CORS_ORIGIN.into()];
     config.queues.max_receives = 3;
     config.queues.retry_base = Duration::from_millis(20);
     config.queues.retry_max = Duration::from_millis(200);

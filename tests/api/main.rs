@@ -4,6 +4,7 @@
 mod auth;
 #[path = "../support/aws_stack.rs"]
 mod aws_stack;
+mod caching;
 mod catalog;
 mod edge;
 mod helpers;

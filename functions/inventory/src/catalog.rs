@@ -11,6 +11,9 @@ use orderly_core::resilience::conflict::{MaybeConflict, retry_on_conflict};
 pub enum CatalogError {
     #[error("product not found")]
     NotFound,
+    /// The product is not (or no longer) in the state the caller edited.
+    #[error("the product changed since it was read")]
+    Stale,
     #[error(transparent)]
     Overflow(#[from] orderly_core::domain::StockOverflow),
     #[error(transparent)]
@@ -68,21 +71,36 @@ impl Catalog {
 
     /// Creates the product or updates its name and price. Every change
     /// publishes `product.changed.v1` (caches drop the SKU on it).
+    ///
+    /// With a `precondition` (an `If-Match`), only an existing product that
+    /// passes it is updated, and only while it is still in the state that
+    /// passed: the write is conditional on the version that was checked, so a
+    /// change racing in between makes it [`CatalogError::Stale`] (not a
+    /// retry, which would overwrite a state the caller never saw).
     pub async fn put(
         &self,
         sku: Sku,
         draft: ProductDraft,
+        precondition: Option<&(dyn Fn(&Product) -> bool + Sync)>,
         traceparent: Option<String>,
     ) -> Result<PutOutcome, CatalogError> {
         retry_on_conflict(|| async {
             let now = self.clock.now();
-            let (product, expected, outcome): (Product, Option<u64>, fn(Product) -> PutOutcome) =
-                match self.store.product(&sku).await? {
-                    None => (Product::create(sku.clone(), draft.clone(), now), None, PutOutcome::Created),
-                    Some(current) => (current.update(draft.clone(), now), Some(current.version), PutOutcome::Updated),
-                };
+            let current = self.store.product(&sku).await?;
+            if let Some(precondition) = precondition
+                && !current.as_ref().is_some_and(precondition)
+            {
+                return Err(CatalogError::Stale);
+            }
+            let (product, expected, outcome): (Product, Option<u64>, fn(Product) -> PutOutcome) = match current {
+                None => (Product::create(sku.clone(), draft.clone(), now), None, PutOutcome::Created),
+                Some(current) => (current.update(draft.clone(), now), Some(current.version), PutOutcome::Updated),
+            };
             let event = self.changed(&product, traceparent.clone());
-            self.store.save_product(&product, expected, &[event]).await?;
+            match self.store.save_product(&product, expected, &[event]).await {
+                Err(StoreError::Conflict) if precondition.is_some() => return Err(CatalogError::Stale),
+                result => result?,
+            }
             self.forget(&product.sku).await;
             Ok(outcome(product))
         })

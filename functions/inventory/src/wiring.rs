@@ -6,6 +6,7 @@ use std::sync::Arc;
 use orderly_core::composition::{Backend, Function};
 use orderly_core::events::EventFactory;
 use orderly_core::events::routing::Consumer;
+use orderly_core::http::CachePolicy;
 
 use crate::{Catalog, FUNCTION, InventoryConsumer, Reservations};
 
@@ -26,7 +27,7 @@ pub fn wire(backend: &Arc<dyn Backend>) -> Function {
     let reservations =
         Reservations::new(backend.inventory(), backend.processed(Consumer::Inventory), events, backend.clock());
     Function::new(FUNCTION, Consumer::Inventory)
-        .routes(crate::http::router(catalog.clone()))
+        .routes(crate::http::router(catalog.clone(), CachePolicy { max_age: backend.settings().edge.catalog_max_age }))
         .consumer(Arc::new(InventoryConsumer::new(reservations, catalog)))
         .outbox(backend.inventory_outbox())
 }

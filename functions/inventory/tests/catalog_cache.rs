@@ -22,13 +22,20 @@ use orderly_core::ports::{
 struct CountingStore {
     inner: SqliteStore,
     product_reads: AtomicUsize,
+    /// A write that lands right after the next product read (a racing admin).
+    racing_write: std::sync::Mutex<Option<Product>>,
 }
 
 #[async_trait]
 impl InventoryStore for CountingStore {
     async fn product(&self, sku: &Sku) -> Result<Option<Product>, StoreError> {
         self.product_reads.fetch_add(1, Ordering::SeqCst);
-        self.inner.product(sku).await
+        let read = self.inner.product(sku).await;
+        let racing = self.racing_write.lock().unwrap().take();
+        if let Some(racing) = racing {
+            self.inner.save_product(&racing, Some(racing.version - 1), &[]).await.unwrap();
+        }
+        read
     }
     async fn products(&self, after: Option<&Sku>, limit: usize) -> Result<Vec<Product>, StoreError> {
         self.inner.products(after, limit).await
@@ -77,7 +84,11 @@ impl Cache for BrokenCache {
 fn setup(cache: Arc<dyn Cache>) -> (Catalog, Arc<CountingStore>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let inner = SqliteStore::open(&dir.path().join("db"), DbOptions::default(), QueueSettings::default()).unwrap();
-    let store = Arc::new(CountingStore { inner, product_reads: AtomicUsize::new(0) });
+    let store = Arc::new(CountingStore {
+        inner,
+        product_reads: AtomicUsize::new(0),
+        racing_write: std::sync::Mutex::new(None),
+    });
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let events = EventFactory::new("test", Arc::new(UuidV7Ids), clock.clone());
     (Catalog::new(store.clone(), events, clock).with_cache(cache), store, dir)
@@ -95,14 +106,14 @@ fn draft(price: &str) -> ProductDraft {
 async fn a_second_read_is_served_from_the_cache_until_the_product_changes() {
     let (catalog, store, _dir) = setup(Arc::new(MemoryCache::new(100, Duration::from_secs(60))));
     let sku = Sku::parse("TEA").unwrap();
-    catalog.put(sku.clone(), draft("1.00"), None).await.unwrap();
+    catalog.put(sku.clone(), draft("1.00"), None, None).await.unwrap();
     let reads_after_put = store.product_reads.load(Ordering::SeqCst);
 
     assert_eq!(catalog.get(&sku).await.unwrap().price.to_decimal_string(), "1.00");
     assert_eq!(catalog.get(&sku).await.unwrap().price.to_decimal_string(), "1.00");
     assert_eq!(store.product_reads.load(Ordering::SeqCst) - reads_after_put, 1, "one miss, then a hit");
 
-    catalog.put(sku.clone(), draft("2.00"), None).await.unwrap();
+    catalog.put(sku.clone(), draft("2.00"), None, None).await.unwrap();
     assert_eq!(catalog.get(&sku).await.unwrap().price.to_decimal_string(), "2.00");
 
     let before = store.product_reads.load(Ordering::SeqCst);
@@ -115,9 +126,45 @@ async fn a_second_read_is_served_from_the_cache_until_the_product_changes() {
 async fn a_failing_cache_degrades_to_the_store_not_to_an_error() {
     let (catalog, store, _dir) = setup(Arc::new(BrokenCache));
     let sku = Sku::parse("TEA").unwrap();
-    catalog.put(sku.clone(), draft("1.00"), None).await.unwrap();
+    catalog.put(sku.clone(), draft("1.00"), None, None).await.unwrap();
     for _ in 0..3 {
         assert_eq!(catalog.get(&sku).await.unwrap().sku, sku);
     }
     assert!(store.product_reads.load(Ordering::SeqCst) >= 3, "every read went to the store");
+}
+
+#[tokio::test]
+async fn a_conditional_update_of_a_changed_or_missing_product_is_stale_and_changes_nothing() {
+    let (catalog, store, _dir) = setup(Arc::new(MemoryCache::new(100, Duration::from_secs(60))));
+    let sku = Sku::parse("TEA").unwrap();
+    let refuse = |_: &Product| false;
+    let missing = catalog.put(sku.clone(), draft("1.00"), Some(&refuse), None).await;
+    assert!(matches!(missing, Err(inventory::CatalogError::Stale)), "{missing:?}");
+    assert_eq!(store.inner.product(&sku).await.unwrap(), None, "If-Match never creates");
+
+    catalog.put(sku.clone(), draft("1.00"), None, None).await.unwrap();
+    let stale = catalog.put(sku.clone(), draft("2.00"), Some(&refuse), None).await;
+    assert!(matches!(stale, Err(inventory::CatalogError::Stale)), "{stale:?}");
+    assert_eq!(store.inner.product(&sku).await.unwrap().unwrap().price.to_decimal_string(), "1.00");
+
+    let accept = |p: &Product| p.version == 1;
+    catalog.put(sku.clone(), draft("3.00"), Some(&accept), None).await.unwrap();
+    assert_eq!(store.inner.product(&sku).await.unwrap().unwrap().version, 2);
+}
+
+#[tokio::test]
+async fn a_conditional_update_loses_to_a_write_that_lands_after_its_check() {
+    let (catalog, store, _dir) = setup(Arc::new(MemoryCache::new(100, Duration::from_secs(60))));
+    let sku = Sku::parse("TEA").unwrap();
+    catalog.put(sku.clone(), draft("1.00"), None, None).await.unwrap();
+    let current = store.inner.product(&sku).await.unwrap().unwrap();
+    let racer = current.update(draft("9.99"), current.updated_at);
+    *store.racing_write.lock().unwrap() = Some(racer);
+
+    // The check passes on version 1; the racer makes it version 2 before the write.
+    let checked_version_1 = |p: &Product| p.version == 1;
+    let outcome = catalog.put(sku.clone(), draft("2.00"), Some(&checked_version_1), None).await;
+    assert!(matches!(outcome, Err(inventory::CatalogError::Stale)), "{outcome:?}");
+    let stored = store.inner.product(&sku).await.unwrap().unwrap();
+    assert_eq!((stored.version, stored.price.to_decimal_string().as_str()), (2, "9.99"), "the racer's write stands");
 }

@@ -1,7 +1,7 @@
 //! `InventoryStore` + `PriceList`.
 
 use super::fixtures::*;
-use orderly_core::domain::{OrderId, Reservation, ReservationState};
+use orderly_core::domain::{OrderId, ProductDraft, ProductName, Reservation, ReservationState};
 use orderly_core::ports::{InventoryStore, PriceList, ReservationChange, StockMove, StoreError};
 
 fn reservation(order: OrderId, state: ReservationState, lines: &[(&str, u32)]) -> Reservation {
@@ -167,6 +167,22 @@ pub async fn a_hot_sku_sells_exactly_its_stock_to_concurrent_buyers<S: Inventory
     assert_eq!(sale.sold, STOCK as usize);
     let after = store.product(&sku("HOT")).await.unwrap().unwrap();
     assert_eq!((after.available, after.reserved), (0, i64::from(STOCK)));
+}
+
+/// `If-Match` on a product update rests on this: a write conditional on a
+/// version that is no longer stored changes nothing at all.
+pub async fn a_stale_conditional_update_changes_nothing<S: InventoryStore>(store: &S) {
+    let tea = product("TEA", 5);
+    store.save_product(&tea, None, &[]).await.unwrap();
+    let draft = |price| ProductDraft { name: ProductName::parse("Renamed").unwrap(), price, initial_stock: None };
+    let first = tea.update(draft(eur(300)), now());
+    store.save_product(&first, Some(tea.version), &[]).await.unwrap();
+    // A second editor still holds version 1.
+    let second = tea.update(draft(eur(999)), now());
+    assert_eq!(second.version, first.version, "both edits claim the same next version");
+    assert_eq!(store.save_product(&second, Some(tea.version), &[]).await, Err(StoreError::Conflict));
+    let stored = store.product(&sku("TEA")).await.unwrap().unwrap();
+    assert_eq!(stored, first, "the stale write left no trace");
 }
 
 pub async fn pages_products_by_sku<S: InventoryStore>(store: &S) {

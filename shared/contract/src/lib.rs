@@ -91,6 +91,7 @@ macro_rules! inventory_store_contract {
             [
                 creates_a_product_once,
                 updates_only_from_the_version_read,
+                a_stale_conditional_update_changes_nothing,
                 pages_products_by_sku,
                 reports_available_stock_and_prices,
                 takes_stock_for_every_line_or_none,

@@ -289,7 +289,8 @@ impl Function {
     pub fn router(&self, backend: &dyn Backend, authenticator: Arc<Authenticator>) -> Result<axum::Router, String> {
         let api = self.api().ok_or_else(|| format!("{} serves no HTTP routes", self.name))?;
         let (router, _) =
-            crate::edge::api_router(api, authenticator, rate_limits(backend, self.owner)).map_err(|e| e.to_string())?;
+            crate::edge::api_router(api, authenticator, rate_limits(backend, self.owner), &backend.settings().edge)
+                .map_err(|e| e.to_string())?;
         Ok(router)
     }
 }

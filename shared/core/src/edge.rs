@@ -6,21 +6,27 @@ use std::sync::{Arc, OnceLock};
 
 use axum::Router;
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::from_fn_with_state;
+use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::http::{ApiError, Authenticator, RateLimitLayer, edge_middleware, rate_limit_middleware};
+use crate::http::{
+    ApiError, Authenticator, RateLimitLayer, cors_layer, edge_middleware, preflight_no_content, rate_limit_middleware,
+};
+use crate::settings::EdgeSettings;
 
 /// Turns the functions' routes into the served API: `GET
 /// /api/v1/openapi.json` (the document of exactly these routes),
-/// problem+json for unknown routes and methods, the rate limits (when given)
-/// and the edge middleware (request ids, JWT, security headers, access log)
-/// around everything. Hosts add what is theirs (sockets, panics, timeouts).
+/// problem+json for unknown routes and methods, the rate limits (when given),
+/// CORS for the configured origins (`crate::http` cors; outside the limits,
+/// so a preflight is never charged) and the edge middleware (request ids,
+/// JWT, security headers, access log) around everything. Hosts add what is
+/// theirs (sockets, panics, timeouts) and compression (`orderly_hosts::edge`).
 pub fn api_router(
     api: OpenApiRouter,
     authenticator: Arc<Authenticator>,
     limits: Option<Arc<RateLimitLayer>>,
+    edge: &EdgeSettings,
 ) -> Result<(Router, utoipa::openapi::OpenApi), serde_json::Error> {
     let (router, openapi) = api.split_for_parts();
     // Rendered on first request, not here: a Spin instance serves one
@@ -32,6 +38,9 @@ pub fn api_router(
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
     if let Some(limits) = limits {
         router = router.layer(from_fn_with_state(limits, rate_limit_middleware));
+    }
+    if let Some(cors) = cors_layer(&edge.cors_origins) {
+        router = router.layer(cors).layer(from_fn(preflight_no_content));
     }
     Ok((router.layer(from_fn_with_state(authenticator, edge_middleware)), openapi))
 }

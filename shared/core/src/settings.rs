@@ -268,6 +268,19 @@ pub const SETTINGS: &[Setting] = &[
         "how long the breaker stays open before a probe",
     ),
     setting("breaker_probes", "1", All, "probes let through while half-open"),
+    // The HTTP edge: caching of catalog reads and CORS (contract §8).
+    setting(
+        "catalog_max_age",
+        "5s",
+        All,
+        "`Cache-Control: public, max-age` of catalog reads: how stale a browser or CDN copy may be",
+    ),
+    setting(
+        "cors_origins",
+        "",
+        All,
+        "browser origins allowed to call the API (comma-separated, e.g. `https://shop.example`); unset: no CORS",
+    ),
     // The catalog cache.
     setting("cache", "on", Runner, "catalog cache (cache-aside for GET /api/v1/products/{sku}; `on`/`off`)"),
     setting(
@@ -482,6 +495,36 @@ fn parse_popular_fallback(raw: &str) -> Result<Vec<PopularFallback>, String> {
         .collect()
 }
 
+/// The HTTP edge every host serves (contract §8).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EdgeSettings {
+    /// How long catalog reads may be served from a cache unrevalidated.
+    pub catalog_max_age: Duration,
+    /// Origins (`scheme://host[:port]`) a browser may call the API from.
+    pub cors_origins: Vec<String>,
+}
+
+/// `https://shop.example, http://localhost:3000`: each an origin as a
+/// browser sends it (scheme, host, optional port; no path, no `*`).
+pub fn parse_origins(raw: &str) -> Result<Vec<String>, String> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|origin| !origin.is_empty())
+        .map(|origin| {
+            let rest = origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://"));
+            let valid = rest.is_some_and(|host| {
+                !host.is_empty()
+                    && host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
+            });
+            if valid {
+                Ok(origin.to_owned())
+            } else {
+                Err(format!("{origin:?} is not an origin like https://shop.example or http://localhost:3000"))
+            }
+        })
+        .collect()
+}
+
 /// Everything Orderly is configured with, on any host.
 #[derive(Clone)]
 pub struct Settings {
@@ -511,6 +554,7 @@ pub struct Settings {
 
     pub queues: QueueSettings,
     pub resilience: ResilienceSettings,
+    pub edge: EdgeSettings,
     pub aws: AwsSettings,
 }
 
@@ -528,6 +572,7 @@ impl std::fmt::Debug for Settings {
             .field("popular", &self.popular)
             .field("queues", &self.queues)
             .field("resilience", &self.resilience)
+            .field("edge", &self.edge)
             .field("aws", &self.aws)
             .finish_non_exhaustive()
     }
@@ -701,6 +746,13 @@ impl Settings {
                 cache_ttl: read.duration("cache_ttl")?,
                 cache_entries: read.number("cache_entries")?,
             },
+            edge: EdgeSettings {
+                catalog_max_age: read.duration("catalog_max_age")?,
+                cors_origins: match read.optional("cors_origins") {
+                    None => Vec::new(),
+                    Some(raw) => parse_origins(&raw).map_err(|problem| SettingError::new("cors_origins", problem))?,
+                },
+            },
             aws: AwsSettings {
                 region: read.text("aws_region"),
                 region_set: source.get("aws_region").is_some(),
@@ -864,6 +916,19 @@ mod tests {
         ] {
             assert!(Settings::load(&source(&[(key, value)])).is_err(), "{key}={value} must be refused");
         }
+    }
+
+    #[test]
+    fn cors_origins_are_a_list_of_origins_and_nothing_else() {
+        assert!(Settings::defaults().edge.cors_origins.is_empty(), "no CORS unless configured");
+        let settings =
+            Settings::load(&source(&[("cors_origins", "https://shop.example, http://localhost:3000")])).unwrap();
+        assert_eq!(settings.edge.cors_origins, ["https://shop.example", "http://localhost:3000"]);
+        for bad in ["*", "shop.example", "https://shop.example/path", "ftp://x"] {
+            let error = Settings::load(&source(&[("cors_origins", bad)])).unwrap_err();
+            assert_eq!(error.key, "cors_origins", "{bad}");
+        }
+        assert!(Settings::defaults().edge.catalog_max_age <= Duration::from_secs(5));
     }
 
     #[test]

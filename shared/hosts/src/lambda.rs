@@ -285,7 +285,8 @@ impl LambdaHost {
             .get_or_try_init(|| async {
                 let authenticator = self.authenticator().await?;
                 let router = self.function.router(self.backend.as_ref(), authenticator).map_err(Error::from)?;
-                Ok::<_, Error>(router.layer(axum::middleware::map_request(with_client_ip)))
+                // A compressed body has Content-Encoding: lambda_http sends it base64 (binary).
+                Ok::<_, Error>(crate::edge::served(router).layer(axum::middleware::map_request(with_client_ip)))
             })
             .await?;
         let request: LambdaRequest = serde_json::from_value(payload)?;
@@ -532,5 +533,45 @@ mod tests {
         assert_eq!((message.message_id.as_str(), message.receive_count), ("m-1", 3));
         assert_eq!(message.body, "{\"id\":1}");
         assert_eq!(message.sent_at.timestamp_millis(), 1_764_201_600_000);
+    }
+
+    #[tokio::test]
+    async fn repeated_headers_reach_api_gateway_as_one_line_each() {
+        use axum::http::{HeaderValue, header};
+        let mut response = axum::response::Response::new(axum::body::Body::empty());
+        let headers = response.headers_mut();
+        headers.append(header::VARY, HeaderValue::from_static("Accept"));
+        headers.append(header::VARY, HeaderValue::from_static("accept-encoding"));
+        headers.append(header::SET_COOKIE, HeaderValue::from_static("a=1"));
+        headers.append(header::SET_COOKIE, HeaderValue::from_static("b=2"));
+        let response = crate::edge::one_line_per_header(response).await;
+        let vary: Vec<_> = response.headers().get_all(header::VARY).iter().collect();
+        assert_eq!(vary, ["Accept, accept-encoding"]);
+        assert_eq!(response.headers().get_all(header::SET_COOKIE).iter().count(), 2, "cookies stay apart");
+
+        // What lambda_http sends to API Gateway (payload 2.0) keeps both.
+        let request: lambda_http::request::LambdaRequest = serde_json::from_value(json!({
+            "version": "2.0", "routeKey": "$default", "rawPath": "/", "rawQueryString": "",
+            "headers": {}, "requestContext": {"http": {"method": "GET", "path": "/", "protocol": "HTTP/1.1",
+            "sourceIp": "127.0.0.1", "userAgent": "t"}, "accountId": "1", "apiId": "a", "domainName": "d",
+            "domainPrefix": "d", "requestId": "r", "routeKey": "$default", "stage": "$default", "time": "t",
+            "timeEpoch": 0}, "isBase64Encoded": false
+        }))
+        .unwrap();
+        let service = lambda_http::service_fn(move |_: lambda_http::Request| {
+            let mut response = axum::response::Response::new(axum::body::Body::empty());
+            response.headers_mut().append(header::VARY, HeaderValue::from_static("Accept"));
+            response.headers_mut().append(header::VARY, HeaderValue::from_static("Origin"));
+            async move { Ok::<_, std::convert::Infallible>(crate::edge::one_line_per_header(response).await) }
+        });
+        let mut adapter = lambda_http::Adapter::from(service);
+        let sent = lambda_http::tower::Service::call(
+            &mut adapter,
+            lambda_runtime::LambdaEvent::new(request, lambda_runtime::Context::default()),
+        )
+        .await
+        .unwrap();
+        let sent = serde_json::to_value(sent).unwrap();
+        assert_eq!(sent["headers"]["vary"], "Accept, Origin", "{sent}");
     }
 }

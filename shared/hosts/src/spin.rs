@@ -375,7 +375,7 @@ mod component {
             _ => None,
         };
         let authenticator = composition::authenticator(settings, None, jwks)?;
-        let router = function.router(backend.as_ref(), authenticator)?;
+        let router = crate::edge::served(function.router(backend.as_ref(), authenticator)?);
         let (mut parts, body) = request.into_parts();
         // Spin puts the caller's address here (anonymous rate limits key on it).
         if let Some(ip) = parts

@@ -6,7 +6,9 @@
 //! versioned representations — are written once, here.
 
 mod auth;
+mod caching;
 mod context;
+mod cors;
 mod cursor;
 mod json;
 mod problem;
@@ -15,7 +17,9 @@ mod rate_limit;
 mod versioning;
 
 pub use auth::{AdminPrincipal, AuthConfig, AuthError, Authenticator, Principal, mint_hs256};
+pub use caching::{CachePolicy, Conditions, EntityTag, TagList, Validators};
 pub use context::{BODY_LIMIT_BYTES, RequestContext, edge_middleware, tag_function};
+pub use cors::{PREFLIGHT_MAX_AGE, cors_layer, preflight_no_content};
 pub use cursor::Cursor;
 pub use json::{JsonBody, parse_json};
 pub use problem::{ApiError, ErrorCause, Problem};

@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::ApiError;
+use super::caching::{Conditions, Validators};
 
 pub const MEDIA_TYPE_V2: &str = "application/vnd.orderly.v2+json";
 const VENDOR_PREFIX: &str = "application/vnd.orderly.";
@@ -81,6 +82,8 @@ pub struct Representation {
     /// The path of the resource (for `Link: rel="successor-version"`).
     pub path: String,
     pub extra_headers: Vec<(header::HeaderName, HeaderValue)>,
+    /// Set on public, cacheable reads (see [`super::caching`]).
+    pub validators: Option<Validators>,
 }
 
 impl Representation {
@@ -96,7 +99,41 @@ impl Representation {
             ApiVersion::V2 => serde_json::to_vec(&v2()),
         }
         .unwrap_or_default();
-        Self { status, version, body, path: path.into(), extra_headers: Vec::new() }
+        Self { status, version, body, path: path.into(), extra_headers: Vec::new(), validators: None }
+    }
+
+    /// A public read: 200 with its ETag and `Cache-Control: public,
+    /// max-age`, or a bodiless 304 (same headers, nothing serialized) when
+    /// the client's `If-None-Match` names the current tag.
+    pub fn cacheable<V1: Serialize, V2: Serialize>(
+        version: ApiVersion,
+        path: impl Into<String>,
+        validators: Validators,
+        conditions: &Conditions,
+        v1: impl FnOnce() -> V1,
+        v2: impl FnOnce() -> V2,
+    ) -> Self {
+        let mut representation = if conditions.not_modified(&validators.etag) {
+            Self {
+                status: StatusCode::NOT_MODIFIED,
+                version,
+                body: Vec::new(),
+                path: path.into(),
+                extra_headers: Vec::new(),
+                validators: None,
+            }
+        } else {
+            Self::new(StatusCode::OK, version, path, v1, v2)
+        };
+        representation.validators = Some(validators);
+        representation
+    }
+
+    /// Only the validator (a write's answer: the tag to send in the next
+    /// `If-Match`; the response itself stays `no-store`).
+    pub fn with_etag(mut self, etag: &super::caching::EntityTag) -> Self {
+        self.extra_headers.push((header::ETAG, etag.header_value()));
+        self
     }
 
     pub fn with_header(mut self, name: header::HeaderName, value: &str) -> Self {
@@ -109,15 +146,25 @@ impl Representation {
 
 impl IntoResponse for Representation {
     fn into_response(self) -> Response {
-        let mut response = (self.status, self.body).into_response();
+        let not_modified = self.status == StatusCode::NOT_MODIFIED;
+        let mut response =
+            if not_modified { self.status.into_response() } else { (self.status, self.body).into_response() };
         let headers = response.headers_mut();
         headers.append(header::VARY, HeaderValue::from_static("Accept"));
+        if let Some(validators) = &self.validators {
+            headers.insert(header::ETAG, validators.etag.header_value());
+            headers.insert(header::CACHE_CONTROL, validators.policy.header_value());
+        }
         match self.version {
             ApiVersion::V2 => {
-                headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(MEDIA_TYPE_V2));
+                if !not_modified {
+                    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(MEDIA_TYPE_V2));
+                }
             }
             ApiVersion::V1 => {
-                headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                if !not_modified {
+                    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                }
                 headers.insert("deprecation", HeaderValue::from_static(DEPRECATION));
                 headers.insert("sunset", HeaderValue::from_static(SUNSET));
                 let link = format!("<{}>; rel=\"successor-version\"; type=\"{MEDIA_TYPE_V2}\"", self.path);
