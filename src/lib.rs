@@ -23,6 +23,7 @@ pub mod dlq;
 pub mod load;
 pub mod observability;
 pub mod secret;
+pub mod tls;
 pub mod workers;
 
 pub use app::{App, Runner};

@@ -8,6 +8,7 @@ mod catalog;
 mod edge;
 mod helpers;
 mod idempotency;
+mod keys;
 mod messaging;
 mod notifications;
 mod orders;
@@ -15,3 +16,4 @@ mod resilience;
 mod security;
 #[path = "../support/mod.rs"]
 mod support;
+mod tls;

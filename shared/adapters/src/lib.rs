@@ -6,8 +6,8 @@
 //! [`aws_backend::AwsBackend`] (Lambda and Spin). Every adapter passes its
 //! port's contract suite (`orderly-contract`).
 //!
-//! The webhook sender is in every build; only its native transport needs
-//! `webhook`.
+//! The webhook sender is in every build; only its native transport (and the
+//! shared native HTTP client, [`http_client`]) needs `webhook`.
 
 #[cfg(feature = "aws")]
 pub mod aws_backend;
@@ -15,6 +15,8 @@ pub mod aws_backend;
 mod codec;
 #[cfg(feature = "aws")]
 pub mod dynamo;
+#[cfg(feature = "webhook")]
+pub mod http_client;
 pub mod log_provider;
 #[cfg(feature = "memory-cache")]
 pub mod memory_cache;

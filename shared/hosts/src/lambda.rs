@@ -9,8 +9,11 @@
 //! - **API Gateway HTTP API (payload 2.0)**: through `lambda_http` into the
 //!   function's axum router, behind the same edge as every host
 //!   ([`orderly_core::edge::api_router`]: problem+json, JWT, rate limits in DynamoDB).
-//!   The JWT key is read on an instance's first HTTP request (SSM, or the
-//!   JWKS URL), not at start, so a cold start makes no network call.
+//!   The JWT keys are read on an instance's first HTTP request (SSM, or the
+//!   JWKS URL), not at start, so a cold start makes no network call, and
+//!   read again after their max age (`secret_max_age`, `jwks_max_age`): a
+//!   rotated secret reaches warm instances too. So is the webhook URL from
+//!   SSM.
 //! - **SQS** (`aws:sqs`): [`process_batch`] over the batch (the messages of
 //!   one FIFO group in order, the rest of a group held back once one fails);
 //!   a failure comes back after a backoff ([`SqsQueues::retry_later`]:
@@ -43,13 +46,18 @@ use tokio::sync::OnceCell;
 
 use orderly_adapters::aws_backend::AwsBackend;
 use orderly_adapters::dynamo::outbox_entry_from_stream_image;
+use orderly_adapters::http_client::{self, ClientOptions, UrlFetcher};
 use orderly_adapters::log_provider::LogProvider;
 use orderly_adapters::sqs::{DeliveryAttributes, SqsQueues};
 use orderly_adapters::webhook::{self, WebhookProvider};
 use orderly_core::composition::{self, Backend, Function};
-use orderly_core::http::{Authenticator, ClientIp};
+use orderly_core::http::{Authenticator, ClientIp, KeyKind};
 use orderly_core::messaging::{Outcome, process_batch, schedule_retry};
-use orderly_core::ports::{EventPublisher, Notification, NotificationProvider, ProviderError, ReceivedMessage};
+use orderly_core::ports::{
+    Clock, EventPublisher, FetchError, Notification, NotificationProvider, ProviderError, ReceivedMessage,
+    SecretFetcher, SystemClock,
+};
+use orderly_core::secrets::Refreshing;
 use orderly_core::settings::{Environment, Settings};
 
 pub use lambda_runtime::Error;
@@ -59,6 +67,9 @@ pub const SWEEP_EVENT: &str = "sweep-outbox";
 
 /// The part of a sweep's invocation left for its last round trips and its log.
 const SWEEP_MARGIN: Duration = Duration::from_secs(2);
+
+/// How long one JWKS download may take.
+const JWKS_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The CloudWatch namespace of the functions' EMF metrics.
 pub const METRICS_NAMESPACE: &str = "Orderly";
@@ -186,12 +197,10 @@ impl LambdaHost {
         let sqs = aws_sdk_sqs::config::Builder::from(&config).interceptor(requests.clone()).build();
         let ssm =
             SsmClient::from_conf(aws_sdk_ssm::config::Builder::from(&config).interceptor(requests.clone()).build());
-        let provider: Arc<dyn NotificationProvider> =
-            if settings.notify_url.is_none() && settings.notify_url_parameter.is_none() {
-                Arc::new(LogProvider)
-            } else {
-                Arc::new(LazyWebhook { settings: settings.clone(), ssm: ssm.clone(), provider: OnceCell::new() })
-            };
+        let provider: Arc<dyn NotificationProvider> = match LazyWebhook::new(&settings, &ssm, Arc::new(SystemClock)) {
+            Some(webhook) => Arc::new(webhook),
+            None => Arc::new(LogProvider),
+        };
         let backend = Arc::new(AwsBackend::new(
             settings,
             aws_sdk_dynamodb::Client::from_conf(dynamo),
@@ -239,33 +248,37 @@ impl LambdaHost {
         result
     }
 
-    async fn parameter(&self, name: &str) -> Result<String, Error> {
-        parameter(&self.ssm, name).await
-    }
-
     /// The token verifier: inline settings, else the SSM parameter, else the
-    /// JWKS URL. Paid for by an instance's first HTTP request.
-    async fn authenticator(&self) -> Result<Arc<Authenticator>, Error> {
+    /// JWKS URL, both fetched on first use and kept by the shared refresh
+    /// policy.
+    fn authenticator(&self) -> Result<Arc<Authenticator>, Error> {
         let settings = self.backend.settings();
-        let (mut secret, mut jwks) = (None, None);
-        if settings.jwt_secret.is_none() && settings.jwks.is_none() {
-            if let Some(name) = &settings.jwt_secret_parameter {
-                secret = Some(self.parameter(name).await?.into_bytes());
-            } else if let Some(url) = &settings.jwks_url {
-                let response = reqwest::get(url).await?.error_for_status()?;
-                jwks = Some(response.text().await?);
-            } else {
-                return Err("set ORDERLY_JWT_SECRET_PARAMETER or ORDERLY_JWKS_URL".into());
+        let keys = match composition::inline_keys(settings) {
+            Some(keys) => keys,
+            None => {
+                let (fetcher, kind): (Arc<dyn SecretFetcher>, KeyKind) =
+                    match (&settings.jwt_secret_parameter, &settings.jwks_url) {
+                        (Some(name), _) => (Arc::new(SsmParameter::new(&self.ssm, name)), KeyKind::Hs256Secrets),
+                        (None, Some(url)) => {
+                            let client = http_client::client(&ClientOptions {
+                                tls: settings.outbound_tls.clone(),
+                                outward_only: false,
+                            })?;
+                            (Arc::new(UrlFetcher::new(client, url, JWKS_FETCH_TIMEOUT)), KeyKind::Jwks)
+                        }
+                        (None, None) => return Err("set ORDERLY_JWT_SECRET_PARAMETER or ORDERLY_JWKS_URL".into()),
+                    };
+                composition::fetched_keys(settings, fetcher, kind, self.backend.clock())
             }
-        }
-        Ok(composition::authenticator(settings, secret, jwks)?)
+        };
+        Ok(composition::authenticator(settings, keys)?)
     }
 
     async fn http(&self, payload: Value, context: Context) -> Result<Value, Error> {
         let router = self
             .router
             .get_or_try_init(|| async {
-                let authenticator = self.authenticator().await?;
+                let authenticator = self.authenticator()?;
                 let router = self.function.router(self.backend.as_ref(), authenticator).map_err(Error::from)?;
                 Ok::<_, Error>(router.layer(axum::middleware::map_request(with_client_ip)))
             })
@@ -386,18 +399,75 @@ async fn with_client_ip(mut request: axum::extract::Request) -> axum::extract::R
     request
 }
 
-async fn parameter(ssm: &SsmClient, name: &str) -> Result<String, Error> {
-    let found = ssm.get_parameter().name(name).with_decryption(true).send().await?;
-    found.parameter.and_then(|p| p.value).ok_or_else(|| format!("SSM parameter {name} has no value").into())
+/// An SSM parameter (a SecureString, decrypted) as a [`SecretFetcher`].
+struct SsmParameter {
+    ssm: SsmClient,
+    name: String,
+}
+
+impl SsmParameter {
+    fn new(ssm: &SsmClient, name: &str) -> Self {
+        Self { ssm: ssm.clone(), name: name.to_owned() }
+    }
+}
+
+#[async_trait]
+impl SecretFetcher for SsmParameter {
+    fn describe(&self) -> String {
+        format!("SSM parameter {}", self.name)
+    }
+
+    async fn fetch(&self) -> Result<String, FetchError> {
+        let found = self
+            .ssm
+            .get_parameter()
+            .name(&self.name)
+            .with_decryption(true)
+            .send()
+            .await
+            .map_err(|e| FetchError(aws_sdk_ssm::error::DisplayErrorContext(e).to_string()))?;
+        found.parameter.and_then(|p| p.value).ok_or_else(|| FetchError("the parameter has no value".into()))
+    }
+}
+
+/// A value from the settings themselves, as a [`SecretFetcher`].
+struct Inline(String);
+
+#[async_trait]
+impl SecretFetcher for Inline {
+    fn describe(&self) -> String {
+        "a setting".into()
+    }
+
+    async fn fetch(&self) -> Result<String, FetchError> {
+        Ok(self.0.clone())
+    }
 }
 
 /// The webhook provider, built on its first send (its URL, which carries the
-/// provider's key, read from SSM then), with the native SSRF guard: what
-/// only Lambda adds to the one webhook sender is the wait for its URL.
+/// provider's key, read from SSM then, and again after `secret_max_age`),
+/// with the native SSRF guard: what only Lambda adds to the one webhook
+/// sender is where its URL comes from.
 struct LazyWebhook {
-    settings: Settings,
-    ssm: SsmClient,
-    provider: OnceCell<WebhookProvider>,
+    provider: Refreshing<WebhookProvider>,
+}
+
+impl LazyWebhook {
+    fn new(settings: &Settings, ssm: &SsmClient, clock: Arc<dyn Clock>) -> Option<Self> {
+        let fetcher: Arc<dyn SecretFetcher> = match (&settings.notify_url_parameter, &settings.notify_url) {
+            (Some(name), _) => Arc::new(SsmParameter::new(ssm, name)),
+            (None, Some(url)) => Arc::new(Inline(url.clone())),
+            (None, None) => return None,
+        };
+        let (timeout, tls, secret) =
+            (settings.notify_timeout, settings.outbound_tls.clone(), settings.webhook_secret.clone());
+        let build = move |url: &str| {
+            WebhookProvider::with_tls(url.trim(), timeout, false, &tls)
+                .and_then(|provider| provider.signed(secret.as_deref()))
+                .map_err(|e| e.to_string())
+        };
+        Some(Self { provider: Refreshing::new(fetcher, build, settings.secret_refresh(), clock) })
+    }
 }
 
 #[async_trait]
@@ -407,18 +477,7 @@ impl NotificationProvider for LazyWebhook {
     }
 
     async fn send(&self, notification: &Notification) -> Result<(), ProviderError> {
-        let provider = self
-            .provider
-            .get_or_try_init(|| async {
-                let url = match (&self.settings.notify_url_parameter, &self.settings.notify_url) {
-                    (Some(name), _) => parameter(&self.ssm, name).await.map_err(|e| e.to_string())?,
-                    (None, Some(url)) => url.clone(),
-                    (None, None) => return Err("no webhook configured".to_owned()),
-                };
-                WebhookProvider::new(&url, self.settings.notify_timeout, false).map_err(|e| e.to_string())
-            })
-            .await
-            .map_err(ProviderError::Unreachable)?;
+        let provider = self.provider.get().await.map_err(|e| ProviderError::Unreachable(e.to_string()))?;
         provider.send(notification).await
     }
 }

@@ -14,7 +14,7 @@ mod query;
 mod rate_limit;
 mod versioning;
 
-pub use auth::{AdminPrincipal, AuthConfig, AuthError, Authenticator, Principal, mint_hs256};
+pub use auth::{AdminPrincipal, AuthConfig, AuthError, Authenticator, KeyConfig, KeyKind, Principal, mint_hs256};
 pub use context::{BODY_LIMIT_BYTES, RequestContext, edge_middleware, tag_function};
 pub use cursor::Cursor;
 pub use json::{JsonBody, parse_json};

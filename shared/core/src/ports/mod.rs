@@ -17,6 +17,7 @@ mod notifications;
 mod orders;
 mod provider;
 mod resilience;
+mod secrets;
 
 pub use analytics::{Counter, ReadModelStore};
 pub use clock::{Clock, IdGenerator, SystemClock, UuidV7Ids};
@@ -29,6 +30,7 @@ pub use notifications::{NotificationLog, NotificationRecord, NotificationState};
 pub use orders::{IdempotencyClaim, OrderStore, PlaceOutcome};
 pub use provider::{Notification, NotificationProvider, ProviderError};
 pub use resilience::{BreakerStore, Cache, CacheError, RateLimiter};
+pub use secrets::{FetchError, SecretFetcher};
 
 use uuid::Uuid;
 
