@@ -240,6 +240,7 @@ impl LambdaHost {
             aws_requests = %serde_json::to_string(&requests).unwrap_or_default(),
             "invocation"
         );
+        record_memory(self.function.name());
         if let Some(metrics) = self.metrics
             && let Err(error) = metrics.flush(std::io::stdout())
         {
@@ -482,6 +483,27 @@ impl NotificationProvider for LazyWebhook {
     }
 }
 
+/// This instance's peak resident memory as a percentage of the function's
+/// configured memory (Lambda's "Max Memory Used" over "Memory Size"), as
+/// the EMF metric `orderly_memory_used_percent` the memory alarm watches:
+/// a leak or a batch that grew shows here before an out-of-memory kill.
+fn record_memory(function: &'static str) {
+    let configured_mb = std::env::var("AWS_LAMBDA_FUNCTION_MEMORY_SIZE").ok().and_then(|v| v.parse::<f64>().ok());
+    let peak_kb = std::fs::read_to_string("/proc/self/status").ok().as_deref().and_then(peak_resident_kb);
+    if let (Some(configured_mb), Some(peak_kb)) = (configured_mb, peak_kb)
+        && configured_mb > 0.0
+    {
+        metrics::gauge!("orderly_memory_used_percent", "function" => function)
+            .set(100.0 * peak_kb / 1024.0 / configured_mb);
+    }
+}
+
+/// `VmHWM` (the resident set's high-water mark) of a `/proc/<pid>/status`.
+fn peak_resident_kb(status: &str) -> Option<f64> {
+    let line = status.lines().find_map(|line| line.strip_prefix("VmHWM:"))?;
+    line.trim().trim_end_matches("kB").trim().parse().ok()
+}
+
 /// One SQS record of a Lambda event as a delivery.
 fn delivery(record: &SqsMessage) -> ReceivedMessage {
     let attributes = record.attributes.iter().map(|(name, value)| (name.as_str(), value.as_str()));
@@ -496,6 +518,13 @@ fn delivery(record: &SqsMessage) -> ReceivedMessage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_peak_resident_memory_is_read_from_proc_status() {
+        let status = "Name:\tbootstrap\nVmPeak:\t  90000 kB\nVmHWM:\t   25600 kB\nVmRSS:\t   20000 kB\n";
+        assert_eq!(peak_resident_kb(status), Some(25600.0));
+        assert_eq!(peak_resident_kb("Name:\tbootstrap\n"), None);
+    }
 
     #[test]
     fn tells_the_triggers_apart_by_shape() {
