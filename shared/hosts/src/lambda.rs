@@ -519,6 +519,49 @@ fn delivery(record: &SqsMessage) -> ReceivedMessage {
 mod tests {
     use super::*;
 
+    /// A secret rotated in SSM reaches a warm instance once its copy is
+    /// older than the max age, on the emulator at `ORDERLY_AWS_ENDPOINT`
+    /// (skipped without it, outside CI).
+    #[tokio::test]
+    async fn a_secret_rotated_in_ssm_reaches_a_running_instance_after_its_max_age() {
+        let endpoint = match std::env::var("ORDERLY_AWS_ENDPOINT") {
+            Ok(url) if !url.is_empty() => url,
+            _ if std::env::var_os("CI").is_some() => {
+                panic!("CI runs this against the emulator: set ORDERLY_AWS_ENDPOINT")
+            }
+            _ => return eprintln!("skipped: ORDERLY_AWS_ENDPOINT is not set"),
+        };
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(endpoint)
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_ssm::config::Credentials::new("test", "test", None, None, "tests"))
+            .load()
+            .await;
+        let ssm = SsmClient::new(&config);
+        let name = format!("/orderly/tests/rotated-{:x}", rand::random::<u64>());
+        let put = |value: &'static str| {
+            let request = ssm.put_parameter().name(&name).value(value).r#type("SecureString".into()).overwrite(true);
+            async move { request.send().await.expect("put the parameter") }
+        };
+        put("first").await;
+        let max_age = Duration::from_secs(2);
+        let policy = orderly_core::secrets::RefreshPolicy { max_age, min_interval: Duration::from_secs(1) };
+        let secret = Refreshing::new(
+            Arc::new(SsmParameter::new(&ssm, &name)),
+            |text: &str| Ok(text.to_owned()),
+            policy,
+            Arc::new(SystemClock),
+        );
+        assert_eq!(*secret.get().await.unwrap(), "first");
+        put("second").await;
+        let rotated = std::time::Instant::now();
+        assert_eq!(*secret.get().await.unwrap(), "first", "within its max age the copy is used");
+        while *secret.get().await.unwrap() != "second" {
+            assert!(rotated.elapsed() < Duration::from_secs(10), "the rotated value never arrived");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
     #[test]
     fn the_peak_resident_memory_is_read_from_proc_status() {
         let status = "Name:\tbootstrap\nVmPeak:\t  90000 kB\nVmHWM:\t   25600 kB\nVmRSS:\t   20000 kB\n";
