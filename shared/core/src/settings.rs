@@ -211,7 +211,7 @@ pub const SETTINGS: &[Setting] = &[
     setting(
         "secret_max_age",
         "5m",
-        All,
+        Lambda,
         "longest a secret read from a store (SSM) is used before it is read again (a Spin component reads its variables per request)",
     ),
     setting("jwt_audience", "", All, "when set, tokens must carry this `aud`"),
