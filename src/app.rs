@@ -9,18 +9,20 @@ use std::sync::Arc;
 use anyhow::Context;
 use axum::Router;
 use axum::response::{IntoResponse, Response};
+use orderly_adapters::http_client::{self, ClientOptions, UrlFetcher};
 use orderly_adapters::log_provider::LogProvider;
 use orderly_adapters::memory_cache::MemoryCache;
 use orderly_adapters::sqlite::{DbOptions, QueueSettings, SqliteBackend, SqliteStore, Synchronous};
 use orderly_adapters::webhook::WebhookProvider;
 use orderly_core::composition::{self, Backend, Function};
-use orderly_core::http::{ApiError, Authenticator, ClientIp};
+use orderly_core::http::{ApiError, Authenticator, ClientIp, KeyConfig, KeyKind};
 use orderly_core::messaging::EventHandler;
-use orderly_core::ports::{Cache, NotificationProvider};
+use orderly_core::ports::{Cache, NotificationProvider, SystemClock};
 use orderly_core::resilience::breaker::CircuitBreaker;
 use orderly_core::settings::{Settings, SqliteSync};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
 use utoipa_axum::router::OpenApiRouter;
@@ -28,6 +30,9 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::config::database_path;
 use crate::secret::{self, SecretSource};
 use crate::workers;
+
+/// How long one JWKS download may take.
+const JWKS_FETCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Everything the runner serves and runs, built but not yet started.
 pub struct App {
@@ -58,11 +63,17 @@ pub fn open_store(settings: &Settings) -> anyhow::Result<SqliteStore> {
 impl App {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let store = open_store(&settings)?;
-        let authenticator = authenticator(&settings).await?;
+        let authenticator = authenticator(&settings)?;
         let provider: Arc<dyn NotificationProvider> = match &settings.notify_url {
             Some(url) => Arc::new(
-                WebhookProvider::new(url, settings.notify_timeout, settings.notify_allow_private)
-                    .context("ORDERLY_NOTIFY_URL")?,
+                WebhookProvider::with_tls(
+                    url,
+                    settings.notify_timeout,
+                    settings.notify_allow_private,
+                    &settings.outbound_tls,
+                )
+                .context("ORDERLY_NOTIFY_URL")?
+                .signed(settings.webhook_secret.as_deref())?,
             ),
             None => Arc::new(LogProvider),
         };
@@ -70,8 +81,7 @@ impl App {
         let cache = resilience
             .cache
             .then(|| Arc::new(MemoryCache::new(resilience.cache_entries, resilience.cache_ttl)) as Arc<dyn Cache>);
-        let gateway =
-            orderly_adapters::payment_gateway::from_settings(&settings.payment).map_err(anyhow::Error::msg)?;
+        let gateway = orderly_adapters::payment_gateway::from_settings(&settings).map_err(anyhow::Error::msg)?;
         let backend: Arc<dyn Backend> = Arc::new(
             SqliteBackend::new(settings.clone(), store.clone(), provider, cache).with_payment_gateway(gateway),
         );
@@ -112,14 +122,16 @@ async fn client_ip(mut request: axum::extract::Request, next: axum::middleware::
     next.run(request).await
 }
 
-/// The token verifier: a JWKS file or URL, else the HS256 secret (generated
-/// into the data directory when none is set); the policy is the shared one.
-async fn authenticator(settings: &Settings) -> anyhow::Result<Arc<Authenticator>> {
-    let (secret, jwks) = if let Some(path) = &settings.jwks_file {
-        (None, Some(std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?))
+/// The token verifier: a JWKS file or URL, else the HS256 secrets (the
+/// current one generated into the data directory when none is set); the
+/// policy is the shared one.
+fn authenticator(settings: &Settings) -> anyhow::Result<Arc<Authenticator>> {
+    let keys = if let Some(path) = &settings.jwks_file {
+        KeyConfig::Jwks(std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?)
     } else if let Some(url) = &settings.jwks_url {
-        let response = reqwest::get(url).await.context("fetching ORDERLY_JWKS_URL")?.error_for_status()?;
-        (None, Some(response.text().await.context("reading ORDERLY_JWKS_URL")?))
+        let options = ClientOptions { tls: settings.outbound_tls.clone(), outward_only: false };
+        let fetcher = UrlFetcher::new(http_client::client(&options)?, url, JWKS_FETCH_TIMEOUT);
+        composition::fetched_keys(settings, Arc::new(fetcher), KeyKind::Jwks, Arc::new(SystemClock))
     } else {
         let (secret, source) = secret::load_or_create(settings.jwt_secret.as_deref(), &settings.data_dir)?;
         match source {
@@ -132,19 +144,22 @@ async fn authenticator(settings: &Settings) -> anyhow::Result<Arc<Authenticator>
             }
             SecretSource::Environment => tracing::info!("using the JWT secret from ORDERLY_JWT_SECRET"),
         }
-        (Some(secret), None)
+        KeyConfig::Hs256(settings.hs256_secrets(&secret))
     };
-    composition::authenticator(settings, secret, jwks).map_err(anyhow::Error::msg)
+    composition::authenticator(settings, keys).map_err(anyhow::Error::msg)
 }
 
 /// Accepts connections until shutdown, then lets open requests finish.
 ///
 /// Not `axum::serve`: that sets no header-read timer, so a client sending
 /// its headers a byte at a time (slow loris) could hold a connection forever.
+/// With `tls`, each connection's handshake comes first, in its own task and
+/// within the same header timeout.
 async fn serve(
     listener: TcpListener,
     router: Router,
     header_timeout: std::time::Duration,
+    tls: Option<TlsAcceptor>,
     shutdown: CancellationToken,
 ) {
     use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -175,12 +190,26 @@ async fn serve(
             request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
             request
         });
-        let connection =
-            builder.serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service));
-        let connection = graceful.watch(connection.into_owned());
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
+        let service = TowerToHyperService::new(service);
+        let (builder, watcher) = (builder.clone(), graceful.watcher());
+        match &tls {
+            None => {
+                let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
+                tokio::spawn(watcher.watch(connection));
+            }
+            Some(acceptor) => {
+                let handshake = acceptor.accept(stream);
+                tokio::spawn(async move {
+                    let stream = match tokio::time::timeout(header_timeout, handshake).await {
+                        Ok(Ok(stream)) => stream,
+                        Ok(Err(error)) => return tracing::debug!(%peer, %error, "TLS handshake failed"),
+                        Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
+                    };
+                    let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
+                    let _ = watcher.watch(connection).await;
+                });
+            }
+        }
     }
     drop(listener);
     if tokio::time::timeout(std::time::Duration::from_secs(30), graceful.shutdown()).await.is_err() {
@@ -212,7 +241,8 @@ impl Runner {
                 anyhow::bail!("ORDERLY_CONSUMERS: no consumer named {name:?}");
             }
         }
-        tasks.spawn(serve(listener, app.router.clone(), settings.header_timeout, shutdown.clone()));
+        let tls = settings.tls.as_ref().map(crate::tls::acceptor).transpose()?;
+        tasks.spawn(serve(listener, app.router.clone(), settings.header_timeout, tls, shutdown.clone()));
         for handler in app.consumers {
             if !settings.queues.consumers.iter().any(|c| c.trim() == handler.consumer().queue()) {
                 tracing::warn!(consumer = handler.consumer().queue(), "consumer not started here (ORDERLY_CONSUMERS)");

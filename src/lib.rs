@@ -27,6 +27,7 @@ pub mod gateway;
 pub mod load;
 pub mod observability;
 pub mod secret;
+pub mod tls;
 pub mod workers;
 
 pub use app::{App, Runner};

@@ -114,11 +114,12 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve => {
             let tracer = orderly::observability::init_telemetry(&settings.log, settings.otlp_endpoint.as_deref())?;
             let data_dir = settings.data_dir.canonicalize().unwrap_or(settings.data_dir.clone());
+            let scheme = if settings.tls.is_some() { "https" } else { "http" };
             let runner = Runner::start(settings).await?;
             // One write: eprintln! may write the pieces separately, and the
             // runner's tasks are already logging to the same file.
             let listening =
-                format!("orderly: listening on http://{}  (data in {})\n", runner.addr(), data_dir.display());
+                format!("orderly: listening on {scheme}://{}  (data in {})\n", runner.addr(), data_dir.display());
             let _ = std::io::Write::write_all(&mut std::io::stderr(), listening.as_bytes());
             tracing::info!(addr = %runner.addr(), data_dir = %data_dir.display(), "orderly local runner started");
             shutdown_signal().await;

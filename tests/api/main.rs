@@ -9,6 +9,7 @@ mod catalog;
 mod edge;
 mod helpers;
 mod idempotency;
+mod keys;
 mod messaging;
 mod notifications;
 mod orders;
@@ -17,3 +18,4 @@ mod resilience;
 mod security;
 #[path = "../support/mod.rs"]
 mod support;
+mod tls;

@@ -251,7 +251,7 @@ async fn stack() -> anyhow::Result<Stack> {
         Some(url) => Arc::new(WebhookProvider::new(url, settings.notify_timeout, true)?),
         None => Arc::new(LogProvider),
     };
-    let gateway = orderly_adapters::payment_gateway::from_settings(&settings.payment).map_err(anyhow::Error::msg)?;
+    let gateway = orderly_adapters::payment_gateway::from_settings(&settings).map_err(anyhow::Error::msg)?;
     let host = Arc::new(
         AwsBackend::new(settings, aws_sdk_dynamodb::Client::new(&config), aws_sdk_sqs::Client::new(&config), provider)
             .with_payment_gateway(gateway)
@@ -396,8 +396,11 @@ async fn bench(args: &[String]) -> anyhow::Result<()> {
     }
     let order = serde_json::json!({"items": [{"sku": "BENCH", "quantity": 1}]}).to_string();
     // The same routers, natively, in this process: what the emulator costs.
-    let authenticator =
-        orderly_core::composition::authenticator(stack.host.settings(), None, None).map_err(anyhow::Error::msg)?;
+    let authenticator = orderly_core::composition::authenticator(
+        stack.host.settings(),
+        orderly_core::composition::inline_keys(stack.host.settings()).unwrap_or_default(),
+    )
+    .map_err(anyhow::Error::msg)?;
     let backend: Arc<dyn Backend> = stack.host.clone();
     let native = |name: &str| {
         let component = match name {

@@ -7,7 +7,8 @@
 //! port's contract suite (`orderly-contract`).
 //!
 //! The webhook sender and the payment gateway's HTTP client are in every
-//! build; only their native transport needs `webhook`.
+//! build; only their native transport (and the shared native HTTP client,
+//! [`http_client`]) needs `webhook`.
 
 #[cfg(feature = "aws")]
 pub mod aws_backend;
@@ -15,6 +16,8 @@ pub mod aws_backend;
 mod codec;
 #[cfg(feature = "aws")]
 pub mod dynamo;
+#[cfg(feature = "webhook")]
+pub mod http_client;
 pub mod log_provider;
 #[cfg(feature = "memory-cache")]
 pub mod memory_cache;

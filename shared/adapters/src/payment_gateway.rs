@@ -144,23 +144,31 @@ impl<T: HttpTransport> PaymentGateway for HttpGateway<T> {
     }
 }
 
-/// The gateway over reqwest (native hosts). The URL is the operator's, as
-/// trusted as the rest of the settings: no SSRF guard (a gateway in the
-/// same network, or a local test gateway, is normal).
+/// The gateway over reqwest (native hosts), presenting `tls`'s client
+/// certificate on HTTPS. The URL is the operator's, as trusted as the rest
+/// of the settings: no SSRF guard (a gateway in the same network, or a
+/// local test gateway, is normal).
 #[cfg(feature = "webhook")]
-pub fn native(base: &str, timeout: Duration) -> Result<HttpGateway<crate::webhook::Reqwest>, String> {
-    let transport = crate::webhook::Reqwest::new(false).map_err(|e| e.to_string())?;
-    HttpGateway::new(base, timeout, transport).map_err(|e| e.to_string())
+pub fn native(
+    base: &str,
+    timeout: Duration,
+    tls: &orderly_core::settings::OutboundTls,
+) -> Result<HttpGateway<crate::webhook::Reqwest>, String> {
+    let options = crate::http_client::ClientOptions { tls: tls.clone(), outward_only: false };
+    let client = crate::http_client::client(&options).map_err(|e| e.to_string())?;
+    HttpGateway::new(base, timeout, crate::webhook::Reqwest::new(client)).map_err(|e| e.to_string())
 }
 
 /// The native gateway the settings name, if any (a URL given inline; Lambda
 /// reads one from SSM instead).
 #[cfg(feature = "webhook")]
 pub fn from_settings(
-    settings: &orderly_core::settings::PaymentSettings,
+    settings: &orderly_core::settings::Settings,
 ) -> Result<Option<std::sync::Arc<dyn PaymentGateway>>, String> {
-    let Some(url) = &settings.url else { return Ok(None) };
-    let gateway = native(url, settings.timeout).map_err(|e| format!("setting payment_url: {e}"))?;
+    let payment = &settings.payment;
+    let Some(url) = &payment.url else { return Ok(None) };
+    let gateway =
+        native(url, payment.timeout, &settings.outbound_tls).map_err(|e| format!("setting payment_url: {e}"))?;
     Ok(Some(std::sync::Arc::new(gateway)))
 }
 

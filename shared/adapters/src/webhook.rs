@@ -13,6 +13,10 @@
 //!   to the response's status: a hung provider must cost one bounded wait,
 //!   not a stuck consumer. A redirect is not followed (the operator chose
 //!   this URL, not the receiver).
+//! - Signed (Standard Webhooks, [`orderly_core::signing`]) when a secret is
+//!   set: `webhook-id` (the notification's id, as the idempotency key),
+//!   `webhook-timestamp` (this attempt's time) and `webhook-signature`, so a
+//!   receiver can verify each delivery and refuse replays by their age.
 //! - A 2xx took it; any other status is [`ProviderError::Rejected`] (whether
 //!   it counts against the provider, as 429 and 5xx do, is the circuit
 //!   breaker's call). Errors never carry the URL: it may hold a token.
@@ -31,6 +35,7 @@ use async_trait::async_trait;
 use http::{Method, Request, StatusCode, Uri, header};
 
 use orderly_core::ports::{Notification, NotificationProvider, ProviderError};
+use orderly_core::signing::WebhookSecret;
 
 /// The provider's name in logs, metrics and the notification log.
 pub const NAME: &str = "webhook";
@@ -66,6 +71,8 @@ pub fn is_internal(ip: IpAddr) -> bool {
 pub enum WebhookConfigError {
     #[error("the webhook URL is not a valid http(s) URL")]
     InvalidUrl,
+    #[error("ORDERLY_WEBHOOK_SECRET: {0}")]
+    Secret(String),
     #[error("the webhook URL points at an internal address; set ORDERLY_NOTIFY_ALLOW_PRIVATE=true if that is intended")]
     InternalAddress,
     #[error("could not build the HTTP client: {0}")]
@@ -116,6 +123,7 @@ pub struct Webhook<T> {
     url: Uri,
     timeout: Duration,
     transport: T,
+    secret: Option<WebhookSecret>,
 }
 
 impl<T: HttpTransport> Webhook<T> {
@@ -126,20 +134,37 @@ impl<T: HttpTransport> Webhook<T> {
         if !http || url.host().is_none_or(str::is_empty) {
             return Err(WebhookConfigError::InvalidUrl);
         }
-        Ok(Self { url, timeout, transport })
+        Ok(Self { url, timeout, transport, secret: None })
+    }
+
+    /// Signs every delivery with `secret` (`whsec_<base64>`); `None`: unsigned.
+    pub fn signed(mut self, secret: Option<&str>) -> Result<Self, WebhookConfigError> {
+        self.secret = secret.map(WebhookSecret::parse).transpose().map_err(WebhookConfigError::Secret)?;
+        Ok(self)
     }
 }
 
-/// The request that delivers `notification` to `url`.
-pub fn request(url: &Uri, notification: &Notification) -> Result<Request<Vec<u8>>, ProviderError> {
+/// The request that delivers `notification` to `url`, signed at `now`
+/// (Unix seconds) when there is a secret.
+pub fn request(
+    url: &Uri,
+    notification: &Notification,
+    secret: Option<&WebhookSecret>,
+    now: i64,
+) -> Result<Request<Vec<u8>>, ProviderError> {
     let body = serde_json::to_vec(notification).map_err(|e| ProviderError::Unreachable(e.to_string()))?;
-    Request::builder()
+    let id = notification.id.to_string();
+    let mut builder = Request::builder()
         .method(Method::POST)
         .uri(url.clone())
         .header(header::CONTENT_TYPE, "application/json")
-        .header("idempotency-key", notification.id.to_string())
-        .body(body)
-        .map_err(|_| ProviderError::Unreachable("invalid webhook request".into()))
+        .header("idempotency-key", &id);
+    if let Some(secret) = secret {
+        for (name, value) in secret.headers(&id, now, &body) {
+            builder = builder.header(name, value);
+        }
+    }
+    builder.body(body).map_err(|_| ProviderError::Unreachable("invalid webhook request".into()))
 }
 
 /// What the receiver's status means: a 2xx took the notification, anything
@@ -155,11 +180,15 @@ impl<T: HttpTransport> NotificationProvider for Webhook<T> {
     }
 
     async fn send(&self, notification: &Notification) -> Result<(), ProviderError> {
-        let response = self.transport.send(request(&self.url, notification)?, self.timeout).await?;
+        let now = chrono::Utc::now().timestamp();
+        let request = request(&self.url, notification, self.secret.as_ref(), now)?;
+        let response = self.transport.send(request, self.timeout).await?;
         outcome(response.status())
     }
 }
 
+#[cfg(feature = "webhook")]
+pub(crate) use native::OutwardOnly;
 #[cfg(feature = "webhook")]
 pub use native::{Reqwest, WebhookProvider};
 
@@ -167,20 +196,22 @@ pub use native::{Reqwest, WebhookProvider};
 #[cfg(feature = "webhook")]
 mod native {
     use std::net::{IpAddr, SocketAddr};
-    use std::sync::Arc;
     use std::time::Duration;
 
     use async_trait::async_trait;
     use http::Request;
     use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
+    use orderly_core::settings::OutboundTls;
+
     use super::{HttpTransport, TransportError, Webhook, WebhookConfigError, is_internal};
+    use crate::http_client::{ClientOptions, client};
 
     /// The webhook over reqwest.
     pub type WebhookProvider = Webhook<Reqwest>;
 
     /// Resolves names with the system resolver, dropping internal addresses.
-    pub(super) struct OutwardOnly;
+    pub(crate) struct OutwardOnly;
 
     impl Resolve for OutwardOnly {
         fn resolve(&self, name: Name) -> Resolving {
@@ -200,10 +231,28 @@ mod native {
         client: reqwest::Client,
     }
 
+    impl Reqwest {
+        /// Over a client of [`crate::http_client::client`].
+        pub fn new(client: reqwest::Client) -> Self {
+            Self { client }
+        }
+    }
+
     impl Webhook<Reqwest> {
         /// `allow_internal`: let the webhook reach internal addresses (a
         /// receiver on the same host or network, as in development and tests).
         pub fn new(url: &str, timeout: Duration, allow_internal: bool) -> Result<Self, WebhookConfigError> {
+            Self::with_tls(url, timeout, allow_internal, &OutboundTls::default())
+        }
+
+        /// As [`Self::new`], presenting `tls`'s client certificate (and
+        /// trusting its CA) on HTTPS.
+        pub fn with_tls(
+            url: &str,
+            timeout: Duration,
+            allow_internal: bool,
+            tls: &OutboundTls,
+        ) -> Result<Self, WebhookConfigError> {
             // Parsed as reqwest will (WHATWG: `http://2130706433/` is 127.0.0.1),
             // so an IP literal is seen for what it is; it is never resolved.
             let parsed = reqwest::Url::parse(url).map_err(|_| WebhookConfigError::InvalidUrl)?;
@@ -221,23 +270,9 @@ mod native {
             if !allow_internal && literal.is_some_and(is_internal) {
                 return Err(WebhookConfigError::InternalAddress);
             }
-            Self::with_transport(parsed.as_str(), timeout, Reqwest::new(!allow_internal)?)
-        }
-    }
-
-    impl Reqwest {
-        /// A client that follows no redirect (the operator chose the URL,
-        /// not the receiver); `outward_only`: with the SSRF guard.
-        pub fn new(outward_only: bool) -> Result<Self, WebhookConfigError> {
-            let mut builder = reqwest::Client::builder();
-            if outward_only {
-                builder = builder.dns_resolver(Arc::new(OutwardOnly));
-            }
-            let client = builder
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .map_err(|e| WebhookConfigError::Client(e.to_string()))?;
-            Ok(Self { client })
+            let options = ClientOptions { tls: tls.clone(), outward_only: !allow_internal };
+            let client = client(&options).map_err(|e| WebhookConfigError::Client(e.to_string()))?;
+            Self::with_transport(parsed.as_str(), timeout, Reqwest { client })
         }
     }
 

@@ -30,12 +30,12 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::events::routing::Consumer;
 use crate::health::HealthProbe;
-use crate::http::{AuthConfig, Authenticator, RateLimitLayer};
+use crate::http::{Authenticator, KeyConfig, KeyKind, RateLimitLayer};
 use crate::messaging::{EventHandler, Relay, RelayError};
 use crate::ports::{
     BreakerStore, Cache, Clock, EventPublisher, IdGenerator, InventoryStore, NotificationLog, NotificationProvider,
     OrderStore, Outbox, PaymentGateway, PriceList, ProcessedEvents, QueueAdmin, RateLimiter, ReadModelStore,
-    SystemClock, Timer, UuidV7Ids,
+    SecretFetcher, SystemClock, Timer, UuidV7Ids,
 };
 use crate::resilience::breaker::{CircuitBreaker, Guarded};
 use crate::settings::Settings;
@@ -143,20 +143,34 @@ pub fn rate_limits(backend: &dyn Backend, owner: Consumer) -> Option<Arc<RateLim
     Some(Arc::new(RateLimitLayer { limiter: backend.rate_limiter(owner), policy, clock: backend.clock() }))
 }
 
-/// The token verifier: the settings' policy (HS256 secret, else JWKS;
-/// audience, issuer) over the keys the host has read. `hs256_secret`
-/// overrides the setting (the runner's generated secret, Lambda's from SSM);
-/// `jwks` is the key set the host fetched (a file, a URL).
-pub fn authenticator(
+/// The token verifier: the settings' policy (audience, issuer) over the
+/// keys the host chose ([`keys`], or keys it fetches itself).
+pub fn authenticator(settings: &Settings, keys: KeyConfig) -> Result<Arc<Authenticator>, String> {
+    Authenticator::shared(&settings.auth_config(keys)).map_err(|e| e.to_string())
+}
+
+/// The keys the settings give inline: HS256 (`jwt_secret`, then the
+/// previous ones), else an inline JWKS.
+pub fn inline_keys(settings: &Settings) -> Option<KeyConfig> {
+    if let Some(secret) = &settings.jwt_secret {
+        return Some(KeyConfig::Hs256(settings.hs256_secrets(secret.as_bytes())));
+    }
+    settings.jwks.clone().map(KeyConfig::Jwks)
+}
+
+/// Keys a host fetches (a JWKS URL, a secrets store), kept by the settings'
+/// refresh policy for that kind (`jwks_max_age`, `secret_max_age`).
+pub fn fetched_keys(
     settings: &Settings,
-    hs256_secret: Option<Vec<u8>>,
-    jwks: Option<String>,
-) -> Result<Arc<Authenticator>, String> {
-    let config = AuthConfig {
-        hs256_secret: hs256_secret.or_else(|| settings.jwt_secret.clone().map(String::into_bytes)),
-        ..settings.auth_config(jwks)
+    fetcher: Arc<dyn SecretFetcher>,
+    kind: KeyKind,
+    clock: Arc<dyn Clock>,
+) -> KeyConfig {
+    let policy = match kind {
+        KeyKind::Jwks => settings.jwks_refresh(),
+        KeyKind::Hs256Secrets => settings.secret_refresh(),
     };
-    Authenticator::shared(&config).map_err(|e| e.to_string())
+    KeyConfig::Fetched { fetcher, kind, policy, clock }
 }
 
 /// `/health` over a backend: its store, its queues, the provider's breaker

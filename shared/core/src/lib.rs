@@ -33,5 +33,7 @@ pub mod http;
 pub mod messaging;
 pub mod ports;
 pub mod resilience;
+pub mod secrets;
 pub mod settings;
+pub mod signing;
 pub mod trace;

@@ -30,10 +30,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::events::routing::Consumer;
-use crate::http::{AuthConfig, RateLimitPolicy};
+use crate::http::{AuthConfig, KeyConfig, RateLimitPolicy};
 use crate::messaging::Backoff;
 use crate::resilience::breaker::BreakerPolicy;
 use crate::resilience::rate_limit::Bucket;
+use crate::secrets::RefreshPolicy;
+use crate::signing::WebhookSecret;
 
 /// Where settings come from. Keys are `snake_case` (`table_orders`): a Spin
 /// variable of that name, the environment variable `ORDERLY_TABLE_ORDERS`,
@@ -161,6 +163,14 @@ pub const SETTINGS: &[Setting] = &[
         "longest a client may take to send a request's headers (slow-loris guard)",
     ),
     setting("body_timeout", "10s", Runner, "longest a client may take to send a request's body"),
+    setting("tls_cert", "", Runner, "PEM certificate chain: serve HTTPS (with `tls_key`)"),
+    setting("tls_key", "", Runner, "PEM private key of `tls_cert`"),
+    setting(
+        "tls_client_ca",
+        "",
+        Runner,
+        "PEM CA certificate(s): require client certificates signed by them (mutual TLS); needs `tls_cert`",
+    ),
     setting(
         "consumers",
         "order-intake,inventory,notification,analytics",
@@ -176,20 +186,66 @@ pub const SETTINGS: &[Setting] = &[
     ),
     // Identity.
     secret("jwt_secret", All, "HS256 secret, at least 32 bytes; unset on the runner: generated once into the data dir"),
+    secret(
+        "jwt_previous_secrets",
+        All,
+        "older HS256 secrets still accepted during a rotation, comma-separated (tokens are signed with `jwt_secret`)",
+    ),
     setting(
         "jwt_secret_parameter",
         "",
         Lambda,
-        "the SSM SecureString holding the HS256 secret, read by an instance's first HTTP request",
+        "the SSM SecureString holding the HS256 secret(s), comma-separated, current first; re-read after `secret_max_age`",
     ),
     setting("jwks", "", Aws, "RS256 instead: the identity provider's JWKS, inline JSON"),
     setting("jwks_file", "", Runner, "RS256 instead: a JWKS file with the public keys"),
-    setting("jwks_url", "", All, "RS256 instead: a JWKS URL, fetched at start (by every new instance)"),
+    setting(
+        "jwks_url",
+        "",
+        All,
+        "RS256 instead: a JWKS URL, fetched on first use, again after `jwks_max_age`, and on an unknown `kid`",
+    ),
+    setting("jwks_max_age", "5m", All, "longest a fetched JWKS is used: a key removed from it is refused after this"),
+    setting(
+        "jwks_refetch_interval",
+        "5s",
+        All,
+        "at most one JWKS refetch per interval when a token names an unknown `kid`",
+    ),
+    setting(
+        "secret_max_age",
+        "5m",
+        Lambda,
+        "longest a secret read from a store (SSM) is used before it is read again (a Spin component reads its variables per request)",
+    ),
     setting("jwt_audience", "", All, "when set, tokens must carry this `aud`"),
     setting("jwt_issuer", "", All, "when set, tokens must carry this `iss`"),
     // The notification provider.
     secret("notify_url", All, "webhook that receives notifications (POST JSON); unset: recorded in the log only"),
-    setting("notify_url_parameter", "", Lambda, "the SSM SecureString holding the webhook URL, read on the first send"),
+    setting(
+        "notify_url_parameter",
+        "",
+        Lambda,
+        "the SSM SecureString holding the webhook URL, read on the first send and again after `secret_max_age`",
+    ),
+    secret(
+        "webhook_secret",
+        All,
+        "Standard Webhooks signing secret (`whsec_<base64>`): every notification is signed; unset: unsigned",
+    ),
+    setting(
+        "outbound_tls_cert",
+        "",
+        Native,
+        "client certificate (PEM file, or the PEM itself) that outbound HTTPS calls present (mutual TLS)",
+    ),
+    secret("outbound_tls_key", Native, "private key (PEM file, or the PEM itself) of `outbound_tls_cert`"),
+    setting(
+        "outbound_tls_ca",
+        "",
+        Native,
+        "extra CA certificate(s) (PEM file, or the PEM itself) trusted for outbound HTTPS, besides the system's",
+    ),
     duration_with_ms_alias("notify_timeout", "notify_timeout_ms", "2s", All, "per-call timeout of the provider"),
     setting(
         "notify_allow_private",
@@ -525,6 +581,34 @@ pub fn parse_origins(raw: &str) -> Result<Vec<String>, String> {
         .collect()
 }
 
+/// HTTPS on the runner: PEM files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerTls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// When set, clients must present a certificate signed by it.
+    pub client_ca: Option<PathBuf>,
+}
+
+/// What outbound HTTPS calls present and trust: each a PEM file or the PEM
+/// text itself (a Lambda environment has no files of its own).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct OutboundTls {
+    pub cert: Option<String>,
+    pub key: Option<String>,
+    pub ca: Option<String>,
+}
+
+impl std::fmt::Debug for OutboundTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutboundTls")
+            .field("cert", &self.cert.is_some())
+            .field("key", &self.key.as_ref().map(|_| "<secret>"))
+            .field("ca", &self.ca.is_some())
+            .finish()
+    }
+}
+
 /// Everything Orderly is configured with, on any host.
 #[derive(Clone)]
 pub struct Settings {
@@ -533,14 +617,20 @@ pub struct Settings {
     pub sqlite_sync: SqliteSync,
     pub header_timeout: Duration,
     pub body_timeout: Duration,
+    pub tls: Option<ServerTls>,
     pub log: String,
     pub otlp_endpoint: Option<String>,
 
     pub jwt_secret: Option<String>,
+    /// Older secrets still accepted, in order.
+    pub jwt_previous_secrets: Vec<String>,
     pub jwt_secret_parameter: Option<String>,
     pub jwks: Option<String>,
     pub jwks_file: Option<PathBuf>,
     pub jwks_url: Option<String>,
+    pub jwks_max_age: Duration,
+    pub jwks_refetch_interval: Duration,
+    pub secret_max_age: Duration,
     pub jwt_audience: Option<String>,
     pub jwt_issuer: Option<String>,
 
@@ -548,6 +638,8 @@ pub struct Settings {
     pub notify_url_parameter: Option<String>,
     pub notify_timeout: Duration,
     pub notify_allow_private: bool,
+    pub webhook_secret: Option<String>,
+    pub outbound_tls: OutboundTls,
 
     pub payment: PaymentSettings,
     pub popular: PopularSettings,
@@ -565,6 +657,10 @@ impl std::fmt::Debug for Settings {
             .field("addr", &self.addr)
             .field("data_dir", &self.data_dir)
             .field("jwt_secret", &hidden(&self.jwt_secret))
+            .field("jwt_previous_secrets", &self.jwt_previous_secrets.len())
+            .field("webhook_secret", &hidden(&self.webhook_secret))
+            .field("tls", &self.tls)
+            .field("outbound_tls", &self.outbound_tls)
             .field("jwks_url", &self.jwks_url)
             .field("notify_url", &hidden(&self.notify_url))
             .field("notify_timeout", &self.notify_timeout)
@@ -607,6 +703,11 @@ impl Reader<'_> {
 
     fn text(&self, key: &str) -> String {
         self.raw(key).unwrap_or_default()
+    }
+
+    /// A comma-separated list, blanks dropped.
+    fn list(&self, key: &str) -> Vec<String> {
+        self.text(key).split(',').map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned).collect()
     }
 
     fn parsed<T>(&self, key: &str, parse: impl Fn(&str) -> Result<T, String>) -> Result<T, SettingError> {
@@ -667,13 +768,27 @@ impl Settings {
             })?,
             header_timeout: read.duration("header_timeout")?,
             body_timeout: read.duration("body_timeout")?,
+            tls: match (read.optional("tls_cert"), read.optional("tls_key"), read.optional("tls_client_ca")) {
+                (None, None, None) => None,
+                (Some(cert), Some(key), client_ca) => Some(ServerTls {
+                    cert: PathBuf::from(cert),
+                    key: PathBuf::from(key),
+                    client_ca: client_ca.map(PathBuf::from),
+                }),
+                (None, Some(_), _) => return Err(SettingError::new("tls_cert", "is needed with tls_key")),
+                (_, None, _) => return Err(SettingError::new("tls_key", "is needed with tls_cert and tls_client_ca")),
+            },
             log: read.text("log"),
             otlp_endpoint: read.optional("otlp_endpoint"),
             jwt_secret: read.optional("jwt_secret"),
+            jwt_previous_secrets: read.list("jwt_previous_secrets"),
             jwt_secret_parameter: read.optional("jwt_secret_parameter"),
             jwks: read.optional("jwks"),
             jwks_file: read.optional("jwks_file").map(PathBuf::from),
             jwks_url: read.optional("jwks_url"),
+            jwks_max_age: read.duration("jwks_max_age")?,
+            jwks_refetch_interval: read.duration("jwks_refetch_interval")?,
+            secret_max_age: read.duration("secret_max_age")?,
             jwt_audience: read.optional("jwt_audience"),
             jwt_issuer: read.optional("jwt_issuer"),
             notify_url: read.optional("notify_url"),
@@ -701,6 +816,22 @@ impl Settings {
                     Some(_) => read.parsed("popular_fallback", parse_popular_fallback)?,
                 },
             },
+            webhook_secret: match read.optional("webhook_secret") {
+                Some(secret) => {
+                    WebhookSecret::parse(&secret).map_err(|problem| SettingError::new("webhook_secret", problem))?;
+                    Some(secret)
+                }
+                None => None,
+            },
+            outbound_tls: match (read.optional("outbound_tls_cert"), read.optional("outbound_tls_key")) {
+                (Some(_), None) => {
+                    return Err(SettingError::new("outbound_tls_key", "is needed with outbound_tls_cert"));
+                }
+                (None, Some(_)) => {
+                    return Err(SettingError::new("outbound_tls_cert", "is needed with outbound_tls_key"));
+                }
+                (cert, key) => OutboundTls { cert, key, ca: read.optional("outbound_tls_ca") },
+            },
             queues: QueueSettings {
                 max_receives: read.parsed("max_receives", |raw| match raw.parse::<u32>() {
                     Ok(n @ 1..=100) => Ok(n),
@@ -714,13 +845,7 @@ impl Settings {
                     _ => Err(format!("{raw:?} is not a number from 1 to 256")),
                 })?,
                 idle_poll: read.duration("idle_poll")?,
-                consumers: read
-                    .text("consumers")
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|c| !c.is_empty())
-                    .map(str::to_owned)
-                    .collect(),
+                consumers: read.list("consumers"),
             },
             resilience: ResilienceSettings {
                 rate_limit: read.switch("rate_limit")?,
@@ -827,16 +952,31 @@ impl Settings {
         })
     }
 
-    /// The token verifier's settings, with the JWKS text when the host has
-    /// read it (a file or a URL).
-    pub fn auth_config(&self, jwks: Option<String>) -> AuthConfig {
+    /// The token verifier's settings over `keys` (which the host chose).
+    pub fn auth_config(&self, keys: KeyConfig) -> AuthConfig {
         AuthConfig {
-            hs256_secret: self.jwt_secret.clone().map(String::into_bytes),
-            jwks_json: jwks.or_else(|| self.jwks.clone()),
+            keys,
             audience: self.jwt_audience.clone(),
             issuer: self.jwt_issuer.clone(),
             ..AuthConfig::default()
         }
+    }
+
+    /// The HS256 secrets, `current` first, then the previous ones.
+    pub fn hs256_secrets(&self, current: &[u8]) -> Vec<Vec<u8>> {
+        std::iter::once(current.to_vec())
+            .chain(self.jwt_previous_secrets.iter().map(|s| s.as_bytes().to_vec()))
+            .collect()
+    }
+
+    /// How a fetched JWKS is kept.
+    pub fn jwks_refresh(&self) -> RefreshPolicy {
+        RefreshPolicy { max_age: self.jwks_max_age, min_interval: self.jwks_refetch_interval }
+    }
+
+    /// How a secret read from a store is kept.
+    pub fn secret_refresh(&self) -> RefreshPolicy {
+        RefreshPolicy { max_age: self.secret_max_age, min_interval: self.jwks_refetch_interval }
     }
 }
 
@@ -962,5 +1102,26 @@ mod tests {
             assert!(declared(&queue_key("queue", consumer)).is_some());
             assert!(declared(&queue_key("dlq", consumer)).is_some());
         }
+    }
+
+    #[test]
+    fn key_and_transport_settings_come_in_pairs_and_a_webhook_secret_must_be_whsec() {
+        let rotated = Settings::load(&source(&[("jwt_previous_secrets", " old-one , older-one ,")])).unwrap();
+        assert_eq!(rotated.jwt_previous_secrets, ["old-one", "older-one"]);
+        assert_eq!(rotated.hs256_secrets(b"new").len(), 3);
+        let tls = Settings::load(&source(&[("tls_cert", "c.pem"), ("tls_key", "k.pem")])).unwrap();
+        assert_eq!(tls.tls.map(|t| t.client_ca), Some(None));
+        for pairs in [
+            &[("tls_cert", "c.pem")][..],
+            &[("tls_key", "k.pem")],
+            &[("tls_client_ca", "ca.pem")],
+            &[("outbound_tls_cert", "c.pem")],
+            &[("outbound_tls_key", "k.pem")],
+            &[("webhook_secret", "plain-text")],
+        ] {
+            assert!(Settings::load(&source(pairs)).is_err(), "{pairs:?} must be refused");
+        }
+        let signed = Settings::load(&source(&[("webhook_secret", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")])).unwrap();
+        assert!(!format!("{signed:?}").contains("MfKQ"), "the secret stays out of debug output");
     }
 }

@@ -9,8 +9,11 @@
 //! - **API Gateway HTTP API (payload 2.0)**: through `lambda_http` into the
 //!   function's axum router, behind the same edge as every host
 //!   ([`orderly_core::edge::api_router`]: problem+json, JWT, rate limits in DynamoDB).
-//!   The JWT key is read on an instance's first HTTP request (SSM, or the
-//!   JWKS URL), not at start, so a cold start makes no network call.
+//!   The JWT keys are read on an instance's first HTTP request (SSM, or the
+//!   JWKS URL), not at start, so a cold start makes no network call, and
+//!   read again after their max age (`secret_max_age`, `jwks_max_age`): a
+//!   rotated secret reaches warm instances too. So is the webhook URL from
+//!   SSM.
 //! - **SQS** (`aws:sqs`): [`process_batch`] over the batch (the messages of
 //!   one FIFO group in order, the rest of a group held back once one fails);
 //!   a failure comes back after a backoff ([`SqsQueues::retry_later`]:
@@ -43,18 +46,20 @@ use tokio::sync::OnceCell;
 
 use orderly_adapters::aws_backend::AwsBackend;
 use orderly_adapters::dynamo::outbox_entry_from_stream_image;
+use orderly_adapters::http_client::{self, ClientOptions, UrlFetcher};
 use orderly_adapters::log_provider::LogProvider;
 use orderly_adapters::payment_gateway::{self, HttpGateway};
 use orderly_adapters::sqs::{DeliveryAttributes, SqsQueues};
 use orderly_adapters::webhook::{self, Reqwest, WebhookProvider};
 use orderly_core::composition::{self, Backend, Function};
 use orderly_core::domain::{AuthorizationId, Money, OrderId};
-use orderly_core::http::{Authenticator, ClientIp};
+use orderly_core::http::{Authenticator, ClientIp, KeyKind};
 use orderly_core::messaging::{Outcome, process_batch, schedule_retry};
 use orderly_core::ports::{
-    Authorization, EventPublisher, GatewayError, Notification, NotificationProvider, PaymentGateway, ProviderError,
-    ReceivedMessage,
+    Authorization, Clock, EventPublisher, FetchError, GatewayError, Notification, NotificationProvider, PaymentGateway,
+    ProviderError, ReceivedMessage, SecretFetcher, SystemClock,
 };
+use orderly_core::secrets::Refreshing;
 use orderly_core::settings::{Environment, Settings};
 
 pub use lambda_runtime::Error;
@@ -64,6 +69,9 @@ pub const SWEEP_EVENT: &str = "sweep-outbox";
 
 /// The part of a sweep's invocation left for its last round trips and its log.
 const SWEEP_MARGIN: Duration = Duration::from_secs(2);
+
+/// How long one JWKS download may take.
+const JWKS_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The CloudWatch namespace of the functions' EMF metrics.
 pub const METRICS_NAMESPACE: &str = "Orderly";
@@ -194,18 +202,12 @@ impl LambdaHost {
         let sqs = aws_sdk_sqs::config::Builder::from(&config).interceptor(requests.clone()).build();
         let ssm =
             SsmClient::from_conf(aws_sdk_ssm::config::Builder::from(&config).interceptor(requests.clone()).build());
-        let provider: Arc<dyn NotificationProvider> =
-            if settings.notify_url.is_none() && settings.notify_url_parameter.is_none() {
-                Arc::new(LogProvider)
-            } else {
-                let url = FromParameter::new(&ssm, &settings.notify_url_parameter, &settings.notify_url);
-                Arc::new(LazyWebhook(url, settings.notify_timeout))
-            };
-        let gateway = settings.payment.has_gateway().then(|| {
-            let payment = &settings.payment;
-            Arc::new(LazyGateway(FromParameter::new(&ssm, &payment.url_parameter, &payment.url), payment.timeout))
-                as Arc<dyn PaymentGateway>
-        });
+        let provider: Arc<dyn NotificationProvider> = match LazyWebhook::new(&settings, &ssm, Arc::new(SystemClock)) {
+            Some(webhook) => Arc::new(webhook),
+            None => Arc::new(LogProvider),
+        };
+        let gateway = LazyGateway::new(&settings, &ssm, Arc::new(SystemClock))
+            .map(|gateway| Arc::new(gateway) as Arc<dyn PaymentGateway>);
         let backend = Arc::new(
             AwsBackend::new(
                 settings,
@@ -249,6 +251,7 @@ impl LambdaHost {
             aws_requests = %serde_json::to_string(&requests).unwrap_or_default(),
             "invocation"
         );
+        record_memory(self.function.name());
         if let Some(metrics) = self.metrics
             && let Err(error) = metrics.flush(std::io::stdout())
         {
@@ -257,33 +260,37 @@ impl LambdaHost {
         result
     }
 
-    async fn parameter(&self, name: &str) -> Result<String, Error> {
-        parameter(&self.ssm, name).await
-    }
-
     /// The token verifier: inline settings, else the SSM parameter, else the
-    /// JWKS URL. Paid for by an instance's first HTTP request.
-    async fn authenticator(&self) -> Result<Arc<Authenticator>, Error> {
+    /// JWKS URL, both fetched on first use and kept by the shared refresh
+    /// policy.
+    fn authenticator(&self) -> Result<Arc<Authenticator>, Error> {
         let settings = self.backend.settings();
-        let (mut secret, mut jwks) = (None, None);
-        if settings.jwt_secret.is_none() && settings.jwks.is_none() {
-            if let Some(name) = &settings.jwt_secret_parameter {
-                secret = Some(self.parameter(name).await?.into_bytes());
-            } else if let Some(url) = &settings.jwks_url {
-                let response = reqwest::get(url).await?.error_for_status()?;
-                jwks = Some(response.text().await?);
-            } else {
-                return Err("set ORDERLY_JWT_SECRET_PARAMETER or ORDERLY_JWKS_URL".into());
+        let keys = match composition::inline_keys(settings) {
+            Some(keys) => keys,
+            None => {
+                let (fetcher, kind): (Arc<dyn SecretFetcher>, KeyKind) =
+                    match (&settings.jwt_secret_parameter, &settings.jwks_url) {
+                        (Some(name), _) => (Arc::new(SsmParameter::new(&self.ssm, name)), KeyKind::Hs256Secrets),
+                        (None, Some(url)) => {
+                            let client = http_client::client(&ClientOptions {
+                                tls: settings.outbound_tls.clone(),
+                                outward_only: false,
+                            })?;
+                            (Arc::new(UrlFetcher::new(client, url, JWKS_FETCH_TIMEOUT)), KeyKind::Jwks)
+                        }
+                        (None, None) => return Err("set ORDERLY_JWT_SECRET_PARAMETER or ORDERLY_JWKS_URL".into()),
+                    };
+                composition::fetched_keys(settings, fetcher, kind, self.backend.clock())
             }
-        }
-        Ok(composition::authenticator(settings, secret, jwks)?)
+        };
+        Ok(composition::authenticator(settings, keys)?)
     }
 
     async fn http(&self, payload: Value, context: Context) -> Result<Value, Error> {
         let router = self
             .router
             .get_or_try_init(|| async {
-                let authenticator = self.authenticator().await?;
+                let authenticator = self.authenticator()?;
                 let router = self.function.router(self.backend.as_ref(), authenticator).map_err(Error::from)?;
                 // A compressed body has Content-Encoding: lambda_http sends it base64 (binary).
                 Ok::<_, Error>(crate::edge::served(router).layer(axum::middleware::map_request(with_client_ip)))
@@ -405,44 +412,81 @@ async fn with_client_ip(mut request: axum::extract::Request) -> axum::extract::R
     request
 }
 
-async fn parameter(ssm: &SsmClient, name: &str) -> Result<String, Error> {
-    let found = ssm.get_parameter().name(name).with_decryption(true).send().await?;
-    found.parameter.and_then(|p| p.value).ok_or_else(|| format!("SSM parameter {name} has no value").into())
-}
-
-/// A client whose URL is a secret: read from SSM on its first use (or
-/// given inline), then built once. What only Lambda adds to the shared
-/// senders is this wait for their URL.
-struct FromParameter<T> {
+/// An SSM parameter (a SecureString, decrypted) as a [`SecretFetcher`].
+struct SsmParameter {
     ssm: SsmClient,
-    parameter: Option<String>,
-    inline: Option<String>,
-    client: OnceCell<T>,
+    name: String,
 }
 
-impl<T> FromParameter<T> {
-    fn new(ssm: &SsmClient, parameter: &Option<String>, inline: &Option<String>) -> Self {
-        Self { ssm: ssm.clone(), parameter: parameter.clone(), inline: inline.clone(), client: OnceCell::new() }
+impl SsmParameter {
+    fn new(ssm: &SsmClient, name: &str) -> Self {
+        Self { ssm: ssm.clone(), name: name.to_owned() }
+    }
+}
+
+#[async_trait]
+impl SecretFetcher for SsmParameter {
+    fn describe(&self) -> String {
+        format!("SSM parameter {}", self.name)
     }
 
-    /// The client, built from the URL by `build` the first time.
-    async fn get(&self, build: impl FnOnce(&str) -> Result<T, String>) -> Result<&T, String> {
-        self.client
-            .get_or_try_init(|| async {
-                let url = match (&self.parameter, &self.inline) {
-                    (Some(name), _) => parameter(&self.ssm, name).await.map_err(|e| e.to_string())?,
-                    (None, Some(url)) => url.clone(),
-                    (None, None) => return Err("no URL configured".to_owned()),
-                };
-                build(&url)
-            })
+    async fn fetch(&self) -> Result<String, FetchError> {
+        let found = self
+            .ssm
+            .get_parameter()
+            .name(&self.name)
+            .with_decryption(true)
+            .send()
             .await
+            .map_err(|e| FetchError(aws_sdk_ssm::error::DisplayErrorContext(e).to_string()))?;
+        found.parameter.and_then(|p| p.value).ok_or_else(|| FetchError("the parameter has no value".into()))
     }
 }
 
-/// The webhook provider, with the native SSRF guard, once its URL (which
-/// carries the provider's key) is read.
-struct LazyWebhook(FromParameter<WebhookProvider>, Duration);
+/// A value from the settings themselves, as a [`SecretFetcher`].
+struct Inline(String);
+
+#[async_trait]
+impl SecretFetcher for Inline {
+    fn describe(&self) -> String {
+        "a setting".into()
+    }
+
+    async fn fetch(&self) -> Result<String, FetchError> {
+        Ok(self.0.clone())
+    }
+}
+
+/// Where a secret URL comes from: its SSM parameter, else the inline setting.
+fn url_source(ssm: &SsmClient, parameter: &Option<String>, inline: &Option<String>) -> Option<Arc<dyn SecretFetcher>> {
+    match (parameter, inline) {
+        (Some(name), _) => Some(Arc::new(SsmParameter::new(ssm, name))),
+        (None, Some(url)) => Some(Arc::new(Inline(url.clone()))),
+        (None, None) => None,
+    }
+}
+
+/// The webhook provider, built on its first send (its URL, which carries the
+/// provider's key, read from SSM then, and again after `secret_max_age`),
+/// with the native SSRF guard: what only Lambda adds to the one webhook
+/// sender is where its URL comes from.
+struct LazyWebhook {
+    provider: Refreshing<WebhookProvider>,
+}
+
+impl LazyWebhook {
+    fn new(settings: &Settings, ssm: &SsmClient, clock: Arc<dyn Clock>) -> Option<Self> {
+        let fetcher = url_source(ssm, &settings.notify_url_parameter, &settings.notify_url)?;
+        let (timeout, tls, secret) =
+            (settings.notify_timeout, settings.outbound_tls.clone(), settings.webhook_secret.clone());
+        let build = move |url: &str| {
+            WebhookProvider::with_tls(url.trim(), timeout, false, &tls)
+                .and_then(|provider| provider.signed(secret.as_deref()))
+                .map_err(|e| e.to_string())
+        };
+        Some(Self { provider: Refreshing::new(fetcher, build, settings.secret_refresh(), clock) })
+    }
+}
 
 #[async_trait]
 impl NotificationProvider for LazyWebhook {
@@ -451,23 +495,28 @@ impl NotificationProvider for LazyWebhook {
     }
 
     async fn send(&self, notification: &Notification) -> Result<(), ProviderError> {
-        let timeout = self.1;
-        let provider = self
-            .0
-            .get(|url| WebhookProvider::new(url, timeout, false).map_err(|e| e.to_string()))
-            .await
-            .map_err(ProviderError::Unreachable)?;
+        let provider = self.provider.get().await.map_err(|e| ProviderError::Unreachable(e.to_string()))?;
         provider.send(notification).await
     }
 }
 
-/// The payment gateway, once its URL is read.
-struct LazyGateway(FromParameter<HttpGateway<Reqwest>>, Duration);
+/// The payment gateway, once its URL (a secret: SSM, or inline) is read,
+/// and again after `secret_max_age`.
+struct LazyGateway {
+    gateway: Refreshing<HttpGateway<Reqwest>>,
+}
 
 impl LazyGateway {
-    async fn gateway(&self) -> Result<&HttpGateway<Reqwest>, GatewayError> {
-        let timeout = self.1;
-        self.0.get(|url| payment_gateway::native(url, timeout)).await.map_err(GatewayError::Unreachable)
+    fn new(settings: &Settings, ssm: &SsmClient, clock: Arc<dyn Clock>) -> Option<Self> {
+        let payment = &settings.payment;
+        let fetcher = url_source(ssm, &payment.url_parameter, &payment.url)?;
+        let (timeout, tls) = (payment.timeout, settings.outbound_tls.clone());
+        let build = move |url: &str| payment_gateway::native(url.trim(), timeout, &tls);
+        Some(Self { gateway: Refreshing::new(fetcher, build, settings.secret_refresh(), clock) })
+    }
+
+    async fn gateway(&self) -> Result<Arc<HttpGateway<Reqwest>>, GatewayError> {
+        self.gateway.get().await.map_err(|e| GatewayError::Unreachable(e.to_string()))
     }
 }
 
@@ -494,6 +543,27 @@ impl PaymentGateway for LazyGateway {
     }
 }
 
+/// This instance's peak resident memory as a percentage of the function's
+/// configured memory (Lambda's "Max Memory Used" over "Memory Size"), as
+/// the EMF metric `orderly_memory_used_percent` the memory alarm watches:
+/// a leak or a batch that grew shows here before an out-of-memory kill.
+fn record_memory(function: &'static str) {
+    let configured_mb = std::env::var("AWS_LAMBDA_FUNCTION_MEMORY_SIZE").ok().and_then(|v| v.parse::<f64>().ok());
+    let peak_kb = std::fs::read_to_string("/proc/self/status").ok().as_deref().and_then(peak_resident_kb);
+    if let (Some(configured_mb), Some(peak_kb)) = (configured_mb, peak_kb)
+        && configured_mb > 0.0
+    {
+        metrics::gauge!("orderly_memory_used_percent", "function" => function)
+            .set(100.0 * peak_kb / 1024.0 / configured_mb);
+    }
+}
+
+/// `VmHWM` (the resident set's high-water mark) of a `/proc/<pid>/status`.
+fn peak_resident_kb(status: &str) -> Option<f64> {
+    let line = status.lines().find_map(|line| line.strip_prefix("VmHWM:"))?;
+    line.trim().trim_end_matches("kB").trim().parse().ok()
+}
+
 /// One SQS record of a Lambda event as a delivery.
 fn delivery(record: &SqsMessage) -> ReceivedMessage {
     let attributes = record.attributes.iter().map(|(name, value)| (name.as_str(), value.as_str()));
@@ -508,6 +578,56 @@ fn delivery(record: &SqsMessage) -> ReceivedMessage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A secret rotated in SSM reaches a warm instance once its copy is
+    /// older than the max age, on the emulator at `ORDERLY_AWS_ENDPOINT`
+    /// (skipped without it, outside CI).
+    #[tokio::test]
+    async fn a_secret_rotated_in_ssm_reaches_a_running_instance_after_its_max_age() {
+        let endpoint = match std::env::var("ORDERLY_AWS_ENDPOINT") {
+            Ok(url) if !url.is_empty() => url,
+            _ if std::env::var_os("CI").is_some() => {
+                panic!("CI runs this against the emulator: set ORDERLY_AWS_ENDPOINT")
+            }
+            _ => return eprintln!("skipped: ORDERLY_AWS_ENDPOINT is not set"),
+        };
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(endpoint)
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_ssm::config::Credentials::new("test", "test", None, None, "tests"))
+            .load()
+            .await;
+        let ssm = SsmClient::new(&config);
+        let name = format!("/orderly/tests/rotated-{:x}", rand::random::<u64>());
+        let put = |value: &'static str| {
+            let request = ssm.put_parameter().name(&name).value(value).r#type("SecureString".into()).overwrite(true);
+            async move { request.send().await.expect("put the parameter") }
+        };
+        put("first").await;
+        let max_age = Duration::from_secs(2);
+        let policy = orderly_core::secrets::RefreshPolicy { max_age, min_interval: Duration::from_secs(1) };
+        let secret = Refreshing::new(
+            Arc::new(SsmParameter::new(&ssm, &name)),
+            |text: &str| Ok(text.to_owned()),
+            policy,
+            Arc::new(SystemClock),
+        );
+        assert_eq!(*secret.get().await.unwrap(), "first");
+        put("second").await;
+        let rotated = std::time::Instant::now();
+        assert_eq!(*secret.get().await.unwrap(), "first", "within its max age the copy is used");
+        while *secret.get().await.unwrap() != "second" {
+            assert!(rotated.elapsed() < Duration::from_secs(10), "the rotated value never arrived");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    #[test]
+    fn the_peak_resident_memory_is_read_from_proc_status() {
+        let status = "Name:\tbootstrap\nVmPeak:\t  90000 kB\nVmHWM:\t   25600 kB\nVmRSS:\t   20000 kB\n";
+        assert_eq!(peak_resident_kb(status), Some(25600.0));
+        assert_eq!(peak_resident_kb("Name:\tbootstrap\n"), None);
+    }
 
     #[test]
     fn tells_the_triggers_apart_by_shape() {

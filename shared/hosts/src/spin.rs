@@ -229,8 +229,8 @@ mod component {
     use orderly_adapters::payment_gateway::HttpGateway;
     use orderly_adapters::webhook::{HttpTransport, TransportError, Webhook};
     use orderly_core::composition::{self, Backend, Function};
-    use orderly_core::http::{ApiError, ClientIp};
-    use orderly_core::ports::{NotificationProvider, PaymentGateway};
+    use orderly_core::http::{ApiError, ClientIp, KeyConfig, KeyKind};
+    use orderly_core::ports::{FetchError, NotificationProvider, PaymentGateway, SecretFetcher};
     use orderly_core::settings::Settings;
 
     /// Runs `future` to completion on the wasi:io reactor the SDK's HTTP
@@ -293,9 +293,11 @@ mod component {
             sqs = sqs.endpoint_url(endpoint);
         }
         let provider: Arc<dyn NotificationProvider> = match &settings.notify_url {
-            Some(url) => {
-                Arc::new(Webhook::with_transport(url, settings.notify_timeout, WasiHttp).map_err(|e| e.to_string())?)
-            }
+            Some(url) => Arc::new(
+                Webhook::with_transport(url, settings.notify_timeout, WasiHttp)
+                    .and_then(|webhook| webhook.signed(settings.webhook_secret.as_deref()))
+                    .map_err(|e| e.to_string())?,
+            ),
             None => Arc::new(LogProvider),
         };
         let gateway = match &settings.payment.url {
@@ -370,11 +372,14 @@ mod component {
     ) -> Result<Response<Vec<u8>>, String> {
         let (backend, function) = wired(wire)?;
         let settings = backend.settings();
-        let jwks = match (&settings.jwt_secret, &settings.jwks, &settings.jwks_url) {
-            (None, None, Some(url)) => Some(fetch(url).await?),
-            _ => None,
+        let keys = match (composition::inline_keys(settings), &settings.jwks_url) {
+            (Some(keys), _) => keys,
+            (None, Some(url)) => {
+                composition::fetched_keys(settings, Arc::new(WasiFetcher(url.clone())), KeyKind::Jwks, backend.clock())
+            }
+            (None, None) => KeyConfig::None,
         };
-        let authenticator = composition::authenticator(settings, None, jwks)?;
+        let authenticator = composition::authenticator(settings, keys)?;
         let router = crate::edge::served(function.router(backend.as_ref(), authenticator)?);
         let (mut parts, body) = request.into_parts();
         // Spin puts the caller's address here (anonymous rate limits key on it).
@@ -411,13 +416,26 @@ mod component {
         }
     }
 
-    async fn fetch(url: &str) -> Result<String, String> {
-        let request = wstd::http::Request::get(url).body(()).map_err(|e| e.to_string())?;
-        let response = wstd::http::Client::new().send(request).await.map_err(|e| format!("fetching the JWKS: {e}"))?;
-        if !response.status().is_success() {
-            return Err(format!("fetching the JWKS: {}", response.status()));
+    /// A document at a URL (the JWKS) over wasi:http. An instance serves
+    /// one request, so its copy lives that long: every request verifies
+    /// against the identity provider's current keys (a new `kid` at once, a
+    /// removed key at once), at the price of one fetch per request.
+    struct WasiFetcher(String);
+
+    #[async_trait]
+    impl SecretFetcher for WasiFetcher {
+        fn describe(&self) -> String {
+            self.0.clone()
         }
-        response.into_body().str_contents().await.map(str::to_owned).map_err(|e| e.to_string())
+
+        async fn fetch(&self) -> Result<String, FetchError> {
+            let request = wstd::http::Request::get(&self.0).body(()).map_err(|e| FetchError(e.to_string()))?;
+            let response = wstd::http::Client::new().send(request).await.map_err(|e| FetchError(e.to_string()))?;
+            if !response.status().is_success() {
+                return Err(FetchError(format!("status {}", response.status())));
+            }
+            response.into_body().str_contents().await.map(str::to_owned).map_err(|e| FetchError(e.to_string()))
+        }
     }
 
     /// Waiting on wasi:clocks.

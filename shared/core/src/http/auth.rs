@@ -5,6 +5,17 @@
 //! shared secret in development, RS256 with keys from a JWKS in production),
 //! so `alg: none`, HS/RS confusion and downgrades are refused by construction.
 //! `exp` is required and checked without leeway unless configured.
+//!
+//! Keys rotate without a restart:
+//! - **HS256**: several secrets, the current one first. A token signed with
+//!   any of them verifies, so a new secret can be rolled out to verifiers
+//!   before signers use it, and an old one kept until its tokens expire.
+//! - **RS256**: the token's `kid` picks the JWKS key. Keys fetched from a
+//!   source (a JWKS URL, an SSM parameter) live in a
+//!   [`Refreshing`](crate::secrets::Refreshing) copy: refetched after their
+//!   max age (a key removed at the identity provider stops verifying), and at
+//!   once, rate-limited, when a token names a `kid` the copy does not know (a
+//!   key the identity provider just added verifies within seconds).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,13 +31,44 @@ use serde::{Deserialize, Serialize};
 
 use super::{ApiError, RequestContext};
 use crate::domain::CustomerId;
+use crate::ports::{Clock, SecretFetcher};
+use crate::secrets::{RefreshPolicy, Refreshing};
 
-/// How tokens are verified. Exactly one of `hs256_secret` / `jwks_json`.
+/// Where the verifying keys come from.
+#[derive(Clone, Default)]
+pub enum KeyConfig {
+    #[default]
+    None,
+    /// HS256 secrets, the current one first.
+    Hs256(Vec<Vec<u8>>),
+    /// A JWKS document (`{"keys":[...]}`) with the RS256 public keys.
+    Jwks(String),
+    /// Fetched from a source and refreshed by `policy`.
+    Fetched { fetcher: Arc<dyn SecretFetcher>, kind: KeyKind, policy: RefreshPolicy, clock: Arc<dyn Clock> },
+}
+
+/// What a fetched key document holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    /// HS256 secrets, comma-separated, the current one first.
+    Hs256Secrets,
+    /// A JWKS document.
+    Jwks,
+}
+
+impl KeyKind {
+    fn algorithm(self) -> Algorithm {
+        match self {
+            Self::Hs256Secrets => Algorithm::HS256,
+            Self::Jwks => Algorithm::RS256,
+        }
+    }
+}
+
+/// How tokens are verified.
 #[derive(Clone, Default)]
 pub struct AuthConfig {
-    pub hs256_secret: Option<Vec<u8>>,
-    /// A JWKS document (`{"keys":[...]}`) with the RS256 public keys.
-    pub jwks_json: Option<String>,
+    pub keys: KeyConfig,
     /// When set, tokens must carry this `aud`.
     pub audience: Option<String>,
     /// When set, tokens must carry this `iss`.
@@ -37,10 +79,15 @@ pub struct AuthConfig {
 
 impl std::fmt::Debug for AuthConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Never print the secret, not even in a debug dump.
+        // Never print a secret, not even in a debug dump.
+        let keys = match &self.keys {
+            KeyConfig::None => "none".to_owned(),
+            KeyConfig::Hs256(secrets) => format!("{} HS256 secret(s) <redacted>", secrets.len()),
+            KeyConfig::Jwks(_) => "<jwks>".to_owned(),
+            KeyConfig::Fetched { fetcher, kind, .. } => format!("{kind:?} from {}", fetcher.describe()),
+        };
         f.debug_struct("AuthConfig")
-            .field("hs256_secret", &self.hs256_secret.as_ref().map(|_| "<redacted>"))
-            .field("jwks_json", &self.jwks_json.as_ref().map(|_| "<jwks>"))
+            .field("keys", &keys)
             .field("audience", &self.audience)
             .field("issuer", &self.issuer)
             .field("leeway", &self.leeway)
@@ -80,37 +127,97 @@ struct Claims {
     scope: Option<String>,
 }
 
+/// One parsed key set.
+pub struct VerifyingKeys {
+    keys: Keys,
+}
+
 enum Keys {
-    Hs256(DecodingKey),
-    Rs256 { by_kid: HashMap<String, DecodingKey>, only: Option<DecodingKey> },
+    /// Tried in order (the current secret first).
+    Hs256(Vec<DecodingKey>),
+    Rs256 {
+        by_kid: HashMap<String, DecodingKey>,
+        only: Option<DecodingKey>,
+    },
+}
+
+enum Lookup<'a> {
+    Found(&'a [DecodingKey]),
+    UnknownKid,
+    KidRequired,
+}
+
+impl VerifyingKeys {
+    fn parse(kind: KeyKind, text: &str) -> Result<Self, AuthError> {
+        match kind {
+            KeyKind::Hs256Secrets => {
+                Self::secrets(text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| s.as_bytes().to_vec()))
+            }
+            KeyKind::Jwks => parse_jwks(text),
+        }
+    }
+
+    fn secrets(secrets: impl IntoIterator<Item = Vec<u8>>) -> Result<Self, AuthError> {
+        let mut keys = Vec::new();
+        for secret in secrets {
+            if secret.len() < 32 {
+                return Err(AuthError::WeakSecret);
+            }
+            keys.push(DecodingKey::from_secret(&secret));
+        }
+        if keys.is_empty() {
+            return Err(AuthError::NoKeys);
+        }
+        Ok(Self { keys: Keys::Hs256(keys) })
+    }
+
+    fn lookup(&self, kid: Option<&str>) -> Lookup<'_> {
+        match (&self.keys, kid) {
+            (Keys::Hs256(keys), _) => Lookup::Found(keys),
+            (Keys::Rs256 { by_kid, .. }, Some(kid)) => {
+                by_kid.get(kid).map_or(Lookup::UnknownKid, |key| Lookup::Found(std::slice::from_ref(key)))
+            }
+            (Keys::Rs256 { only, .. }, None) => {
+                only.as_ref().map_or(Lookup::KidRequired, |key| Lookup::Found(std::slice::from_ref(key)))
+            }
+        }
+    }
+}
+
+enum KeyStore {
+    Fixed(Arc<VerifyingKeys>),
+    Fetched(Refreshing<VerifyingKeys>),
 }
 
 pub struct Authenticator {
-    keys: Keys,
+    keys: KeyStore,
     validation: Validation,
 }
 
 impl std::fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mode = match self.keys {
-            Keys::Hs256(_) => "HS256",
-            Keys::Rs256 { .. } => "RS256 (JWKS)",
+        let mode = match self.validation.algorithms.first() {
+            Some(Algorithm::HS256) => "HS256",
+            _ => "RS256 (JWKS)",
         };
         f.debug_struct("Authenticator").field("mode", &mode).finish_non_exhaustive()
     }
 }
 
 impl Authenticator {
+    /// Fixed keys are checked here; fetched ones on the first request.
     pub fn new(config: &AuthConfig) -> Result<Self, AuthError> {
-        let (keys, algorithm) = match (&config.hs256_secret, &config.jwks_json) {
-            (Some(secret), None) => {
-                if secret.len() < 32 {
-                    return Err(AuthError::WeakSecret);
-                }
-                (Keys::Hs256(DecodingKey::from_secret(secret)), Algorithm::HS256)
+        let (keys, algorithm) = match &config.keys {
+            KeyConfig::None => return Err(AuthError::NoKeys),
+            KeyConfig::Hs256(secrets) => {
+                (KeyStore::Fixed(Arc::new(VerifyingKeys::secrets(secrets.iter().cloned())?)), Algorithm::HS256)
             }
-            (None, Some(jwks)) => (parse_jwks(jwks)?, Algorithm::RS256),
-            _ => return Err(AuthError::NoKeys),
+            KeyConfig::Jwks(jwks) => (KeyStore::Fixed(Arc::new(parse_jwks(jwks)?)), Algorithm::RS256),
+            KeyConfig::Fetched { fetcher, kind, policy, clock } => {
+                let kind = *kind;
+                let parse = move |text: &str| VerifyingKeys::parse(kind, text).map_err(|e| e.to_string());
+                (KeyStore::Fetched(Refreshing::new(fetcher.clone(), parse, *policy, clock.clone())), kind.algorithm())
+            }
         };
         let mut validation = Validation::new(algorithm);
         // A configured audience or issuer must also be *present*: jsonwebtoken
@@ -135,24 +242,48 @@ impl Authenticator {
         Self::new(config).map(Arc::new)
     }
 
+    async fn current_keys(&self) -> Result<Arc<VerifyingKeys>, ApiError> {
+        match &self.keys {
+            KeyStore::Fixed(keys) => Ok(keys.clone()),
+            KeyStore::Fetched(keys) => keys.get().await.map_err(|error| ApiError::Unavailable {
+                detail: "the token's keys are unavailable; try again shortly".into(),
+                cause: error.to_string(),
+            }),
+        }
+    }
+
     /// Verifies a compact JWT; the error text is safe to show the caller.
-    pub fn verify(&self, token: &str) -> Result<Principal, ApiError> {
+    pub async fn verify(&self, token: &str) -> Result<Principal, ApiError> {
         let deny = |why: &str| ApiError::Unauthorized(format!("invalid token: {why}"));
         if token.len() > 8 * 1024 {
             return Err(deny("too long"));
         }
         let header = jsonwebtoken::decode_header(token).map_err(|_| deny("malformed or unsupported algorithm"))?;
-        let key = match &self.keys {
-            Keys::Hs256(key) => key,
-            Keys::Rs256 { by_kid, only } => match header.kid.as_deref() {
-                Some(kid) => by_kid.get(kid).ok_or_else(|| deny("unknown key id"))?,
-                None => only.as_ref().ok_or_else(|| deny("key id required"))?,
-            },
-        };
         if !self.validation.algorithms.contains(&header.alg) {
             return Err(deny("algorithm not accepted"));
         }
-        let data = jsonwebtoken::decode::<Claims>(token, key, &self.validation).map_err(|e| match e.kind() {
+        let kid = header.kid.as_deref();
+        let mut keys = self.current_keys().await?;
+        if let (Lookup::UnknownKid, KeyStore::Fetched(fetched)) = (keys.lookup(kid), &self.keys)
+            && let Some(newer) = fetched.refetch(&keys).await
+        {
+            // A key the identity provider may have just added.
+            keys = newer;
+        }
+        let candidates = match keys.lookup(kid) {
+            Lookup::Found(candidates) => candidates,
+            Lookup::UnknownKid => return Err(deny("unknown key id")),
+            Lookup::KidRequired => return Err(deny("key id required")),
+        };
+        let mut outcome = Err(ErrorKind::InvalidSignature.into());
+        for key in candidates {
+            outcome = jsonwebtoken::decode::<Claims>(token, key, &self.validation);
+            // Another secret of a rotation may have signed it.
+            if !matches!(&outcome, Err(e) if *e.kind() == ErrorKind::InvalidSignature) {
+                break;
+            }
+        }
+        let data = outcome.map_err(|e: jsonwebtoken::errors::Error| match e.kind() {
             ErrorKind::ExpiredSignature => deny("expired"),
             ErrorKind::ImmatureSignature => deny("not yet valid"),
             ErrorKind::InvalidSignature => deny("bad signature"),
@@ -168,7 +299,7 @@ impl Authenticator {
     }
 }
 
-fn parse_jwks(raw: &str) -> Result<Keys, AuthError> {
+fn parse_jwks(raw: &str) -> Result<VerifyingKeys, AuthError> {
     let set: JwkSet = serde_json::from_str(raw).map_err(|e| AuthError::BadJwks(e.to_string()))?;
     let mut by_kid = HashMap::new();
     let mut all = Vec::new();
@@ -183,7 +314,7 @@ fn parse_jwks(raw: &str) -> Result<Keys, AuthError> {
         return Err(AuthError::BadJwks("no keys".into()));
     }
     let only = if all.len() == 1 { all.pop() } else { None };
-    Ok(Keys::Rs256 { by_kid, only })
+    Ok(VerifyingKeys { keys: Keys::Rs256 { by_kid, only } })
 }
 
 /// Mints an HS256 token: for development (`orderly token`) and tests.
@@ -210,7 +341,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
             Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
             _ => return Err(ApiError::Unauthorized("the Authorization scheme must be Bearer".into())),
         };
-        let principal = context.authenticator().verify(token)?;
+        let principal = context.authenticator().verify(token).await?;
         context.set_principal(&principal);
         Ok(principal)
     }
@@ -236,7 +367,7 @@ mod tests {
     const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
 
     fn authenticator() -> Authenticator {
-        Authenticator::new(&AuthConfig { hs256_secret: Some(SECRET.to_vec()), ..Default::default() }).unwrap()
+        Authenticator::new(&AuthConfig { keys: KeyConfig::Hs256(vec![SECRET.to_vec()]), ..Default::default() }).unwrap()
     }
 
     fn encode(header: Header, claims: serde_json::Value, secret: &[u8]) -> String {
@@ -247,17 +378,18 @@ mod tests {
         jsonwebtoken::get_current_timestamp()
     }
 
-    #[test]
-    fn a_valid_token_yields_its_subject_and_scope() {
-        let principal = authenticator().verify(&mint_hs256(SECRET, "alice", true, Duration::from_secs(60))).unwrap();
+    #[tokio::test]
+    async fn a_valid_token_yields_its_subject_and_scope() {
+        let principal =
+            authenticator().verify(&mint_hs256(SECRET, "alice", true, Duration::from_secs(60))).await.unwrap();
         assert_eq!(principal.customer_id.as_str(), "alice");
         assert!(principal.is_admin);
-        let plain = authenticator().verify(&mint_hs256(SECRET, "bob", false, Duration::from_secs(60))).unwrap();
+        let plain = authenticator().verify(&mint_hs256(SECRET, "bob", false, Duration::from_secs(60))).await.unwrap();
         assert!(!plain.is_admin);
     }
 
-    #[test]
-    fn refuses_expired_unsigned_and_foreign_tokens() {
+    #[tokio::test]
+    async fn refuses_expired_unsigned_and_foreign_tokens() {
         let a = authenticator();
         let expired = encode(Header::default(), serde_json::json!({"sub":"a","exp": now() - 5}), SECRET);
         let no_exp = encode(Header::default(), serde_json::json!({"sub":"a"}), SECRET);
@@ -280,14 +412,14 @@ mod tests {
             )
         };
         for token in [expired, no_exp, wrong_secret, hs512, not_yet, none, "garbage".into(), String::new()] {
-            assert!(matches!(a.verify(&token), Err(ApiError::Unauthorized(_))), "{token}");
+            assert!(matches!(a.verify(&token).await, Err(ApiError::Unauthorized(_))), "{token}");
         }
     }
 
-    #[test]
-    fn a_configured_audience_and_issuer_must_be_present() {
+    #[tokio::test]
+    async fn a_configured_audience_and_issuer_must_be_present() {
         let config = AuthConfig {
-            hs256_secret: Some(SECRET.to_vec()),
+            keys: KeyConfig::Hs256(vec![SECRET.to_vec()]),
             audience: Some("orderly".into()),
             issuer: Some("https://issuer.example".into()),
             ..Default::default()
@@ -298,27 +430,141 @@ mod tests {
             c.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
             encode(Header::default(), c, SECRET)
         };
-        assert!(a.verify(&claims(serde_json::json!({"aud": "orderly", "iss": "https://issuer.example"}))).is_ok());
+        assert!(
+            a.verify(&claims(serde_json::json!({"aud": "orderly", "iss": "https://issuer.example"}))).await.is_ok()
+        );
         for bad in [
             serde_json::json!({"iss": "https://issuer.example"}),
             serde_json::json!({"aud": "orderly"}),
             serde_json::json!({"aud": "other", "iss": "https://issuer.example"}),
             serde_json::json!({"aud": "orderly", "iss": "https://evil.example"}),
         ] {
-            assert!(a.verify(&claims(bad.clone())).is_err(), "{bad}");
+            assert!(a.verify(&claims(bad.clone())).await.is_err(), "{bad}");
         }
     }
 
     #[test]
     fn short_secrets_are_refused_at_start() {
-        let weak = AuthConfig { hs256_secret: Some(b"short".to_vec()), ..Default::default() };
+        let weak =
+            AuthConfig { keys: KeyConfig::Hs256(vec![SECRET.to_vec(), b"short".to_vec()]), ..Default::default() };
         assert_eq!(Authenticator::new(&weak).unwrap_err(), AuthError::WeakSecret);
         assert_eq!(Authenticator::new(&AuthConfig::default()).unwrap_err(), AuthError::NoKeys);
     }
 
     #[test]
     fn debug_output_never_contains_the_secret() {
-        let config = AuthConfig { hs256_secret: Some(SECRET.to_vec()), ..Default::default() };
+        let config = AuthConfig { keys: KeyConfig::Hs256(vec![SECRET.to_vec()]), ..Default::default() };
         assert!(!format!("{config:?}").contains("0123456789abcdef"));
+    }
+
+    #[tokio::test]
+    async fn during_a_rotation_tokens_of_every_configured_secret_verify() {
+        let previous = b"the-previous-secret-the-previous-secret".to_vec();
+        let config =
+            AuthConfig { keys: KeyConfig::Hs256(vec![SECRET.to_vec(), previous.clone()]), ..Default::default() };
+        let a = Authenticator::new(&config).unwrap();
+        for secret in [SECRET, previous.as_slice()] {
+            assert!(a.verify(&mint_hs256(secret, "alice", false, Duration::from_secs(60))).await.is_ok());
+        }
+        let stranger = mint_hs256(b"a-third-secret-nobody-configured-xx", "alice", false, Duration::from_secs(60));
+        assert!(matches!(a.verify(&stranger).await, Err(ApiError::Unauthorized(why)) if why.contains("bad signature")));
+        // An expired token of the old secret is refused as expired, not retried as a bad signature.
+        let expired = encode(Header::default(), serde_json::json!({"sub":"a","exp": now() - 5}), &previous);
+        assert!(matches!(a.verify(&expired).await, Err(ApiError::Unauthorized(why)) if why.contains("expired")));
+    }
+
+    mod jwks {
+        use std::sync::Arc;
+
+        use jsonwebtoken::jwk::{Jwk, JwkSet};
+
+        use super::*;
+        use crate::secrets::tests::{ManualClock, Source};
+
+        const KEY_A: &str = include_str!("../../../../tests/fixtures/rsa-private.pem");
+        const KEY_B: &str = include_str!("../../../../tests/fixtures/rsa-other-private.pem");
+
+        fn jwks(keys: &[(&str, &str)]) -> String {
+            let keys = keys
+                .iter()
+                .map(|(kid, pem)| {
+                    let key = EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap();
+                    let mut jwk = Jwk::from_encoding_key(&key, Algorithm::RS256).unwrap();
+                    jwk.common.key_id = Some((*kid).to_owned());
+                    jwk
+                })
+                .collect();
+            serde_json::to_string(&JwkSet { keys }).unwrap()
+        }
+
+        fn token(kid: &str, pem: &str) -> String {
+            let mut header = Header::new(Algorithm::RS256);
+            header.kid = Some(kid.to_owned());
+            let claims = serde_json::json!({"sub": "alice", "exp": now() + 600});
+            jsonwebtoken::encode(&header, &claims, &EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap()).unwrap()
+        }
+
+        fn fetched(source: &Arc<Source>, clock: &Arc<ManualClock>) -> Authenticator {
+            let policy = RefreshPolicy { max_age: Duration::from_secs(300), min_interval: Duration::from_secs(5) };
+            let keys =
+                KeyConfig::Fetched { fetcher: source.clone(), kind: KeyKind::Jwks, policy, clock: clock.clone() };
+            Authenticator::new(&AuthConfig { keys, ..Default::default() }).unwrap()
+        }
+
+        #[tokio::test]
+        async fn the_kid_picks_the_key() {
+            let a = Authenticator::new(&AuthConfig {
+                keys: KeyConfig::Jwks(jwks(&[("a", KEY_A), ("b", KEY_B)])),
+                ..Default::default()
+            })
+            .unwrap();
+            assert!(a.verify(&token("a", KEY_A)).await.is_ok());
+            assert!(a.verify(&token("b", KEY_B)).await.is_ok());
+            assert!(a.verify(&token("b", KEY_A)).await.is_err(), "kid b, signed with a");
+            assert!(
+                matches!(a.verify(&token("c", KEY_A)).await, Err(ApiError::Unauthorized(why)) if why.contains("unknown key id"))
+            );
+        }
+
+        #[tokio::test]
+        async fn an_unknown_kid_refetches_the_jwks_at_most_once_per_interval() {
+            let (source, clock) = (Source::serving(&jwks(&[("a", KEY_A)])), Arc::new(ManualClock::default()));
+            let a = fetched(&source, &clock);
+            assert!(a.verify(&token("a", KEY_A)).await.is_ok());
+            // The identity provider adds key b; the first token with it comes
+            // within the refetch interval of the last fetch.
+            source.set(Ok(&jwks(&[("a", KEY_A), ("b", KEY_B)])));
+            assert!(a.verify(&token("b", KEY_B)).await.is_err(), "refetched too recently");
+            clock.advance(Duration::from_secs(5));
+            assert!(a.verify(&token("b", KEY_B)).await.is_ok(), "refetched: the new kid verifies");
+            // Made-up kids cost one fetch per interval, not one per request.
+            let before = source.fetches();
+            for _ in 0..20 {
+                assert!(a.verify(&token("made-up", KEY_A)).await.is_err());
+            }
+            assert_eq!(source.fetches(), before);
+        }
+
+        #[tokio::test]
+        async fn a_key_removed_from_the_jwks_is_refused_once_the_copy_expires() {
+            let (source, clock) =
+                (Source::serving(&jwks(&[("a", KEY_A), ("b", KEY_B)])), Arc::new(ManualClock::default()));
+            let a = fetched(&source, &clock);
+            assert!(a.verify(&token("a", KEY_A)).await.is_ok());
+            source.set(Ok(&jwks(&[("b", KEY_B)])));
+            clock.advance(Duration::from_secs(299));
+            assert!(a.verify(&token("a", KEY_A)).await.is_ok(), "the cached copy has not expired");
+            clock.advance(Duration::from_secs(1));
+            assert!(a.verify(&token("a", KEY_A)).await.is_err(), "expired: refetched without key a");
+            assert!(a.verify(&token("b", KEY_B)).await.is_ok());
+        }
+
+        #[tokio::test]
+        async fn keys_that_cannot_be_fetched_at_all_are_a_503_not_a_401() {
+            let (source, clock) = (Source::serving(""), Arc::new(ManualClock::default()));
+            source.set(Err("connection refused"));
+            let a = fetched(&source, &clock);
+            assert!(matches!(a.verify(&token("a", KEY_A)).await, Err(ApiError::Unavailable { .. })));
+        }
     }
 }

@@ -111,7 +111,7 @@ pub async fn rate_limit_middleware(State(layer): State<Arc<RateLimitLayer>>, req
     if layer.policy.exempt.contains(&route) {
         return next.run(request).await;
     }
-    let principal = principal_of(&request);
+    let principal = principal_of(&request).await;
     let (bucket, class) = layer.policy.bucket(request.method(), &route, principal.starts_with("sub:"));
     let key = format!("{principal}|{class}");
     let decision = match layer.limiter.take(&key, &bucket, layer.clock.now()).await {
@@ -138,25 +138,28 @@ pub async fn rate_limit_middleware(State(layer): State<Arc<RateLimitLayer>>, req
 
 /// The verified `sub`, else the client's address. Verifying here also caches
 /// the principal for the handler, so a token is checked once per request.
-fn principal_of(request: &Request) -> String {
-    if let Some(context) = request.extensions().get::<RequestContext>() {
-        let bearer = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim());
-        if let Some(token) = bearer
-            && let Ok(principal) = context.authenticator().verify(token)
+fn principal_of(request: &Request) -> impl Future<Output = String> + Send + 'static {
+    let bearer = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim().to_owned());
+    let client = match request.extensions().get::<ClientIp>() {
+        Some(ClientIp(ip)) => format!("ip:{ip}"),
+        None => "ip:unknown".into(),
+    };
+    // Owned before awaiting: the request (its body) is not `Sync`.
+    let context = request.extensions().get::<RequestContext>().cloned();
+    async move {
+        if let (Some(context), Some(token)) = (context, bearer)
+            && let Ok(principal) = context.authenticator().verify(&token).await
         {
             context.set_principal(&principal);
             return format!("sub:{}", principal.customer_id);
         }
-    }
-    match request.extensions().get::<ClientIp>() {
-        Some(ClientIp(ip)) => format!("ip:{ip}"),
-        None => "ip:unknown".into(),
+        client
     }
 }
 

@@ -18,6 +18,7 @@ mod orders;
 mod payments;
 mod provider;
 mod resilience;
+mod secrets;
 
 pub use analytics::{Counter, ReadModelStore};
 pub use clock::{Clock, IdGenerator, NoDeadlines, SystemClock, Timer, UuidV7Ids, within};
@@ -31,6 +32,7 @@ pub use orders::{IdempotencyClaim, OrderStore, PlaceOutcome};
 pub use payments::{Authorization, GatewayError, PaymentGateway};
 pub use provider::{Notification, NotificationProvider, ProviderError};
 pub use resilience::{BreakerStore, Cache, CacheError, RateLimiter};
+pub use secrets::{FetchError, SecretFetcher};
 
 use uuid::Uuid;
 
