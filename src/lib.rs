@@ -20,6 +20,7 @@ pub mod bench;
 pub mod config;
 pub mod dashboard;
 pub mod dlq;
+pub mod health_check;
 pub mod load;
 pub mod observability;
 pub mod secret;
