@@ -58,7 +58,8 @@ fi
 "$OPS_VENV/bin/hadolint" --version
 "$OPS_VENV/bin/actionlint" --version | head -1
 
-step "ops: actionlint, Kubernetes manifests (kubernetes-validate, CRD schemas), a runbook line per alarm"
+step "ops: hadolint, actionlint, Kubernetes manifests (kubernetes-validate, CRD schemas), a runbook line per alarm"
+"$OPS_VENV/bin/hadolint" deploy/container/Containerfile
 "$OPS_VENV/bin/actionlint" .github/workflows/*.yml
 "$OPS_VENV/bin/python" scripts/k8s_validate.py
 python3 scripts/runbook_check.py
@@ -98,6 +99,9 @@ cargo clippy --target wasm32-wasip2 --manifest-path bench/hello-spin/Cargo.toml 
 
 step "Spin: the HTTP components under wasmtime serve and jco, the API suite against them (scripts/spin-test.sh)"
 ./scripts/spin-test.sh
+
+step "the runner's container image: static musl build, podman build (vfs, no daemon), the API suite against its binary"
+ORDERLY_IMAGE_RUN_DIR=/var/tmp/orderly-image ORDERLY_IMAGE_PORT=18060 ./scripts/image.sh
 
 if [[ "$AWS" == 1 ]]; then
     step "AWS: template.yaml (cfn-lint, sam validate --lint)"
