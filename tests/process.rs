@@ -222,3 +222,27 @@ async fn the_token_command_mints_what_a_runner_with_a_generated_secret_accepts_a
         assert!(!log.contains(secret), "a secret or token leaked into the log");
     }
 }
+
+#[tokio::test]
+async fn the_health_command_passes_against_a_running_runner_and_fails_when_nothing_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let runner = RunnerProcess::start(Launch::new(dir.path(), port)).await;
+    let health = |addr: String| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_orderly"))
+            .args(["health", "--timeout", "5s"])
+            .env("ORDERLY_ADDR", addr)
+            .env("ORDERLY_DATA_DIR", dir.path().join("data"))
+            .output()
+            .unwrap()
+    };
+    // As in the container image: the runner's setting names a wildcard address.
+    let up = health(format!("0.0.0.0:{port}"));
+    assert!(up.status.success(), "{}", String::from_utf8_lossy(&up.stderr));
+    let report: Value = serde_json::from_slice(&up.stdout).unwrap();
+    assert!(report["status"].is_string(), "{report}");
+    drop(runner);
+    let down = health(format!("127.0.0.1:{}", free_port()));
+    assert!(!down.status.success());
+    assert!(String::from_utf8_lossy(&down.stderr).contains("no answer"), "{}", String::from_utf8_lossy(&down.stderr));
+}

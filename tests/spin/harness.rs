@@ -20,10 +20,23 @@
 //!     every table and queue, so each API test starts from nothing (tests
 //!     call it through `ORDERLY_TEST_RESET_URL`).
 //!   - with `--no-triggers`, the front alone (the benchmark's setting).
+//! - `serve ... --component NAME=ADDR... --lambda FUNCTION=URL...`: the same
+//!   front, here in front of `cargo lambda watch` (scripts/dev.sh lambda;
+//!   a component's ADDR is then `host:port/lambda-url/<function>-lambda`),
+//!   and Lambda's triggers delivered through its invoke API at URL instead
+//!   of natively: each queue loop sends what it receives as an `aws:sqs`
+//!   event and deletes what the answer's `batchItemFailures` does not name
+//!   (an event source mapping with ReportBatchItemFailures); the outbox
+//!   relays are the functions' `sweep-outbox` event every 250 ms (their
+//!   scheduled trigger: the same relay the DynamoDB Stream trigger feeds,
+//!   since the emulator's streams only reach Lambdas it runs itself).
 //! - `serve --listen ADDR --spin ADDR`: the same front and reset in front of
 //!   a real `spin up` (scripts/spin-up-test.sh), forwarding every request to
 //!   Spin's own router; no queue loops or relays, since Spin's trigger
 //!   plugins run the queue and cron components.
+//! - `token --sub SUB [--admin]`: an hour's token signed with
+//!   `ORDERLY_JWT_SECRET`, as `orderly token` mints it (scripts/dev.sh's
+//!   smoke order, without building the runner too).
 //! - `bench --hello URL --inventory URL --intake URL --requests N --json FILE`:
 //!   per-request latency of `GET /api/v1/products/{sku}` and `POST
 //!   /api/v1/orders` against the components, side by side with a hello-world
@@ -67,8 +80,9 @@ async fn main() -> anyhow::Result<()> {
         Some("setup") => setup(&args[1..]).await,
         Some("serve") => serve(&args[1..]).await,
         Some("bench") => bench(&args[1..]).await,
+        Some("token") => token(&args[1..]),
         _ => bail!(
-            "usage: spin-harness setup --stage NAME --max-receives N | serve --listen ADDR --manifest FILE (--component NAME=ADDR... | --spin ADDR) | bench ..."
+            "usage: spin-harness setup --stage NAME --max-receives N | serve --listen ADDR --manifest FILE (--component NAME=ADDR... [--lambda FUNCTION=URL...] | --spin ADDR) | bench ... | token --sub SUB [--admin]"
         ),
     }
 }
@@ -93,6 +107,14 @@ async fn sdk_config() -> anyhow::Result<aws_config::SdkConfig> {
         .credentials_provider(credentials)
         .load()
         .await)
+}
+
+fn token(args: &[String]) -> anyhow::Result<()> {
+    let sub = flag(args, "--sub").context("--sub SUB")?;
+    let secret = Environment.get("jwt_secret").context("ORDERLY_JWT_SECRET is not set")?;
+    let admin = args.iter().any(|a| a == "--admin");
+    println!("{}", orderly_core::http::mint_hs256(secret.as_bytes(), sub, admin, Duration::from_secs(3600)));
+    Ok(())
 }
 
 /// Tables and FIFO queues (+ DLQs redriven after `--max-receives`) named
@@ -225,15 +247,29 @@ async fn serve(args: &[String]) -> anyhow::Result<()> {
             bail!("the manifest routes {} to {}, which was not given (--component)", route.path, route.component);
         }
     }
+    let mut lambdas = BTreeMap::new();
+    for pair in args.windows(2).filter(|w| w[0] == "--lambda").map(|w| &w[1]) {
+        let (name, url) = pair.split_once('=').context("--lambda FUNCTION=URL")?;
+        lambdas.insert(name.to_owned(), url.trim_end_matches('/').to_owned());
+    }
     let stack = Arc::new(stack().await?);
     // `--no-triggers`: the front alone (the benchmark: nothing else polls the emulator).
     if spin.is_none() && !args.iter().any(|a| a == "--no-triggers") {
         for component in &stack.components {
+            let lambda = lambdas.get(component.name()).map(|url| Lambda::new(url, component.name()));
             if component.queue().is_some() {
-                tokio::spawn(consume(stack.clone(), component.name()));
+                match lambda.clone() {
+                    Some(lambda) => tokio::spawn(consume_by_lambda(stack.clone(), component.name(), lambda)),
+                    None => tokio::spawn(consume(stack.clone(), component.name())),
+                };
+            }
+            if let Some(lambda) = lambda.filter(|_| component.outbox_store().is_some()) {
+                tokio::spawn(sweep_by_lambda(lambda));
             }
         }
-        tokio::spawn(relay(stack.clone()));
+        if lambdas.is_empty() {
+            tokio::spawn(relay(stack.clone()));
+        }
     }
     let front = Arc::new(Front { routes, components, client: reqwest::Client::new(), stack });
     let app =
@@ -267,6 +303,23 @@ async fn stack() -> anyhow::Result<Stack> {
     Ok(Stack { host, components })
 }
 
+/// Up to 10 messages of `queue`; `None` (after a pause) when there are none
+/// or the receive failed.
+async fn next_batch(queues: &dyn MessageQueue, queue: &str) -> Option<Vec<orderly_core::ports::ReceivedMessage>> {
+    match queues.receive(queue, 10, VISIBILITY).await {
+        Ok(messages) if !messages.is_empty() => Some(messages),
+        Ok(_) => {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            None
+        }
+        Err(error) => {
+            eprintln!("spin-harness: receive from {queue}: {error}");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            None
+        }
+    }
+}
+
 /// spin-trigger-sqs, natively: receive, call the component for each
 /// message, delete what it answers `Delete`, leave the rest to come back
 /// after the visibility timeout (and to the DLQ after `maxReceiveCount`).
@@ -275,18 +328,7 @@ async fn consume(stack: Arc<Stack>, name: &'static str) {
     let queue = component.queue().expect("a consumer");
     let queues = stack.host.queues();
     loop {
-        let messages = match queues.receive(queue, 10, VISIBILITY).await {
-            Ok(messages) => messages,
-            Err(error) => {
-                eprintln!("spin-harness: receive from {queue}: {error}");
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                continue;
-            }
-        };
-        if messages.is_empty() {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
-        }
+        let Some(messages) = next_batch(queues.as_ref(), queue).await else { continue };
         let handled = futures::future::join_all(messages.iter().map(|received| async {
             (handle_message(component, stack.host.settings(), received).await, received.receipt.clone())
         }))
@@ -296,6 +338,90 @@ async fn consume(stack: Arc<Stack>, name: &'static str) {
         if let Err(error) = queues.ack(queue, &delete).await {
             eprintln!("spin-harness: delete from {queue}: {error}");
         }
+    }
+}
+
+/// One function behind a Lambda invoke API (`cargo lambda watch`).
+#[derive(Clone)]
+struct Lambda {
+    invoke: String,
+    client: reqwest::Client,
+}
+
+impl Lambda {
+    fn new(url: &str, function: &str) -> Self {
+        Self {
+            invoke: format!("{url}/2015-03-31/functions/{function}-lambda/invocations"),
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// Invokes the function with `event`; its answer, or why there is none.
+    async fn invoke(&self, event: &serde_json::Value) -> anyhow::Result<serde_json::Value> {
+        let answer = self.client.post(&self.invoke).json(event).send().await?;
+        let status = answer.status();
+        let body = answer.text().await?;
+        if !status.is_success() {
+            bail!("{} answered {status}: {body}", self.invoke);
+        }
+        Ok(serde_json::from_str(&body).unwrap_or(serde_json::Value::Null))
+    }
+}
+
+/// An SQS event source mapping with ReportBatchItemFailures: receive, invoke
+/// with the batch, delete what the function did not report; a failed
+/// invocation leaves the whole batch to come back after the visibility timeout.
+async fn consume_by_lambda(stack: Arc<Stack>, name: &'static str, lambda: Lambda) {
+    let component = stack.components.iter().find(|c| c.name() == name).expect("a component of the stack");
+    let queue = component.queue().expect("a consumer");
+    let queues = stack.host.queues();
+    let arn = format!("arn:aws:sqs:us-east-1:000000000000:{queue}");
+    loop {
+        let Some(messages) = next_batch(queues.as_ref(), queue).await else { continue };
+        let records: Vec<serde_json::Value> = messages
+            .iter()
+            .map(|m| {
+                let mut attributes = serde_json::json!({
+                    "ApproximateReceiveCount": m.receive_count.to_string(),
+                    "SentTimestamp": m.sent_at.timestamp_millis().to_string(),
+                });
+                if let Some(group) = &m.group {
+                    attributes["MessageGroupId"] = group.clone().into();
+                }
+                serde_json::json!({
+                    "messageId": m.message_id, "receiptHandle": m.receipt, "body": m.body,
+                    "attributes": attributes, "messageAttributes": {},
+                    "eventSource": "aws:sqs", "eventSourceARN": arn, "awsRegion": "us-east-1",
+                })
+            })
+            .collect();
+        let answer = match lambda.invoke(&serde_json::json!({ "Records": records })).await {
+            Ok(answer) => answer,
+            Err(error) => {
+                eprintln!("spin-harness: {name}'s batch of {} left on {queue}: {error:#}", messages.len());
+                continue;
+            }
+        };
+        let failed: Vec<&str> = answer
+            .get("batchItemFailures")
+            .and_then(|f| f.as_array())
+            .map(|f| f.iter().filter_map(|item| item.get("itemIdentifier").and_then(|i| i.as_str())).collect())
+            .unwrap_or_default();
+        let delete: Vec<String> =
+            messages.iter().filter(|m| !failed.contains(&m.message_id.as_str())).map(|m| m.receipt.clone()).collect();
+        if let Err(error) = queues.ack(queue, &delete).await {
+            eprintln!("spin-harness: delete from {queue}: {error}");
+        }
+    }
+}
+
+/// The function's scheduled outbox sweep, every 250 ms.
+async fn sweep_by_lambda(lambda: Lambda) {
+    loop {
+        if let Err(error) = lambda.invoke(&serde_json::json!({ "orderly": "sweep-outbox" })).await {
+            eprintln!("spin-harness: sweep: {error:#}");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 
