@@ -20,19 +20,7 @@ import boto3
 import yaml
 
 
-class Loader(yaml.SafeLoader):
-    pass
-
-
-def _tag(loader, suffix, node):
-    if isinstance(node, yaml.ScalarNode):
-        return {suffix: loader.construct_scalar(node)}
-    if isinstance(node, yaml.SequenceNode):
-        return {suffix: loader.construct_sequence(node, deep=True)}
-    return {suffix: loader.construct_mapping(node, deep=True)}
-
-
-Loader.add_multi_constructor("!", _tag)
+from cfn_yaml import Loader  # scripts/ is on the path: this script is in it
 
 
 def main(template_path: str, stack: str) -> None:
