@@ -460,9 +460,10 @@ mod component {
             request: axum::http::Request<Vec<u8>>,
             timeout: std::time::Duration,
         ) -> Result<Response<Vec<u8>>, TransportError> {
-            let mut client = wstd::http::Client::new();
-            client.set_connect_timeout(timeout);
-            client.set_first_byte_timeout(timeout);
+            // No per-phase timeouts on the client: jco's wasi:http refuses
+            // the request options that carry them ("request failed" on
+            // every call). The deadline below covers the whole exchange.
+            let client = wstd::http::Client::new();
             let exchange = async {
                 let response = client.send(request).await.map_err(|_| TransportError::Request)?;
                 let status = response.status();
