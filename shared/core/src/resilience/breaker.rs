@@ -159,22 +159,24 @@ impl CircuitBreaker {
     }
 
     /// Makes `call` if the breaker lets it through, and records its outcome:
-    /// `failed` says whether a result shows the dependency unwell (`Some(true)`),
-    /// well (`Some(false)`), or neither (`None`: a 4xx says our request was
-    /// bad, not that the dependency is down, so it neither opens nor closes
-    /// the breaker).
+    /// a success closes the count, an error that `unwell` says shows the
+    /// dependency unwell counts against it, and any other error (a 4xx:
+    /// our request was bad, not the dependency down) neither opens nor
+    /// closes the breaker.
     pub async fn call<T, E>(
         &self,
         call: impl Future<Output = Result<T, E>>,
-        failed: impl FnOnce(&Result<T, E>) -> Option<bool>,
+        unwell: impl FnOnce(&E) -> bool,
     ) -> Result<Result<T, E>, Open> {
         if let Permit::Reject { retry_after } = self.permit().await {
             metrics::counter!("orderly_breaker_rejections_total", "breaker" => self.name.clone()).increment(1);
             return Err(Open { retry_after });
         }
         let result = call.await;
-        if let Some(failed) = failed(&result) {
-            self.record(failed).await;
+        match &result {
+            Ok(_) => self.record(false).await,
+            Err(error) if unwell(error) => self.record(true).await,
+            Err(_) => {}
         }
         Ok(result)
     }
@@ -260,14 +262,6 @@ fn counts_against_provider(error: &ProviderError) -> bool {
     }
 }
 
-fn verdict<T>(result: &Result<T, ProviderError>) -> Option<bool> {
-    match result {
-        Ok(_) => Some(false),
-        Err(error) if counts_against_provider(error) => Some(true),
-        Err(_) => None,
-    }
-}
-
 #[async_trait::async_trait]
 impl NotificationProvider for Guarded<dyn NotificationProvider> {
     fn name(&self) -> &'static str {
@@ -276,21 +270,13 @@ impl NotificationProvider for Guarded<dyn NotificationProvider> {
 
     async fn send(&self, notification: &Notification) -> Result<(), ProviderError> {
         self.breaker
-            .call(self.inner.send(notification), verdict)
+            .call(self.inner.send(notification), counts_against_provider)
             .await
             .unwrap_or_else(|Open { retry_after }| Err(ProviderError::CircuitOpen { retry_after }))
     }
 
     async fn unavailable_for(&self) -> Option<Duration> {
         self.breaker.open_for().await
-    }
-}
-
-fn gateway_verdict<T>(result: &Result<T, GatewayError>) -> Option<bool> {
-    match result {
-        Ok(_) => Some(false),
-        Err(error) if error.is_gateway_failure() => Some(true),
-        Err(_) => None,
     }
 }
 
@@ -303,19 +289,31 @@ impl PaymentGateway for Guarded<dyn PaymentGateway> {
     }
 
     async fn authorize(&self, order: OrderId, amount: Money) -> Result<Authorization, GatewayError> {
-        self.breaker.call(self.inner.authorize(order, amount), gateway_verdict).await.unwrap_or_else(open)
+        self.breaker
+            .call(self.inner.authorize(order, amount), GatewayError::is_gateway_failure)
+            .await
+            .unwrap_or_else(open)
     }
 
     async fn capture(&self, order: OrderId, authorization: &AuthorizationId) -> Result<(), GatewayError> {
-        self.breaker.call(self.inner.capture(order, authorization), gateway_verdict).await.unwrap_or_else(open)
+        self.breaker
+            .call(self.inner.capture(order, authorization), GatewayError::is_gateway_failure)
+            .await
+            .unwrap_or_else(open)
     }
 
     async fn void(&self, order: OrderId, authorization: &AuthorizationId) -> Result<(), GatewayError> {
-        self.breaker.call(self.inner.void(order, authorization), gateway_verdict).await.unwrap_or_else(open)
+        self.breaker
+            .call(self.inner.void(order, authorization), GatewayError::is_gateway_failure)
+            .await
+            .unwrap_or_else(open)
     }
 
     async fn void_by_reference(&self, order: OrderId) -> Result<(), GatewayError> {
-        self.breaker.call(self.inner.void_by_reference(order), gateway_verdict).await.unwrap_or_else(open)
+        self.breaker
+            .call(self.inner.void_by_reference(order), GatewayError::is_gateway_failure)
+            .await
+            .unwrap_or_else(open)
     }
 
     async fn unavailable_for(&self) -> Option<Duration> {
