@@ -61,7 +61,7 @@ ssm.put_parameter(Name="/orderly/e2e/payment-url", Value=sys.argv[2], Type="Secu
 EOF
 sam deploy --template-file "$BUILD_DIR/template.yaml" --stack-name "$STACK" --resolve-s3 \
     --capabilities CAPABILITY_IAM --no-confirm-changeset --no-fail-on-empty-changeset \
-    --parameter-overrides Stage="$STAGE" Architecture=x86_64 MaxReceiveCount=3 \
+    --parameter-overrides Stage="$STAGE" Architecture=x86_64 MaxReceiveCount=3 StockShards=4 \
     QueueVisibilityTimeout=10 JwtSecretParameter=/orderly/e2e/jwt-secret MetricMathAlarms=false \
     PayWithGateway=true PaymentUrlParameter=/orderly/e2e/payment-url PaymentTimeout=2s PaymentBreakerThreshold=3 PaymentBreakerCoolDown=2s \
     AwsEndpointUrl="$AWS_ENDPOINT_URL" CorsOrigins=https://shop.example EnableWaf=true

@@ -177,3 +177,41 @@ async fn redelivered_events_change_nothing_on_aws() {
     assert_eq!(summary["events_by_type"]["order.placed.v1"], 1);
     assert_eq!(summary["units_by_sku"]["TEA"], 4);
 }
+
+/// Contract §10 through the deployed stack, whose stock is spread over four
+/// items per product (scripts/aws-e2e.sh deploys `StockShards=4`): the
+/// flash-sale profile of `orderly load` at a size the emulator takes.
+#[tokio::test]
+async fn a_flash_sale_through_the_stack_confirms_exactly_the_stock_on_sharded_items() {
+    let Some(e2e) = deployed().await else { return };
+    let args = orderly::load::LoadArgs {
+        profile: orderly::load::Profile::FlashSale,
+        buyers: 60,
+        url: e2e.app.address.clone(),
+        secret: Some(helpers::secret()),
+        tokens_file: None,
+        duration: std::time::Duration::from_secs(120),
+        concurrency: 8,
+        customers: 0,
+        skus: 1,
+        initial_stock: 12,
+        rate: None,
+        settle_timeout: std::time::Duration::from_secs(180),
+        // The stack pays through scripts/aws-e2e.sh's test gateway: its books are checked too.
+        gateway_url: std::env::var("ORDERLY_TEST_GATEWAY_URL").ok().filter(|url| !url.is_empty()),
+        json: None,
+        quiet: true,
+        stop: None,
+    };
+    let report = orderly::load::run(args).await.unwrap();
+    orderly::load::print(&report);
+    let sale = report.flash_sale.as_ref().expect("a flash-sale report");
+    assert_eq!(sale.accepted, 60, "{:?}", report.errors_by_status);
+    assert_eq!(
+        (sale.confirmed, sale.rejected, sale.pending, sale.available_after),
+        (12, 48, 0, 0),
+        "{:?}",
+        sale.problems
+    );
+    assert!(report.consistency.ok, "{:?} {:?}", sale.problems, report.consistency.analytics_mismatches);
+}
