@@ -16,8 +16,9 @@
 #   scripts/image.sh build       # steps 1-2 (the image stays in the run dir's storage)
 #
 # Settings: ORDERLY_IMAGE_RUN_DIR (/var/tmp/orderly-image), ORDERLY_IMAGE_PORT
-# (18060: the runner; +1: its reset), ORDERLY_MUSL_TARGET_DIR (the musl build's
-# cargo target dir; default $CARGO_TARGET_DIR).
+# (18060: the runner; +1: its reset; +2: the test payment gateway),
+# ORDERLY_MUSL_TARGET_DIR (the musl build's cargo target dir; default
+# $CARGO_TARGET_DIR).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -78,11 +79,26 @@ file "$rootfs/orderly" | grep -q 'static' || { echo "the image's orderly is not 
 
 work="$RUN_DIR/work"
 rm -rf "$work" && mkdir -p "$work"
-supervisor=""
-trap '[[ -n "$supervisor" ]] && kill "$supervisor" 2>/dev/null; wait 2>/dev/null || true' EXIT
+supervisor="" gateway=""
+stop_servers() {
+    local pid
+    for pid in $supervisor $gateway; do kill "$pid" 2>/dev/null; done
+    wait 2>/dev/null || true
+}
+trap stop_servers EXIT
 # The API tests' own secret, and queue timings scaled down as their in-process runner's.
 ORDERLY_JWT_SECRET="image-ci-secret-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
 export ORDERLY_JWT_SECRET
+# As on the other stacks under test: card payments through the test gateway
+# (the image's own `orderly gateway`), short timeout and cool-down, and the
+# browser origin of the CORS cases (tests/api/helpers.rs CORS_ORIGIN).
+gateway_port=$((PORT + 2))
+"$rootfs/orderly" gateway --addr "127.0.0.1:$gateway_port" >"$work/gateway.log" 2>&1 </dev/null &
+gateway=$!
+wait_http "http://127.0.0.1:$gateway_port/_gateway/authorizations" 30 "$gateway" "$work/gateway.log"
+export ORDERLY_PAYMENT_URL="http://127.0.0.1:$gateway_port" ORDERLY_PAYMENT_TIMEOUT=1s \
+    ORDERLY_PAYMENT_BREAKER_THRESHOLD=3 ORDERLY_PAYMENT_BREAKER_COOL_DOWN=2s \
+    ORDERLY_CORS_ORIGINS="https://shop.example"
 ORDERLY_VISIBILITY_TIMEOUT=5s ORDERLY_RETRY_BASE=20ms ORDERLY_RETRY_MAX=200ms ORDERLY_IDLE_POLL=200ms \
     python3 scripts/runner_supervisor.py "$rootfs/orderly" "$PORT" "$((PORT + 1))" "$work" &
 supervisor=$!
@@ -90,5 +106,5 @@ wait_http "http://127.0.0.1:$PORT/health" 60 "$supervisor" "$work/runner-1.log"
 # The image's own health check, run as its HEALTHCHECK would (ORDERLY_ADDR=0.0.0.0:PORT).
 ORDERLY_ADDR="0.0.0.0:$PORT" "$rootfs/orderly" health >/dev/null && echo "orderly health: passes"
 ORDERLY_TEST_BASE_URL="http://127.0.0.1:$PORT" ORDERLY_TEST_JWT_SECRET="$ORDERLY_JWT_SECRET" \
-    ORDERLY_TEST_RESET_URL="http://127.0.0.1:$((PORT + 1))/reset" \
+    ORDERLY_TEST_RESET_URL="http://127.0.0.1:$((PORT + 1))/reset" ORDERLY_TEST_GATEWAY_URL="$ORDERLY_PAYMENT_URL" \
     cargo test --workspace --all-features --test api -- --test-threads=1
