@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use orderly_core::domain::{Product, ProductDraft, RestockQuantity, Sku};
 use orderly_core::events::{Event, EventFactory, ProductChanged};
-use orderly_core::ports::{Cache, InventoryStore, StoreError};
+use orderly_core::ports::{Cache, InventoryStore, Lookup, StoreError};
 use orderly_core::resilience::conflict::{MaybeConflict, retry_on_conflict};
 
 #[derive(Debug, thiserror::Error)]
@@ -126,18 +126,21 @@ impl Catalog {
     }
 
     /// Cache-aside: the cache if it has the product, else the store (and
-    /// then the cache). A cache that fails is skipped, never fatal.
+    /// then the cache, unless the product changed meanwhile: see
+    /// [`orderly_core::ports::FillTicket`]). A cache that fails is skipped,
+    /// never fatal.
     pub async fn get(&self, sku: &Sku) -> Result<Product, CatalogError> {
+        let mut ticket = None;
         if let Some(cache) = &self.cache {
             match cache.get(&cache_key(sku)).await {
-                Ok(Some(cached)) => match serde_json::from_str::<Product>(&cached) {
+                Ok(Lookup::Hit(cached)) => match serde_json::from_str::<Product>(&cached) {
                     Ok(product) => {
                         metrics::counter!("orderly_cache_hits_total", "cache" => "catalog").increment(1);
                         return Ok(product);
                     }
                     Err(_) => self.forget(sku).await,
                 },
-                Ok(None) => {}
+                Ok(Lookup::Miss(issued)) => ticket = Some(issued),
                 Err(error) => {
                     metrics::counter!("orderly_cache_errors_total", "cache" => "catalog").increment(1);
                     tracing::warn!(%sku, %error, "cache unavailable; reading the store");
@@ -146,9 +149,9 @@ impl Catalog {
             metrics::counter!("orderly_cache_misses_total", "cache" => "catalog").increment(1);
         }
         let product = self.store.product(sku).await?.ok_or(CatalogError::NotFound)?;
-        if let Some(cache) = &self.cache
+        if let (Some(cache), Some(ticket)) = (&self.cache, ticket)
             && let Ok(json) = serde_json::to_string(&product)
-            && let Err(error) = cache.put(&cache_key(sku), json).await
+            && let Err(error) = cache.fill(&cache_key(sku), json, ticket).await
         {
             tracing::warn!(%sku, %error, "cache write failed");
         }

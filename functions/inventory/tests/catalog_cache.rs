@@ -15,15 +15,19 @@ use orderly_core::domain::{
 };
 use orderly_core::events::{Envelope, EventFactory};
 use orderly_core::ports::{
-    Cache, CacheError, Clock, InventoryStore, ProcessedEvent, ReservationChange, StoreError, SystemClock, UuidV7Ids,
+    Cache, CacheError, Clock, FillTicket, InventoryStore, Lookup, ProcessedEvent, ReservationChange, StoreError,
+    SystemClock, UuidV7Ids,
 };
 
 /// The real store, counting how often the catalog reads a product from it.
 struct CountingStore {
     inner: SqliteStore,
     product_reads: AtomicUsize,
-    /// A write that lands right after the next product read (a racing admin).
+    /// A write that lands right after the next product read (a racing
+    /// admin or reservation on another instance), and its event's
+    /// invalidation of the cache.
     racing_write: std::sync::Mutex<Option<Product>>,
+    cache: Arc<dyn Cache>,
 }
 
 #[async_trait]
@@ -34,6 +38,8 @@ impl InventoryStore for CountingStore {
         let racing = self.racing_write.lock().unwrap().take();
         if let Some(racing) = racing {
             self.inner.save_product(&racing, Some(racing.version - 1), &[]).await.unwrap();
+            // As the consumer of its product.changed.v1 would (Catalog::forget).
+            self.cache.invalidate(&format!("product:{sku}")).await.ok();
         }
         read
     }
@@ -67,10 +73,10 @@ struct BrokenCache;
 
 #[async_trait]
 impl Cache for BrokenCache {
-    async fn get(&self, _: &str) -> Result<Option<String>, CacheError> {
+    async fn get(&self, _: &str) -> Result<Lookup, CacheError> {
         Err(CacheError("connection refused".into()))
     }
-    async fn put(&self, _: &str, _: String) -> Result<(), CacheError> {
+    async fn fill(&self, _: &str, _: String, _: FillTicket) -> Result<(), CacheError> {
         Err(CacheError("connection refused".into()))
     }
     async fn invalidate(&self, _: &str) -> Result<(), CacheError> {
@@ -88,6 +94,7 @@ fn setup(cache: Arc<dyn Cache>) -> (Catalog, Arc<CountingStore>, tempfile::TempD
         inner,
         product_reads: AtomicUsize::new(0),
         racing_write: std::sync::Mutex::new(None),
+        cache: cache.clone(),
     });
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let events = EventFactory::new("test", Arc::new(UuidV7Ids), clock.clone());
@@ -167,4 +174,21 @@ async fn a_conditional_update_loses_to_a_write_that_lands_after_its_check() {
     assert!(matches!(outcome, Err(inventory::CatalogError::Stale)), "{outcome:?}");
     let stored = store.inner.product(&sku).await.unwrap().unwrap();
     assert_eq!((stored.version, stored.price.to_decimal_string().as_str()), (2, "9.99"), "the racer's write stands");
+}
+
+#[tokio::test]
+async fn a_read_that_races_a_change_does_not_put_the_old_product_back_in_the_cache() {
+    let (catalog, store, _dir) = setup(Arc::new(MemoryCache::new(100, Duration::from_secs(3600))));
+    let sku = Sku::parse("TEA").unwrap();
+    catalog.put(sku.clone(), draft("1.00"), None, None).await.unwrap();
+    let current = store.inner.product(&sku).await.unwrap().unwrap();
+    *store.racing_write.lock().unwrap() = Some(current.update(draft("2.00"), current.updated_at));
+
+    // The miss reads 1.00; the change and its invalidation land before the fill.
+    assert_eq!(catalog.get(&sku).await.unwrap().price.to_decimal_string(), "1.00");
+    assert_eq!(
+        catalog.get(&sku).await.unwrap().price.to_decimal_string(),
+        "2.00",
+        "the next read sees the change, not the racing read's fill (the TTL is an hour)"
+    );
 }

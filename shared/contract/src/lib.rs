@@ -177,6 +177,14 @@ macro_rules! rate_limiter_contract {
 #[macro_export]
 macro_rules! cache_contract {
     ($make:expr) => {
-        $crate::__contract_cases!(resilience, $make, [caches_and_invalidates, entries_expire_after_the_ttl]);
+        $crate::__contract_cases!(
+            resilience,
+            $make,
+            [
+                caches_and_invalidates,
+                a_fill_read_before_an_invalidation_of_its_key_is_dropped,
+                entries_expire_after_the_ttl
+            ]
+        );
     };
 }

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use orderly_core::ports::{BreakerStore, Cache, RateLimiter, StoreError};
+use orderly_core::ports::{BreakerStore, Cache, FillTicket, Lookup, RateLimiter, StoreError};
 use orderly_core::resilience::breaker::BreakerState;
 use orderly_core::resilience::rate_limit::Bucket;
 
@@ -52,22 +52,55 @@ pub async fn concurrent_takes_never_exceed_the_burst<S: RateLimiter>(store: &S) 
     assert_eq!(allowed, 10);
 }
 
+/// A miss's ticket, for filling the key.
+async fn miss<S: Cache>(store: &S, key: &str) -> FillTicket {
+    match store.get(key).await.unwrap() {
+        Lookup::Miss(ticket) => ticket,
+        Lookup::Hit(value) => panic!("{key} is cached as {value:?}"),
+    }
+}
+
+async fn cached<S: Cache>(store: &S, key: &str) -> Option<String> {
+    match store.get(key).await.unwrap() {
+        Lookup::Hit(value) => Some(value),
+        Lookup::Miss(_) => None,
+    }
+}
+
 pub async fn caches_and_invalidates<S: Cache>(store: &S) {
-    assert_eq!(store.get("k").await.unwrap(), None);
-    store.put("k", "v1".into()).await.unwrap();
-    assert_eq!(store.get("k").await.unwrap().as_deref(), Some("v1"));
-    store.put("k", "v2".into()).await.unwrap();
-    assert_eq!(store.get("k").await.unwrap().as_deref(), Some("v2"));
+    let ticket = miss(store, "k").await;
+    store.fill("k", "v1".into(), ticket).await.unwrap();
+    assert_eq!(cached(store, "k").await.as_deref(), Some("v1"));
     store.invalidate("k").await.unwrap();
-    assert_eq!(store.get("k").await.unwrap(), None);
+    assert_eq!(cached(store, "k").await, None);
+    let ticket = miss(store, "k").await;
+    store.fill("k", "v2".into(), ticket).await.unwrap();
+    assert_eq!(cached(store, "k").await.as_deref(), Some("v2"), "a miss after an invalidation fills again");
     store.invalidate("never-there").await.unwrap();
 }
 
+pub async fn a_fill_read_before_an_invalidation_of_its_key_is_dropped<S: Cache>(store: &S) {
+    // A reader misses and reads the old state; a change commits and
+    // invalidates; the reader's fill arrives last.
+    let late = miss(store, "k").await;
+    let other = miss(store, "other").await;
+    store.invalidate("k").await.unwrap();
+    store.fill("k", "old".into(), late).await.unwrap();
+    assert_eq!(cached(store, "k").await, None, "the old state is not put back");
+    store.fill("other", "v".into(), other).await.unwrap();
+    assert_eq!(cached(store, "other").await.as_deref(), Some("v"), "other keys' fills are not fenced");
+    let ticket = miss(store, "k").await;
+    store.fill("k", "new".into(), ticket).await.unwrap();
+    assert_eq!(cached(store, "k").await.as_deref(), Some("new"), "a read after the change fills");
+}
+
 pub async fn entries_expire_after_the_ttl<S: Cache>(store: &S) {
-    store.put("short", "lived".into()).await.unwrap();
+    let ticket = miss(store, "short").await;
+    store.fill("short", "lived".into(), ticket).await.unwrap();
+    assert_eq!(cached(store, "short").await.as_deref(), Some("lived"));
     let ttl = store.ttl();
     super::eventually("the entry to expire", ttl + Duration::from_secs(5), || async {
-        store.get("short").await.unwrap().is_none().then_some(())
+        cached(store, "short").await.is_none().then_some(())
     })
     .await;
 }

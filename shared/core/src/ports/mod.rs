@@ -31,7 +31,7 @@ pub use notifications::{NotificationLog, NotificationRecord, NotificationState};
 pub use orders::{IdempotencyClaim, OrderStore, PlaceOutcome};
 pub use payments::{Authorization, GatewayError, PaymentGateway};
 pub use provider::{Notification, NotificationProvider, ProviderError};
-pub use resilience::{BreakerStore, Cache, CacheError, RateLimiter};
+pub use resilience::{BreakerStore, Cache, CacheError, FillTicket, Lookup, RateLimiter};
 pub use secrets::{FetchError, SecretFetcher};
 
 use uuid::Uuid;

@@ -1,4 +1,4 @@
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -30,13 +30,52 @@ pub trait RateLimiter: Send + Sync {
 #[error("cache unavailable: {0}")]
 pub struct CacheError(pub String);
 
+/// What a cache lookup found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    Hit(String),
+    /// Not cached: read the store, then [`Cache::fill`] with this ticket.
+    Miss(FillTicket),
+}
+
+/// Permission to fill a key after a miss, dated by the adapter.
+///
+/// Cache-aside has a classic race: a reader misses, reads the store, and
+/// before it writes the entry back a change commits and its invalidation
+/// runs; the reader's late fill then puts the old state back for a whole
+/// TTL. The ticket closes it: a fill whose ticket was issued before an
+/// invalidation of that key is dropped (memcached's "leases").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FillTicket {
+    generation: u64,
+    issued: Instant,
+}
+
+impl FillTicket {
+    /// A ticket at the adapter's invalidation `generation`, issued now.
+    pub fn new(generation: u64) -> Self {
+        Self { generation, issued: Instant::now() }
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    pub fn age(&self) -> Duration {
+        self.issued.elapsed()
+    }
+}
+
 /// A cache for cache-aside reads. Entries expire after the adapter's TTL;
 /// callers also invalidate on change. A failing cache must never fail a read:
 /// callers fall back to the store.
 #[async_trait]
 pub trait Cache: Send + Sync {
-    async fn get(&self, key: &str) -> Result<Option<String>, CacheError>;
-    async fn put(&self, key: &str, value: String) -> Result<(), CacheError>;
+    async fn get(&self, key: &str) -> Result<Lookup, CacheError>;
+    /// Stores `value` read after the miss that issued `ticket`, unless the
+    /// key was invalidated since (then the value may be older than the
+    /// change that invalidated it, and nothing is stored).
+    async fn fill(&self, key: &str, value: String, ticket: FillTicket) -> Result<(), CacheError>;
     async fn invalidate(&self, key: &str) -> Result<(), CacheError>;
     /// How long an entry may live: the staleness bound when an invalidation is missed.
     fn ttl(&self) -> Duration;
