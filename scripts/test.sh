@@ -13,7 +13,26 @@ if [[ -n "${CI:-}" ]]; then
 fi
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
-step() { printf '\n== %s\n' "$*"; }
+# Each step's wall time, printed at the end (what a step adds to CI time).
+STEP_TIMES=()
+current_step="" step_started=$SECONDS
+end_step() {
+    [[ -n "$current_step" ]] && STEP_TIMES+=("$(printf '%6d s  %s' $((SECONDS - step_started)) "$current_step")")
+    current_step=""
+}
+step() {
+    end_step
+    current_step="$*" step_started=$SECONDS
+    printf '\n== %s\n' "$*"
+}
+emulator_started=false
+on_exit() {
+    end_step
+    printf '\n== wall time per step (total %d s)\n' "$SECONDS"
+    printf '%s\n' "${STEP_TIMES[@]}"
+    if $emulator_started; then ./scripts/aws-emulator.sh stop; fi
+}
+trap on_exit EXIT
 
 step "toolchain"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
@@ -37,7 +56,7 @@ if [[ "$AWS" == 1 ]]; then
     step "AWS: emulator and tools"
     ./scripts/aws-emulator.sh install
     ./scripts/aws-emulator.sh start
-    trap './scripts/aws-emulator.sh stop' EXIT
+    emulator_started=true
     # The DynamoDB/SQS contract suites run against it (and fail, not skip, without it in CI).
     export ORDERLY_AWS_ENDPOINT="http://127.0.0.1:${ORDERLY_AWS_PORT:-4566}"
 fi
