@@ -21,8 +21,10 @@
 //!
 //! A hold owed a void travels as `payment.void_owed.v1` through order
 //! intake's own queue, written with the change that owes it: the void is
-//! retried with backoff (paused while the breaker is open) until the
-//! gateway answers, and never lost.
+//! retried with backoff (not before the breaker's cool-down while it is
+//! open), and when a message's attempts run out the void is owed again as a
+//! new message (see `saga`), so a long outage never parks it in a
+//! dead-letter queue: it is retried until the gateway answers.
 //!
 //! Every call is idempotent at the gateway (its `Idempotency-Key` is the
 //! order's id and the step), so a redelivered `inventory.reserved.v1` that

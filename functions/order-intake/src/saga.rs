@@ -128,6 +128,27 @@ impl SagaReplies {
         }
     }
 
+    /// Releases a hold (idempotent at the gateway: a redelivery voids
+    /// nothing twice). A void must not end in the dead-letter queue because
+    /// the gateway was sick for longer than one message's delivery attempts:
+    /// on the last attempt, a failure owes the void again as a new message,
+    /// written with this one's processed mark, whose attempts start afresh.
+    async fn void(&self, owed: PaymentVoidOwed, delivery: &Delivery<'_>) -> Result<(), HandlerError> {
+        match self.payments().void(&owed).await {
+            Err(error) if delivery.is_last_attempt() => {
+                tracing::warn!(
+                    order_id = %owed.order_id, attempts = delivery.attempt, %error,
+                    "the gateway has not taken a void yet: it is owed again as a new message"
+                );
+                metrics::counter!("orderly_payment_voids_owed_again_total").increment(1);
+                let again = self.intake.event(Event::PaymentVoidOwed(owed), Some(delivery.trace().to_header()));
+                let mark = ProcessedEvent { consumer: FUNCTION, event_id: delivery.envelope.id };
+                Ok(already_processed_is_done(self.intake.orders().publish(&[again], &mark).await)?)
+            }
+            settled => settled,
+        }
+    }
+
     async fn done(&self, delivery: &Delivery<'_>) -> Result<(), HandlerError> {
         let mark = ProcessedEvent { consumer: FUNCTION, event_id: delivery.envelope.id };
         Ok(already_processed_is_done(self.processed.mark_processed(&mark).await)?)
@@ -152,8 +173,7 @@ impl EventHandler for SagaReplies {
                     .join("; ");
                 self.settle(reply.order_id, Verdict::Reject(format!("not enough stock ({reason})")), delivery).await
             }
-            // Idempotent at the gateway: a redelivery voids nothing twice.
-            Event::PaymentVoidOwed(owed) => self.payments().void(&owed).await,
+            Event::PaymentVoidOwed(owed) => self.void(owed, delivery).await,
             // Not subscribed to anything else; a stray event is harmless.
             _ => Ok(()),
         }

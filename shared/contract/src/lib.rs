@@ -76,6 +76,7 @@ macro_rules! order_store_contract {
                 a_transition_needs_the_version_it_was_read_at,
                 a_processed_mark_makes_the_second_transition_a_no_op,
                 writes_the_events_of_a_write_to_the_outbox,
+                events_published_with_a_mark_are_written_once,
                 a_failed_write_leaves_no_event_behind,
             ]
         );

@@ -102,6 +102,18 @@ pub async fn writes_the_events_of_a_write_to_the_outbox<S: OrderStore + Outbox>(
     assert_eq!(store.pending(None, 10).await.unwrap().len(), 1);
 }
 
+pub async fn events_published_with_a_mark_are_written_once<S: OrderStore + Outbox>(store: &S) {
+    let order = order_for("alice", &[("A", 1)]);
+    let event = placed_event(&order);
+    let mark = mark("order-intake");
+    store.publish(std::slice::from_ref(&event), &mark).await.unwrap();
+    let pending = store.pending(None, 10).await.unwrap();
+    assert_eq!(pending.iter().map(|e| &e.envelope).collect::<Vec<_>>(), [&event]);
+    let again = placed_event(&order);
+    assert_eq!(store.publish(&[again], &mark).await, Err(StoreError::AlreadyProcessed));
+    assert_eq!(store.pending(None, 10).await.unwrap().len(), 1, "a redelivery publishes nothing more");
+}
+
 pub async fn a_failed_write_leaves_no_event_behind<S: OrderStore + Outbox>(store: &S) {
     let order = order_for("alice", &[("A", 1)]);
     store.place(&order, None, &[], now()).await.unwrap();

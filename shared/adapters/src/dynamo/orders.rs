@@ -145,6 +145,13 @@ impl OrderStore for DynamoOrders {
         writes.extend(self.outbox.puts(&self.table, outbox));
         self.table.write_all(writes).await.map_err(|e| e.into_store_error(mark))
     }
+
+    async fn publish(&self, outbox: &[Envelope], processed: &ProcessedEvent) -> Result<(), StoreError> {
+        let mut writes = vec![mark_put(&self.table, processed)];
+        writes.extend(self.outbox.puts(&self.table, outbox));
+        // The mark is the transaction's first item.
+        self.table.write_all(writes).await.map_err(|e| e.into_store_error(Some(0)))
+    }
 }
 
 #[async_trait]

@@ -137,4 +137,14 @@ impl OrderStore for SqliteStore {
             })
             .await
     }
+
+    async fn publish(&self, outbox: &[Envelope], processed: &ProcessedEvent) -> Result<(), StoreError> {
+        let (outbox, mark, now) = (outbox.to_vec(), processed.clone(), self.clock.now());
+        self.db
+            .write(move |conn, effects| {
+                insert_processed(conn, &mark, now)?;
+                insert_outbox(conn, &outbox, effects)
+            })
+            .await
+    }
 }

@@ -51,4 +51,9 @@ pub trait OrderStore: Send + Sync {
         outbox: &[Envelope],
         processed: Option<&ProcessedEvent>,
     ) -> Result<(), StoreError>;
+
+    /// Writes events that change no order (a void owed again) with the
+    /// processed mark of the event that caused them, in one atomic write:
+    /// `AlreadyProcessed`, and nothing written, when that mark exists.
+    async fn publish(&self, outbox: &[Envelope], processed: &ProcessedEvent) -> Result<(), StoreError>;
 }
