@@ -103,13 +103,20 @@ impl App {
         let limits = composition::rate_limits(backend.as_ref(), orderly_core::events::routing::Consumer::OrderIntake);
         let (router, openapi) = orderly_core::edge::api_router(api, authenticator, limits, &settings.edge)
             .context("rendering the OpenAPI document")?;
-        let router = orderly_hosts::edge::served(router)
-            .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(settings.body_timeout))
-            .layer(axum::middleware::from_fn(client_ip))
-            .layer(CatchPanicLayer::custom(|_| ApiError::Internal("handler panicked".into()).into_response()));
+        let router = server_layers(router, &settings);
         let breaker = composition::breaker(backend.as_ref());
         Ok(Self { router, openapi, store, breaker, consumers, settings })
     }
+}
+
+/// What the runner serves every route through, outside the API's edge:
+/// compression and header folding, the body timeout, the caller's address,
+/// and a handler's panic answered as a 500.
+pub(crate) fn server_layers(router: Router, settings: &Settings) -> Router {
+    orderly_hosts::edge::served(router)
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(settings.body_timeout))
+        .layer(axum::middleware::from_fn(client_ip))
+        .layer(CatchPanicLayer::custom(|_| ApiError::Internal("handler panicked".into()).into_response()))
 }
 
 /// The caller's address, from the socket, for per-IP limits of anonymous callers.
@@ -125,7 +132,7 @@ async fn client_ip(mut request: axum::extract::Request, next: axum::middleware::
 /// The token verifier: a JWKS file or URL, else the HS256 secrets (the
 /// current one generated into the data directory when none is set); the
 /// policy is the shared one.
-fn authenticator(settings: &Settings) -> anyhow::Result<Arc<Authenticator>> {
+pub(crate) fn authenticator(settings: &Settings) -> anyhow::Result<Arc<Authenticator>> {
     let keys = if let Some(path) = &settings.jwks_file {
         KeyConfig::Jwks(std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?)
     } else if let Some(url) = &settings.jwks_url {
@@ -155,7 +162,7 @@ fn authenticator(settings: &Settings) -> anyhow::Result<Arc<Authenticator>> {
 /// its headers a byte at a time (slow loris) could hold a connection forever.
 /// With `tls`, each connection's handshake comes first, in its own task and
 /// within the same header timeout.
-async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     router: Router,
     header_timeout: std::time::Duration,

@@ -3,9 +3,14 @@
 //!
 //! In one run, with the same client and the same number of connections:
 //! 1. a bare hyper "hello" server (a child process) at full speed;
-//! 2. `POST /api/v1/orders` on the runner (a child process, durable SQLite,
+//! 2. a "durable hello" (a child process): the runner's own server stack
+//!    (its HTTP server, layers, edge middleware and access log) doing one
+//!    SQLite insert per request through the runner's group-commit writer,
+//!    with the runner's durability. Intake's floor: a request that must be
+//!    durable before it is answered can go no faster than this;
+//! 3. `POST /api/v1/orders` on the runner (a child process, durable SQLite,
 //!    access logs on) at full speed (closed loop);
-//! 3. the runner at half that rate (open loop, latency measured from the
+//! 4. the runner at half that rate (open loop, latency measured from the
 //!    scheduled send time, so a stall cannot hide itself), then the time from
 //!    202 to `confirmed` of every order of that phase, from the order's own
 //!    `created_at`/`updated_at`.
@@ -17,6 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use axum::extract::State;
 use bytes::Bytes;
 use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Full};
@@ -24,10 +30,14 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use orderly_adapters::sqlite::Database;
+use orderly_core::ports::StoreError;
+use orderly_core::settings::Settings;
 use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::process::Command;
 use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
 
 pub(crate) type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
@@ -74,8 +84,12 @@ pub struct Report {
     pub phase_seconds: f64,
     pub durability: &'static str,
     pub hello: Phase,
+    pub durable_hello: Phase,
     pub orders_max: Phase,
+    /// Intake / bare hyper hello.
     pub ratio: f64,
+    /// Intake / durable hello.
+    pub ratio_to_durable_hello: f64,
     pub orders_half_load: Phase,
     pub accepted_to_confirmed: Latencies,
     pub confirmed_orders_measured: u64,
@@ -99,6 +113,49 @@ pub async fn serve_hello(addr: SocketAddr) -> anyhow::Result<()> {
             });
             let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
         });
+    }
+}
+
+/// The durable hello of the comparison (`orderly bench-durable-hello`),
+/// with the runner's settings from the environment: `POST /` inserts its
+/// body as one row through the group-commit writer and answers 202 after
+/// the commit; `GET /` answers 200 (readiness).
+pub async fn serve_durable_hello(settings: Settings) -> anyhow::Result<()> {
+    use axum::routing::get;
+
+    let _tracer = crate::observability::init_telemetry(&settings.log, None)?;
+    let store = crate::app::open_store(&settings)?;
+    let db = store.database().clone();
+    db.write(|conn, _| {
+        conn.execute_batch("CREATE TABLE IF NOT EXISTS bench_hello (id INTEGER PRIMARY KEY, body TEXT NOT NULL)")
+            .map_err(|error| StoreError::Unavailable(error.to_string()))
+    })
+    .await?;
+    let hello = axum::Router::new().route("/", get(|| async { "ok" }).post(durable_hello)).with_state(db).layer(
+        axum::middleware::from_fn_with_state(
+            crate::app::authenticator(&settings)?,
+            orderly_core::http::edge_middleware,
+        ),
+    );
+    let router = crate::app::server_layers(hello, &settings);
+    let listener = tokio::net::TcpListener::bind(settings.addr).await?;
+    crate::app::serve(listener, router, settings.header_timeout, None, CancellationToken::new()).await;
+    Ok(())
+}
+
+async fn durable_hello(State(db): State<Database>, body: Bytes) -> axum::response::Response {
+    use axum::response::IntoResponse;
+
+    let body = String::from_utf8_lossy(&body).into_owned();
+    let inserted = db
+        .write(move |conn, _| {
+            conn.execute("INSERT INTO bench_hello (body) VALUES (?1)", [body])
+                .map_err(|error| StoreError::Unavailable(error.to_string()))
+        })
+        .await;
+    match inserted {
+        Ok(_) => StatusCode::ACCEPTED.into_response(),
+        Err(error) => orderly_core::http::ApiError::Internal(error.to_string()).into_response(),
     }
 }
 
@@ -222,7 +279,41 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
     .await;
     let _ = hello.kill().await;
 
-    // 2. The runner, as a user runs it (release build, durable, logging).
+    // 2. The durable hello, with the runner's settings.
+    let durable_port = free_port()?;
+    let durable_log = std::fs::File::create(work.path().join("durable-hello.log"))?;
+    let mut durable = Command::new(&exe)
+        .arg("bench-durable-hello")
+        .env("ORDERLY_ADDR", format!("127.0.0.1:{durable_port}"))
+        .env("ORDERLY_DATA_DIR", work.path().join("durable-hello"))
+        .env("ORDERLY_JWT_SECRET", &secret)
+        .stdout(durable_log.try_clone()?)
+        .stderr(durable_log)
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting the durable hello")?;
+    let durable_url = format!("http://127.0.0.1:{durable_port}/");
+    wait_for(&client, &durable_url).await?;
+    eprintln!("bench: durable hello up; POST / at full speed");
+    let durable_client = client.clone();
+    let durable_hello = closed_loop(args.concurrency, args.duration, move |worker, n| {
+        let (client, url) = (durable_client.clone(), durable_url.clone());
+        // The size of an order's body, for a like-for-like insert.
+        let body = order_body(n * 31 + worker as u64).to_string();
+        async move {
+            let Ok(request) = Request::post(url.as_str()).body(Full::new(Bytes::from(body))) else { return false };
+            match client.request(request).await {
+                Ok(response) => {
+                    response.status() == StatusCode::ACCEPTED && response.into_body().collect().await.is_ok()
+                }
+                Err(_) => false,
+            }
+        }
+    })
+    .await;
+    let _ = durable.kill().await;
+
+    // 3. The runner, as a user runs it (release build, durable, logging).
     let (mut runner, target, tokens) = start_runner(&exe, work.path(), &secret, &client, args.concurrency, &[]).await?;
 
     eprintln!("bench: runner up; POST /api/v1/orders at full speed");
@@ -230,7 +321,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
     // Let the saga catch up before the next phase.
     wait_drained(&target).await;
 
-    // 3. Half (then a quarter) of the maximum, open loop, and 202 -> confirmed.
+    // 4. Half (then a quarter) of the maximum, open loop, and 202 -> confirmed.
     let (half, to_confirmed) = paced(&target, &tokens, orders_max.per_second / 2.0, args.duration).await?;
     let (quarter, to_confirmed_quarter) = paced(&target, &tokens, orders_max.per_second / 4.0, args.duration).await?;
     let _ = runner.kill().await;
@@ -241,7 +332,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
         phase_seconds: args.duration.as_secs_f64(),
         durability: "SQLite WAL, synchronous=NORMAL: a commit is in the WAL before the 202 (survives kill -9)",
         ratio: orders_max.per_second / hello_phase.per_second.max(1.0),
+        ratio_to_durable_hello: orders_max.per_second / durable_hello.per_second.max(1.0),
         hello: hello_phase,
+        durable_hello,
         orders_max,
         orders_half_load: half,
         confirmed_orders_measured: to_confirmed.len(),
@@ -435,12 +528,19 @@ pub fn print(report: &Report) {
     println!("  durability                 {}", report.durability);
     println!("  bare hyper hello           {:>9.0} req/s   {}", report.hello.per_second, l(&report.hello.latency));
     println!(
+        "  durable hello (1 insert)   {:>9.0} req/s   {}   errors {}",
+        report.durable_hello.per_second,
+        l(&report.durable_hello.latency),
+        report.durable_hello.errors
+    );
+    println!(
         "  POST /api/v1/orders (max)  {:>9.0} req/s   {}   errors {}",
         report.orders_max.per_second,
         l(&report.orders_max.latency),
         report.orders_max.errors
     );
     println!("  ratio orders / hello       {:>9.3}", report.ratio);
+    println!("  ratio orders / durable     {:>9.3}", report.ratio_to_durable_hello);
     println!(
         "  at half load               {:>9.0} req/s   {}   errors {}",
         report.orders_half_load.per_second,

@@ -82,6 +82,10 @@ enum Command {
         #[arg(long)]
         addr: std::net::SocketAddr,
     },
+    /// The "durable hello" that `bench` compares against: the runner's
+    /// server, one SQLite insert per request (its settings from the environment).
+    #[command(hide = true)]
+    BenchDurableHello,
 }
 
 #[derive(Debug, Subcommand)]
@@ -169,6 +173,7 @@ async fn main() -> anyhow::Result<()> {
             orderly::bench_edge::print(&report, &args);
         }
         Command::BenchHello { addr } => bench::serve_hello(addr).await?,
+        Command::BenchDurableHello => bench::serve_durable_hello(settings).await?,
         Command::BenchPayments(args) => {
             let report = bench::run_payments(args).await?;
             println!("{}", serde_json::to_string_pretty(&report)?);

@@ -246,3 +246,54 @@ async fn the_health_command_passes_against_a_running_runner_and_fails_when_nothi
     assert!(!down.status.success());
     assert!(String::from_utf8_lossy(&down.stderr).contains("no answer"), "{}", String::from_utf8_lossy(&down.stderr));
 }
+
+/// `orderly bench`'s floor under intake: every POST the durable hello
+/// answers 202 is a row committed through the runner's writer (it survives
+/// a kill -9), and each request is access-logged as the runner's are.
+#[tokio::test]
+async fn the_durable_hello_answers_202_only_for_rows_it_has_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let log = dir.path().join("durable-hello.log");
+    let file = std::fs::File::create(&log).unwrap();
+    let mut hello = tokio::process::Command::new(env!("CARGO_BIN_EXE_orderly"))
+        .arg("bench-durable-hello")
+        .env("ORDERLY_ADDR", format!("127.0.0.1:{port}"))
+        .env("ORDERLY_DATA_DIR", dir.path().join("data"))
+        .env("ORDERLY_JWT_SECRET", SECRET)
+        .stdout(file.try_clone().unwrap())
+        .stderr(file)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}/");
+    let client = reqwest::Client::new();
+    eventually("the durable hello to answer", || async {
+        client.get(&url).send().await.ok().filter(|r| r.status().is_success()).map(|_| ())
+    })
+    .await;
+
+    let mut posts = tokio::task::JoinSet::new();
+    for i in 0..40 {
+        let (client, url) = (client.clone(), url.clone());
+        posts.spawn(async move { client.post(url).body(format!("{{\"n\":{i}}}")).send().await.unwrap().status() });
+    }
+    while let Some(status) = posts.join_next().await {
+        assert_eq!(status.unwrap(), StatusCode::ACCEPTED);
+    }
+    hello.start_kill().unwrap();
+    hello.wait().await.unwrap();
+
+    let path = orderly::config::database_path(&dir.path().join("data"));
+    let db = orderly_adapters::sqlite::Database::open(&path, Default::default()).unwrap();
+    let rows = db
+        .read(|conn| {
+            conn.query_row("SELECT count(*) FROM bench_hello", [], |row| row.get::<_, i64>(0))
+                .map_err(|error| orderly_core::ports::StoreError::Unavailable(error.to_string()))
+        })
+        .await
+        .unwrap();
+    assert_eq!(rows, 40, "every 202 is a committed row");
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(logged.matches("\"orderly::access\"").count(), 41, "an access-log line per request:\n{logged}");
+}
