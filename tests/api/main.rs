@@ -14,6 +14,7 @@ mod messaging;
 mod notifications;
 mod orders;
 mod payments;
+mod popular;
 mod resilience;
 mod security;
 #[path = "../support/mod.rs"]
