@@ -22,7 +22,7 @@ use super::write::{mark_put, processed_events_for, put, write_put, write_update}
 use super::{Direction, DynamoConfig, Item, ONLY, Table, get_n, get_s, key, n, s, sdk_unavailable, shard_of};
 use crate::stored_order;
 use orderly_core::domain::{CustomerId, Order, OrderId};
-use orderly_core::ports::{Counter, ProcessedEvent, ReadModelStore, StoreError};
+use orderly_core::ports::{Applied, Counter, ReadModelStore, StoreError};
 
 #[derive(Debug, Clone)]
 pub struct DynamoAnalytics {
@@ -46,21 +46,19 @@ impl ReadModelStore for DynamoAnalytics {
         self.table.get(view_key(id)).await?.map(|item| stored_order::from_json(get_s(&item, "doc")?)).transpose()
     }
 
-    async fn apply(
-        &self,
-        view: Option<&Order>,
-        expected_version: Option<u32>,
-        deltas: &[(Counter, i64)],
-        processed: &ProcessedEvent,
-    ) -> Result<(), StoreError> {
-        let mut writes = vec![mark_put(&self.table, processed)];
-        if let Some(order) = view {
+    async fn apply(&self, events: &[Applied<'_>], deltas: &[(Counter, i64)]) -> Result<(), StoreError> {
+        let Some(first) = events.first() else { return Ok(()) };
+        // Marks first, so that a failed condition at 0..marks is a duplicate.
+        let mut writes: Vec<_> = events.iter().map(|e| mark_put(&self.table, e.processed)).collect();
+        let marks = writes.len();
+        for event in events {
+            let Some(order) = event.view else { continue };
             let mut item = view_key(order.id());
             item.insert("version".into(), n(order.version()));
             item.insert("doc".into(), s(stored_order::to_json(order)?));
             item.insert("gsi1pk".into(), s(format!("CUSTOMER#{}", order.customer_id())));
             item.insert("gsi1sk".into(), s(order.id().to_string()));
-            let view_put = match expected_version {
+            let view_put = match event.expected_version {
                 None => put(&self.table.name, item, Some("attribute_not_exists(pk)"), &[]),
                 Some(version) => put(&self.table.name, item, Some("version = :expected"), &[(":expected", n(version))]),
             };
@@ -70,8 +68,8 @@ impl ReadModelStore for DynamoAnalytics {
         for (counter, delta) in deltas {
             *merged.entry(counter.key()).or_insert(0) += delta;
         }
-        let shard = shard_of(&processed.event_id.to_string(), self.shards);
-        for (counter, delta) in merged {
+        let shard = shard_of(&first.processed.event_id.to_string(), self.shards);
+        for (counter, delta) in merged.into_iter().filter(|(_, delta)| *delta != 0) {
             let update = Update::builder()
                 .table_name(&self.table.name)
                 .set_key(Some(key(format!("COUNTER#{shard}"), counter)))
@@ -82,7 +80,7 @@ impl ReadModelStore for DynamoAnalytics {
                 .map_err(|e| StoreError::Unavailable(e.to_string()))?;
             writes.push(write_update(update));
         }
-        self.table.write_all(writes).await.map_err(|e| e.into_store_error(Some(0)))
+        self.table.write_all(writes).await.map_err(|e| e.into_store_error_marks(0..marks))
     }
 
     async fn counters(&self) -> Result<Vec<(Counter, i64)>, StoreError> {

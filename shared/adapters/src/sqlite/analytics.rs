@@ -6,7 +6,7 @@ use super::db::unavailable;
 use super::{SqliteStore, insert_processed, is_constraint_violation};
 use crate::stored_order;
 use orderly_core::domain::{CustomerId, Order, OrderId};
-use orderly_core::ports::{Counter, ProcessedEvent, ReadModelStore, StoreError};
+use orderly_core::ports::{Applied, Counter, ReadModelStore, StoreError};
 
 #[async_trait]
 impl ReadModelStore for SqliteStore {
@@ -22,39 +22,20 @@ impl ReadModelStore for SqliteStore {
             .await
     }
 
-    async fn apply(
-        &self,
-        view: Option<&Order>,
-        expected_version: Option<u32>,
-        deltas: &[(Counter, i64)],
-        processed: &ProcessedEvent,
-    ) -> Result<(), StoreError> {
-        let body = view.map(stored_order::to_json).transpose()?;
-        let view = view.cloned();
+    async fn apply(&self, events: &[Applied<'_>], deltas: &[(Counter, i64)]) -> Result<(), StoreError> {
+        let mut owned = Vec::with_capacity(events.len());
+        for event in events {
+            let view = event.view.map(|v| Ok::<_, StoreError>((v.clone(), stored_order::to_json(v)?))).transpose()?;
+            owned.push((view, event.expected_version, event.processed.clone()));
+        }
         let deltas: Vec<(String, i64)> = deltas.iter().map(|(c, d)| (c.key(), *d)).collect();
-        let (mark, now) = (processed.clone(), self.clock.now());
+        let now = self.clock.now();
         self.db
             .write(move |conn, _| {
-                insert_processed(conn, &mark, now)?;
-                if let (Some(view), Some(body)) = (&view, &body) {
-                    let written = match expected_version {
-                        None => conn
-                            .prepare_cached(
-                                "INSERT INTO order_views (order_id, customer_id, version, body) VALUES (?1, ?2, ?3, ?4)",
-                            )
-                            .and_then(|mut s| {
-                                s.execute(params![view.id().to_string(), view.customer_id().as_str(), view.version(), body])
-                            })
-                            .map_err(|e| if is_constraint_violation(&e) { StoreError::Conflict } else { unavailable(e) })?,
-                        Some(expected) => conn
-                            .prepare_cached(
-                                "UPDATE order_views SET version = ?2, body = ?3 WHERE order_id = ?1 AND version = ?4",
-                            )
-                            .and_then(|mut s| s.execute(params![view.id().to_string(), view.version(), body, expected]))
-                            .map_err(unavailable)?,
-                    };
-                    if written != 1 {
-                        return Err(StoreError::Conflict);
+                for (view, expected_version, mark) in &owned {
+                    insert_processed(conn, mark, now)?;
+                    if let Some((view, body)) = view {
+                        write_view(conn, view, body, *expected_version)?;
                     }
                 }
                 let mut add = conn
@@ -106,4 +87,26 @@ impl ReadModelStore for SqliteStore {
             })
             .await
     }
+}
+
+/// Writes `view` if the stored one is at `expected_version` (`None`: absent).
+fn write_view(
+    conn: &rusqlite::Connection,
+    view: &Order,
+    body: &str,
+    expected_version: Option<u32>,
+) -> Result<(), StoreError> {
+    let written = match expected_version {
+        None => conn
+            .prepare_cached("INSERT INTO order_views (order_id, customer_id, version, body) VALUES (?1, ?2, ?3, ?4)")
+            .and_then(|mut s| {
+                s.execute(params![view.id().to_string(), view.customer_id().as_str(), view.version(), body])
+            })
+            .map_err(|e| if is_constraint_violation(&e) { StoreError::Conflict } else { unavailable(e) })?,
+        Some(expected) => conn
+            .prepare_cached("UPDATE order_views SET version = ?2, body = ?3 WHERE order_id = ?1 AND version = ?4")
+            .and_then(|mut s| s.execute(params![view.id().to_string(), view.version(), body, expected]))
+            .map_err(unavailable)?,
+    };
+    if written == 1 { Ok(()) } else { Err(StoreError::Conflict) }
 }

@@ -53,21 +53,45 @@ impl Counter {
     }
 }
 
+/// The most items one [`ReadModelStore::apply`] may write: one per event
+/// (its mark), one per view it changes, one per distinct counter. It is
+/// DynamoDB's limit for one `TransactWriteItems`.
+pub const MAX_APPLY_ITEMS: usize = 100;
+
+/// One event's part of a [`ReadModelStore::apply`].
+#[derive(Debug, Clone, Copy)]
+pub struct Applied<'a> {
+    /// The order's new view, when the event moves it forward.
+    pub view: Option<&'a Order>,
+    /// The version the stored view was read at (`None`: no view yet).
+    pub expected_version: Option<u32>,
+    pub processed: &'a ProcessedEvent,
+}
+
+impl Applied<'_> {
+    /// Items this event writes besides counters: its mark and its view.
+    pub fn items(&self) -> usize {
+        1 + usize::from(self.view.is_some())
+    }
+}
+
 /// The read side (CQRS): per-order views and counters, owned by analytics.
 #[async_trait]
 pub trait ReadModelStore: Send + Sync {
     async fn order_view(&self, id: OrderId) -> Result<Option<Order>, StoreError>;
 
-    /// Writes `view` (when given) if the stored view is still at
-    /// `expected_version` (`None`: no view yet), adds `deltas` to counters and
-    /// records `processed`, all atomically.
-    async fn apply(
-        &self,
-        view: Option<&Order>,
-        expected_version: Option<u32>,
-        deltas: &[(Counter, i64)],
-        processed: &ProcessedEvent,
-    ) -> Result<(), StoreError>;
+    /// Applies one or more events at once, all or nothing: writes each
+    /// event's view (when it changes one) if the stored view is still at its
+    /// `expected_version`, records each event's processed mark, and adds
+    /// `deltas` (the events' counter deltas, summed) to the counters.
+    ///
+    /// `AlreadyProcessed` when a mark exists, `Conflict` when a view moved:
+    /// then nothing was written. With one event that says what happened to
+    /// it; with several the caller cannot tell which, so it applies them one
+    /// at a time (see the analytics projector). The events have distinct ids
+    /// and touch distinct views, and all of it is at most
+    /// [`MAX_APPLY_ITEMS`] items.
+    async fn apply(&self, events: &[Applied<'_>], deltas: &[(Counter, i64)]) -> Result<(), StoreError>;
 
     async fn counters(&self) -> Result<Vec<(Counter, i64)>, StoreError>;
 
