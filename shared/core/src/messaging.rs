@@ -18,7 +18,10 @@
 //!   is held back ([`Outcome::HeldBack`]) so that nothing overtakes it; other
 //!   groups go on. Queues that hand out one message per group at a time (the
 //!   SQLite queue, [`first_of_each_group`] over SQS) make that trivial; a
-//!   Lambda batch from a FIFO queue holds several.
+//!   Lambda batch from a FIFO queue holds several. The batch goes to the
+//!   handler in rounds, one message of each group at a time
+//!   ([`EventHandler::handle_all`]), so a consumer may write a whole round in
+//!   one request (analytics does: its counters once per round).
 //! - Handlers make duplicates harmless by committing the event id with their
 //!   state change (see `ports::ProcessedEvent`).
 
@@ -205,7 +208,8 @@ pub async fn process_batch(
         .into_iter()
         .zip(messages)
         .map(|(outcome, message)| {
-            let outcome = outcome.expect("every message is in a round");
+            // Every message is in one round; were one not, it goes back untouched.
+            let outcome = outcome.unwrap_or(Outcome::HeldBack);
             let result = match &outcome {
                 Outcome::Done => "done",
                 Outcome::Ignored { .. } => "ignored",
@@ -253,8 +257,9 @@ async fn process_round(
         }
     }
     let mut batch = Vec::new();
-    let mut handled_slots = Vec::new();
-    for (slot, open) in &opened {
+    // Which of `opened` each of `batch` is.
+    let mut handled = Vec::new();
+    for (at, (slot, open)) in opened.iter().enumerate() {
         let (envelope, trace) = (&open.envelope, &open.trace);
         let _entered = open.span.enter();
         match envelope.decode() {
@@ -263,7 +268,7 @@ async fn process_round(
                 let delivery =
                     Delivery { envelope, attempt, max_attempts, trace: trace.clone(), span: open.span.clone() };
                 batch.push((event, delivery));
-                handled_slots.push(*slot);
+                handled.push(at);
             }
             Ok(None) => {
                 tracing::info!(function = consumer, event_id = %envelope.id, event_type = %envelope.event_type, trace_id = %trace.trace_id, outcome = "ignored", "unknown event type acknowledged");
@@ -278,8 +283,8 @@ async fn process_round(
     let started = std::time::Instant::now();
     let results = if batch.is_empty() { Vec::new() } else { handler.handle_all(batch).await };
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-    for (slot, result) in handled_slots.into_iter().zip(results) {
-        let open = &opened.iter().find(|(s, _)| *s == slot).expect("an opened message").1;
+    for (at, result) in handled.into_iter().zip(results) {
+        let (slot, open) = (opened[at].0, &opened[at].1);
         let (envelope, trace) = (&open.envelope, &open.trace);
         let attempt = messages[positions[slot]].receive_count;
         let _entered = open.span.enter();
@@ -537,6 +542,50 @@ mod tests {
         let batch = [message(1, None, true), message(2, None, false), message(3, None, true)];
         let outcomes = process_batch(&handler, &batch, 5).await;
         assert_eq!(verdicts(&outcomes), [("1", "failed"), ("2", "done"), ("3", "failed")]);
+    }
+
+    /// Records the size of each round it is handed.
+    #[derive(Default)]
+    struct Rounds {
+        sizes: Mutex<Vec<usize>>,
+    }
+
+    #[async_trait]
+    impl EventHandler for Rounds {
+        fn consumer(&self) -> Consumer {
+            Consumer::Analytics
+        }
+
+        async fn handle(&self, _event: Event, _delivery: &Delivery<'_>) -> Result<(), HandlerError> {
+            Ok(())
+        }
+
+        async fn handle_all(&self, batch: Vec<(Event, Delivery<'_>)>) -> Vec<Result<(), HandlerError>> {
+            self.sizes.lock().unwrap().push(batch.len());
+            batch
+                .iter()
+                .map(|(_, d)| if d.envelope.source == "fail" { Err(HandlerError::Retry("no".into())) } else { Ok(()) })
+                .collect()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_reaches_the_handler_one_message_of_each_group_at_a_time() {
+        let handler = Rounds::default();
+        let batch = [
+            message(1, Some("a"), false),
+            message(2, Some("b"), true),
+            message(3, Some("a"), false),
+            message(4, Some("c"), false),
+            message(5, Some("a"), false),
+            message(6, Some("b"), false),
+        ];
+        let outcomes = process_batch(&handler, &batch, 5).await;
+        assert_eq!(*handler.sizes.lock().unwrap(), [3, 1, 1], "a b c, then a (b failed), then a");
+        assert_eq!(
+            verdicts(&outcomes),
+            [("1", "done"), ("2", "failed"), ("3", "done"), ("4", "done"), ("5", "done"), ("6", "held back")]
+        );
     }
 
     #[test]
