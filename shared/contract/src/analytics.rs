@@ -5,8 +5,10 @@ use futures::future::join_all;
 use orderly_core::domain::{Order, OrderStatus};
 use orderly_core::ports::{Applied, Counter, ProcessedEvent, ReadModelStore, StoreError};
 
+/// `processed`'s part of an apply: its view (kept with just its own id), or
+/// its mark.
 fn applied<'a>(view: Option<&'a Order>, expected_version: Option<u32>, processed: &'a ProcessedEvent) -> Applied<'a> {
-    Applied { view, expected_version, processed }
+    Applied { view, expected_version, view_events: std::slice::from_ref(&processed.event_id), processed }
 }
 
 fn count(counters: &[(Counter, i64)], counter: &Counter) -> i64 {
@@ -17,7 +19,7 @@ pub async fn writes_a_view_and_counters_together<S: ReadModelStore>(store: &S) {
     let order = order_for("alice", &[("A", 1)]);
     let pending = Counter::OrdersByStatus(OrderStatus::Pending);
     store.apply(&[applied(Some(&order), None, &mark("analytics"))], &[(pending.clone(), 1)]).await.unwrap();
-    assert_eq!(store.order_view(order.id()).await.unwrap(), Some(order.clone()));
+    assert_eq!(store.order_view(order.id()).await.unwrap().map(|v| v.order), Some(order.clone()));
     let confirmed = order.confirm_offline("Pay by bank transfer".into(), now()).unwrap();
     let deltas = [(pending.clone(), -1), (Counter::OrdersByStatus(OrderStatus::Confirmed), 1)];
     store.apply(&[applied(Some(&confirmed), Some(order.version()), &mark("analytics"))], &deltas).await.unwrap();
@@ -83,21 +85,22 @@ pub async fn several_events_apply_in_one_write<S: ReadModelStore>(store: &S) {
     // The deltas come summed or not: the store adds them either way.
     let deltas = [(pending.clone(), 1), (pending.clone(), 1), (Counter::Events("x".into()), 3)];
     store.apply(&events, &deltas).await.unwrap();
-    assert_eq!(store.order_view(alices.id()).await.unwrap(), Some(alices.clone()));
-    assert_eq!(store.order_view(bobs.id()).await.unwrap(), Some(bobs.clone()));
+    assert_eq!(store.order_view(alices.id()).await.unwrap().map(|v| v.order), Some(alices.clone()));
+    assert_eq!(store.order_view(bobs.id()).await.unwrap().map(|v| v.order), Some(bobs.clone()));
     let counters = store.counters().await.unwrap();
     assert_eq!(count(&counters, &pending), 2);
     assert_eq!(count(&counters, &Counter::Events("x".into())), 3);
-    for marked in [&a, &b, &seen] {
-        assert_eq!(store.apply(&[applied(None, None, marked)], &[]).await, Err(StoreError::AlreadyProcessed));
-    }
+    // Each event is recorded: in its view, or by its mark.
+    assert_eq!(store.order_view(alices.id()).await.unwrap().unwrap().events, [a.event_id]);
+    assert_eq!(store.order_view(bobs.id()).await.unwrap().unwrap().events, [b.event_id]);
+    assert_eq!(store.apply(&[applied(None, None, &seen)], &[]).await, Err(StoreError::AlreadyProcessed));
 }
 
 pub async fn a_duplicate_in_a_batch_writes_nothing<S: ReadModelStore>(store: &S) {
-    let (first, second) = (order_for("alice", &[("A", 1)]), order_for("bob", &[("A", 1)]));
+    let second = order_for("bob", &[("A", 1)]);
     let (a, b) = (mark("analytics"), mark("analytics"));
     let x = Counter::Events("x".into());
-    store.apply(&[applied(Some(&first), None, &a)], &[(x.clone(), 1)]).await.unwrap();
+    store.apply(&[applied(None, None, &a)], &[(x.clone(), 1)]).await.unwrap();
     // `a` again, delivered in a later batch beside a new event.
     let batch = [applied(None, None, &a), applied(Some(&second), None, &b)];
     assert_eq!(store.apply(&batch, &[(x.clone(), 2)]).await, Err(StoreError::AlreadyProcessed));
@@ -164,4 +167,29 @@ pub async fn concurrent_batches_move_shared_counters_exactly<S: ReadModelStore>(
         assert!(matches!(result, Ok(()) | Err(StoreError::AlreadyProcessed)), "{result:?}");
     }
     assert_eq!(count(&store.counters().await.unwrap(), &x), 24);
+}
+
+/// The view is the mark of the events that wrote it: they are kept on it,
+/// and no mark is written apart (one item less per event).
+pub async fn the_events_that_write_a_view_are_kept_on_it<S: ReadModelStore>(store: &S) {
+    let order = order_for("alice", &[("A", 1)]);
+    let (placed, confirmed) = (mark("analytics"), mark("analytics"));
+    let placed_only = [placed.event_id];
+    let first = Applied { view: Some(&order), expected_version: None, view_events: &placed_only, processed: &placed };
+    store.apply(&[first], &[]).await.unwrap();
+    assert_eq!(store.order_view(order.id()).await.unwrap().unwrap().events, placed_only);
+    let next = order.confirm_offline("Pay by bank transfer".into(), now()).unwrap();
+    let both = [placed.event_id, confirmed.event_id];
+    let second = Applied {
+        view: Some(&next),
+        expected_version: Some(order.version()),
+        view_events: &both,
+        processed: &confirmed,
+    };
+    store.apply(&[second], &[]).await.unwrap();
+    let view = store.order_view(order.id()).await.unwrap().unwrap();
+    assert_eq!((view.order, view.events), (next, both.to_vec()));
+    for written in [&placed, &confirmed] {
+        store.apply(&[applied(None, None, written)], &[]).await.expect("no mark was written for it");
+    }
 }

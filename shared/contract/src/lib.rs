@@ -130,6 +130,7 @@ macro_rules! read_model_contract {
                 a_moved_view_in_a_batch_writes_nothing,
                 concurrent_batches_of_the_same_events_count_once,
                 concurrent_batches_move_shared_counters_exactly,
+                the_events_that_write_a_view_are_kept_on_it,
             ]
         );
     };

@@ -2,9 +2,9 @@
 //!
 //! | item | pk | sk | notes |
 //! |---|---|---|---|
-//! | order view | `VIEW#<order id>` | `#` | `version`, `doc`; `gsi1pk = CUSTOMER#<customer>`, `gsi1sk = <order id>` |
+//! | order view | `VIEW#<order id>` | `#` | `version`, `doc`, `events` (the ids of the events that wrote it: their processed marks); `gsi1pk = CUSTOMER#<customer>`, `gsi1sk = <order id>` |
 //! | counter | `COUNTER#<shard>` | counter key | `value` (added to with `ADD`) |
-//! | processed mark | `PROCESSED#<consumer>#<event id>` | `#` | `ttl` |
+//! | processed mark | `PROCESSED#<consumer>#<event id>` | `#` | `ttl`; only for events that write no view |
 //!
 //! Every event moves a few counters; they are spread over `counter_shards`
 //! partitions by event id so that no single partition takes every write, and
@@ -15,14 +15,15 @@ use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::Update;
+use aws_sdk_dynamodb::types::{AttributeValue, Update};
+use uuid::Uuid;
 
 use super::super::codec::counters;
 use super::write::{mark_put, processed_events_for, put, write_put, write_update};
 use super::{Direction, DynamoConfig, Item, ONLY, Table, get_n, get_s, key, n, s, sdk_unavailable, shard_of};
 use crate::stored_order;
 use orderly_core::domain::{CustomerId, Order, OrderId};
-use orderly_core::ports::{Applied, Counter, ReadModelStore, StoreError};
+use orderly_core::ports::{Applied, Counter, OrderView, ReadModelStore, StoreError};
 
 #[derive(Debug, Clone)]
 pub struct DynamoAnalytics {
@@ -42,18 +43,35 @@ impl DynamoAnalytics {
 
 #[async_trait]
 impl ReadModelStore for DynamoAnalytics {
-    async fn order_view(&self, id: OrderId) -> Result<Option<Order>, StoreError> {
-        self.table.get(view_key(id)).await?.map(|item| stored_order::from_json(get_s(&item, "doc")?)).transpose()
+    async fn order_view(&self, id: OrderId) -> Result<Option<OrderView>, StoreError> {
+        let Some(item) = self.table.get(view_key(id)).await? else { return Ok(None) };
+        let order = stored_order::from_json(get_s(&item, "doc")?)?;
+        // Views written before events were kept on them have none.
+        let events = match item.get("events") {
+            None => Vec::new(),
+            Some(AttributeValue::Ss(ids)) => ids
+                .iter()
+                .map(|id| Uuid::parse_str(id).map_err(|_| StoreError::Corrupt(format!("view event id {id}"))))
+                .collect::<Result<_, _>>()?,
+            Some(_) => return Err(StoreError::Corrupt("view events are not a string set".into())),
+        };
+        Ok(Some(OrderView { order, events }))
     }
 
     async fn apply(&self, events: &[Applied<'_>], deltas: &[(Counter, i64)]) -> Result<(), StoreError> {
         let Some(first) = events.first() else { return Ok(()) };
-        // Marks first, so that a failed condition at 0..marks is a duplicate.
-        let mut writes: Vec<_> = events.iter().map(|e| mark_put(&self.table, e.processed)).collect();
+        // Marks first (for the events that write no view: a view is its
+        // events' mark), so that a failed condition at 0..marks is a duplicate.
+        let mut writes: Vec<_> =
+            events.iter().filter(|e| e.view.is_none()).map(|e| mark_put(&self.table, e.processed)).collect();
         let marks = writes.len();
         for event in events {
             let Some(order) = event.view else { continue };
             let mut item = view_key(order.id());
+            if !event.view_events.is_empty() {
+                let ids = event.view_events.iter().map(Uuid::to_string).collect();
+                item.insert("events".into(), AttributeValue::Ss(ids));
+            }
             item.insert("version".into(), n(order.version()));
             item.insert("doc".into(), s(stored_order::to_json(order)?));
             item.insert("gsi1pk".into(), s(format!("CUSTOMER#{}", order.customer_id())));

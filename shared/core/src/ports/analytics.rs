@@ -1,5 +1,6 @@
 use async_trait::async_trait;
 use chrono::NaiveDate;
+use uuid::Uuid;
 
 use super::{ProcessedEvent, StoreError};
 use crate::domain::{Currency, CustomerId, Order, OrderId, OrderStatus, Sku};
@@ -54,9 +55,19 @@ impl Counter {
 }
 
 /// The most items one [`ReadModelStore::apply`] may write: one per event
-/// (its mark), one per view it changes, one per distinct counter. It is
-/// DynamoDB's limit for one `TransactWriteItems`.
+/// (its view, or its mark when it changes no view), one per distinct
+/// counter. It is DynamoDB's limit for one `TransactWriteItems`.
 pub const MAX_APPLY_ITEMS: usize = 100;
+
+/// An order's view with the events applied to it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrderView {
+    pub order: Order,
+    /// The ids of the events that wrote this view (each moved it to a newer
+    /// version). The view is their processed mark: a redelivery of one is
+    /// known by its id here, so they need no mark of their own.
+    pub events: Vec<Uuid>,
+}
 
 /// One event's part of a [`ReadModelStore::apply`].
 #[derive(Debug, Clone, Copy)]
@@ -65,25 +76,23 @@ pub struct Applied<'a> {
     pub view: Option<&'a Order>,
     /// The version the stored view was read at (`None`: no view yet).
     pub expected_version: Option<u32>,
+    /// With a view: the events to keep on it, the stored ones and this one.
+    /// They are this event's processed mark; none is written apart.
+    pub view_events: &'a [Uuid],
+    /// The mark written when the event changes no view.
     pub processed: &'a ProcessedEvent,
-}
-
-impl Applied<'_> {
-    /// Items this event writes besides counters: its mark and its view.
-    pub fn items(&self) -> usize {
-        1 + usize::from(self.view.is_some())
-    }
 }
 
 /// The read side (CQRS): per-order views and counters, owned by analytics.
 #[async_trait]
 pub trait ReadModelStore: Send + Sync {
-    async fn order_view(&self, id: OrderId) -> Result<Option<Order>, StoreError>;
+    async fn order_view(&self, id: OrderId) -> Result<Option<OrderView>, StoreError>;
 
     /// Applies one or more events at once, all or nothing: writes each
-    /// event's view (when it changes one) if the stored view is still at its
-    /// `expected_version`, records each event's processed mark, and adds
-    /// `deltas` (the events' counter deltas, summed) to the counters.
+    /// event's view (when it changes one, with its `view_events`) if the
+    /// stored view is still at its `expected_version`, else records the
+    /// event's processed mark, and adds `deltas` (the events' counter deltas,
+    /// summed) to the counters.
     ///
     /// `AlreadyProcessed` when a mark exists, `Conflict` when a view moved:
     /// then nothing was written. With one event that says what happened to
