@@ -42,17 +42,50 @@ pub const MESSAGES_PER_ORDER: [(&str, f64); 4] =
 pub const WORK_PER_ORDER: [(&str, f64, f64); 4] =
     [("order-intake", 4.0, 0.020), ("inventory", 2.0, 0.020), ("notification", 1.0, 0.020), ("analytics", 3.0, 0.020)];
 
-/// DynamoDB write units per order, per table (sums to docs/aws.md's 55).
-pub const WRU_PER_ORDER: [(&str, f64); 4] =
-    [("orders", 15.0), ("inventory", 9.0), ("analytics", 30.0), ("notifications", 1.0)];
+/// Events analytics applies per order (`placed`, `reserved`, `confirmed`).
+/// Two write the order's view, which keeps their ids (their processed
+/// marks); `reserved` moves no view and writes a mark.
+const ANALYTICS_EVENTS_PER_ORDER: f64 = 3.0;
+const ANALYTICS_VIEWS_PER_ORDER: f64 = 2.0;
+const ANALYTICS_MARKS_PER_ORDER: f64 = ANALYTICS_EVENTS_PER_ORDER - ANALYTICS_VIEWS_PER_ORDER;
+/// Counter items per order when every event is applied alone: `placed` 3
+/// (pending, the day's orders, events by type), `reserved` 1 (events by
+/// type), `confirmed` 6 (pending, confirmed, revenue, the day's revenue, its
+/// SKU's units, events by type).
+const ANALYTICS_COUNTERS_ALONE: f64 = 10.0;
+/// Distinct counters one batch of [`ANALYTICS_BATCH`] events moves under
+/// load: the two statuses, the day's orders and revenue, revenue, events by
+/// type ×3, and the units of the one or two SKUs its ~3 confirmations sold.
+const ANALYTICS_COUNTERS_PER_BATCH: f64 = 10.0;
+/// Analytics events per delivery batch under load: the queue mappings'
+/// `QueueBatchSize` (SQS FIFO's most). A batch's round is one write, its
+/// counters summed (`functions/analytics/src/projector.rs`).
+pub const ANALYTICS_BATCH: f64 = 10.0;
+
+/// Analytics write units per order with `batch` events per delivery batch:
+/// each view and mark always, counters once per batch.
+pub fn analytics_wru(batch: f64) -> f64 {
+    let counters = if batch <= 1.0 {
+        ANALYTICS_COUNTERS_ALONE
+    } else {
+        ANALYTICS_EVENTS_PER_ORDER / batch * ANALYTICS_COUNTERS_PER_BATCH
+    };
+    TX * (ANALYTICS_MARKS_PER_ORDER + ANALYTICS_VIEWS_PER_ORDER + counters)
+}
+
+/// DynamoDB write units per order, per table, with `batch` analytics events
+/// per delivery batch (docs/aws.md: 51 alone, 37 in batches of 10).
+pub fn wru_per_order(batch: f64) -> [(&'static str, f64); 4] {
+    [("orders", 15.0), ("inventory", 9.0), ("analytics", analytics_wru(batch)), ("notifications", 1.0)]
+}
 /// Read units per order, with one stock item per SKU.
 pub const RRU_PER_ORDER: f64 = 9.0;
 /// Outbox items written per order to the orders table (placed, confirmed),
 /// each a transactional put then a delete.
 const OUTBOX_ITEMS_PER_ORDER: f64 = 2.0;
-/// The analytics counter every order moves (orders by status, per day):
-/// one transactional `ADD` per event on it.
-const HOTTEST_COUNTER_WRITES_PER_ORDER: f64 = 1.0;
+/// The analytics counter every batch moves (orders by status): one
+/// transactional `ADD` per batch of [`ANALYTICS_BATCH`] events.
+const HOTTEST_COUNTER_WRITES_PER_ORDER: f64 = ANALYTICS_EVENTS_PER_ORDER / ANALYTICS_BATCH;
 
 /// docs/aws.md's price sheet (us-east-1, on demand), in dollars.
 pub mod price {
@@ -130,7 +163,8 @@ pub fn capacity(rate: f64, workload: Workload) -> Capacity {
     let total_concurrency = concurrency.iter().map(|(_, c)| c).sum();
     let (queue, per_order) = MESSAGES_PER_ORDER.iter().copied().fold(("", 0.0), |a, b| if b.1 > a.1 { b } else { a });
     let busiest_queue = (queue, rate * per_order, rate * per_order / 10.0);
-    let (table, wru) = WRU_PER_ORDER.iter().copied().fold(("", 0.0), |a, b| if b.1 > a.1 { b } else { a });
+    let (table, wru) =
+        wru_per_order(ANALYTICS_BATCH).iter().copied().fold(("", 0.0), |a, b| if b.1 > a.1 { b } else { a });
     let busiest_table = (table, rate * wru);
     // Availability reads every stock item of the SKU once per order.
     let stock_reads_per_item = if hot { rate } else { 0.0 };
@@ -196,14 +230,14 @@ pub fn capacity(rate: f64, workload: Workload) -> Capacity {
         http_rps: rate,
         busiest_table,
         walls,
-        cost_per_million: cost_per_order(if hot { stock_shards } else { 1 }) * 1e6,
+        cost_per_million: cost_per_order(if hot { stock_shards } else { 1 }, ANALYTICS_BATCH) * 1e6,
     }
 }
 
 /// Dollars per order on the price sheet, with `stock_items` read per
-/// reservation.
-pub fn cost_per_order(stock_items: u32) -> f64 {
-    let wru: f64 = WRU_PER_ORDER.iter().map(|(_, w)| w).sum();
+/// reservation and `analytics_batch` events per analytics delivery batch.
+pub fn cost_per_order(stock_items: u32, analytics_batch: f64) -> f64 {
+    let wru: f64 = wru_per_order(analytics_batch).iter().map(|(_, w)| w).sum();
     let rru = RRU_PER_ORDER + f64::from(stock_items.max(1) - 1);
     let invocations: f64 = WORK_PER_ORDER.iter().map(|(_, n, _)| n).sum();
     let seconds: f64 = WORK_PER_ORDER.iter().map(|(_, n, s)| n * s).sum();
@@ -275,9 +309,19 @@ mod tests {
 
     #[test]
     fn the_cost_matches_the_price_sheet_of_docs_aws() {
-        // 55 WRU, 9 RRU, 1.8 SQS requests, 10 invocations of 20 ms at
-        // 0.25 GB, one HTTP request, 3 KB of logs.
-        let expected = 55.0 * 0.625 + 9.0 * 0.125 + 1.8 * 0.5 + 10.0 * 0.2 + 0.2 * 0.25 * 13.3334 + 1.0 + 1.5;
-        assert!((cost_per_order(1) * 1e6 - expected).abs() < 1e-6, "{}", cost_per_order(1) * 1e6);
+        // 9 RRU, 1.8 SQS requests, 10 invocations of 20 ms at 0.25 GB, one
+        // HTTP request, 3 KB of logs; and the writes: 51 WRU with every
+        // analytics event alone, 37 in batches of 10 (analytics 26 → 12).
+        let rest = 9.0 * 0.125 + 1.8 * 0.5 + 10.0 * 0.2 + 0.2 * 0.25 * 13.3334 + 1.0 + 1.5;
+        for (batch, wru) in [(1.0, 51.0), (10.0, 37.0)] {
+            let cost = cost_per_order(1, batch) * 1e6;
+            assert!((cost - (wru * 0.625 + rest)).abs() < 1e-6, "batch {batch}: {cost}");
+        }
+    }
+
+    #[test]
+    fn batching_analytics_writes_each_counter_once_per_batch() {
+        assert_eq!(analytics_wru(1.0), 26.0, "placed 4 items, reserved 2, confirmed 7, ×2");
+        assert!((analytics_wru(10.0) - 12.0).abs() < 1e-9, "1 mark + 2 views + 10 counters / 10 events × 3, ×2");
     }
 }

@@ -126,6 +126,12 @@ macro_rules! read_model_contract {
                 a_stale_view_version_is_a_conflict,
                 a_processed_event_applies_once,
                 lists_a_customers_orders_newest_first,
+                several_events_apply_in_one_write,
+                a_duplicate_in_a_batch_writes_nothing,
+                a_moved_view_in_a_batch_writes_nothing,
+                concurrent_batches_of_the_same_events_count_once,
+                concurrent_batches_move_shared_counters_exactly,
+                the_events_that_write_a_view_are_kept_on_it,
             ]
         );
     };

@@ -18,7 +18,10 @@
 //!   is held back ([`Outcome::HeldBack`]) so that nothing overtakes it; other
 //!   groups go on. Queues that hand out one message per group at a time (the
 //!   SQLite queue, [`first_of_each_group`] over SQS) make that trivial; a
-//!   Lambda batch from a FIFO queue holds several.
+//!   Lambda batch from a FIFO queue holds several. The batch goes to the
+//!   handler in rounds, one message of each group at a time
+//!   ([`EventHandler::handle_all`]), so a consumer may write a whole round in
+//!   one request (analytics does: its counters once per round).
 //! - Handlers make duplicates harmless by committing the event id with their
 //!   state change (see `ports::ProcessedEvent`).
 
@@ -46,6 +49,8 @@ pub struct Delivery<'a> {
     pub max_attempts: u32,
     /// This delivery's place in the event's trace.
     pub trace: TraceContext,
+    /// The span its handling runs in.
+    pub span: tracing::Span,
 }
 
 impl Delivery<'_> {
@@ -98,6 +103,18 @@ pub trait EventHandler: Send + Sync {
     fn consumer(&self) -> Consumer;
 
     async fn handle(&self, event: Event, delivery: &Delivery<'_>) -> Result<(), HandlerError>;
+
+    /// Handles events of distinct FIFO groups that arrived in one batch, one
+    /// result per event in their order. The default handles each on its own,
+    /// concurrently; a consumer that can write several events in one request
+    /// (analytics) overrides it, keeping each event's exactly-once.
+    async fn handle_all(&self, batch: Vec<(Event, Delivery<'_>)>) -> Vec<Result<(), HandlerError>> {
+        join_all(batch.into_iter().map(|(event, delivery)| async move {
+            let span = delivery.span.clone();
+            self.handle(event, &delivery).instrument(span).await
+        }))
+        .await
+    }
 
     /// `Some(d)`: this consumer cannot make progress for `d` (its downstream
     /// is known to be down). Hosts that control receiving stop taking
@@ -160,28 +177,39 @@ pub fn first_of_each_group(messages: Vec<ReceivedMessage>) -> (Vec<ReceivedMessa
 /// Handles a batch: its FIFO groups concurrently, the messages of one group
 /// one after another in delivery order, the rest of a group held back once
 /// one of it fails. One outcome per message, in the batch's order.
+///
+/// It goes in rounds: round `r` hands the `r`-th message of every group that
+/// has not failed to [`EventHandler::handle_all`] at once, so a consumer may
+/// write a round in one request, and no message overtakes an earlier one of
+/// its group.
 pub async fn process_batch(
     handler: &dyn EventHandler,
     messages: &[ReceivedMessage],
     max_attempts: u32,
 ) -> Vec<MessageOutcome> {
-    let handled = join_all(fifo_groups(messages).into_iter().map(|positions| async move {
-        let mut outcomes = Vec::with_capacity(positions.len());
-        let mut failed = false;
-        for position in positions {
-            let outcome =
-                if failed { Outcome::HeldBack } else { process_one(handler, &messages[position], max_attempts).await };
-            failed |= matches!(outcome, Outcome::Failed { .. });
-            outcomes.push((position, outcome));
+    let groups = fifo_groups(messages);
+    let mut outcomes: Vec<Option<Outcome>> = vec![None; messages.len()];
+    let mut failed = vec![false; groups.len()];
+    let rounds = groups.iter().map(Vec::len).max().unwrap_or(0);
+    for round in 0..rounds {
+        let mut now = Vec::new();
+        for (group, positions) in groups.iter().enumerate() {
+            let Some(&position) = positions.get(round) else { continue };
+            if failed[group] { outcomes[position] = Some(Outcome::HeldBack) } else { now.push((group, position)) }
         }
-        outcomes
-    }))
-    .await;
-    let mut outcomes: Vec<(usize, Outcome)> = handled.into_iter().flatten().collect();
-    outcomes.sort_by_key(|(position, _)| *position);
+        let handled =
+            process_round(handler, messages, &now.iter().map(|(_, p)| *p).collect::<Vec<_>>(), max_attempts).await;
+        for ((group, position), outcome) in now.into_iter().zip(handled) {
+            failed[group] |= matches!(outcome, Outcome::Failed { .. });
+            outcomes[position] = Some(outcome);
+        }
+    }
     outcomes
         .into_iter()
-        .map(|(position, outcome)| {
+        .zip(messages)
+        .map(|(outcome, message)| {
+            // Every message is in one round; were one not, it goes back untouched.
+            let outcome = outcome.unwrap_or(Outcome::HeldBack);
             let result = match &outcome {
                 Outcome::Done => "done",
                 Outcome::Ignored { .. } => "ignored",
@@ -190,41 +218,77 @@ pub async fn process_batch(
             };
             metrics::counter!("orderly_messages_total", "consumer" => handler.consumer().queue(), "outcome" => result)
                 .increment(1);
-            let message = &messages[position];
             MessageOutcome { message_id: message.message_id.clone(), receipt: message.receipt.clone(), outcome }
         })
         .collect()
 }
 
-async fn process_one(handler: &dyn EventHandler, message: &ReceivedMessage, max_attempts: u32) -> Outcome {
+/// One message read off the queue, before its handling.
+struct Opened {
+    envelope: Envelope,
+    span: tracing::Span,
+    trace: TraceContext,
+}
+
+/// Handles the messages at `positions` (one per group) together: decodes
+/// each, hands the decoded ones to the handler at once, logs each outcome.
+async fn process_round(
+    handler: &dyn EventHandler,
+    messages: &[ReceivedMessage],
+    positions: &[usize],
+    max_attempts: u32,
+) -> Vec<Outcome> {
     let consumer = handler.consumer().queue();
-    let envelope = match Envelope::from_json(&message.body) {
-        Ok(envelope) => envelope,
-        Err(error) => {
-            tracing::warn!(consumer, message_id = %message.message_id, attempt = message.receive_count, %error, "unreadable message");
-            return Outcome::Failed { error: error.to_string(), retry_after: None };
+    let mut outcomes: Vec<Option<Outcome>> = vec![None; positions.len()];
+    let mut opened: Vec<(usize, Opened)> = Vec::new();
+    for (slot, &position) in positions.iter().enumerate() {
+        let message = &messages[position];
+        match Envelope::from_json(&message.body) {
+            Ok(envelope) => {
+                let span = tracing::info_span!("consume", otel.name = %format!("{consumer} {}", envelope.event_type), function = consumer, event_id = %envelope.id);
+                let parent = envelope.traceparent.as_deref().and_then(TraceContext::parse);
+                let trace = continue_trace(&span, parent.as_ref());
+                opened.push((slot, Opened { envelope, span, trace }));
+            }
+            Err(error) => {
+                tracing::warn!(consumer, message_id = %message.message_id, attempt = message.receive_count, %error, "unreadable message");
+                outcomes[slot] = Some(Outcome::Failed { error: error.to_string(), retry_after: None });
+            }
         }
-    };
-    let span = tracing::info_span!("consume", otel.name = %format!("{consumer} {}", envelope.event_type), function = consumer, event_id = %envelope.id);
-    let parent = envelope.traceparent.as_deref().and_then(TraceContext::parse);
-    let trace = continue_trace(&span, parent.as_ref());
-    let delivery = Delivery { envelope: &envelope, attempt: message.receive_count, max_attempts, trace: trace.clone() };
-    async {
-        let started = std::time::Instant::now();
-        let event = match envelope.decode() {
-            Ok(Some(event)) => event,
+    }
+    let mut batch = Vec::new();
+    // Which of `opened` each of `batch` is.
+    let mut handled = Vec::new();
+    for (at, (slot, open)) in opened.iter().enumerate() {
+        let (envelope, trace) = (&open.envelope, &open.trace);
+        let _entered = open.span.enter();
+        match envelope.decode() {
+            Ok(Some(event)) => {
+                let attempt = messages[positions[*slot]].receive_count;
+                let delivery =
+                    Delivery { envelope, attempt, max_attempts, trace: trace.clone(), span: open.span.clone() };
+                batch.push((event, delivery));
+                handled.push(at);
+            }
             Ok(None) => {
                 tracing::info!(function = consumer, event_id = %envelope.id, event_type = %envelope.event_type, trace_id = %trace.trace_id, outcome = "ignored", "unknown event type acknowledged");
-                return Outcome::Ignored { event_type: envelope.event_type.clone() };
+                outcomes[*slot] = Some(Outcome::Ignored { event_type: envelope.event_type.clone() });
             }
             Err(error) => {
                 tracing::warn!(function = consumer, event_id = %envelope.id, event_type = %envelope.event_type, trace_id = %trace.trace_id, outcome = "failed", %error, "invalid event data");
-                return Outcome::Failed { error: error.to_string(), retry_after: None };
+                outcomes[*slot] = Some(Outcome::Failed { error: error.to_string(), retry_after: None });
             }
-        };
-        let result = handler.handle(event, &delivery).await;
-        let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-        match result {
+        }
+    }
+    let started = std::time::Instant::now();
+    let results = if batch.is_empty() { Vec::new() } else { handler.handle_all(batch).await };
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    for (at, result) in handled.into_iter().zip(results) {
+        let (slot, open) = (opened[at].0, &opened[at].1);
+        let (envelope, trace) = (&open.envelope, &open.trace);
+        let attempt = messages[positions[slot]].receive_count;
+        let _entered = open.span.enter();
+        outcomes[slot] = Some(match result {
             Ok(()) => {
                 tracing::info!(
                     function = consumer,
@@ -232,7 +296,7 @@ async fn process_one(handler: &dyn EventHandler, message: &ReceivedMessage, max_
                     event_type = %envelope.event_type,
                     subject = %envelope.subject,
                     trace_id = %trace.trace_id,
-                    attempt = message.receive_count,
+                    attempt,
                     outcome = "done",
                     latency_ms,
                     "event handled"
@@ -246,11 +310,11 @@ async fn process_one(handler: &dyn EventHandler, message: &ReceivedMessage, max_
                     event_type = %envelope.event_type,
                     subject = %envelope.subject,
                     trace_id = %trace.trace_id,
-                    attempt = message.receive_count,
+                    attempt,
                     outcome = "failed",
                     latency_ms,
                     %error,
-                    last_attempt = delivery.is_last_attempt(),
+                    last_attempt = attempt >= max_attempts,
                     "event failed"
                 );
                 let retry_after = match &error {
@@ -259,10 +323,12 @@ async fn process_one(handler: &dyn EventHandler, message: &ReceivedMessage, max_
                 };
                 Outcome::Failed { error: error.to_string(), retry_after }
             }
-        }
+        });
     }
-    .instrument(span)
-    .await
+    outcomes
+        .into_iter()
+        .map(|o| o.unwrap_or(Outcome::Failed { error: "not handled".into(), retry_after: None }))
+        .collect()
 }
 
 /// Exponential backoff with full jitter between redeliveries.
@@ -476,6 +542,50 @@ mod tests {
         let batch = [message(1, None, true), message(2, None, false), message(3, None, true)];
         let outcomes = process_batch(&handler, &batch, 5).await;
         assert_eq!(verdicts(&outcomes), [("1", "failed"), ("2", "done"), ("3", "failed")]);
+    }
+
+    /// Records the size of each round it is handed.
+    #[derive(Default)]
+    struct Rounds {
+        sizes: Mutex<Vec<usize>>,
+    }
+
+    #[async_trait]
+    impl EventHandler for Rounds {
+        fn consumer(&self) -> Consumer {
+            Consumer::Analytics
+        }
+
+        async fn handle(&self, _event: Event, _delivery: &Delivery<'_>) -> Result<(), HandlerError> {
+            Ok(())
+        }
+
+        async fn handle_all(&self, batch: Vec<(Event, Delivery<'_>)>) -> Vec<Result<(), HandlerError>> {
+            self.sizes.lock().unwrap().push(batch.len());
+            batch
+                .iter()
+                .map(|(_, d)| if d.envelope.source == "fail" { Err(HandlerError::Retry("no".into())) } else { Ok(()) })
+                .collect()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_reaches_the_handler_one_message_of_each_group_at_a_time() {
+        let handler = Rounds::default();
+        let batch = [
+            message(1, Some("a"), false),
+            message(2, Some("b"), true),
+            message(3, Some("a"), false),
+            message(4, Some("c"), false),
+            message(5, Some("a"), false),
+            message(6, Some("b"), false),
+        ];
+        let outcomes = process_batch(&handler, &batch, 5).await;
+        assert_eq!(*handler.sizes.lock().unwrap(), [3, 1, 1], "a b c, then a (b failed), then a");
+        assert_eq!(
+            verdicts(&outcomes),
+            [("1", "done"), ("2", "failed"), ("3", "done"), ("4", "done"), ("5", "done"), ("6", "held back")]
+        );
     }
 
     #[test]

@@ -2,9 +2,9 @@
 //!
 //! | item | pk | sk | notes |
 //! |---|---|---|---|
-//! | order view | `VIEW#<order id>` | `#` | `version`, `doc`; `gsi1pk = CUSTOMER#<customer>`, `gsi1sk = <order id>` |
+//! | order view | `VIEW#<order id>` | `#` | `version`, `doc`, `events` (the ids of the events that wrote it: their processed marks); `gsi1pk = CUSTOMER#<customer>`, `gsi1sk = <order id>` |
 //! | counter | `COUNTER#<shard>` | counter key | `value` (added to with `ADD`) |
-//! | processed mark | `PROCESSED#<consumer>#<event id>` | `#` | `ttl` |
+//! | processed mark | `PROCESSED#<consumer>#<event id>` | `#` | `ttl`; only for events that write no view |
 //!
 //! Every event moves a few counters; they are spread over `counter_shards`
 //! partitions by event id so that no single partition takes every write, and
@@ -15,14 +15,15 @@ use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::Update;
+use aws_sdk_dynamodb::types::{AttributeValue, Update};
+use uuid::Uuid;
 
 use super::super::codec::counters;
 use super::write::{mark_put, processed_events_for, put, write_put, write_update};
 use super::{Direction, DynamoConfig, Item, ONLY, Table, get_n, get_s, key, n, s, sdk_unavailable, shard_of};
 use crate::stored_order;
 use orderly_core::domain::{CustomerId, Order, OrderId};
-use orderly_core::ports::{Counter, ProcessedEvent, ReadModelStore, StoreError};
+use orderly_core::ports::{Applied, Counter, OrderView, ReadModelStore, StoreError};
 
 #[derive(Debug, Clone)]
 pub struct DynamoAnalytics {
@@ -42,25 +43,40 @@ impl DynamoAnalytics {
 
 #[async_trait]
 impl ReadModelStore for DynamoAnalytics {
-    async fn order_view(&self, id: OrderId) -> Result<Option<Order>, StoreError> {
-        self.table.get(view_key(id)).await?.map(|item| stored_order::from_json(get_s(&item, "doc")?)).transpose()
+    async fn order_view(&self, id: OrderId) -> Result<Option<OrderView>, StoreError> {
+        let Some(item) = self.table.get(view_key(id)).await? else { return Ok(None) };
+        let order = stored_order::from_json(get_s(&item, "doc")?)?;
+        // Views written before events were kept on them have none.
+        let events = match item.get("events") {
+            None => Vec::new(),
+            Some(AttributeValue::Ss(ids)) => ids
+                .iter()
+                .map(|id| Uuid::parse_str(id).map_err(|_| StoreError::Corrupt(format!("view event id {id}"))))
+                .collect::<Result<_, _>>()?,
+            Some(_) => return Err(StoreError::Corrupt("view events are not a string set".into())),
+        };
+        Ok(Some(OrderView { order, events }))
     }
 
-    async fn apply(
-        &self,
-        view: Option<&Order>,
-        expected_version: Option<u32>,
-        deltas: &[(Counter, i64)],
-        processed: &ProcessedEvent,
-    ) -> Result<(), StoreError> {
-        let mut writes = vec![mark_put(&self.table, processed)];
-        if let Some(order) = view {
+    async fn apply(&self, events: &[Applied<'_>], deltas: &[(Counter, i64)]) -> Result<(), StoreError> {
+        let Some(first) = events.first() else { return Ok(()) };
+        // Marks first (for the events that write no view: a view is its
+        // events' mark), so that a failed condition at 0..marks is a duplicate.
+        let mut writes: Vec<_> =
+            events.iter().filter(|e| e.view.is_none()).map(|e| mark_put(&self.table, e.processed)).collect();
+        let marks = writes.len();
+        for event in events {
+            let Some(order) = event.view else { continue };
             let mut item = view_key(order.id());
+            if !event.view_events.is_empty() {
+                let ids = event.view_events.iter().map(Uuid::to_string).collect();
+                item.insert("events".into(), AttributeValue::Ss(ids));
+            }
             item.insert("version".into(), n(order.version()));
             item.insert("doc".into(), s(stored_order::to_json(order)?));
             item.insert("gsi1pk".into(), s(format!("CUSTOMER#{}", order.customer_id())));
             item.insert("gsi1sk".into(), s(order.id().to_string()));
-            let view_put = match expected_version {
+            let view_put = match event.expected_version {
                 None => put(&self.table.name, item, Some("attribute_not_exists(pk)"), &[]),
                 Some(version) => put(&self.table.name, item, Some("version = :expected"), &[(":expected", n(version))]),
             };
@@ -70,8 +86,8 @@ impl ReadModelStore for DynamoAnalytics {
         for (counter, delta) in deltas {
             *merged.entry(counter.key()).or_insert(0) += delta;
         }
-        let shard = shard_of(&processed.event_id.to_string(), self.shards);
-        for (counter, delta) in merged {
+        let shard = shard_of(&first.processed.event_id.to_string(), self.shards);
+        for (counter, delta) in merged.into_iter().filter(|(_, delta)| *delta != 0) {
             let update = Update::builder()
                 .table_name(&self.table.name)
                 .set_key(Some(key(format!("COUNTER#{shard}"), counter)))
@@ -82,7 +98,7 @@ impl ReadModelStore for DynamoAnalytics {
                 .map_err(|e| StoreError::Unavailable(e.to_string()))?;
             writes.push(write_update(update));
         }
-        self.table.write_all(writes).await.map_err(|e| e.into_store_error(Some(0)))
+        self.table.write_all(writes).await.map_err(|e| e.into_store_error_marks(0..marks))
     }
 
     async fn counters(&self) -> Result<Vec<(Counter, i64)>, StoreError> {

@@ -49,10 +49,13 @@ impl WriteError {
     /// `AlreadyProcessed` when the processed mark at `mark` was the problem,
     /// else `Conflict` (a failed condition) or the store's own error.
     pub fn into_store_error(self, mark: Option<usize>) -> StoreError {
+        self.into_store_error_marks(mark.map_or(0..0, |m| m..m + 1))
+    }
+
+    /// The same, with processed marks at the positions `marks`.
+    pub fn into_store_error_marks(self, marks: std::ops::Range<usize>) -> StoreError {
         match self {
-            Self::Conditions(failed) if mark.is_some_and(|m| failed.iter().any(|(i, _)| *i == m)) => {
-                StoreError::AlreadyProcessed
-            }
+            Self::Conditions(failed) if failed.iter().any(|(i, _)| marks.contains(i)) => StoreError::AlreadyProcessed,
             Self::Conditions(_) => StoreError::Conflict,
             Self::Store(error) => error,
         }

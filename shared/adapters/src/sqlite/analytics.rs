@@ -6,55 +6,47 @@ use super::db::unavailable;
 use super::{SqliteStore, insert_processed, is_constraint_violation};
 use crate::stored_order;
 use orderly_core::domain::{CustomerId, Order, OrderId};
-use orderly_core::ports::{Counter, ProcessedEvent, ReadModelStore, StoreError};
+use orderly_core::ports::{Applied, Counter, OrderView, ReadModelStore, StoreError};
 
 #[async_trait]
 impl ReadModelStore for SqliteStore {
-    async fn order_view(&self, id: OrderId) -> Result<Option<Order>, StoreError> {
+    async fn order_view(&self, id: OrderId) -> Result<Option<OrderView>, StoreError> {
         self.db
             .read(move |conn| {
-                let body: Option<String> = conn
-                    .prepare_cached("SELECT body FROM order_views WHERE order_id = ?1")
-                    .and_then(|mut s| s.query_row(params![id.to_string()], |r| r.get(0)).optional())
+                let row: Option<(String, String)> = conn
+                    .prepare_cached("SELECT body, events FROM order_views WHERE order_id = ?1")
+                    .and_then(|mut s| s.query_row(params![id.to_string()], |r| Ok((r.get(0)?, r.get(1)?))).optional())
                     .map_err(unavailable)?;
-                body.map(|b| stored_order::from_json(&b)).transpose()
+                let Some((body, events)) = row else { return Ok(None) };
+                let events = serde_json::from_str(&events)
+                    .map_err(|e| StoreError::Corrupt(format!("view events of {id}: {e}")))?;
+                Ok(Some(OrderView { order: stored_order::from_json(&body)?, events }))
             })
             .await
     }
 
-    async fn apply(
-        &self,
-        view: Option<&Order>,
-        expected_version: Option<u32>,
-        deltas: &[(Counter, i64)],
-        processed: &ProcessedEvent,
-    ) -> Result<(), StoreError> {
-        let body = view.map(stored_order::to_json).transpose()?;
-        let view = view.cloned();
+    async fn apply(&self, events: &[Applied<'_>], deltas: &[(Counter, i64)]) -> Result<(), StoreError> {
+        let mut owned = Vec::with_capacity(events.len());
+        for event in events {
+            let view = event
+                .view
+                .map(|v| {
+                    let events =
+                        serde_json::to_string(event.view_events).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    Ok::<_, StoreError>((v.clone(), stored_order::to_json(v)?, events))
+                })
+                .transpose()?;
+            owned.push((view, event.expected_version, event.processed.clone()));
+        }
         let deltas: Vec<(String, i64)> = deltas.iter().map(|(c, d)| (c.key(), *d)).collect();
-        let (mark, now) = (processed.clone(), self.clock.now());
+        let now = self.clock.now();
         self.db
             .write(move |conn, _| {
-                insert_processed(conn, &mark, now)?;
-                if let (Some(view), Some(body)) = (&view, &body) {
-                    let written = match expected_version {
-                        None => conn
-                            .prepare_cached(
-                                "INSERT INTO order_views (order_id, customer_id, version, body) VALUES (?1, ?2, ?3, ?4)",
-                            )
-                            .and_then(|mut s| {
-                                s.execute(params![view.id().to_string(), view.customer_id().as_str(), view.version(), body])
-                            })
-                            .map_err(|e| if is_constraint_violation(&e) { StoreError::Conflict } else { unavailable(e) })?,
-                        Some(expected) => conn
-                            .prepare_cached(
-                                "UPDATE order_views SET version = ?2, body = ?3 WHERE order_id = ?1 AND version = ?4",
-                            )
-                            .and_then(|mut s| s.execute(params![view.id().to_string(), view.version(), body, expected]))
-                            .map_err(unavailable)?,
-                    };
-                    if written != 1 {
-                        return Err(StoreError::Conflict);
+                for (view, expected_version, mark) in &owned {
+                    // A view is its events' mark; other events get their own.
+                    match view {
+                        Some((view, body, events)) => write_view(conn, view, body, events, *expected_version)?,
+                        None => insert_processed(conn, mark, now)?,
                     }
                 }
                 let mut add = conn
@@ -106,4 +98,30 @@ impl ReadModelStore for SqliteStore {
             })
             .await
     }
+}
+
+/// Writes `view` if the stored one is at `expected_version` (`None`: absent).
+fn write_view(
+    conn: &rusqlite::Connection,
+    view: &Order,
+    body: &str,
+    events: &str,
+    expected_version: Option<u32>,
+) -> Result<(), StoreError> {
+    let (id, customer) = (view.id().to_string(), view.customer_id().as_str());
+    let written = match expected_version {
+        None => conn
+            .prepare_cached(
+                "INSERT INTO order_views (order_id, customer_id, version, body, events) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .and_then(|mut s| s.execute(params![id, customer, view.version(), body, events]))
+            .map_err(|e| if is_constraint_violation(&e) { StoreError::Conflict } else { unavailable(e) })?,
+        Some(expected) => conn
+            .prepare_cached(
+                "UPDATE order_views SET version = ?2, body = ?3, events = ?4 WHERE order_id = ?1 AND version = ?5",
+            )
+            .and_then(|mut s| s.execute(params![id, view.version(), body, events, expected]))
+            .map_err(unavailable)?,
+    };
+    if written == 1 { Ok(()) } else { Err(StoreError::Conflict) }
 }

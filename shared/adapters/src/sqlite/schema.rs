@@ -133,6 +133,11 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX rate_buckets_age ON rate_buckets (updated_at);
     "#,
+    // 3: an order view keeps the ids of the events that wrote it (a JSON
+    // array): they are those events' processed marks.
+    r#"
+    ALTER TABLE order_views ADD COLUMN events TEXT NOT NULL DEFAULT '[]';
+    "#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

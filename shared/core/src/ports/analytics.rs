@@ -1,5 +1,6 @@
 use async_trait::async_trait;
 use chrono::NaiveDate;
+use uuid::Uuid;
 
 use super::{ProcessedEvent, StoreError};
 use crate::domain::{Currency, CustomerId, Order, OrderId, OrderStatus, Sku};
@@ -53,21 +54,53 @@ impl Counter {
     }
 }
 
+/// The most items one [`ReadModelStore::apply`] may write: one per event
+/// (its view, or its mark when it changes no view), one per distinct
+/// counter. It is DynamoDB's limit for one `TransactWriteItems`.
+pub const MAX_APPLY_ITEMS: usize = 100;
+
+/// An order's view with the events applied to it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrderView {
+    pub order: Order,
+    /// The ids of the events that wrote this view (each moved it to a newer
+    /// version). The view is their processed mark: a redelivery of one is
+    /// known by its id here, so they need no mark of their own.
+    pub events: Vec<Uuid>,
+}
+
+/// One event's part of a [`ReadModelStore::apply`].
+#[derive(Debug, Clone, Copy)]
+pub struct Applied<'a> {
+    /// The order's new view, when the event moves it forward.
+    pub view: Option<&'a Order>,
+    /// The version the stored view was read at (`None`: no view yet).
+    pub expected_version: Option<u32>,
+    /// With a view: the events to keep on it, the stored ones and this one.
+    /// They are this event's processed mark; none is written apart.
+    pub view_events: &'a [Uuid],
+    /// The mark written when the event changes no view.
+    pub processed: &'a ProcessedEvent,
+}
+
 /// The read side (CQRS): per-order views and counters, owned by analytics.
 #[async_trait]
 pub trait ReadModelStore: Send + Sync {
-    async fn order_view(&self, id: OrderId) -> Result<Option<Order>, StoreError>;
+    async fn order_view(&self, id: OrderId) -> Result<Option<OrderView>, StoreError>;
 
-    /// Writes `view` (when given) if the stored view is still at
-    /// `expected_version` (`None`: no view yet), adds `deltas` to counters and
-    /// records `processed`, all atomically.
-    async fn apply(
-        &self,
-        view: Option<&Order>,
-        expected_version: Option<u32>,
-        deltas: &[(Counter, i64)],
-        processed: &ProcessedEvent,
-    ) -> Result<(), StoreError>;
+    /// Applies one or more events at once, all or nothing: writes each
+    /// event's view (when it changes one, with its `view_events`) if the
+    /// stored view is still at its `expected_version`, else records the
+    /// event's processed mark, and adds `deltas` (the events' counter deltas,
+    /// summed) to the counters.
+    ///
+    /// `AlreadyProcessed` when a mark exists, `Conflict` when a view moved:
+    /// then nothing was written. With one event that says what happened to
+    /// it; with several the caller cannot tell which, so it applies them one
+    /// at a time (see the analytics projector). The events have distinct ids
+    /// and touch distinct views, and all of it is at most
+    /// [`MAX_APPLY_ITEMS`] items.
+    async fn apply(&self, events: &[Applied<'_>], deltas: &[(Counter, i64)]) -> Result<(), StoreError>;
 
     async fn counters(&self) -> Result<Vec<(Counter, i64)>, StoreError>;
 

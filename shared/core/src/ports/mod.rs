@@ -20,7 +20,7 @@ mod provider;
 mod resilience;
 mod secrets;
 
-pub use analytics::{Counter, ReadModelStore};
+pub use analytics::{Applied, Counter, MAX_APPLY_ITEMS, OrderView, ReadModelStore};
 pub use clock::{Clock, IdGenerator, NoDeadlines, SystemClock, Timer, UuidV7Ids, within};
 pub use inventory::{InventoryStore, PriceList, ReservationChange, StockMove};
 pub use messaging::{
