@@ -78,7 +78,7 @@ fi
 "$OPS_VENV/bin/actionlint" --version | sed -n 1p
 
 step "ops: hadolint, actionlint, Kubernetes manifests (kubernetes-validate, CRD schemas), a runbook line per alarm"
-"$OPS_VENV/bin/hadolint" deploy/container/Containerfile
+"$OPS_VENV/bin/hadolint" deploy/container/Containerfile deploy/container/Containerfile.spin-runner
 "$OPS_VENV/bin/actionlint" .github/workflows/*.yml
 "$OPS_VENV/bin/python" scripts/k8s_validate.py
 python3 scripts/runbook_check.py
