@@ -212,10 +212,15 @@ async fn a_cached_product_is_fresh_after_an_update_and_after_stock_moves() {
         return;
     };
     app.put_product("TEA", "1.00", 10).await;
-    assert_eq!(app.product("TEA").await["price"], "1.00");
-    assert_eq!(app.product("TEA").await["price"], "1.00");
-    let metrics = app.get("/metrics", None).await.text().await.unwrap();
-    assert!(metrics.contains("orderly_cache_hits_total"), "the hit ratio is exported");
+    // The PUT's own product.changed.v1 invalidates the entry once more when
+    // inventory consumes it, so the first fill may be dropped: read until a
+    // read is served from the cache.
+    eventually("a read served from the cache", || async {
+        assert_eq!(app.product("TEA").await["price"], "1.00");
+        let metrics = app.get("/metrics", None).await.text().await.unwrap();
+        metrics.contains("orderly_cache_hits_total").then_some(())
+    })
+    .await;
 
     app.put_product("TEA", "2.00", 10).await;
     assert_eq!(app.product("TEA").await["price"], "2.00", "the writer's own update is visible at once");

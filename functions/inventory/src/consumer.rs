@@ -1,6 +1,13 @@
-//! Inventory's queue entry point: order events drive reservations; product
-//! and stock events invalidate the catalog cache, so that a change made by
-//! any instance is seen by every cache that receives the event.
+//! Inventory's queue entry point: order events drive reservations, and
+//! product events invalidate the catalog cache, so that a change made by
+//! another instance reaches this one's cache.
+//!
+//! Stock moves are invalidated here, right after the reservation or release
+//! that moved them commits: only the instance that moved the stock has the
+//! entry to drop in time for its next read, and it has the order's SKUs in
+//! hand. (Inventory used to subscribe to its own `inventory.reserved.v1` and
+//! `inventory.released.v1` for this: one more queue message per order on
+//! every host, for a cache only the runner keeps.)
 
 use std::sync::Arc;
 
@@ -29,19 +36,19 @@ impl EventHandler for InventoryConsumer {
     }
 
     async fn handle(&self, event: Event, delivery: &Delivery<'_>) -> Result<(), HandlerError> {
-        match &event {
-            Event::ProductChanged(e) => self.catalog.forget(&e.product.sku).await,
-            Event::InventoryReserved(e) => {
-                for line in &e.lines {
-                    self.catalog.forget(&line.sku).await;
-                }
+        let moved: Vec<_> = match &event {
+            Event::ProductChanged(e) => {
+                self.catalog.forget(&e.product.sku).await;
+                return Ok(());
             }
-            Event::InventoryReleased(e) => {
-                for line in &e.lines {
-                    self.catalog.forget(&line.sku).await;
-                }
+            Event::OrderPlaced(e) | Event::OrderCancelled(e) | Event::OrderRejected(e) => {
+                e.order.items.iter().map(|line| line.sku.clone()).collect()
             }
-            _ => return self.reservations.handle(event, delivery).await,
+            _ => Vec::new(),
+        };
+        self.reservations.handle(event, delivery).await?;
+        for sku in &moved {
+            self.catalog.forget(sku).await;
         }
         Ok(())
     }

@@ -269,19 +269,10 @@ pub mod routing {
                 // Saga replies, and the holds it owes the payment gateway.
                 Self::OrderIntake => matches!(kind, InventoryReserved | InventoryRejected | PaymentVoidOwed),
                 // Orders drive reservations (a rejection after a reservation,
-                // a declined payment, releases it); product and stock changes
-                // invalidate the catalog cache.
-                Self::Inventory => {
-                    matches!(
-                        kind,
-                        OrderPlaced
-                            | OrderCancelled
-                            | OrderRejected
-                            | ProductChanged
-                            | InventoryReserved
-                            | InventoryReleased
-                    )
-                }
+                // a declined payment, releases it); product changes made by
+                // another instance invalidate the catalog cache. Its own stock
+                // moves it invalidates as it makes them (`inventory::consumer`).
+                Self::Inventory => matches!(kind, OrderPlaced | OrderCancelled | OrderRejected | ProductChanged),
                 Self::Notification => {
                     matches!(kind, OrderConfirmed | OrderRejected | OrderCancelled | OrderShipped)
                 }
@@ -517,8 +508,8 @@ mod tests {
         assert_eq!(of("order.shipped.v1"), [Notification, Analytics]);
         assert_eq!(of("order.paid.v1"), [Analytics]);
         assert_eq!(of("payment.void_owed.v1"), [OrderIntake, Analytics]);
-        assert_eq!(of("inventory.reserved.v1"), [OrderIntake, Inventory, Analytics]);
-        assert_eq!(of("inventory.released.v1"), [Inventory, Analytics]);
+        assert_eq!(of("inventory.reserved.v1"), [OrderIntake, Analytics]);
+        assert_eq!(of("inventory.released.v1"), [Analytics]);
         assert_eq!(of("product.changed.v1"), [Inventory, Analytics]);
         assert_eq!(of("something.new.v9"), [Analytics]);
     }
