@@ -20,7 +20,7 @@
 //! One implementation for every host: only the [`HttpTransport`] differs
 //! (reqwest natively, wasi:http inside a component), as for the webhook.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use http::{Method, Request, StatusCode, Uri, header};
@@ -56,21 +56,36 @@ impl<T: HttpTransport> HttpGateway<T> {
     }
 
     /// POSTs `body` to `{base}{path}` and returns the answer's status and body.
+    ///
+    /// A request that fails before any answer, other than by timing out (a
+    /// pooled keep-alive connection the gateway had just closed, say), is
+    /// sent once more within what is left of the deadline: its
+    /// `Idempotency-Key` makes the repeat the same call at the gateway.
     async fn post(
         &self,
         path: &str,
         idempotency_key: String,
         body: serde_json::Value,
     ) -> Result<(StatusCode, Vec<u8>), GatewayError> {
-        let request = Request::builder()
-            .method(Method::POST)
-            .uri(format!("{}{path}", self.base))
-            .header(header::CONTENT_TYPE, "application/json")
-            .header(header::ACCEPT, "application/json")
-            .header("idempotency-key", idempotency_key)
-            .body(body.to_string().into_bytes())
-            .map_err(|_| GatewayError::InvalidAnswer("invalid request".into()))?;
-        let response = self.transport.send(request, self.timeout).await.map_err(|error| match error {
+        let request = || {
+            Request::builder()
+                .method(Method::POST)
+                .uri(format!("{}{path}", self.base))
+                .header(header::CONTENT_TYPE, "application/json")
+                .header(header::ACCEPT, "application/json")
+                .header("idempotency-key", idempotency_key.as_str())
+                .body(body.to_string().into_bytes())
+                .map_err(|_| GatewayError::InvalidAnswer("invalid request".into()))
+        };
+        let started = Instant::now();
+        let mut sent = self.transport.send(request()?, self.timeout).await;
+        if let Err(TransportError::Connect | TransportError::Request) = sent {
+            let left = self.timeout.saturating_sub(started.elapsed());
+            if !left.is_zero() {
+                sent = self.transport.send(request()?, left).await;
+            }
+        }
+        let response = sent.map_err(|error| match error {
             TransportError::Timeout => GatewayError::Timeout,
             other => GatewayError::Unreachable(other.to_string()),
         })?;
@@ -180,15 +195,21 @@ mod tests {
 
     use super::*;
 
-    /// Answers every request with `status` and `body`, and keeps the requests.
+    /// Answers every request with `status` and `body` (the first with
+    /// `first_fails`, when set), and keeps the requests.
     struct Scripted {
         answer: Result<(u16, &'static str), TransportError>,
+        first_fails: Mutex<Option<TransportError>>,
         sent: Mutex<Vec<Request<Vec<u8>>>>,
     }
 
     impl Scripted {
         fn answering(answer: Result<(u16, &'static str), TransportError>) -> Self {
-            Self { answer, sent: Mutex::new(Vec::new()) }
+            Self { answer, first_fails: Mutex::new(None), sent: Mutex::new(Vec::new()) }
+        }
+
+        fn failing_once(error: TransportError, then: Result<(u16, &'static str), TransportError>) -> Self {
+            Self { first_fails: Mutex::new(Some(error)), ..Self::answering(then) }
         }
     }
 
@@ -200,6 +221,9 @@ mod tests {
             _timeout: Duration,
         ) -> Result<http::Response<Vec<u8>>, TransportError> {
             self.sent.lock().unwrap().push(request);
+            if let Some(error) = self.first_fails.lock().unwrap().take() {
+                return Err(error);
+            }
             self.answer.map(|(status, body)| {
                 let mut response = http::Response::new(body.as_bytes().to_vec());
                 *response.status_mut() = StatusCode::from_u16(status).unwrap();
@@ -256,6 +280,27 @@ mod tests {
             assert_eq!(error, Err(expected.clone()));
             assert_eq!(expected.is_gateway_failure(), !matches!(expected, GatewayError::Refused(_)));
         }
+    }
+
+    #[tokio::test]
+    async fn a_request_that_fails_before_any_answer_is_sent_once_more_with_the_same_key_and_a_timeout_is_not() {
+        let id = AuthorizationId::parse("auth_1").unwrap();
+        for error in [TransportError::Request, TransportError::Connect] {
+            let transport = Scripted::failing_once(error, Ok((200, r#"{"status":"captured"}"#)));
+            assert_eq!(gateway(&transport).capture(order(), &id).await, Ok(()));
+            let sent = transport.sent.lock().unwrap();
+            assert_eq!(sent.len(), 2);
+            assert_eq!(sent[0].headers()["idempotency-key"], sent[1].headers()["idempotency-key"]);
+        }
+        let failing = Scripted::answering(Err(TransportError::Request));
+        assert_eq!(
+            gateway(&failing).capture(order(), &id).await,
+            Err(GatewayError::Unreachable("request failed".into()))
+        );
+        assert_eq!(failing.sent.lock().unwrap().len(), 2, "once more, not forever");
+        let hanging = Scripted::answering(Err(TransportError::Timeout));
+        assert_eq!(gateway(&hanging).capture(order(), &id).await, Err(GatewayError::Timeout));
+        assert_eq!(hanging.sent.lock().unwrap().len(), 1, "the deadline is spent: no second try");
     }
 
     #[tokio::test]
