@@ -42,14 +42,22 @@ pub async fn deployed(config: &aws_config::SdkConfig, stage: &str) -> anyhow::Re
 
 /// How long the previous test's events may take to settle.
 const SETTLE: Duration = Duration::from_secs(60);
+/// Consecutive looks that must find the stack settled.
+const SETTLED_LOOKS: u32 = 3;
 
 /// Waits for the stack to settle — nothing queued or in flight, nothing
 /// waiting in an outbox — then empties every table and queue. A stack still
 /// busy after [`SETTLE`] is an error: wiping it anyway would let the
 /// previous test's late writes land in the next test's tables.
+///
+/// One look is not enough: it reads the queues, then the outboxes, one
+/// after the other, and an event moving along the saga (outbox, queue,
+/// handler, outbox) can slip past a look's reads. It must look settled
+/// [`SETTLED_LOOKS`] times in a row.
 pub async fn wipe(host: &AwsBackend) -> anyhow::Result<()> {
     let queues = host.queues();
     let deadline = tokio::time::Instant::now() + SETTLE;
+    let mut settled_looks = 0;
     loop {
         let mut busy = Vec::new();
         for consumer in Consumer::ALL {
@@ -73,8 +81,13 @@ pub async fn wipe(host: &AwsBackend) -> anyhow::Result<()> {
             }
         }
         if busy.is_empty() {
-            break;
+            settled_looks += 1;
+            if settled_looks == SETTLED_LOOKS {
+                break;
+            }
+            continue;
         }
+        settled_looks = 0;
         if tokio::time::Instant::now() > deadline {
             anyhow::bail!("the stack did not settle within {SETTLE:?}: {}", busy.join(", "));
         }
