@@ -281,17 +281,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
 
     // 2. The durable hello, with the runner's settings.
     let durable_port = free_port()?;
-    let durable_log = std::fs::File::create(work.path().join("durable-hello.log"))?;
-    let mut durable = Command::new(&exe)
-        .arg("bench-durable-hello")
-        .env("ORDERLY_ADDR", format!("127.0.0.1:{durable_port}"))
-        .env("ORDERLY_DATA_DIR", work.path().join("durable-hello"))
-        .env("ORDERLY_JWT_SECRET", &secret)
-        .stdout(durable_log.try_clone()?)
-        .stderr(durable_log)
-        .kill_on_drop(true)
-        .spawn()
-        .context("starting the durable hello")?;
+    let durable_dir = work.path().join("durable-hello");
+    let mut durable =
+        spawn_with_runner_settings(&exe, Some("bench-durable-hello"), durable_port, &durable_dir, &secret, &[])
+            .context("starting the durable hello")?;
     let durable_url = format!("http://127.0.0.1:{durable_port}/");
     wait_for(&client, &durable_url).await?;
     eprintln!("bench: durable hello up; POST / at full speed");
@@ -348,6 +341,31 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
     Ok(report)
 }
 
+/// This binary (running `subcommand`, else the runner) on 127.0.0.1:`port`
+/// with its data in `dir`/data, `secret` as its JWT secret and `env` on
+/// top; its output goes to `dir`/orderly.log.
+pub(crate) fn spawn_with_runner_settings(
+    exe: &Path,
+    subcommand: Option<&str>,
+    port: u16,
+    dir: &Path,
+    secret: &str,
+    env: &[(&str, String)],
+) -> anyhow::Result<tokio::process::Child> {
+    std::fs::create_dir_all(dir)?;
+    let log = std::fs::File::create(dir.join("orderly.log"))?;
+    Ok(Command::new(exe)
+        .args(subcommand)
+        .env("ORDERLY_ADDR", format!("127.0.0.1:{port}"))
+        .env("ORDERLY_DATA_DIR", dir.join("data"))
+        .env("ORDERLY_JWT_SECRET", secret)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()?)
+}
+
 /// Starts the runner (this binary) with its data in `dir` and `env` on top
 /// of the benchmark's settings, creates the benchmark's products, and
 /// mints a token per client.
@@ -360,20 +378,11 @@ async fn start_runner(
     env: &[(&str, String)],
 ) -> anyhow::Result<(tokio::process::Child, Arc<Target>, Arc<Vec<String>>)> {
     let port = free_port()?;
-    let log = std::fs::File::create(dir.join("runner.log"))?;
-    let runner = Command::new(exe)
-        .env("ORDERLY_ADDR", format!("127.0.0.1:{port}"))
-        .env("ORDERLY_DATA_DIR", dir.join("data"))
-        .env("ORDERLY_JWT_SECRET", secret)
-        // The benchmark measures intake, not the limiter: its 64 customers
-        // would exceed the default per-customer write limit.
-        .env("ORDERLY_RATE_LIMIT", "off")
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .context("starting the runner")?;
+    // The benchmark measures intake, not the limiter: its 64 customers
+    // would exceed the default per-customer write limit.
+    let env: Vec<(&str, String)> =
+        [("ORDERLY_RATE_LIMIT", "off".to_owned())].into_iter().chain(env.iter().cloned()).collect();
+    let runner = spawn_with_runner_settings(exe, None, port, dir, secret, &env).context("starting the runner")?;
     let target = Arc::new(Target { client: client.clone(), base: format!("http://127.0.0.1:{port}") });
     wait_for(client, &format!("{}/health", target.base)).await?;
     let admin = orderly_core::http::mint_hs256(secret.as_bytes(), "bench-admin", true, Duration::from_secs(3600));

@@ -22,7 +22,6 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde::Serialize;
 use serde_json::json;
-use tokio::process::Command;
 
 use crate::bench::{HttpClient, Phase, closed_loop, free_port, wait_for};
 
@@ -96,18 +95,9 @@ pub async fn run(args: BenchEdgeArgs) -> anyhow::Result<EdgeReport> {
     let client: HttpClient =
         Client::builder(TokioExecutor::new()).pool_max_idle_per_host(args.concurrency * 2).build_http();
     let port = free_port()?;
-    let log = std::fs::File::create(work.path().join("runner.log"))?;
-    let mut child = Command::new(&exe)
-        .env("ORDERLY_ADDR", format!("127.0.0.1:{port}"))
-        .env("ORDERLY_DATA_DIR", work.path().join("data"))
-        .env("ORDERLY_JWT_SECRET", &secret)
-        // Figures of the edge, not of the limiter.
-        .env("ORDERLY_RATE_LIMIT", "off")
-        .env("ORDERLY_LOG", "warn")
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
+    // Figures of the edge, not of the limiter.
+    let env = [("ORDERLY_RATE_LIMIT", "off".to_owned()), ("ORDERLY_LOG", "warn".to_owned())];
+    let mut child = crate::bench::spawn_with_runner_settings(&exe, None, port, work.path(), &secret, &env)
         .context("starting the runner")?;
     let runner = Arc::new(Runner { client: client.clone(), base: format!("http://127.0.0.1:{port}") });
     wait_for(&client, &format!("{}/health", runner.base)).await?;
