@@ -456,3 +456,89 @@ mod flash_sale_under_faults {
         sale_at(0.3).await;
     }
 }
+
+/// A SKU spreads its stock over more items on its own when its reservations
+/// contend (lost races, drained items), up to `stock_shards_max`, and the
+/// growth never moves its total. (The SQLite adapter has one row per
+/// product: nothing to grow.)
+mod hot_sku_growth {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use orderly_contract::fixtures::sku;
+    use orderly_contract::inventory::{flash_sale, stocked_product};
+    use orderly_core::ports::InventoryStore;
+
+    use super::*;
+
+    /// The count the product item records (absent: 1).
+    async fn stock_items(client: &aws_sdk_dynamodb::Client, config: &DynamoConfig, sku_name: &str) -> u32 {
+        let item = client
+            .get_item()
+            .table_name(config.table(TableKind::Inventory))
+            .key("pk", AttributeValue::S(format!("PRODUCT#{sku_name}")))
+            .key("sk", AttributeValue::S("#".into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap()
+            .item
+            .expect("the product item");
+        item.get("stock_shards").map_or(1, |n| n.as_n().unwrap().parse().unwrap())
+    }
+
+    /// A SKU of 60 units, half of its transactions losing a race, and 90
+    /// buyers in two waves.
+    async fn contended_sale(
+        stock_shards: u32,
+        stock_shards_max: u32,
+    ) -> Option<(aws_sdk_dynamodb::Client, DynamoConfig, DynamoInventory)> {
+        let shares = FaultShares { conflict: 0.5, throttle: 0.0, timeout_after_commit: 0.0 };
+        let (client, config, counts) = faulty_table(TableKind::Inventory, shares).await?;
+        let config = DynamoConfig { stock_shards, stock_shards_max, ..config };
+        let (plain, _) = fresh_table(TableKind::Inventory).await?;
+        let plain_store = DynamoInventory::new(plain.clone(), &config);
+        stocked_product(&plain_store, "HOT", 60).await;
+        // Two waves: the first one's contended takes, the slowest of a burst,
+        // commit while there is still stock to spread.
+        let store = DynamoInventory::new(client, &config);
+        let first = flash_sale(&store, "HOT", 20).await;
+        assert_eq!(first.sold, 20);
+        let second = flash_sale(&store, "HOT", 70).await;
+        assert_eq!(first.sold + second.sold, 60, "exactly the stock is sold");
+        assert!(counts.get(orderly_adapters::dynamo::faults::Fault::Conflict) > 0, "races were lost");
+        let after = plain_store.product(&sku("HOT")).await.unwrap().unwrap();
+        assert_eq!((after.available, after.reserved), (0, 60), "nothing lost or doubled");
+        Some((plain, config, plain_store))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_contended_sku_grows_its_stock_items_and_still_sells_exactly_its_stock() {
+        let Some((client, config, store)) = contended_sale(1, 8).await else { return };
+        let grown = stock_items(&client, &config, "HOT").await;
+        assert!((2..=8).contains(&grown), "a one-item SKU that contended grew to {grown} items");
+        // A restock after growth keeps the grown count and spreads over it.
+        let read = store.product(&sku("HOT")).await.unwrap().unwrap();
+        let units = orderly_core::domain::RestockQuantity::parse(16).unwrap();
+        store.restock(&read.restock(units, chrono::Utc::now()).unwrap(), read.version, 16, &[]).await.unwrap();
+        assert_eq!(stock_items(&client, &config, "HOT").await, grown);
+        let after = store.product(&sku("HOT")).await.unwrap().unwrap();
+        assert_eq!((after.available, after.reserved), (16, 60));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn growth_stops_at_stock_shards_max() {
+        let Some((client, config, _)) = contended_sale(2, 2).await else { return };
+        assert_eq!(stock_items(&client, &config, "HOT").await, 2);
+    }
+
+    #[tokio::test]
+    async fn a_sku_whose_buyers_come_one_at_a_time_keeps_its_items() {
+        let Some((client, config)) = fresh_table(TableKind::Inventory).await else { return };
+        let config = DynamoConfig { stock_shards: 1, stock_shards_max: 8, ..config };
+        let store = DynamoInventory::new(client.clone(), &config);
+        stocked_product(&store, "CALM", 10).await;
+        for _ in 0..5 {
+            assert_eq!(flash_sale(&store, "CALM", 1).await.sold, 1);
+        }
+        assert_eq!(stock_items(&client, &config, "CALM").await, 1);
+    }
+}

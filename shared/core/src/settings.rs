@@ -369,6 +369,12 @@ pub const SETTINGS: &[Setting] = &[
         Aws,
         "DynamoDB items a product's stock is spread over (1..=32): new products get this many, a restock grows older ones to it; ~500 reservations/s per item",
     ),
+    setting(
+        "stock_shards_max",
+        "8",
+        Aws,
+        "a SKU whose reservations contend (lost races, drained items) doubles its stock items up to this many (1..=32); `stock_shards` or fewer: no automatic growth",
+    ),
     setting("queue_url_order_intake", "", Aws, "order-intake's queue"),
     setting("dlq_url_order_intake", "", Aws, "order-intake's dead-letter queue"),
     setting("queue_url_inventory", "", Aws, "inventory's queue"),
@@ -438,6 +444,8 @@ pub struct AwsSettings {
     pub tables: TableNames,
     /// Stock items per product (DynamoDB hot-SKU relief).
     pub stock_shards: u32,
+    /// Most stock items a contended SKU grows to on its own.
+    pub stock_shards_max: u32,
     /// DynamoDB retries (conflicts, throttling, timeouts) and their first pause.
     pub store_retries: u32,
     pub store_retry_base: Duration,
@@ -738,6 +746,14 @@ pub fn parse_duration(raw: &str) -> Result<Duration, String> {
 }
 
 /// `on`/`off` (also `true`/`false`).
+/// A count of DynamoDB stock items per product.
+fn shard_count(raw: &str) -> Result<u32, String> {
+    match raw.parse::<u32>() {
+        Ok(n @ 1..=MAX_STOCK_SHARDS) => Ok(n),
+        _ => Err(format!("{raw:?} is not a number from 1 to {MAX_STOCK_SHARDS}")),
+    }
+}
+
 pub fn parse_switch(raw: &str) -> Result<bool, String> {
     match raw {
         "on" | "true" => Ok(true),
@@ -891,10 +907,8 @@ impl Settings {
                     notifications: read.text("table_notifications"),
                     analytics: read.text("table_analytics"),
                 },
-                stock_shards: read.parsed("stock_shards", |raw| match raw.parse::<u32>() {
-                    Ok(n @ 1..=MAX_STOCK_SHARDS) => Ok(n),
-                    _ => Err(format!("{raw:?} is not a number from 1 to {MAX_STOCK_SHARDS}")),
-                })?,
+                stock_shards: read.parsed("stock_shards", shard_count)?,
+                stock_shards_max: read.parsed("stock_shards_max", shard_count)?,
                 store_retries: read.parsed("store_retries", |raw| match raw.parse::<u32>() {
                     Ok(n @ 0..=20) => Ok(n),
                     _ => Err(format!("{raw:?} is not a number from 0 to 20")),

@@ -26,6 +26,15 @@
 //!   returns exactly there;
 //! - a restock adds to every shard evenly.
 //!
+//! A SKU gets hot on its own, so its count may grow on its own: when a
+//! reservation had to fight for it (its transaction lost a race, or a shard
+//! it planned on was drained meanwhile), the SKU doubles its items, up to
+//! `stock_shards_max`. Each old shard hands half its units to a new one, in
+//! one transaction conditioned on the count it read and on every shard still
+//! holding what it hands over, so the total never moves and two instances
+//! cannot both grow it. It is best effort: a growth that loses a race is
+//! dropped, and the next contention tries again.
+//!
 //! The plan uses the shard figures of this instance's latest read (the saga
 //! reads availability right before it reserves); a stale plan only fails a
 //! condition, and the saga reads and decides again.
@@ -65,6 +74,10 @@ use orderly_core::settings::MAX_STOCK_SHARDS;
 /// What availability reads of product and shard items.
 const AVAILABILITY: &str = "sku, available, stock_shards, stock_shard";
 
+/// The product item's stock count is still `:count` (absent means 1; bind
+/// `:one`): growth and restocks change it only from what they read.
+const COUNT_IS: &str = "(stock_shards = :count OR (attribute_not_exists(stock_shards) AND :count = :one))";
+
 /// Fresh plans a take makes when shards it planned on were drained
 /// meanwhile but the SKU's total still covers it, before `Conflict`.
 const REPLANS: u32 = 4;
@@ -80,6 +93,8 @@ pub struct DynamoInventory {
     table: Table,
     outbox: OutboxItems,
     shards: u32,
+    /// Most stock items a contended SKU grows to.
+    grow_to: u32,
     /// Each SKU's available units per shard as this instance last read them:
     /// the plan of the next take (see the module docs).
     last_read: Arc<Mutex<HashMap<Sku, Vec<i64>>>>,
@@ -205,6 +220,7 @@ impl DynamoInventory {
             table: Table::new(client, &config.inventory_table, config),
             outbox: OutboxItems { shards: config.outbox_shards },
             shards: config.stock_shards.clamp(1, MAX_STOCK_SHARDS),
+            grow_to: config.stock_shards_max.min(MAX_STOCK_SHARDS),
             last_read: Arc::default(),
         }
     }
@@ -442,18 +458,22 @@ impl InventoryStore for DynamoInventory {
         units: u32,
         outbox: &[Envelope],
     ) -> Result<(), StoreError> {
-        // The count changes only with the version, which the write checks.
+        // The count may grow meanwhile (a contended SKU): the write holds
+        // only if it is still the one read, so a restock never shrinks it.
         let stored = self.table.get(product_key(&restocked.sku)).await?.ok_or(StoreError::Conflict)?;
-        let count = get_count(&stored, "stock_shards", 1)?.max(self.shards);
+        let stored_count = get_count(&stored, "stock_shards", 1)?;
+        let count = stored_count.max(self.shards);
         let at = s(timestamp(restocked.updated_at));
         let shares: HashMap<u32, i64> = spread(i64::from(units), count).into_iter().collect();
         let product = Update::builder()
             .table_name(&self.table.name)
             .set_key(Some(product_key(&restocked.sku)))
             .update_expression("SET version = :version, updated_at = :at, stock_shards = :count ADD available :units")
-            .condition_expression("version = :expected")
+            .condition_expression(format!("version = :expected AND {}", COUNT_IS.replace(":count", ":stored")))
             .expression_attribute_values(":version", n(restocked.version))
             .expression_attribute_values(":at", at.clone())
+            .expression_attribute_values(":stored", n(stored_count))
+            .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":count", n(count))
             .expression_attribute_values(":units", n(shares.get(&0).copied().unwrap_or(0)))
             .expression_attribute_values(":expected", n(expected_version));
@@ -494,8 +514,13 @@ impl InventoryStore for DynamoInventory {
         let mut replans = 0;
         loop {
             let writes = self.reservation_writes(change, &taken, outbox, processed)?;
-            let error = match self.table.write_all(writes).await {
-                Ok(()) => return Ok(()),
+            let error = match self.table.write_all_counting_races(writes).await {
+                Ok(races) => {
+                    if matches!(change.stock, StockMove::Take(_)) && races + replans > 0 {
+                        self.grow_contended(&taken).await;
+                    }
+                    return Ok(());
+                }
                 Err(error) => error,
             };
             // Only shard conditions failed (positions after the mark and the
@@ -512,6 +537,91 @@ impl InventoryStore for DynamoInventory {
             }
         }
     }
+}
+
+impl DynamoInventory {
+    /// Grows each SKU of a contended take that is below `grow_to`. The
+    /// reservation has committed: nothing here may fail it.
+    async fn grow_contended(&self, taken: &Taken) {
+        let mut skus: Vec<&Sku> = taken.iter().map(|(sku, _, _)| sku).collect();
+        skus.dedup();
+        for sku in skus {
+            match self.grow(sku).await {
+                Ok(Some(count)) => tracing::info!(%sku, count, "a contended SKU now spreads its stock over more items"),
+                Ok(None) => {}
+                Err(error) => tracing::debug!(%sku, %error, "a contended SKU did not grow this time"),
+            }
+        }
+    }
+
+    /// Doubles `sku`'s stock items (up to `grow_to`): old shard `i` hands
+    /// half its units to new shard `count + i`, in one transaction that
+    /// holds only if the count and every handed-over unit are still there.
+    /// The new count, or `None` when there is nothing to do.
+    async fn grow(&self, sku: &Sku) -> Result<Option<u32>, StoreError> {
+        let known = self.last_read.lock().ok().and_then(|last| last.get(sku).map(Vec::len));
+        if known.is_some_and(|count| count as u32 >= self.grow_to) {
+            return Ok(None);
+        }
+        let stocked = self.stocked(std::slice::from_ref(sku), Some(AVAILABILITY)).await?;
+        let Some(stock) = stocked.get(sku) else { return Ok(None) };
+        let Some(moves) = growth(&stock.levels.iter().map(|l| l.available).collect::<Vec<_>>(), self.grow_to) else {
+            return Ok(None);
+        };
+        let count = stock.levels.len() as u32;
+        let target = count + moves.len() as u32;
+        let mut writes = Vec::with_capacity(moves.len() * 2);
+        for (from, units) in moves.iter().copied().enumerate() {
+            let from = from as u32;
+            let source = Update::builder()
+                .table_name(&self.table.name)
+                .set_key(Some(stock_key(sku, from)))
+                .expression_attribute_values(":units", n(units))
+                .expression_attribute_values(":minus", n(-units));
+            // Shard 0 is the product item: it carries the count.
+            let source = if from == 0 {
+                source
+                    .update_expression("SET stock_shards = :target ADD available :minus")
+                    .condition_expression(format!("available >= :units AND {COUNT_IS}"))
+                    .expression_attribute_values(":target", n(target))
+                    .expression_attribute_values(":count", n(count))
+                    .expression_attribute_values(":one", n(1))
+            } else {
+                source.update_expression("ADD available :minus").condition_expression("available >= :units")
+            };
+            writes.push(built(source)?);
+            let new_shard = Update::builder()
+                .table_name(&self.table.name)
+                .set_key(Some(stock_key(sku, count + from)))
+                .update_expression("SET sku = :sku, stock_shard = :shard ADD available :units, reserved :zero")
+                .expression_attribute_values(":sku", s(sku.to_string()))
+                .expression_attribute_values(":shard", n(count + from))
+                .expression_attribute_values(":units", n(units))
+                .expression_attribute_values(":zero", n(0));
+            writes.push(built(new_shard)?);
+        }
+        self.table.write_all(writes).await.map_err(|e| e.into_store_error(None))?;
+        // Plan the next takes over the new items right away.
+        if let Ok(mut last) = self.last_read.lock() {
+            let mut levels: Vec<i64> = stock.levels.iter().map(|l| l.available).collect();
+            for (from, units) in moves.iter().enumerate() {
+                levels[from] -= units;
+                levels.push(*units);
+            }
+            last.insert(sku.clone(), levels);
+        }
+        Ok(Some(target))
+    }
+}
+
+/// What doubling a SKU's stock items moves: `moves[i]` units from shard `i`
+/// to shard `count + i`, for as many shards as `grow_to` allows. `None` when
+/// the SKU is at its most already, or holds too little to spread.
+fn growth(levels: &[i64], grow_to: u32) -> Option<Vec<i64>> {
+    let count = levels.len();
+    let new = (count * 2).min(grow_to as usize).checked_sub(count).filter(|&n| n > 0)?;
+    let moves: Vec<i64> = levels[..new].iter().map(|available| available.max(&0) / 2).collect();
+    moves.iter().any(|&units| units > 0).then_some(moves)
 }
 
 /// Where a reservation's transaction holds its processed mark, and where
@@ -632,6 +742,21 @@ mod tests {
     fn a_take_the_shards_cannot_cover_has_no_plan() {
         assert_eq!(plan_take(&[2, 3, 1], 7, 0), None);
         assert_eq!(plan_take(&[0], 1, 0), None);
+    }
+
+    #[test]
+    fn a_contended_sku_doubles_its_items_each_old_one_handing_over_half() {
+        assert_eq!(growth(&[40], 8), Some(vec![20]));
+        assert_eq!(growth(&[10, 7], 8), Some(vec![5, 3]));
+        assert_eq!(growth(&[9, 9, 9, 9, 9], 8), Some(vec![4, 4, 4]), "no more than the most");
+    }
+
+    #[test]
+    fn a_sku_at_its_most_or_with_nothing_to_spread_does_not_grow() {
+        assert_eq!(growth(&[5, 5, 5, 5, 5, 5, 5, 5], 8), None);
+        assert_eq!(growth(&[5], 1), None, "growth off");
+        assert_eq!(growth(&[1, 1], 8), None, "nothing to hand over");
+        assert_eq!(growth(&[3, 0], 8), Some(vec![1, 0]));
     }
 
     #[test]

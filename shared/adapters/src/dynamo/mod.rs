@@ -61,6 +61,9 @@ pub struct DynamoConfig {
     /// Stock items per product: new products are created with this many, and
     /// a restock grows an older product to it (never shrinks one).
     pub stock_shards: u32,
+    /// A SKU whose reservations contend doubles its stock items up to this
+    /// many (no growth at `stock_shards` or fewer).
+    pub stock_shards_max: u32,
     /// How often a write that lost a race with another transaction
     /// (`TransactionConflict`) is tried again, and the first pause (doubling,
     /// jittered). The SDK retries throttling and timeouts with the same budget
@@ -93,6 +96,7 @@ impl DynamoConfig {
             counter_shards: 4,
             outbox_shards: 4,
             stock_shards: 1,
+            stock_shards_max: 8,
             retry: RetryPolicy::default(),
         }
     }

@@ -93,10 +93,17 @@ pub(crate) fn mark_put(table: &Table, mark: &ProcessedEvent) -> TransactWriteIte
 
 impl Table {
     /// Writes every item or none.
-    pub async fn write_all(&self, mut writes: Vec<TransactWriteItem>) -> Result<(), WriteError> {
+    pub async fn write_all(&self, writes: Vec<TransactWriteItem>) -> Result<(), WriteError> {
+        self.write_all_counting_races(writes).await.map(|_| ())
+    }
+
+    /// `write_all`, also saying how many times the transaction lost a race
+    /// with another one (`TransactionConflict`) before it went through: how
+    /// hot its items are.
+    pub async fn write_all_counting_races(&self, mut writes: Vec<TransactWriteItem>) -> Result<u32, WriteError> {
         match writes.len() {
-            0 => Ok(()),
-            1 => self.write_one(writes.pop().expect("one write")).await,
+            0 => Ok(0),
+            1 => self.write_one(writes.pop().expect("one write")).await.map(|()| 0),
             _ => self.transact(writes).await,
         }
     }
@@ -166,10 +173,10 @@ impl Table {
             };
         }
         // A lone condition check writes nothing: run it as a transaction.
-        self.transact(vec![write]).await
+        self.transact(vec![write]).await.map(|_| ())
     }
 
-    async fn transact(&self, writes: Vec<TransactWriteItem>) -> Result<(), WriteError> {
+    async fn transact(&self, writes: Vec<TransactWriteItem>) -> Result<u32, WriteError> {
         let mut attempt = 0;
         loop {
             let result = self
@@ -180,7 +187,7 @@ impl Table {
                 .send()
                 .await;
             let error = match result {
-                Ok(_) => return Ok(()),
+                Ok(_) => return Ok(attempt),
                 Err(SdkError::ServiceError(e)) => e.into_err(),
                 Err(other) => return Err(WriteError::Store(sdk_unavailable(other))),
             };
