@@ -82,9 +82,20 @@ done
 [[ "${1:-}" == "deploy" ]] && exit 0
 
 step "the API tests, through the emulated HTTP API"
+flash_sale_report="$BUILD_DIR/flash-sale.json"
+rm -f "$flash_sale_report"
 ORDERLY_TEST_BASE_URL="$base_url" ORDERLY_TEST_AWS_ENDPOINT="$AWS_ENDPOINT_URL" ORDERLY_TEST_STAGE="$STAGE" \
-    ORDERLY_TEST_GATEWAY_URL="$gateway_url" \
+    ORDERLY_TEST_GATEWAY_URL="$gateway_url" ORDERLY_TEST_FLASH_SALE_REPORT="$flash_sale_report" \
     cargo test --workspace --all-features --test api --test aws_e2e -- --test-threads=1
+py - "$flash_sale_report" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+f, post = r["flash_sale"], r["routes"]["POST /api/v1/orders"]
+print(f"flash sale through the stack: {f['accepted']} buyers at {r['per_second']:.0f}/s, "
+      f"{f['confirmed']} confirmed, {f['rejected']} rejected, {f['pending']} pending; "
+      f"POST p50 {post['p50_ms']:.0f} ms p99 {post['p99_ms']:.0f} ms; "
+      f"202 -> final p50 {r['accepted_to_final_p50_ms']:.0f} ms p99 {r['accepted_to_final_p99_ms']:.0f} ms")
+EOF
 
 step "every function's metrics reached its logs as CloudWatch EMF"
 py scripts/aws_emf_check.py "$STAGE"

@@ -199,7 +199,8 @@ async fn a_flash_sale_through_the_stack_confirms_exactly_the_stock_on_sharded_it
         settle_timeout: std::time::Duration::from_secs(180),
         // The stack pays through scripts/aws-e2e.sh's test gateway: its books are checked too.
         gateway_url: std::env::var("ORDERLY_TEST_GATEWAY_URL").ok().filter(|url| !url.is_empty()),
-        json: None,
+        // scripts/aws-e2e.sh prints the figures from it.
+        json: std::env::var_os("ORDERLY_TEST_FLASH_SALE_REPORT").map(std::path::PathBuf::from),
         quiet: true,
         stop: None,
     };
