@@ -35,9 +35,12 @@ pub async fn consume(
     let backoff = Backoff { base: config.retry_base, max: config.retry_max };
     // The earliest moment a message we failed becomes visible again.
     let mut next_retry: Option<Instant> = None;
+    // Handled messages, acknowledged with the next receive (one write).
+    let mut done: Vec<String> = Vec::new();
     tracing::info!(consumer = queue, "consumer started");
     while !shutdown.is_cancelled() {
         if let Some(pause) = handler.paused_for().await {
+            acknowledge(&store, queue, &mut done).await;
             // Downstream is known to be down: leave the messages queued.
             tracing::debug!(consumer = queue, pause_ms = pause.as_millis() as u64, "consumer paused");
             if !idle(&Notify::new(), Instant::now() + pause.min(config.idle_poll * 5), &shutdown).await {
@@ -45,10 +48,14 @@ pub async fn consume(
             }
             continue;
         }
-        let batch = match store.receive(queue, config.batch_size as usize, config.visibility_timeout).await {
+        let acks = std::mem::take(&mut done);
+        let batch = match store
+            .ack_then_receive(queue, acks, config.batch_size as usize, config.visibility_timeout)
+            .await
+        {
             Ok(batch) => batch,
             Err(error) => {
-                tracing::warn!(consumer = queue, %error, "receive failed; backing off");
+                tracing::warn!(consumer = queue, %error, "receive failed (with its acknowledgements: those messages will be redelivered); backing off");
                 if !idle(&waker, Instant::now() + Duration::from_secs(1), &shutdown).await {
                     break;
                 }
@@ -65,7 +72,6 @@ pub async fn consume(
             continue;
         }
         let outcomes = process_batch(handler.as_ref(), &batch, config.max_receives).await;
-        let mut done = Vec::with_capacity(outcomes.len());
         for (outcome, message) in outcomes.iter().zip(&batch) {
             match &outcome.outcome {
                 Outcome::Done | Outcome::Ignored { .. } => done.push(outcome.receipt.clone()),
@@ -80,11 +86,19 @@ pub async fn consume(
                 Outcome::HeldBack => {}
             }
         }
-        if let Err(error) = store.ack(queue, &done).await {
-            tracing::warn!(consumer = queue, %error, "acknowledge failed; those messages will be redelivered");
-        }
     }
+    acknowledge(&store, queue, &mut done).await;
     tracing::info!(consumer = queue, "consumer stopped");
+}
+
+/// Acknowledges `done` on its own (before a pause, at shutdown).
+async fn acknowledge(store: &SqliteStore, queue: &str, done: &mut Vec<String>) {
+    if done.is_empty() {
+        return;
+    }
+    if let Err(error) = store.ack(queue, &std::mem::take(done)).await {
+        tracing::warn!(consumer = queue, %error, "acknowledge failed; those messages will be redelivered");
+    }
 }
 
 pub async fn relay(store: SqliteStore, shutdown: CancellationToken) {

@@ -54,3 +54,38 @@ mod breaker_store {
 mod rate_limiter {
     orderly_contract::rate_limiter_contract!(super::fresh());
 }
+
+/// The runner's consumers acknowledge a batch with their next receive, in
+/// one write (`SqliteStore::ack_then_receive`).
+mod ack_then_receive {
+    use std::time::Duration;
+
+    use orderly_core::ports::{MessageQueue, QueueAdmin};
+
+    const VISIBILITY: Duration = Duration::from_secs(30);
+
+    #[tokio::test]
+    async fn acknowledging_a_groups_head_hands_out_its_next_message_in_the_same_receive() {
+        let store = super::fresh();
+        for body in ["first", "second"] {
+            store.send_raw("inventory", Some("order-1"), body).await.unwrap();
+        }
+        let first = store.receive("inventory", 10, VISIBILITY).await.unwrap();
+        assert_eq!(first.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(), ["first"], "one per group");
+        let next = store.ack_then_receive("inventory", vec![first[0].receipt.clone()], 10, VISIBILITY).await.unwrap();
+        assert_eq!(next.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(), ["second"]);
+        let stats = store.stats("inventory").await.unwrap();
+        assert_eq!((stats.depth, stats.in_flight), (1, 1), "the first is gone, the second in flight");
+    }
+
+    #[tokio::test]
+    async fn a_stale_receipt_acknowledges_nothing() {
+        let store = super::fresh();
+        store.send_raw("inventory", Some("order-1"), "only").await.unwrap();
+        let received = store.receive("inventory", 10, VISIBILITY).await.unwrap();
+        let stale = format!("{}.not-this-delivery", received[0].receipt.split_once('.').unwrap().0);
+        let again = store.ack_then_receive("inventory", vec![stale], 10, VISIBILITY).await.unwrap();
+        assert!(again.is_empty(), "the message is still in flight");
+        assert_eq!(store.stats("inventory").await.unwrap().depth, 1);
+    }
+}

@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use rusqlite::{Connection, params};
 use uuid::Uuid;
 
-use super::db::unavailable;
+use super::db::{Effects, unavailable};
 use super::{SqliteStore, from_millis, millis};
 use orderly_core::events::Envelope;
 use orderly_core::events::routing::subscribers;
@@ -125,89 +125,122 @@ impl Outbox for SqliteStore {
     }
 }
 
-#[async_trait]
-impl MessageQueue for SqliteStore {
-    async fn receive(&self, queue: &str, max: usize, visibility: Duration) -> Result<Vec<ReceivedMessage>, QueueError> {
+/// Receives up to `max` messages of `queue`, in the caller's transaction:
+/// the head of each group that is visible, made invisible until
+/// `invisible_until`; those received too often go to the dead letters.
+fn receive_in(
+    conn: &Connection,
+    queue: &str,
+    max: usize,
+    now: i64,
+    invisible_until: i64,
+    max_receives: i64,
+) -> Result<Vec<ReceivedMessage>, StoreError> {
+    // Only the head of each group is eligible: strict order per
+    // subject, no head-of-line blocking across subjects.
+    let candidates: Vec<(i64, String, String, i64, i64, Option<String>)> = {
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT m.seq, m.message_id, m.body, m.sent_at, m.receive_count, m.grp FROM queue_messages m
+                 WHERE m.queue = ?1 AND m.visible_at <= ?2
+                   AND (m.grp IS NULL OR NOT EXISTS (
+                       SELECT 1 FROM queue_messages h
+                       WHERE h.queue = m.queue AND h.grp = m.grp AND h.seq < m.seq))
+                 ORDER BY m.visible_at, m.seq LIMIT ?3",
+            )
+            .map_err(unavailable)?;
+        let rows = stmt
+            .query_map(params![queue, now, max as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+            })
+            .map_err(unavailable)?;
+        rows.collect::<Result<_, _>>().map_err(unavailable)?
+    };
+    let mut received = Vec::with_capacity(candidates.len());
+    for (seq, message_id, body, sent_at, receive_count, group) in candidates {
+        if receive_count >= max_receives {
+            conn.prepare_cached(
+                "INSERT INTO dead_letters (queue, message_id, grp, body, sent_at, receive_count, last_error, dead_at)
+                 SELECT queue, message_id, grp, body, sent_at, receive_count, last_error, ?2
+                 FROM queue_messages WHERE seq = ?1",
+            )
+            .and_then(|mut s| s.execute(params![seq, now]))
+            .map_err(unavailable)?;
+            conn.prepare_cached("DELETE FROM queue_messages WHERE seq = ?1")
+                .and_then(|mut s| s.execute(params![seq]))
+                .map_err(unavailable)?;
+            tracing::warn!(queue = %queue, %message_id, receive_count, "message moved to the dead-letter queue");
+            continue;
+        }
+        let receipt = new_receipt(seq);
+        conn.prepare_cached(
+            "UPDATE queue_messages SET receive_count = receive_count + 1, visible_at = ?2, receipt = ?3
+             WHERE seq = ?1",
+        )
+        .and_then(|mut s| s.execute(params![seq, invisible_until, receipt]))
+        .map_err(unavailable)?;
+        received.push(ReceivedMessage {
+            message_id,
+            receipt,
+            body,
+            receive_count: (receive_count + 1) as u32,
+            group,
+            sent_at: from_millis(sent_at),
+        });
+    }
+    Ok(received)
+}
+
+/// Deletes the acknowledged messages, in the caller's transaction.
+fn ack_in(conn: &Connection, queue: &str, receipts: &[String], effects: &mut Effects) -> Result<(), StoreError> {
+    let mut delete = conn
+        .prepare_cached("DELETE FROM queue_messages WHERE seq = ?1 AND receipt = ?2 AND queue = ?3")
+        .map_err(unavailable)?;
+    for receipt in receipts {
+        delete.execute(params![receipt_row(receipt), receipt, queue]).map_err(unavailable)?;
+    }
+    // The next message of an acknowledged group is now eligible.
+    effects.queues.push(queue.to_owned());
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Acknowledges `done` and receives the next batch in ONE write: a
+    /// consumer's loop costs one trip through the writer per batch instead
+    /// of two, and a group whose head is acknowledged here can hand out its
+    /// next message in the same receive.
+    pub async fn ack_then_receive(
+        &self,
+        queue: &str,
+        done: Vec<String>,
+        max: usize,
+        visibility: Duration,
+    ) -> Result<Vec<ReceivedMessage>, QueueError> {
         let queue = queue.to_owned();
         let now = millis(self.clock.now());
         let invisible_until = now + visibility.as_millis() as i64;
         let max_receives = i64::from(self.queues.max_receives);
         self.db
-            .write(move |conn, _| {
-                // Only the head of each group is eligible: strict order per
-                // subject, no head-of-line blocking across subjects.
-                let candidates: Vec<(i64, String, String, i64, i64, Option<String>)> = {
-                    let mut stmt = conn
-                        .prepare_cached(
-                            "SELECT m.seq, m.message_id, m.body, m.sent_at, m.receive_count, m.grp FROM queue_messages m
-                             WHERE m.queue = ?1 AND m.visible_at <= ?2
-                               AND (m.grp IS NULL OR NOT EXISTS (
-                                   SELECT 1 FROM queue_messages h
-                                   WHERE h.queue = m.queue AND h.grp = m.grp AND h.seq < m.seq))
-                             ORDER BY m.visible_at, m.seq LIMIT ?3",
-                        )
-                        .map_err(unavailable)?;
-                    let rows = stmt
-                        .query_map(params![queue, now, max as i64], |r| {
-                            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
-                        })
-                        .map_err(unavailable)?;
-                    rows.collect::<Result<_, _>>().map_err(unavailable)?
-                };
-                let mut received = Vec::with_capacity(candidates.len());
-                for (seq, message_id, body, sent_at, receive_count, group) in candidates {
-                    if receive_count >= max_receives {
-                        conn.prepare_cached(
-                            "INSERT INTO dead_letters (queue, message_id, grp, body, sent_at, receive_count, last_error, dead_at)
-                             SELECT queue, message_id, grp, body, sent_at, receive_count, last_error, ?2
-                             FROM queue_messages WHERE seq = ?1",
-                        )
-                        .and_then(|mut s| s.execute(params![seq, now]))
-                        .map_err(unavailable)?;
-                        conn.prepare_cached("DELETE FROM queue_messages WHERE seq = ?1")
-                            .and_then(|mut s| s.execute(params![seq]))
-                            .map_err(unavailable)?;
-                        tracing::warn!(queue = %queue, %message_id, receive_count, "message moved to the dead-letter queue");
-                        continue;
-                    }
-                    let receipt = new_receipt(seq);
-                    conn.prepare_cached(
-                        "UPDATE queue_messages SET receive_count = receive_count + 1, visible_at = ?2, receipt = ?3
-                         WHERE seq = ?1",
-                    )
-                    .and_then(|mut s| s.execute(params![seq, invisible_until, receipt]))
-                    .map_err(unavailable)?;
-                    received.push(ReceivedMessage {
-                        message_id,
-                        receipt,
-                        body,
-                        receive_count: (receive_count + 1) as u32,
-                        group,
-                        sent_at: from_millis(sent_at),
-                    });
+            .write(move |conn, effects| {
+                if !done.is_empty() {
+                    ack_in(conn, &queue, &done, effects)?;
                 }
-                Ok(received)
+                receive_in(conn, &queue, max, now, invisible_until, max_receives)
             })
             .await
             .map_err(queue_error)
     }
+}
+
+#[async_trait]
+impl MessageQueue for SqliteStore {
+    async fn receive(&self, queue: &str, max: usize, visibility: Duration) -> Result<Vec<ReceivedMessage>, QueueError> {
+        self.ack_then_receive(queue, Vec::new(), max, visibility).await
+    }
 
     async fn ack(&self, queue: &str, receipts: &[String]) -> Result<(), QueueError> {
         let (queue, receipts) = (queue.to_owned(), receipts.to_vec());
-        self.db
-            .write(move |conn, effects| {
-                let mut delete = conn
-                    .prepare_cached("DELETE FROM queue_messages WHERE seq = ?1 AND receipt = ?2 AND queue = ?3")
-                    .map_err(unavailable)?;
-                for receipt in &receipts {
-                    delete.execute(params![receipt_row(receipt), receipt, queue]).map_err(unavailable)?;
-                }
-                // The next message of an acknowledged group is now eligible.
-                effects.queues.push(queue.clone());
-                Ok(())
-            })
-            .await
-            .map_err(queue_error)
+        self.db.write(move |conn, effects| ack_in(conn, &queue, &receipts, effects)).await.map_err(queue_error)
     }
 
     async fn retry_later(&self, queue: &str, receipt: &str, delay: Duration, reason: &str) -> Result<(), QueueError> {
