@@ -639,7 +639,38 @@ processed_events_for!(DynamoInventory);
 
 #[cfg(test)]
 mod tests {
+    use orderly_contract::fixtures::{mark, now, order_for, placed_event, sku};
+    use orderly_core::domain::ReservationState;
+
+    use super::super::captured;
     use super::*;
+
+    #[tokio::test]
+    async fn a_reservation_writes_itself_its_stock_and_its_events_and_no_mark_item() {
+        let (client, request) = captured::client();
+        let inventory = DynamoInventory::new(client, &DynamoConfig::with_prefix("t"));
+        // Figures as a read before would have left them: the take reads nothing.
+        inventory.last_read.lock().unwrap().insert(sku("A"), vec![5]);
+        let order = order_for("alice", &[("A", 2)]);
+        let change = ReservationChange {
+            reservation: Reservation {
+                order_id: order.id(),
+                state: ReservationState::Reserved,
+                lines: vec![(sku("A"), 2)],
+                updated_at: now(),
+            },
+            expected: None,
+            stock: StockMove::Take(vec![(sku("A"), 2)]),
+        };
+        let _ = inventory.apply_reservation(&change, &[placed_event(&order)], &mark("inventory")).await;
+        let items = captured::transact_items(request);
+        assert_eq!(
+            items.len(),
+            3,
+            "the reservation, which keeps the event's id, one stock item, the outbox: {items:?}"
+        );
+        assert!(items[0]["Update"]["Key"]["pk"]["S"].as_str().unwrap().starts_with("RESERVATION#"));
+    }
 
     #[test]
     fn a_take_comes_from_one_shard_that_has_enough() {

@@ -249,3 +249,33 @@ pub(crate) fn shard_of(key: &str, shards: u32) -> u32 {
     let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
     (hash % u64::from(shards.max(1))) as u32
 }
+
+/// A client whose first request is kept for the test to read, not sent.
+#[cfg(test)]
+pub(crate) mod captured {
+    use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+    use aws_sdk_dynamodb::{Client, Config};
+    use aws_smithy_http_client::test_util::{CaptureRequestReceiver, capture_request};
+
+    pub fn client() -> (Client, CaptureRequestReceiver) {
+        let (http, request) = capture_request(None);
+        let config = Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("key", "secret", None, None, "test"))
+            .http_client(http)
+            .build();
+        (Client::from_conf(config), request)
+    }
+
+    /// The JSON body of the captured request.
+    pub fn body(request: CaptureRequestReceiver) -> serde_json::Value {
+        let body = request.expect_request().body().bytes().expect("an in-memory body").to_vec();
+        serde_json::from_slice(&body).expect("a JSON request")
+    }
+
+    /// The items of the captured `TransactWriteItems`.
+    pub fn transact_items(request: CaptureRequestReceiver) -> Vec<serde_json::Value> {
+        body(request)["TransactItems"].as_array().expect("a TransactWriteItems request").clone()
+    }
+}

@@ -186,3 +186,24 @@ impl Outbox for DynamoOrders {
 }
 
 processed_events_for!(DynamoOrders);
+
+#[cfg(test)]
+mod tests {
+    use orderly_contract::fixtures::{mark, now, order_for, placed_event};
+
+    use super::super::captured;
+    use super::*;
+
+    #[tokio::test]
+    async fn a_transition_caused_by_an_event_writes_the_order_and_its_events_and_no_mark_item() {
+        let (client, request) = captured::client();
+        let orders = DynamoOrders::new(client, &DynamoConfig::with_prefix("t"));
+        let confirmed = order_for("alice", &[("A", 1)]).confirm_offline("Pay by bank transfer".into(), now()).unwrap();
+        let _ = orders.save_transition(&confirmed, &[placed_event(&confirmed)], Some(&mark("order-intake"))).await;
+        let items = captured::transact_items(request);
+        assert_eq!(items.len(), 2, "the order, which keeps the event's id, and the outbox item: {items:?}");
+        let update = &items[0]["Update"];
+        assert!(update["UpdateExpression"].as_str().unwrap().ends_with(inline_mark::ADD), "{update}");
+        assert!(update["ConditionExpression"].as_str().unwrap().contains(inline_mark::NOT_SEEN), "{update}");
+    }
+}

@@ -332,10 +332,7 @@ pub(crate) use processed_events_for;
 
 #[cfg(test)]
 mod tests {
-    use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
-    use aws_sdk_dynamodb::{Client, Config};
-    use aws_smithy_http_client::test_util::capture_request;
-
+    use super::super::captured;
     use super::*;
 
     /// The `ClientRequestToken` a fresh client sends for a two-item transaction
@@ -343,24 +340,12 @@ mod tests {
     /// instance's was: from a clock two concurrent instances read alike.
     async fn token_of_a_fresh_instance(sku: &str) -> String {
         fastrand::seed(7);
-        let (http, request) = capture_request(None);
-        let config = Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("key", "secret", None, None, "test"))
-            .http_client(http)
-            .build();
-        let table = Table {
-            client: Client::from_conf(config),
-            name: "t".into(),
-            processed_ttl: Duration::from_secs(60),
-            retry: Default::default(),
-        };
+        let (client, request) = captured::client();
+        let table =
+            Table { client, name: "t".into(), processed_ttl: Duration::from_secs(60), retry: Default::default() };
         let line = |n: &str| write_put(put("t", super::super::key(format!("{sku}#{n}"), "#"), None, &[]));
         let _ = table.write_all(vec![line("1"), line("2")]).await;
-        let body = request.expect_request().body().bytes().expect("an in-memory body").to_vec();
-        let body: serde_json::Value = serde_json::from_slice(&body).expect("a JSON request");
-        body["ClientRequestToken"].as_str().expect("a ClientRequestToken").to_owned()
+        captured::body(request)["ClientRequestToken"].as_str().expect("a ClientRequestToken").to_owned()
     }
 
     #[tokio::test]
