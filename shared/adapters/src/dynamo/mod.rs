@@ -7,7 +7,10 @@
 //! attribute (epoch seconds) for DynamoDB's TTL: idempotency claims, processed
 //! marks. Every write that must be atomic with another (state + outbox item +
 //! processed mark, or all stock lines of a reservation) is one
-//! `TransactWriteItems`, with conditions instead of locks.
+//! `TransactWriteItems`, with conditions instead of locks. A processed mark
+//! is an item of its own only where the event changes no item that can
+//! carry it: orders, reservations and views keep the ids of the events that
+//! wrote them (`write::inline_mark`), one item fewer per transaction.
 //!
 //! The adapters take an already-built [`Client`]: the host decides how it is
 //! built (aws-config on Lambda, a wasi-http client on Spin), so nothing here
