@@ -73,10 +73,20 @@ pub fn analytics_wru(batch: f64) -> f64 {
     TX * (ANALYTICS_MARKS_PER_ORDER + ANALYTICS_VIEWS_PER_ORDER + counters)
 }
 
+/// The orders table's write units per order: intake's transaction (order,
+/// idempotency claim, outbox item) ×2, the caller's rate-limit bucket 1,
+/// the confirmation (order, outbox item; the reply's processed mark is kept
+/// on the order) ×2, and the relay's removal of the two outbox items.
+const ORDERS_WRU: f64 = 3.0 * TX + 1.0 + 2.0 * TX + 2.0;
+/// The inventory table's: the reservation (reservation, which keeps the
+/// processed mark of `order.placed`; one stock item; outbox item) ×2, and
+/// the outbox item's removal.
+const INVENTORY_WRU: f64 = 3.0 * TX + 1.0;
+
 /// DynamoDB write units per order, per table, with `batch` analytics events
-/// per delivery batch (docs/aws.md: 51 alone, 37 in batches of 10).
+/// per delivery batch (docs/aws.md: 47 alone, 33 in batches of 10).
 pub fn wru_per_order(batch: f64) -> [(&'static str, f64); 4] {
-    [("orders", 15.0), ("inventory", 9.0), ("analytics", analytics_wru(batch)), ("notifications", 1.0)]
+    [("orders", ORDERS_WRU), ("inventory", INVENTORY_WRU), ("analytics", analytics_wru(batch)), ("notifications", 1.0)]
 }
 /// Read units per order, with one stock item per SKU.
 pub const RRU_PER_ORDER: f64 = 9.0;
@@ -100,7 +110,16 @@ pub mod price {
 /// SQS requests per order when the mappings and relays batch 10.
 const SQS_REQUESTS_PER_ORDER: f64 = 1.8;
 const LAMBDA_MEMORY_GB: f64 = 0.25;
-const LOG_BYTES_PER_ORDER: f64 = 3_000.0;
+/// Log bytes per order: ~10 JSON lines of ~300 bytes, six of them the
+/// consumers' "event handled" lines (one per event and consumer), of which
+/// a deployed stack keeps [`HANDLED_LOG_SHARE`].
+const LOG_LINE_BYTES: f64 = 300.0;
+const HANDLED_LINES_PER_ORDER: f64 = 6.0;
+const OTHER_LOG_LINES_PER_ORDER: f64 = 4.0;
+/// template.yaml's `HandledLogShare` default (setting `handled_log_share`).
+pub const HANDLED_LOG_SHARE: f64 = 0.1;
+const LOG_BYTES_PER_ORDER: f64 =
+    LOG_LINE_BYTES * (OTHER_LOG_LINES_PER_ORDER + HANDLED_LINES_PER_ORDER * HANDLED_LOG_SHARE);
 
 /// Where the orders go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -310,13 +329,29 @@ mod tests {
     #[test]
     fn the_cost_matches_the_price_sheet_of_docs_aws() {
         // 9 RRU, 1.8 SQS requests, 10 invocations of 20 ms at 0.25 GB, one
-        // HTTP request, 3 KB of logs; and the writes: 51 WRU with every
-        // analytics event alone, 37 in batches of 10 (analytics 26 → 12).
-        let rest = 9.0 * 0.125 + 1.8 * 0.5 + 10.0 * 0.2 + 0.2 * 0.25 * 13.3334 + 1.0 + 1.5;
-        for (batch, wru) in [(1.0, 51.0), (10.0, 37.0)] {
+        // HTTP request, 1.38 KB of logs (4 lines + a tenth of 6 "event
+        // handled" lines, 300 bytes each); and the writes: 47 WRU with every
+        // analytics event alone, 33 in batches of 10 (analytics 26 → 12).
+        let rest = 9.0 * 0.125 + 1.8 * 0.5 + 10.0 * 0.2 + 0.2 * 0.25 * 13.3334 + 1.0 + 0.69;
+        for (batch, wru) in [(1.0, 47.0), (10.0, 33.0)] {
             let cost = cost_per_order(1, batch) * 1e6;
             assert!((cost - (wru * 0.625 + rest)).abs() < 1e-6, "batch {batch}: {cost}");
         }
+    }
+
+    #[test]
+    fn the_models_log_share_is_the_templates_default() {
+        let template = include_str!("../template.yaml");
+        let (_, parameter) = template.split_once("\n  HandledLogShare:\n").expect("the HandledLogShare parameter");
+        let default = parameter.lines().find_map(|l| l.trim().strip_prefix("Default:")).expect("its default");
+        assert_eq!(default.trim().trim_matches('"').parse::<f64>(), Ok(HANDLED_LOG_SHARE));
+    }
+
+    #[test]
+    fn the_sagas_processed_marks_cost_no_item_of_their_own() {
+        let wru: std::collections::HashMap<_, _> = wru_per_order(ANALYTICS_BATCH).into_iter().collect();
+        assert_eq!(wru["orders"], 13.0, "intake 3 items ×2 + bucket 1, confirmation 2 ×2, 2 removals");
+        assert_eq!(wru["inventory"], 7.0, "reservation 3 items ×2, 1 removal");
     }
 
     #[test]

@@ -128,6 +128,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             let tracer = orderly::observability::init_telemetry(&settings.log, settings.otlp_endpoint.as_deref())?;
+            orderly_core::messaging::keep_handled_lines(settings.handled_log_share);
             let data_dir = settings.data_dir.canonicalize().unwrap_or(settings.data_dir.clone());
             let scheme = if settings.tls.is_some() { "https" } else { "http" };
             let runner = Runner::start(settings).await?;

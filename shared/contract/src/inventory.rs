@@ -253,17 +253,43 @@ pub async fn returns_stock_only_from_a_matching_state<S: InventoryStore>(store: 
     assert_eq!((a.available, a.reserved), (5, 0));
 }
 
+/// A redelivery of the event that made a reservation changes nothing.
 pub async fn a_processed_event_changes_stock_once<S: InventoryStore>(store: &S) {
     store.save_product(&product("A", 5), None, &[]).await.unwrap();
     let seen = mark("inventory");
-    let take = |order| ReservationChange {
-        reservation: reservation(order, ReservationState::Reserved, &[("A", 1)]),
-        expected: None,
-        stock: StockMove::Take(vec![(sku("A"), 1)]),
-    };
-    store.apply_reservation(&take(new_order_id()), &[], &seen).await.unwrap();
-    assert_eq!(store.apply_reservation(&take(new_order_id()), &[], &seen).await, Err(StoreError::AlreadyProcessed));
+    let take = take(&[("A", 1)]);
+    store.apply_reservation(&take, &[], &seen).await.unwrap();
+    assert_eq!(store.apply_reservation(&take, &[], &seen).await, Err(StoreError::AlreadyProcessed));
     assert_eq!(store.product(&sku("A")).await.unwrap().unwrap().available, 4);
+}
+
+/// Each event's mark outlives the state it was decided from: after the
+/// reservation moved on, a redelivery of the event that made it, or of the
+/// one that released it, is a duplicate, not a conflict to decide again.
+pub async fn late_redeliveries_after_a_release_change_nothing<S: InventoryStore>(store: &S) {
+    store.save_product(&product("A", 5), None, &[]).await.unwrap();
+    let (placed, cancelled) = (mark("inventory"), mark("inventory"));
+    let taken = take(&[("A", 2)]);
+    store.apply_reservation(&taken, &[], &placed).await.unwrap();
+    store.apply_reservation(&release(&taken), &[], &cancelled).await.unwrap();
+    assert_eq!(store.apply_reservation(&taken, &[], &placed).await, Err(StoreError::AlreadyProcessed));
+    assert_eq!(store.apply_reservation(&release(&taken), &[], &cancelled).await, Err(StoreError::AlreadyProcessed));
+    let a = store.product(&sku("A")).await.unwrap().unwrap();
+    assert_eq!((a.available, a.reserved), (5, 0));
+    let stored = store.reservation(taken.reservation.order_id).await.unwrap().unwrap();
+    assert_eq!(stored.state, ReservationState::Released);
+}
+
+/// Deliveries of one `order.placed` racing each other: one reserves, the
+/// others are duplicates, and the stock moves once.
+pub async fn concurrent_deliveries_of_one_event_reserve_once<S: InventoryStore>(store: &S) {
+    store.save_product(&product("A", 5), None, &[]).await.unwrap();
+    let (seen, change) = (mark("inventory"), take(&[("A", 2)]));
+    let results = futures::future::join_all((0..4).map(|_| store.apply_reservation(&change, &[], &seen))).await;
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "{results:?}");
+    assert!(results.iter().all(|r| matches!(r, Ok(()) | Err(StoreError::AlreadyProcessed))), "{results:?}");
+    let a = store.product(&sku("A")).await.unwrap().unwrap();
+    assert_eq!((a.available, a.reserved), (3, 2));
 }
 
 pub async fn concurrent_takes_never_oversell<S: InventoryStore + 'static>(store: &S) {

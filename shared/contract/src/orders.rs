@@ -3,7 +3,7 @@
 use chrono::Duration;
 
 use super::fixtures::*;
-use orderly_core::domain::OrderStatus;
+use orderly_core::domain::{Order, OrderStatus};
 use orderly_core::ports::{OrderStore, Outbox, PlaceOutcome, StoreError};
 
 pub async fn places_an_order_and_reads_it_back<S: OrderStore>(store: &S) {
@@ -83,6 +83,45 @@ pub async fn a_processed_mark_makes_the_second_transition_a_no_op<S: OrderStore>
     let cancelled = confirmed.cancel(now()).unwrap();
     assert_eq!(store.save_transition(&cancelled, &[], Some(&mark)).await, Err(StoreError::AlreadyProcessed));
     assert_eq!(store.get(order.id()).await.unwrap().unwrap().status(), OrderStatus::Confirmed);
+}
+
+/// A placed order, and its confirmation (not saved).
+async fn placed_and_confirmed<S: OrderStore>(store: &S) -> (Order, Order) {
+    let order = order_for("alice", &[("A", 1)]);
+    store.place(&order, None, &[], now()).await.unwrap();
+    let confirmed = order.confirm_offline("Pay by bank transfer".into(), now()).unwrap();
+    (order, confirmed)
+}
+
+/// The mark outlives the state it was decided from: the same event, decided
+/// again after the order moved on without it, still writes nothing.
+pub async fn a_late_redelivery_after_a_later_transition_changes_nothing<S: OrderStore + Outbox>(store: &S) {
+    let (order, confirmed) = placed_and_confirmed(store).await;
+    let seen = mark("order-intake");
+    store.save_transition(&confirmed, &[], Some(&seen)).await.unwrap();
+    let paid = confirmed.record_offline_payment(now()).unwrap();
+    store.save_transition(&paid, &[], None).await.unwrap();
+    let shipped = paid.ship(now()).unwrap();
+    let late = placed_event(&shipped);
+    assert_eq!(store.save_transition(&shipped, &[late], Some(&seen)).await, Err(StoreError::AlreadyProcessed));
+    assert_eq!(store.get(order.id()).await.unwrap(), Some(paid));
+    assert!(store.pending(None, 10).await.unwrap().is_empty(), "a duplicate publishes nothing");
+}
+
+/// Deliveries of one event racing each other (a redelivery while the first
+/// is still being handled): one moves the order, the others are duplicates.
+pub async fn concurrent_deliveries_of_one_event_move_the_order_once<S: OrderStore + Outbox>(store: &S) {
+    let (order, confirmed) = placed_and_confirmed(store).await;
+    let seen = mark("order-intake");
+    let event = placed_event(&confirmed);
+    let results = futures::future::join_all(
+        (0..4).map(|_| store.save_transition(&confirmed, std::slice::from_ref(&event), Some(&seen))),
+    )
+    .await;
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "{results:?}");
+    assert!(results.iter().all(|r| matches!(r, Ok(()) | Err(StoreError::AlreadyProcessed))), "{results:?}");
+    assert_eq!(store.get(order.id()).await.unwrap(), Some(confirmed));
+    assert_eq!(store.pending(None, 10).await.unwrap().len(), 1, "the event is written once");
 }
 
 pub async fn writes_the_events_of_a_write_to_the_outbox<S: OrderStore + Outbox>(store: &S) {

@@ -276,6 +276,118 @@ mod sharding_existing_products {
     }
 }
 
+/// Processed marks written before they lived on the order and reservation
+/// items (an item of their own, `PROCESSED#...`) are still honoured: a
+/// redelivery of such an event whose write is refused is a duplicate, not a
+/// conflict. Here the old form is made as the code before made it: the
+/// change without the mark on the item, and the mark's own item.
+mod marks_of_the_old_form {
+    use orderly_contract::fixtures::{mark, now, order_for, product, sku};
+    use orderly_core::domain::{OrderId, Reservation, ReservationState};
+    use orderly_core::ports::{InventoryStore, OrderStore, ProcessedEvents, ReservationChange, StockMove, StoreError};
+
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_order_moved_by_an_event_before_the_upgrade_refuses_its_redelivery() {
+        let Some(store) = orders().await else { return };
+        let order = order_for("alice", &[("A", 1)]);
+        store.place(&order, None, &[], now()).await.unwrap();
+        let seen = mark("order-intake");
+        let confirmed = order.confirm_offline("Pay by bank transfer".into(), now()).unwrap();
+        store.save_transition(&confirmed, &[], None).await.unwrap();
+        store.mark_processed(&seen).await.unwrap();
+        assert_eq!(store.save_transition(&confirmed, &[], Some(&seen)).await, Err(StoreError::AlreadyProcessed));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_reservation_made_by_an_event_before_the_upgrade_refuses_its_redelivery() {
+        let Some(store) = inventory().await else { return };
+        store.save_product(&product("A", 5), None, &[]).await.unwrap();
+        let order = OrderId::from_uuid(uuid::Uuid::now_v7());
+        let take = ReservationChange {
+            reservation: Reservation {
+                order_id: order,
+                state: ReservationState::Reserved,
+                lines: vec![(sku("A"), 2)],
+                updated_at: now(),
+            },
+            expected: None,
+            stock: StockMove::Take(vec![(sku("A"), 2)]),
+        };
+        // Written under another id, so the item does not name `seen`.
+        store.apply_reservation(&take, &[], &mark("inventory")).await.unwrap();
+        let seen = mark("inventory");
+        store.mark_processed(&seen).await.unwrap();
+        assert_eq!(store.apply_reservation(&take, &[], &seen).await, Err(StoreError::AlreadyProcessed));
+        let a = store.product(&sku("A")).await.unwrap().unwrap();
+        assert_eq!((a.available, a.reserved), (3, 2));
+    }
+}
+
+/// A crash between commit and acknowledgement: the write went through but
+/// its answer was lost (every call times out after committing), so the
+/// message comes back. Its redelivery finds the event's id on the item it
+/// wrote and writes nothing.
+mod redelivery_after_a_lost_answer {
+    use orderly_contract::fixtures::{mark, now, order_for, placed_event, product, sku};
+    use orderly_core::domain::{OrderId, Reservation, ReservationState};
+    use orderly_core::ports::{InventoryStore, OrderStore, Outbox, ReservationChange, StockMove, StoreError};
+
+    use super::*;
+
+    const LOST_ANSWERS: FaultShares = FaultShares { conflict: 0.0, throttle: 0.0, timeout_after_commit: 1.0 };
+
+    async fn plain_client() -> aws_sdk_dynamodb::Client {
+        aws_sdk_dynamodb::Client::new(&sdk_config(&endpoint().expect("an emulator")).await)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_confirmation_whose_answer_was_lost_is_a_duplicate_when_redelivered() {
+        let Some((faulty, config, counts)) = faulty_table(TableKind::Orders, LOST_ANSWERS).await else { return };
+        let (crashing, store) = (DynamoOrders::new(faulty, &config), DynamoOrders::new(plain_client().await, &config));
+        let order = order_for("alice", &[("A", 1)]);
+        store.place(&order, None, &[], now()).await.unwrap();
+        let seen = mark("order-intake");
+        let confirmed = order.confirm_offline("Pay by bank transfer".into(), now()).unwrap();
+        let event = placed_event(&confirmed);
+        let lost = crashing.save_transition(&confirmed, std::slice::from_ref(&event), Some(&seen)).await;
+        assert!(lost.is_err(), "no answer came back: {lost:?}");
+        assert!(counts.get(orderly_adapters::dynamo::faults::Fault::TimeoutAfterCommit) > 0);
+        assert_eq!(store.get(order.id()).await.unwrap(), Some(confirmed.clone()), "the write went through");
+        assert_eq!(
+            store.save_transition(&confirmed, std::slice::from_ref(&event), Some(&seen)).await,
+            Err(StoreError::AlreadyProcessed)
+        );
+        assert_eq!(store.pending(None, 10).await.unwrap().len(), 1, "the event is written once");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_reservation_whose_answer_was_lost_is_a_duplicate_when_redelivered() {
+        let Some((faulty, config, _)) = faulty_table(TableKind::Inventory, LOST_ANSWERS).await else { return };
+        let store = DynamoInventory::new(plain_client().await, &config);
+        store.save_product(&product("A", 5), None, &[]).await.unwrap();
+        // Reads stock first: the plain store's read plans the take.
+        let crashing = DynamoInventory::new(faulty, &config);
+        let take = ReservationChange {
+            reservation: Reservation {
+                order_id: OrderId::from_uuid(uuid::Uuid::now_v7()),
+                state: ReservationState::Reserved,
+                lines: vec![(sku("A"), 2)],
+                updated_at: now(),
+            },
+            expected: None,
+            stock: StockMove::Take(vec![(sku("A"), 2)]),
+        };
+        let seen = mark("inventory");
+        let lost = crashing.apply_reservation(&take, &[], &seen).await;
+        assert!(lost.is_err(), "no answer came back: {lost:?}");
+        assert_eq!(store.apply_reservation(&take, &[], &seen).await, Err(StoreError::AlreadyProcessed));
+        let a = store.product(&sku("A")).await.unwrap().unwrap();
+        assert_eq!((a.available, a.reserved), (3, 2), "the stock moved once");
+    }
+}
+
 /// The same suites while a tenth of DynamoDB calls lose a race and a tenth
 /// are throttled: the adapters' retries hide both.
 mod inventory_store_under_faults {

@@ -26,6 +26,7 @@
 //!   state change (see `ports::ProcessedEvent`).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -37,6 +38,7 @@ use crate::events::routing::Consumer;
 use crate::events::{Envelope, Event, InvalidPayload};
 use crate::ports::{EventPublisher, MessageQueue, Outbox, QueueError, ReceivedMessage, StoreError};
 use crate::resilience::conflict::MaybeConflict;
+use crate::settings::Share;
 use crate::trace::{TraceContext, continue_trace};
 
 /// One delivery of one event to one consumer.
@@ -174,6 +176,28 @@ pub fn first_of_each_group(messages: Vec<ReceivedMessage>) -> (Vec<ReceivedMessa
     (now, behind)
 }
 
+/// The successful per-event lines ("event handled") kept: a trace is kept
+/// when the low 32 bits of its id are below this (`u32::MAX`: every one).
+static HANDLED_LINES_BELOW: AtomicU32 = AtomicU32::new(u32::MAX);
+
+/// Keeps `share` of the successful per-event log lines, for this process.
+///
+/// They are most of what the consumers log (one per event per consumer,
+/// six per order), and on Lambda every byte is billed by CloudWatch Logs.
+/// The choice is by trace id, which is random: every consumer keeps or
+/// drops the same orders, so a kept order is logged at every hop. Failures
+/// and warnings are always logged, and the metrics count every event.
+pub fn keep_handled_lines(share: Share) {
+    let below = if share >= Share::ALL { u32::MAX } else { (share.get() * f64::from(u32::MAX)) as u32 };
+    HANDLED_LINES_BELOW.store(below, Ordering::Relaxed);
+}
+
+fn handled_line_kept(trace: &TraceContext) -> bool {
+    let below = HANDLED_LINES_BELOW.load(Ordering::Relaxed);
+    let low = trace.trace_id.get(24..).and_then(|low| u32::from_str_radix(low, 16).ok());
+    below == u32::MAX || low.is_some_and(|low| low < below)
+}
+
 /// Handles a batch: its FIFO groups concurrently, the messages of one group
 /// one after another in delivery order, the rest of a group held back once
 /// one of it fails. One outcome per message, in the batch's order.
@@ -290,7 +314,8 @@ async fn process_round(
         let _entered = open.span.enter();
         outcomes[slot] = Some(match result {
             Ok(()) => {
-                tracing::info!(
+                if handled_line_kept(trace) {
+                    tracing::info!(
                     function = consumer,
                     event_id = %envelope.id,
                     event_type = %envelope.event_type,
@@ -300,7 +325,8 @@ async fn process_round(
                     outcome = "done",
                     latency_ms,
                     "event handled"
-                );
+                    );
+                }
                 Outcome::Done
             }
             Err(error) => {

@@ -179,6 +179,12 @@ pub const SETTINGS: &[Setting] = &[
     ),
     setting("log", "info", Native, "log filter (tracing EnvFilter syntax), e.g. `info` or `orderly=debug`"),
     setting(
+        "handled_log_share",
+        "1",
+        All,
+        "share of successful `event handled` log lines kept (0..=1), sampled by trace so that a kept order is logged at every hop; failures and warnings are always logged, metrics count every event",
+    ),
+    setting(
         "otlp_endpoint",
         "",
         Runner,
@@ -627,6 +633,8 @@ pub struct Settings {
     pub body_timeout: Duration,
     pub tls: Option<ServerTls>,
     pub log: String,
+    /// How many of the per-event success lines are logged.
+    pub handled_log_share: Share,
     pub otlp_endpoint: Option<String>,
 
     pub jwt_secret: Option<String>,
@@ -740,6 +748,25 @@ impl Reader<'_> {
     }
 }
 
+/// A share of something, from 0 (none) to 1 (all): `0.1`.
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+pub struct Share(f64);
+
+impl Share {
+    pub const ALL: Self = Self(1.0);
+
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        match raw.parse::<f64>() {
+            Ok(share) if (0.0..=1.0).contains(&share) => Ok(Self(share)),
+            _ => Err(format!("{raw:?} is not a share between 0 and 1 (e.g. 0.1)")),
+        }
+    }
+
+    pub fn get(self) -> f64 {
+        self.0
+    }
+}
+
 /// `500ms`, `2s`, `1m 30s` (humantime).
 pub fn parse_duration(raw: &str) -> Result<Duration, String> {
     humantime::parse_duration(raw).map_err(|e| format!("{raw:?}: {e} (examples: 500ms, 10s, 2m)"))
@@ -795,6 +822,7 @@ impl Settings {
                 (_, None, _) => return Err(SettingError::new("tls_key", "is needed with tls_cert and tls_client_ca")),
             },
             log: read.text("log"),
+            handled_log_share: read.parsed("handled_log_share", Share::parse)?,
             otlp_endpoint: read.optional("otlp_endpoint"),
             jwt_secret: read.optional("jwt_secret"),
             jwt_previous_secrets: read.list("jwt_previous_secrets"),
@@ -1025,6 +1053,16 @@ pub fn markdown_table() -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_share_is_a_number_from_zero_to_one() {
+        assert_eq!(super::Share::parse("0.1").map(super::Share::get), Ok(0.1));
+        assert_eq!(super::Share::parse("1").map(super::Share::get), Ok(1.0));
+        assert_eq!(super::Share::parse("0").map(super::Share::get), Ok(0.0));
+        for bad in ["1.5", "-0.1", "ten percent", "NaN", ""] {
+            assert!(super::Share::parse(bad).is_err(), "{bad}");
+        }
+    }
+
     use super::*;
 
     fn source(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {

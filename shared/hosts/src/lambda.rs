@@ -116,6 +116,7 @@ impl aws_sdk_dynamodb::config::Intercept for RequestCounter {
 pub fn run(wire: fn(&Arc<dyn Backend>) -> Function) -> Result<(), Error> {
     init_logging();
     let settings = Settings::load(&Environment)?;
+    orderly_core::messaging::keep_handled_lines(settings.handled_log_share);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async move {
         let lambda = Arc::new(OnceCell::<LambdaHost>::new());

@@ -267,6 +267,7 @@ mod component {
         init_logging();
         seed_fastrand();
         let settings = Settings::load(config_source().as_ref()).map_err(|e| e.to_string())?;
+        orderly_core::messaging::keep_handled_lines(settings.handled_log_share);
         let aws = &settings.aws;
         // A component has no credential chain to search: the settings carry them.
         let Some(credentials) = orderly_adapters::aws_backend::credentials(aws) else {

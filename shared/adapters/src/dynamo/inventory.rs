@@ -4,9 +4,9 @@
 //! |---|---|---|---|
 //! | product, and its stock shard 0 | `PRODUCT#<sku>` | `#` | `name`, `price_minor`, `currency`, `available`, `reserved`, `version`, `updated_at`, `stock_shards` (absent: 1); `gsi1pk = PRODUCTS`, `gsi1sk = <sku>` |
 //! | stock shard 1.. | `STOCK#<sku>#<i>` | `#` | `sku`, `stock_shard`, `available`, `reserved`, `updated_at` |
-//! | reservation | `RESERVATION#<order id>` | `#` | `state`, `doc`, `taken` (the shards its stock came from) |
+//! | reservation | `RESERVATION#<order id>` | `#` | `state`, `doc`, `taken` (the shards its stock came from), `events` (the ids of the events that wrote it: their processed marks, see `write::inline_mark`) |
 //! | outbox event | `OUTBOX#<shard>` | UUIDv7 | `body` |
-//! | processed mark | `PROCESSED#<consumer>#<event id>` | `#` | `ttl` |
+//! | processed mark | `PROCESSED#<consumer>#<event id>` | `#` | `ttl`; only for events that change no reservation (and, until their TTL, from before marks lived on it) |
 //!
 //! # Why stock is sharded
 //!
@@ -56,7 +56,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, TransactWriteIt
 
 use super::super::codec::{ProductFields, price};
 use super::outbox::OutboxItems;
-use super::write::{WriteError, mark_put, processed_events_for, put, write_put, write_update};
+use super::write::{WriteError, inline_mark, processed_events_for, put, write_put, write_update};
 use super::{
     Direction, DynamoConfig, Item, ONLY, Table, from_json, get_n, get_s, key, n, s, sdk_unavailable, timestamp, to_json,
 };
@@ -533,7 +533,7 @@ impl InventoryStore for DynamoInventory {
                     replans += 1;
                     taken = self.plan(&merged(lines), true).await?;
                 }
-                _ => return Err(error.into_store_error(Some(MARK_AT))),
+                _ => return Err(self.reservation_failure(change, processed, error).await?),
             }
         }
     }
@@ -624,13 +624,34 @@ fn growth(levels: &[i64], grow_to: u32) -> Option<Vec<i64>> {
     moves.iter().any(|&units| units > 0).then_some(moves)
 }
 
-/// Where a reservation's transaction holds its processed mark, and where
-/// its stock updates start.
-const MARK_AT: usize = 0;
-const STOCK_AT: usize = 2;
+/// Where a reservation's transaction holds the reservation (and with it the
+/// processed mark), and where its stock updates start.
+const RESERVATION_AT: usize = 0;
+const STOCK_AT: usize = 1;
 
 impl DynamoInventory {
-    /// The processed mark, the reservation (recording `taken` on a take),
+    /// What a refused reservation write means: a duplicate of the event
+    /// when the reservation's own condition failed and the event had
+    /// written it, else `Conflict` (or the store's error).
+    async fn reservation_failure(
+        &self,
+        change: &ReservationChange,
+        processed: &ProcessedEvent,
+        error: WriteError,
+    ) -> Result<StoreError, StoreError> {
+        match error {
+            WriteError::Conditions(failed) => match failed.into_iter().find(|(at, _)| *at == RESERVATION_AT) {
+                Some((_, item)) => {
+                    let key = reservation_key(change.reservation.order_id);
+                    inline_mark::failure(&self.table, processed, key, item).await
+                }
+                None => Ok(StoreError::Conflict),
+            },
+            WriteError::Store(error) => Ok(error),
+        }
+    }
+
+    /// The reservation with the event's mark (recording `taken` on a take),
     /// one update per stock item, the events: one transaction.
     fn reservation_writes(
         &self,
@@ -641,31 +662,36 @@ impl DynamoInventory {
     ) -> Result<Vec<TransactWriteItem>, StoreError> {
         let reservation = &change.reservation;
         let at = s(timestamp(reservation.updated_at));
-        let mut writes = vec![mark_put(&self.table, processed)];
-        let mut item = reservation_key(reservation.order_id);
-        item.insert("state".into(), s(reservation.state.as_str()));
-        item.insert("doc".into(), s(to_json(reservation)?));
+        // The event's mark lives on the reservation (see `write::inline_mark`).
+        let mut set = format!("SET #state = :state, doc = :doc {}", inline_mark::ADD);
+        let mut reservation_update = inline_mark::bind(Update::builder(), processed)
+            .table_name(&self.table.name)
+            .set_key(Some(reservation_key(reservation.order_id)))
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":state", s(reservation.state.as_str()))
+            .expression_attribute_values(":doc", s(to_json(reservation)?));
         let (expression, guard) = match change.stock {
             StockMove::None => ("", ""),
             StockMove::Take(_) => {
-                item.insert("taken".into(), s(to_json(taken)?));
+                set = format!("SET #state = :state, doc = :doc, taken = :taken {}", inline_mark::ADD);
+                reservation_update = reservation_update.expression_attribute_values(":taken", s(to_json(taken)?));
                 ("SET updated_at = :at ADD available :minus, reserved :n", "attribute_exists(pk) AND available >= :n")
             }
             StockMove::Return(_) => {
                 ("SET updated_at = :at ADD available :n, reserved :minus", "attribute_exists(pk) AND reserved >= :n")
             }
         };
-        let reservation_put = match change.expected {
-            None => put(&self.table.name, item, Some("attribute_not_exists(pk)"), &[]),
+        // `NOT_SEEN` adds nothing to a create's condition, but every bound
+        // value must be used.
+        let condition = match change.expected {
+            None => format!("attribute_not_exists(pk) AND {}", inline_mark::NOT_SEEN),
             Some(state) => {
-                let mut p =
-                    put(&self.table.name, item, Some("#state = :expected"), &[(":expected", s(state.as_str()))]);
-                p.expression_attribute_names = Some(HashMap::from([("#state".to_owned(), "state".to_owned())]));
-                p
+                reservation_update = reservation_update.expression_attribute_values(":expected", s(state.as_str()));
+                format!("#state = :expected AND {}", inline_mark::NOT_SEEN)
             }
         };
-        writes.push(write_put(reservation_put));
-        debug_assert_eq!((MARK_AT, writes.len()), (0, STOCK_AT));
+        let mut writes = vec![built(reservation_update.update_expression(set).condition_expression(condition))?];
+        debug_assert_eq!((RESERVATION_AT, writes.len()), (0, STOCK_AT));
         for (sku, shard, units) in taken {
             let update = Update::builder()
                 .table_name(&self.table.name)
@@ -723,7 +749,38 @@ processed_events_for!(DynamoInventory);
 
 #[cfg(test)]
 mod tests {
+    use orderly_contract::fixtures::{mark, now, order_for, placed_event, sku};
+    use orderly_core::domain::ReservationState;
+
+    use super::super::captured;
     use super::*;
+
+    #[tokio::test]
+    async fn a_reservation_writes_itself_its_stock_and_its_events_and_no_mark_item() {
+        let (client, request) = captured::client();
+        let inventory = DynamoInventory::new(client, &DynamoConfig::with_prefix("t"));
+        // Figures as a read before would have left them: the take reads nothing.
+        inventory.last_read.lock().unwrap().insert(sku("A"), vec![5]);
+        let order = order_for("alice", &[("A", 2)]);
+        let change = ReservationChange {
+            reservation: Reservation {
+                order_id: order.id(),
+                state: ReservationState::Reserved,
+                lines: vec![(sku("A"), 2)],
+                updated_at: now(),
+            },
+            expected: None,
+            stock: StockMove::Take(vec![(sku("A"), 2)]),
+        };
+        let _ = inventory.apply_reservation(&change, &[placed_event(&order)], &mark("inventory")).await;
+        let items = captured::transact_items(request);
+        assert_eq!(
+            items.len(),
+            3,
+            "the reservation, which keeps the event's id, one stock item, the outbox: {items:?}"
+        );
+        assert!(items[0]["Update"]["Key"]["pk"]["S"].as_str().unwrap().starts_with("RESERVATION#"));
+    }
 
     #[test]
     fn a_take_comes_from_one_shard_that_has_enough() {

@@ -7,7 +7,10 @@
 //! attribute (epoch seconds) for DynamoDB's TTL: idempotency claims, processed
 //! marks. Every write that must be atomic with another (state + outbox item +
 //! processed mark, or all stock lines of a reservation) is one
-//! `TransactWriteItems`, with conditions instead of locks.
+//! `TransactWriteItems`, with conditions instead of locks. A processed mark
+//! is an item of its own only where the event changes no item that can
+//! carry it: orders, reservations and views keep the ids of the events that
+//! wrote them (`write::inline_mark`), one item fewer per transaction.
 //!
 //! The adapters take an already-built [`Client`]: the host decides how it is
 //! built (aws-config on Lambda, a wasi-http client on Spin), so nothing here
@@ -252,4 +255,34 @@ pub async fn ping(client: &Client, table: &str) -> Result<(), StoreError> {
 pub(crate) fn shard_of(key: &str, shards: u32) -> u32 {
     let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
     (hash % u64::from(shards.max(1))) as u32
+}
+
+/// A client whose first request is kept for the test to read, not sent.
+#[cfg(test)]
+pub(crate) mod captured {
+    use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+    use aws_sdk_dynamodb::{Client, Config};
+    use aws_smithy_http_client::test_util::{CaptureRequestReceiver, capture_request};
+
+    pub fn client() -> (Client, CaptureRequestReceiver) {
+        let (http, request) = capture_request(None);
+        let config = Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("key", "secret", None, None, "test"))
+            .http_client(http)
+            .build();
+        (Client::from_conf(config), request)
+    }
+
+    /// The JSON body of the captured request.
+    pub fn body(request: CaptureRequestReceiver) -> serde_json::Value {
+        let body = request.expect_request().body().bytes().expect("an in-memory body").to_vec();
+        serde_json::from_slice(&body).expect("a JSON request")
+    }
+
+    /// The items of the captured `TransactWriteItems`.
+    pub fn transact_items(request: CaptureRequestReceiver) -> Vec<serde_json::Value> {
+        body(request)["TransactItems"].as_array().expect("a TransactWriteItems request").clone()
+    }
 }

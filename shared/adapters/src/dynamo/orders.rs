@@ -2,18 +2,18 @@
 //!
 //! | item | pk | sk | notes |
 //! |---|---|---|---|
-//! | order | `ORDER#<id>` | `#` | `version`, `doc` (the order as JSON) |
+//! | order | `ORDER#<id>` | `#` | `version`, `status`, `doc` (the order as JSON), `events` (the ids of the events that moved it: their processed marks, see `write::inline_mark`) |
 //! | idempotency claim | `IDEM#<customer> <key>` | `#` | `order_id`, `answer` (the order as placed), `request_hash`, `expires_at` (ms), `ttl` |
 //! | outbox event | `OUTBOX#<shard>` | UUIDv7 | `body` |
-//! | processed mark | `PROCESSED#<consumer>#<event id>` | `#` | `ttl` |
+//! | processed mark | `PROCESSED#<consumer>#<event id>` | `#` | `ttl`; only for events that move no order (and, until their TTL, from before marks lived on the order) |
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
+use aws_sdk_dynamodb::types::{ReturnValuesOnConditionCheckFailure, Update};
 use chrono::{DateTime, Utc};
 
 use super::outbox::OutboxItems;
-use super::write::{WriteError, mark_put, processed_events_for, put, write_put};
+use super::write::{WriteError, inline_mark, mark_put, processed_events_for, put, write_put, write_update};
 use super::{DynamoConfig, Item, ONLY, TTL, Table, get_s, key, n, s};
 use crate::stored_order;
 use orderly_core::domain::{Order, OrderId};
@@ -131,19 +131,39 @@ impl OrderStore for DynamoOrders {
         processed: Option<&ProcessedEvent>,
     ) -> Result<(), StoreError> {
         let previous = order.version().checked_sub(1).ok_or(StoreError::Conflict)?;
-        let mut writes = Vec::with_capacity(outbox.len() + 2);
-        let mark = processed.map(|mark| {
-            writes.push(mark_put(&self.table, mark));
-            0
-        });
-        writes.push(write_put(put(
-            &self.table.name,
-            self.order_item(order)?,
-            Some("version = :previous"),
-            &[(":previous", n(previous))],
-        )));
+        let mut expression = "SET version = :version, #status = :status, doc = :doc".to_owned();
+        let mut condition = "version = :previous".to_owned();
+        let mut update = Update::builder()
+            .table_name(&self.table.name)
+            .set_key(Some(order_key(order.id())))
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":version", n(order.version()))
+            .expression_attribute_values(":status", s(order.status().to_string()))
+            .expression_attribute_values(":doc", s(stored_order::to_json(order)?))
+            .expression_attribute_values(":previous", n(previous));
+        // The event's mark lives on the order (see `write::inline_mark`).
+        if let Some(mark) = processed {
+            update = inline_mark::bind(update, mark);
+            expression = format!("{expression} {}", inline_mark::ADD);
+            condition = format!("{condition} AND {}", inline_mark::NOT_SEEN);
+        }
+        let update = update
+            .update_expression(expression)
+            .condition_expression(condition)
+            .build()
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let mut writes = vec![write_update(update)];
         writes.extend(self.outbox.puts(&self.table, outbox));
-        self.table.write_all(writes).await.map_err(|e| e.into_store_error(mark))
+        match self.table.write_all(writes).await {
+            Ok(()) => Ok(()),
+            Err(WriteError::Conditions(failed)) => match (processed, failed.into_iter().find(|(at, _)| *at == 0)) {
+                (Some(mark), Some((_, item))) => {
+                    Err(inline_mark::failure(&self.table, mark, order_key(order.id()), item).await?)
+                }
+                _ => Err(StoreError::Conflict),
+            },
+            Err(WriteError::Store(error)) => Err(error),
+        }
     }
 
     async fn publish(&self, outbox: &[Envelope], processed: &ProcessedEvent) -> Result<(), StoreError> {
@@ -166,3 +186,24 @@ impl Outbox for DynamoOrders {
 }
 
 processed_events_for!(DynamoOrders);
+
+#[cfg(test)]
+mod tests {
+    use orderly_contract::fixtures::{mark, now, order_for, placed_event};
+
+    use super::super::captured;
+    use super::*;
+
+    #[tokio::test]
+    async fn a_transition_caused_by_an_event_writes_the_order_and_its_events_and_no_mark_item() {
+        let (client, request) = captured::client();
+        let orders = DynamoOrders::new(client, &DynamoConfig::with_prefix("t"));
+        let confirmed = order_for("alice", &[("A", 1)]).confirm_offline("Pay by bank transfer".into(), now()).unwrap();
+        let _ = orders.save_transition(&confirmed, &[placed_event(&confirmed)], Some(&mark("order-intake"))).await;
+        let items = captured::transact_items(request);
+        assert_eq!(items.len(), 2, "the order, which keeps the event's id, and the outbox item: {items:?}");
+        let update = &items[0]["Update"];
+        assert!(update["UpdateExpression"].as_str().unwrap().ends_with(inline_mark::ADD), "{update}");
+        assert!(update["ConditionExpression"].as_str().unwrap().contains(inline_mark::NOT_SEEN), "{update}");
+    }
+}

@@ -91,6 +91,69 @@ pub(crate) fn mark_put(table: &Table, mark: &ProcessedEvent) -> TransactWriteIte
     write_put(put(&table.name, item, Some("attribute_not_exists(pk)"), &[]))
 }
 
+/// Processed marks kept on the item an event changed, as a string set
+/// `events` of event ids, instead of an item of their own.
+///
+/// An event of the saga changes one aggregate (an order, a reservation), and
+/// that item's write is already conditioned on the state it was decided
+/// from. Recording the event's id on the item, under the same condition and
+/// `NOT contains(events, id)`, makes a second write of the same event fail
+/// exactly as a separate mark's `attribute_not_exists` did, and saves the
+/// mark's item: 2 write units per transaction. Bounded: an order or a
+/// reservation is moved by a handful of events in its life.
+///
+/// A failed condition is then told apart with the item as it was (returned
+/// by the failed write, else read): its id among `events` is a duplicate
+/// (`AlreadyProcessed`); so is a mark item of the old form, written before
+/// marks lived on the items (they expire with their TTL); else it is a
+/// `Conflict`, to be decided again from a fresh read.
+pub(crate) mod inline_mark {
+    use aws_sdk_dynamodb::types::builders::UpdateBuilder;
+    use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+
+    use super::super::{Item, Table};
+    use orderly_core::ports::{ProcessedEvent, StoreError};
+
+    /// The clause of an update expression that records the event.
+    pub const ADD: &str = "ADD #events :event";
+    /// The condition that the event is not recorded yet (true on an item
+    /// without `events`).
+    pub const NOT_SEEN: &str = "NOT contains(#events, :event_id)";
+
+    /// The names and values [`ADD`] and [`NOT_SEEN`] use, and the item
+    /// back on a failed condition.
+    pub fn bind(update: UpdateBuilder, mark: &ProcessedEvent) -> UpdateBuilder {
+        let id = mark.event_id.to_string();
+        update
+            .expression_attribute_names("#events", "events")
+            .expression_attribute_values(":event", AttributeValue::Ss(vec![id.clone()]))
+            .expression_attribute_values(":event_id", AttributeValue::S(id))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+    }
+
+    fn recorded(item: &Item, mark: &ProcessedEvent) -> bool {
+        let id = mark.event_id.to_string();
+        matches!(item.get("events"), Some(AttributeValue::Ss(ids)) if ids.contains(&id))
+    }
+
+    /// What a failed condition on the item at `key` means for `mark`.
+    pub async fn failure(
+        table: &Table,
+        mark: &ProcessedEvent,
+        key: Item,
+        returned: Option<Item>,
+    ) -> Result<StoreError, StoreError> {
+        let item = match returned {
+            Some(item) => Some(item),
+            None => table.get(key).await?,
+        };
+        if item.is_some_and(|item| recorded(&item, mark)) || table.is_processed(mark).await? {
+            return Ok(StoreError::AlreadyProcessed);
+        }
+        Ok(StoreError::Conflict)
+    }
+}
+
 impl Table {
     /// Writes every item or none.
     pub async fn write_all(&self, writes: Vec<TransactWriteItem>) -> Result<(), WriteError> {
@@ -141,6 +204,7 @@ impl Table {
                 .set_condition_expression(update.condition_expression)
                 .set_expression_attribute_names(update.expression_attribute_names)
                 .set_expression_attribute_values(update.expression_attribute_values)
+                .set_return_values_on_condition_check_failure(update.return_values_on_condition_check_failure)
                 .send()
                 .await;
             return match result {
@@ -275,10 +339,7 @@ pub(crate) use processed_events_for;
 
 #[cfg(test)]
 mod tests {
-    use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
-    use aws_sdk_dynamodb::{Client, Config};
-    use aws_smithy_http_client::test_util::capture_request;
-
+    use super::super::captured;
     use super::*;
 
     /// The `ClientRequestToken` a fresh client sends for a two-item transaction
@@ -286,24 +347,12 @@ mod tests {
     /// instance's was: from a clock two concurrent instances read alike.
     async fn token_of_a_fresh_instance(sku: &str) -> String {
         fastrand::seed(7);
-        let (http, request) = capture_request(None);
-        let config = Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("key", "secret", None, None, "test"))
-            .http_client(http)
-            .build();
-        let table = Table {
-            client: Client::from_conf(config),
-            name: "t".into(),
-            processed_ttl: Duration::from_secs(60),
-            retry: Default::default(),
-        };
+        let (client, request) = captured::client();
+        let table =
+            Table { client, name: "t".into(), processed_ttl: Duration::from_secs(60), retry: Default::default() };
         let line = |n: &str| write_put(put("t", super::super::key(format!("{sku}#{n}"), "#"), None, &[]));
         let _ = table.write_all(vec![line("1"), line("2")]).await;
-        let body = request.expect_request().body().bytes().expect("an in-memory body").to_vec();
-        let body: serde_json::Value = serde_json::from_slice(&body).expect("a JSON request");
-        body["ClientRequestToken"].as_str().expect("a ClientRequestToken").to_owned()
+        captured::body(request)["ClientRequestToken"].as_str().expect("a ClientRequestToken").to_owned()
     }
 
     #[tokio::test]

@@ -67,7 +67,10 @@ pub trait InventoryStore: Send + Sync {
     async fn reservation(&self, order_id: OrderId) -> Result<Option<Reservation>, StoreError>;
 
     /// Applies a reservation change and its stock move atomically, or nothing
-    /// (`Conflict` when a condition failed).
+    /// (`Conflict` when a condition failed; `AlreadyProcessed` when the
+    /// event of `processed` has changed this reservation before, whatever
+    /// changed it since). A mark is about the reservation its event
+    /// concerns; a store may keep it on the reservation itself.
     async fn apply_reservation(
         &self,
         change: &ReservationChange,

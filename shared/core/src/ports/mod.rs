@@ -56,7 +56,10 @@ pub enum StoreError {
 
 /// "Consumer X has applied event Y", written in the same atomic write as the
 /// effect of Y. A second write with the same mark fails with
-/// [`StoreError::AlreadyProcessed`] and changes nothing.
+/// [`StoreError::AlreadyProcessed`] and changes nothing. An event changes
+/// one aggregate (its subject: an order, a reservation), so a store may keep
+/// the mark on that aggregate's record rather than as a record of its own
+/// (the DynamoDB adapters do: one item fewer per transaction).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProcessedEvent {
     pub consumer: &'static str,

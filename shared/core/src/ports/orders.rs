@@ -44,7 +44,10 @@ pub trait OrderStore: Send + Sync {
 
     /// Saves a transitioned order if the stored one is still at
     /// `order.version - 1` (else `Conflict`), with its events and, when the
-    /// change was caused by an event, that event's processed mark.
+    /// change was caused by an event, that event's processed mark:
+    /// `AlreadyProcessed`, and nothing written, when that event has moved
+    /// this order before (whatever moved it since). A mark is about the
+    /// order its event concerns; a store may keep it on the order itself.
     async fn save_transition(
         &self,
         order: &Order,
