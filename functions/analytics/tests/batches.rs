@@ -5,8 +5,8 @@
 //! ends in the same read models as every event delivered alone and in order.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use analytics::Projector;
 use async_trait::async_trait;
@@ -19,12 +19,16 @@ use orderly_core::messaging::{MessageOutcome, Outcome, process_batch};
 use orderly_core::ports::{Applied, Counter, MAX_APPLY_ITEMS, OrderView, ReadModelStore, ReceivedMessage, StoreError};
 use uuid::Uuid;
 
-/// The real store, counting the writes (`apply` calls) that reach it and
-/// the items of the largest (a view or a mark per event, one per counter).
+/// The real store, counting the writes (`apply` calls) that reach it, the
+/// events of each, and the items of the largest (a view or a mark per
+/// event, one per counter). A `race` set is a delivery another projector
+/// applies just before the next write of several events reaches the store.
 struct CountingStore {
-    inner: SqliteStore,
+    inner: Arc<SqliteStore>,
     writes: AtomicUsize,
     largest: AtomicUsize,
+    sizes: Mutex<Vec<usize>>,
+    race: Mutex<Option<ReceivedMessage>>,
 }
 
 #[async_trait]
@@ -35,6 +39,11 @@ impl ReadModelStore for CountingStore {
 
     async fn apply(&self, events: &[Applied<'_>], deltas: &[(Counter, i64)]) -> Result<(), StoreError> {
         self.writes.fetch_add(1, Ordering::SeqCst);
+        self.sizes.lock().unwrap().push(events.len());
+        let race = if events.len() > 1 { self.race.lock().unwrap().take() } else { None };
+        if let Some(race) = race {
+            assert!(all_done(&process_batch(&Projector::new(self.inner.clone()), &[race], 5).await));
+        }
         let counters: BTreeSet<&Counter> = deltas.iter().map(|(c, _)| c).collect();
         self.largest.fetch_max(events.len() + counters.len(), Ordering::SeqCst);
         self.inner.apply(events, deltas).await
@@ -57,7 +66,13 @@ impl ReadModelStore for CountingStore {
 fn setup() -> (Projector, Arc<CountingStore>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let inner = SqliteStore::open(&dir.path().join("db"), DbOptions::default(), QueueSettings::default()).unwrap();
-    let store = Arc::new(CountingStore { inner, writes: AtomicUsize::new(0), largest: AtomicUsize::new(0) });
+    let store = Arc::new(CountingStore {
+        inner: Arc::new(inner),
+        writes: AtomicUsize::new(0),
+        largest: AtomicUsize::new(0),
+        sizes: Mutex::new(Vec::new()),
+        race: Mutex::new(None),
+    });
     (Projector::new(store.clone()), store, dir)
 }
 
@@ -297,4 +312,27 @@ async fn an_orders_events_in_one_standard_batch_write_its_view_once() {
     assert_eq!(count(&store, PENDING).await, 1, "bob's; alice's moved on to confirmed");
     assert_eq!(count(&store, Counter::OrdersByStatus(OrderStatus::Confirmed)).await, 1);
     assert_eq!(count(&store, placed_seen()).await, 2);
+}
+
+#[tokio::test]
+async fn a_batch_that_loses_a_race_for_a_view_is_planned_again_not_applied_one_by_one() {
+    let (projector, store, _dir) = setup();
+    let [a, b, c] = [0, 1, 2].map(|_| order_for("alice", &[("TEA", 1)]));
+    let confirmed = Event::OrderConfirmed(OrderChanged::new(&a.confirm_offline("Pay".into(), now()).unwrap()));
+    let confirmed_id = Uuid::now_v7();
+    assert!(all_done(&process_batch(&projector, &[message(&placed(&a), Uuid::now_v7(), false)], 5).await));
+    // Another delivery of a's confirmation moves a's view between this
+    // batch's read and its write.
+    *store.race.lock().unwrap() = Some(message(&confirmed, confirmed_id, false));
+    let batch = [
+        message(&confirmed, confirmed_id, false),
+        message(&placed(&b), Uuid::now_v7(), false),
+        message(&placed(&c), Uuid::now_v7(), false),
+    ];
+    let outcomes = process_batch(&projector, &batch, 5).await;
+    assert!(all_done(&outcomes), "{outcomes:?}");
+    assert_eq!(*store.sizes.lock().unwrap(), [1, 3, 2], "a alone; the batch, refused; b and c planned again, together");
+    assert_eq!(count(&store, PENDING).await, 2);
+    assert_eq!(count(&store, Counter::OrdersByStatus(OrderStatus::Confirmed)).await, 1);
+    assert_eq!(count(&store, Counter::Events("order.confirmed.v1".into())).await, 1);
 }
