@@ -9,6 +9,11 @@
 3. The HttpApi's CorsConfiguration (also in SAM's body) is dropped too: it is
    set on the API, from the template and the stack's CorsOrigins parameter,
    so that the emulator answers preflights as API Gateway would.
+4. An event source mapping's `ScalingConfig.MaximumConcurrency` comes out of
+   the emulator's CloudFormation as the parameter's string ("10"). Its SQS
+   poller compares it with a number for a standard queue (for FIFO it never
+   reads it) and fails on every tick, which stalls every SQS mapping. It is
+   set again through the Lambda API, as the number it is.
 
 Prints the API id. Runs with the ministack venv's boto3; AWS_ENDPOINT_URL
 points it at the emulator.
@@ -70,6 +75,12 @@ def main(template_path: str, stack: str) -> None:
             ApiId=api_id,
             CorsConfiguration={key: config[key] for key in ("AllowOrigins", "AllowMethods", "AllowHeaders", "ExposeHeaders", "MaxAge")},
         )
+    # (boto3 reads the string back as a number, so every limit is set again.)
+    for page in lam.get_paginator("list_event_source_mappings").paginate():
+        for mapping in page["EventSourceMappings"]:
+            limit = mapping.get("ScalingConfig", {}).get("MaximumConcurrency")
+            if limit is not None:
+                lam.update_event_source_mapping(UUID=mapping["UUID"], ScalingConfig={"MaximumConcurrency": int(limit)})
     ddb = boto3.client("dynamodb")
     for logical_id, resource in template["Resources"].items():
         if resource["Type"] == "AWS::DynamoDB::Table":

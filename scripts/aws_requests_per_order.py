@@ -61,8 +61,9 @@ def main() -> None:
     assert status in (200, 201), status
     call("GET", f"{base}/api/v1/orders/{uuid.uuid4()}", alice)  # warm order-intake's HTTP path
     ddb, sqs, logs = boto3.client("dynamodb"), boto3.client("sqs"), boto3.client("logs")
-    queues = [sqs.get_queue_url(QueueName=f"orderly-{stage}-{q}.fifo")["QueueUrl"]
-              for q in ("order-intake", "inventory", "notification", "analytics")]
+    # FIFO queues, but analytics' is standard (template.yaml).
+    queues = [sqs.get_queue_url(QueueName=f"orderly-{stage}-{q}")["QueueUrl"]
+              for q in ("order-intake.fifo", "inventory.fifo", "notification.fifo", "analytics")]
 
     def settled():
         for url in queues:

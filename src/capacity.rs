@@ -12,6 +12,8 @@
 
 use std::fmt::Write;
 
+use orderly_core::events::routing::Consumer;
+use orderly_core::ports::MAX_APPLY_ITEMS;
 use orderly_core::settings::MAX_STOCK_SHARDS;
 
 /// One partition takes at most this many write units a second…
@@ -31,16 +33,42 @@ pub const HTTP_API_RPS: f64 = 10_000.0;
 /// A transactional write costs 2 units per item; a plain write 1.
 const TX: f64 = 2.0;
 
-/// The SQS FIFO messages one order sends, per consumer queue
-/// (`order.placed` to inventory and analytics, the reply to order-intake,
-/// `order.confirmed` to notification and analytics, the reply to analytics).
+/// The SQS messages one order sends, per consumer queue (`order.placed` to
+/// inventory and analytics, the reply to order-intake, `order.confirmed` to
+/// notification and analytics, the reply to analytics). Analytics' queue is
+/// standard (`Consumer::needs_order`), the others FIFO.
 pub const MESSAGES_PER_ORDER: [(&str, f64); 4] =
     [("order-intake", 1.0), ("inventory", 1.0), ("notification", 1.0), ("analytics", 3.0)];
 
-/// Invocations per order and the seconds each takes, per function: the HTTP
-/// request and the stream relays (order-intake), each queue delivery.
+/// Work per order and the seconds each piece takes, per function: the HTTP
+/// request and the stream relays (order-intake), each queue delivery. A
+/// batch's invocation takes about its events' time, so concurrency and GB-s
+/// go by events, not invocations.
 pub const WORK_PER_ORDER: [(&str, f64, f64); 4] =
     [("order-intake", 4.0, 0.020), ("inventory", 2.0, 0.020), ("notification", 1.0, 0.020), ("analytics", 3.0, 0.020)];
+
+/// What invokes each function per order (function, trigger, records per
+/// order, records per invocation): Lambda bills a request per invocation,
+/// and a queue or stream mapping hands one invocation a batch. The records
+/// per invocation are measured over `scripts/aws-e2e.sh` on the emulator
+/// (`scripts/aws_log_counts.py`; docs/aws.md), a light load: a busy queue
+/// fills its batches more, so these are an upper bound on invocations.
+/// (The emulator's mappings hand out at most 10 messages, whatever the
+/// batch size, so analytics' 100 does not show in its figure either.)
+pub const INVOCATIONS: [(&str, &str, f64, f64); 7] = [
+    ("order-intake", "HTTP", 1.0, 1.0),
+    ("order-intake", "stream", 2.0, 4.31),
+    ("order-intake", "SQS", 1.0, 3.91),
+    ("inventory", "SQS", 1.0, 3.13),
+    ("inventory", "stream", 1.0, 2.48),
+    ("notification", "SQS", 1.0, 3.64),
+    ("analytics", "SQS", 3.0, 3.70),
+];
+
+/// Lambda invocations per order, batches counted as one.
+pub fn invocations_per_order() -> f64 {
+    INVOCATIONS.iter().map(|(_, _, records, per_invocation)| records / per_invocation).sum()
+}
 
 /// Events analytics applies per order (`placed`, `reserved`, `confirmed`).
 /// Two write the order's view, which keeps their ids (their processed
@@ -53,22 +81,45 @@ const ANALYTICS_MARKS_PER_ORDER: f64 = ANALYTICS_EVENTS_PER_ORDER - ANALYTICS_VI
 /// type), `confirmed` 6 (pending, confirmed, revenue, the day's revenue, its
 /// SKU's units, events by type).
 const ANALYTICS_COUNTERS_ALONE: f64 = 10.0;
-/// Distinct counters one batch of [`ANALYTICS_BATCH`] events moves under
-/// load: the two statuses, the day's orders and revenue, revenue, events by
-/// type ×3, and the units of the one or two SKUs its ~3 confirmations sold.
-const ANALYTICS_COUNTERS_PER_BATCH: f64 = 10.0;
-/// Analytics events per delivery batch under load: the queue mappings'
-/// `QueueBatchSize` (SQS FIFO's most). A batch's round is one write, its
-/// counters summed (`functions/analytics/src/projector.rs`).
-pub const ANALYTICS_BATCH: f64 = 10.0;
+/// Counters every batched analytics write moves whatever its orders: the two
+/// statuses, the day's orders and revenue, revenue, events by type ×3. The
+/// units of the SKUs its confirmations sold come on top: one on a hot SKU,
+/// one per confirmation spread over a catalog.
+const ANALYTICS_FIXED_COUNTERS: f64 = 8.0;
+/// Analytics events per delivery batch under load: `AnalyticsBatchSize`
+/// (template.yaml; its queue is standard, so past FIFO's 10). The projector
+/// writes a batch in as few transactions of at most [`MAX_APPLY_ITEMS`]
+/// items as fit, each counter once per transaction
+/// (`functions/analytics/src/projector.rs`).
+pub const ANALYTICS_BATCH: f64 = 100.0;
+/// What FIFO allowed before: 10 per batch.
+pub const FIFO_BATCH: f64 = 10.0;
+
+/// Transactions one delivery batch of `batch` events takes: each event one
+/// item (its view, or its mark), each counter one, at most
+/// [`MAX_APPLY_ITEMS`] a transaction.
+fn analytics_writes_per_batch(batch: f64, workload: Workload) -> f64 {
+    let room = MAX_APPLY_ITEMS as f64 - ANALYTICS_FIXED_COUNTERS;
+    let fits = match workload {
+        Workload::HotSku => room - 1.0,
+        Workload::Spread => room / (1.0 + 1.0 / ANALYTICS_EVENTS_PER_ORDER),
+    };
+    (batch / fits.floor()).ceil()
+}
 
 /// Analytics write units per order with `batch` events per delivery batch:
-/// each view and mark always, counters once per batch.
-pub fn analytics_wru(batch: f64) -> f64 {
+/// each view and mark always, counters once per transaction.
+pub fn analytics_wru(batch: f64, workload: Workload) -> f64 {
     let counters = if batch <= 1.0 {
         ANALYTICS_COUNTERS_ALONE
     } else {
-        ANALYTICS_EVENTS_PER_ORDER / batch * ANALYTICS_COUNTERS_PER_BATCH
+        let writes = analytics_writes_per_batch(batch, workload);
+        // Units by SKU: the hot one in every write, or one per confirmation.
+        let units = match workload {
+            Workload::HotSku => writes,
+            Workload::Spread => batch / ANALYTICS_EVENTS_PER_ORDER,
+        };
+        ANALYTICS_EVENTS_PER_ORDER / batch * (ANALYTICS_FIXED_COUNTERS * writes + units)
     };
     TX * (ANALYTICS_MARKS_PER_ORDER + ANALYTICS_VIEWS_PER_ORDER + counters)
 }
@@ -84,31 +135,43 @@ const ORDERS_WRU: f64 = 3.0 * TX + 1.0 + 2.0 * TX + 2.0;
 const INVENTORY_WRU: f64 = 3.0 * TX + 1.0;
 
 /// DynamoDB write units per order, per table, with `batch` analytics events
-/// per delivery batch (docs/aws.md: 47 alone, 33 in batches of 10).
-pub fn wru_per_order(batch: f64) -> [(&'static str, f64); 4] {
-    [("orders", ORDERS_WRU), ("inventory", INVENTORY_WRU), ("analytics", analytics_wru(batch)), ("notifications", 1.0)]
+/// per delivery batch.
+pub fn wru_per_order(batch: f64, workload: Workload) -> [(&'static str, f64); 4] {
+    [
+        ("orders", ORDERS_WRU),
+        ("inventory", INVENTORY_WRU),
+        ("analytics", analytics_wru(batch, workload)),
+        ("notifications", 1.0),
+    ]
 }
 /// Read units per order, with one stock item per SKU.
 pub const RRU_PER_ORDER: f64 = 9.0;
 /// Outbox items written per order to the orders table (placed, confirmed),
 /// each a transactional put then a delete.
 const OUTBOX_ITEMS_PER_ORDER: f64 = 2.0;
-/// The analytics counter every batch moves (orders by status): one
-/// transactional `ADD` per batch of [`ANALYTICS_BATCH`] events.
-const HOTTEST_COUNTER_WRITES_PER_ORDER: f64 = ANALYTICS_EVENTS_PER_ORDER / ANALYTICS_BATCH;
+/// The analytics counter every write moves (orders by status): one
+/// transactional `ADD` per transaction of a batch of [`ANALYTICS_BATCH`].
+fn hottest_counter_writes_per_order(workload: Workload) -> f64 {
+    ANALYTICS_EVENTS_PER_ORDER / ANALYTICS_BATCH * analytics_writes_per_batch(ANALYTICS_BATCH, workload)
+}
 
 /// docs/aws.md's price sheet (us-east-1, on demand), in dollars.
 pub mod price {
     pub const WRU: f64 = 0.625e-6;
     pub const RRU: f64 = 0.125e-6;
+    /// SQS FIFO, and standard (analytics' queue).
     pub const SQS_REQUEST: f64 = 0.50e-6;
+    pub const SQS_STANDARD_REQUEST: f64 = 0.40e-6;
     pub const LAMBDA_REQUEST: f64 = 0.20e-6;
     pub const LAMBDA_GB_S: f64 = 0.000_013_333_4;
     pub const HTTP_REQUEST: f64 = 1.00e-6;
     pub const LOG_GB: f64 = 0.50;
 }
-/// SQS requests per order when the mappings and relays batch 10.
+/// SQS requests per order when the mappings and relays batch 10 (a send, a
+/// receive and a delete per message, ten a request): FIFO, and standard
+/// (analytics' 3 messages).
 const SQS_REQUESTS_PER_ORDER: f64 = 1.8;
+const SQS_STANDARD_REQUESTS_PER_ORDER: f64 = 0.9;
 const LAMBDA_MEMORY_GB: f64 = 0.25;
 /// Log bytes per order: ~10 JSON lines of ~300 bytes, six of them the
 /// consumers' "event handled" lines (one per event and consumer), of which
@@ -175,15 +238,19 @@ pub fn capacity(rate: f64, workload: Workload) -> Capacity {
     let hot = workload == Workload::HotSku;
     // Each take writes one stock item in the reservation's transaction.
     let stock_shards = if hot { shards(rate * TX, PARTITION_WCU) } else { 1 };
-    let counter_shards = shards(rate * HOTTEST_COUNTER_WRITES_PER_ORDER * TX, PARTITION_WCU);
+    let hottest_counter = hottest_counter_writes_per_order(workload);
+    let counter_shards = shards(rate * hottest_counter * TX, PARTITION_WCU);
     // A transactional put (2) and the relay's delete (1) per outbox item.
     let outbox_shards = shards(rate * OUTBOX_ITEMS_PER_ORDER * (TX + 1.0), PARTITION_WCU);
     let concurrency: Vec<_> = WORK_PER_ORDER.iter().map(|(f, n, s)| (*f, rate * n * s)).collect();
     let total_concurrency = concurrency.iter().map(|(_, c)| c).sum();
-    let (queue, per_order) = MESSAGES_PER_ORDER.iter().copied().fold(("", 0.0), |a, b| if b.1 > a.1 { b } else { a });
+    // A standard queue has no throughput quota: the busiest FIFO queue is the wall.
+    let fifo =
+        MESSAGES_PER_ORDER.iter().copied().filter(|(q, _)| Consumer::from_queue(q).is_none_or(|c| c.needs_order()));
+    let (queue, per_order) = fifo.fold(("", 0.0), |a, b| if b.1 > a.1 { b } else { a });
     let busiest_queue = (queue, rate * per_order, rate * per_order / 10.0);
     let (table, wru) =
-        wru_per_order(ANALYTICS_BATCH).iter().copied().fold(("", 0.0), |a, b| if b.1 > a.1 { b } else { a });
+        wru_per_order(ANALYTICS_BATCH, workload).iter().copied().fold(("", 0.0), |a, b| if b.1 > a.1 { b } else { a });
     let busiest_table = (table, rate * wru);
     // Availability reads every stock item of the SKU once per order.
     let stock_reads_per_item = if hot { rate } else { 0.0 };
@@ -213,7 +280,7 @@ pub fn capacity(rate: f64, workload: Workload) -> Capacity {
     if rate > outbox_wall {
         walls.push((outbox_wall, format!("orders outbox: {outbox_shards} partitions needed (4 today)")));
     }
-    let counter_wall = 4.0 * PARTITION_WCU / (HOTTEST_COUNTER_WRITES_PER_ORDER * TX);
+    let counter_wall = 4.0 * PARTITION_WCU / (hottest_counter * TX);
     if rate > counter_wall {
         walls.push((counter_wall, format!("analytics counters: {counter_shards} partitions needed (4 today)")));
     }
@@ -249,21 +316,21 @@ pub fn capacity(rate: f64, workload: Workload) -> Capacity {
         http_rps: rate,
         busiest_table,
         walls,
-        cost_per_million: cost_per_order(if hot { stock_shards } else { 1 }, ANALYTICS_BATCH) * 1e6,
+        cost_per_million: cost_per_order(if hot { stock_shards } else { 1 }, ANALYTICS_BATCH, workload) * 1e6,
     }
 }
 
 /// Dollars per order on the price sheet, with `stock_items` read per
 /// reservation and `analytics_batch` events per analytics delivery batch.
-pub fn cost_per_order(stock_items: u32, analytics_batch: f64) -> f64 {
-    let wru: f64 = wru_per_order(analytics_batch).iter().map(|(_, w)| w).sum();
+pub fn cost_per_order(stock_items: u32, analytics_batch: f64, workload: Workload) -> f64 {
+    let wru: f64 = wru_per_order(analytics_batch, workload).iter().map(|(_, w)| w).sum();
     let rru = RRU_PER_ORDER + f64::from(stock_items.max(1) - 1);
-    let invocations: f64 = WORK_PER_ORDER.iter().map(|(_, n, _)| n).sum();
     let seconds: f64 = WORK_PER_ORDER.iter().map(|(_, n, s)| n * s).sum();
     wru * price::WRU
         + rru * price::RRU
-        + SQS_REQUESTS_PER_ORDER * price::SQS_REQUEST
-        + invocations * price::LAMBDA_REQUEST
+        + (SQS_REQUESTS_PER_ORDER - SQS_STANDARD_REQUESTS_PER_ORDER) * price::SQS_REQUEST
+        + SQS_STANDARD_REQUESTS_PER_ORDER * price::SQS_STANDARD_REQUEST
+        + invocations_per_order() * price::LAMBDA_REQUEST
         + seconds * LAMBDA_MEMORY_GB * price::LAMBDA_GB_S
         + price::HTTP_REQUEST
         + LOG_BYTES_PER_ORDER / 1e9 * price::LOG_GB
@@ -328,14 +395,22 @@ mod tests {
 
     #[test]
     fn the_cost_matches_the_price_sheet_of_docs_aws() {
-        // 9 RRU, 1.8 SQS requests, 10 invocations of 20 ms at 0.25 GB, one
-        // HTTP request, 1.38 KB of logs (4 lines + a tenth of 6 "event
-        // handled" lines, 300 bytes each); and the writes: 47 WRU with every
-        // analytics event alone, 33 in batches of 10 (analytics 26 → 12).
-        let rest = 9.0 * 0.125 + 1.8 * 0.5 + 10.0 * 0.2 + 0.2 * 0.25 * 13.3334 + 1.0 + 0.69;
-        for (batch, wru) in [(1.0, 47.0), (10.0, 33.0)] {
-            let cost = cost_per_order(1, batch) * 1e6;
-            assert!((cost - (wru * 0.625 + rest)).abs() < 1e-6, "batch {batch}: {cost}");
+        // 9 RRU; 0.9 FIFO and 0.9 standard SQS requests; the measured
+        // invocations; 10 events of 20 ms at 0.25 GB; one HTTP request; 1.38
+        // KB of logs (4 lines + a tenth of 6 "event handled" lines, 300 bytes
+        // each). And the writes: 47 WRU with every analytics event alone,
+        // 32.4 in FIFO batches of 10 on a hot SKU, 28.08 in standard batches
+        // of 100 (29.96 spread over a catalog).
+        let rest =
+            9.0 * 0.125 + 0.9 * 0.5 + 0.9 * 0.4 + invocations_per_order() * 0.2 + 0.2 * 0.25 * 13.3334 + 1.0 + 0.69;
+        for (batch, workload, wru) in [
+            (1.0, Workload::Spread, 47.0),
+            (FIFO_BATCH, Workload::HotSku, 32.4),
+            (ANALYTICS_BATCH, Workload::HotSku, 28.08),
+            (ANALYTICS_BATCH, Workload::Spread, 29.96),
+        ] {
+            let cost = cost_per_order(1, batch, workload) * 1e6;
+            assert!((cost - (wru * 0.625 + rest)).abs() < 1e-6, "batch {batch}, {workload:?}: {cost}");
         }
     }
 
@@ -349,14 +424,46 @@ mod tests {
 
     #[test]
     fn the_sagas_processed_marks_cost_no_item_of_their_own() {
-        let wru: std::collections::HashMap<_, _> = wru_per_order(ANALYTICS_BATCH).into_iter().collect();
+        let wru: std::collections::HashMap<_, _> =
+            wru_per_order(ANALYTICS_BATCH, Workload::Spread).into_iter().collect();
         assert_eq!(wru["orders"], 13.0, "intake 3 items ×2 + bucket 1, confirmation 2 ×2, 2 removals");
         assert_eq!(wru["inventory"], 7.0, "reservation 3 items ×2, 1 removal");
     }
 
     #[test]
-    fn batching_analytics_writes_each_counter_once_per_batch() {
-        assert_eq!(analytics_wru(1.0), 26.0, "placed 4 items, reserved 2, confirmed 7, ×2");
-        assert!((analytics_wru(10.0) - 12.0).abs() < 1e-9, "1 mark + 2 views + 10 counters / 10 events × 3, ×2");
+    fn batches_count_as_one_invocation_each() {
+        // 1 HTTP request + 2/4.31 + 1/3.91 + 1/3.13 + 1/2.48 + 1/3.64 + 3/3.70.
+        assert!((invocations_per_order() - 3.528).abs() < 1e-3, "{}", invocations_per_order());
+        let events: f64 = INVOCATIONS.iter().map(|(_, _, records, _)| records).sum();
+        assert_eq!(events, WORK_PER_ORDER.iter().map(|(_, n, _)| n).sum::<f64>(), "the same work, counted by event");
+    }
+
+    #[test]
+    fn batching_analytics_writes_each_counter_once_per_transaction() {
+        for workload in [Workload::HotSku, Workload::Spread] {
+            assert_eq!(analytics_wru(1.0, workload), 26.0, "placed 4 items, reserved 2, confirmed 7, ×2");
+        }
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-9;
+        // 1 mark + 2 views, and 8 counters + the SKU's units per transaction.
+        assert!(close(analytics_wru(FIFO_BATCH, Workload::HotSku), 2.0 * (3.0 + 3.0 / 10.0 * 9.0)));
+        assert!(close(analytics_wru(ANALYTICS_BATCH, Workload::HotSku), 2.0 * (3.0 + 3.0 / 100.0 * 18.0)));
+        // Spread: a units counter per confirmation (a third of the events).
+        let spread = 2.0 * (3.0 + 3.0 / 100.0 * (16.0 + 100.0 / 3.0));
+        assert!(close(analytics_wru(ANALYTICS_BATCH, Workload::Spread), spread));
+    }
+
+    #[test]
+    fn a_batch_of_a_hundred_takes_two_transactions_of_at_most_a_hundred_items() {
+        // Hot: 91 events + 9 counters fit; spread: 69 events + 8 + 23 units.
+        assert_eq!(analytics_writes_per_batch(91.0, Workload::HotSku), 1.0);
+        assert_eq!(analytics_writes_per_batch(69.0, Workload::Spread), 1.0);
+        for workload in [Workload::HotSku, Workload::Spread] {
+            assert_eq!(analytics_writes_per_batch(ANALYTICS_BATCH, workload), 2.0, "{workload:?}");
+        }
+    }
+
+    #[test]
+    fn the_busiest_fifo_queue_leaves_out_the_standard_analytics_queue() {
+        assert_eq!(capacity(1_000.0, Workload::Spread).busiest_queue.0, "order-intake");
     }
 }

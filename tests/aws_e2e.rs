@@ -17,7 +17,8 @@ use chrono::Utc;
 use helpers::{TestApp, eventually, remote::Stack, remote_stack, spawn_app, token};
 use orderly_adapters::dynamo::{DynamoConfig, DynamoOrders};
 use orderly_core::domain::{Currency, CustomerId, Money, Order, OrderId, OrderLine, Quantity, Sku};
-use orderly_core::events::{Envelope, Event, EventMeta, OrderChanged};
+use orderly_core::events::routing::Consumer;
+use orderly_core::events::{Envelope, Event, EventMeta, InventoryReserved, OrderChanged, ReservedLine};
 use orderly_core::ports::{OrderStore, Outbox};
 use uuid::Uuid;
 
@@ -43,23 +44,25 @@ impl Deployed {
         DynamoOrders::new(aws_sdk_dynamodb::Client::new(&self.config), &tables)
     }
 
-    async fn queue_url(&self, name: &str) -> String {
+    /// The URL of `consumer`'s queue, or of its DLQ: FIFO unless the
+    /// consumer needs no order (template.yaml).
+    async fn queue_url(&self, consumer: Consumer, dead_letters: bool) -> String {
         let sqs = aws_sdk_sqs::Client::new(&self.config);
-        let name = format!("orderly-{}-{name}.fifo", self.stack.stage());
+        let queue = if dead_letters { consumer.dead_letter_queue() } else { consumer.queue() };
+        let fifo = if consumer.needs_order() { ".fifo" } else { "" };
+        let name = format!("orderly-{}-{queue}{fifo}", self.stack.stage());
         sqs.get_queue_url().queue_name(name).send().await.expect("queue URL").queue_url.expect("URL")
     }
 
-    /// Sends `body` to a consumer queue as a producer would (own dedup id).
-    async fn send_raw(&self, queue: &str, group: &str, body: &str) {
+    /// Sends `body` to a consumer queue as a producer would (own dedup id
+    /// on a FIFO queue).
+    async fn send_raw(&self, consumer: Consumer, group: &str, body: &str) {
         let sqs = aws_sdk_sqs::Client::new(&self.config);
-        sqs.send_message()
-            .queue_url(self.queue_url(queue).await)
-            .message_body(body)
-            .message_group_id(group)
-            .message_deduplication_id(Uuid::now_v7().to_string())
-            .send()
-            .await
-            .expect("send");
+        let mut send = sqs.send_message().queue_url(self.queue_url(consumer, false).await).message_body(body);
+        if consumer.needs_order() {
+            send = send.message_group_id(group).message_deduplication_id(Uuid::now_v7().to_string());
+        }
+        send.send().await.expect("send");
     }
 }
 
@@ -109,7 +112,7 @@ async fn an_order_committed_without_any_publish_is_still_confirmed() {
 async fn a_poison_message_is_dead_lettered_with_its_error_without_blocking_orders() {
     let Some(e2e) = deployed().await else { return };
     e2e.app.put_product("TEA", "1.00", 10).await;
-    e2e.send_raw("inventory", "poison", "{this is not an event").await;
+    e2e.send_raw(Consumer::Inventory, "poison", "{this is not an event").await;
     let alice = token("alice", false);
     let id = e2e.app.accepted_order(&alice, &[("TEA", 1)]).await;
     e2e.app.settled(&alice, &id, "confirmed").await;
@@ -122,7 +125,7 @@ async fn a_poison_message_is_dead_lettered_with_its_error_without_blocking_order
     })
     .await;
     let sqs = aws_sdk_sqs::Client::new(&e2e.config);
-    let dlq = e2e.queue_url("inventory-dlq").await;
+    let dlq = e2e.queue_url(Consumer::Inventory, true).await;
     // A short-polling receive may come back empty while the message is
     // there (SQS samples a subset of its servers): ask again.
     let dead = eventually("the dead letter to be received", || async {
@@ -166,8 +169,8 @@ async fn redelivered_events_change_nothing_on_aws() {
     e2e.app.drained().await;
 
     for _ in 0..2 {
-        for queue in ["inventory", "analytics"] {
-            e2e.send_raw(queue, &event.subject, &event.to_json()).await;
+        for consumer in [Consumer::Inventory, Consumer::Analytics] {
+            e2e.send_raw(consumer, &event.subject, &event.to_json()).await;
         }
     }
     e2e.app.drained().await;
@@ -215,4 +218,87 @@ async fn a_flash_sale_through_the_stack_confirms_exactly_the_stock_on_sharded_it
         sale.problems
     );
     assert!(report.consistency.ok, "{:?} {:?}", sale.problems, report.consistency.analytics_mismatches);
+}
+
+/// On AWS the analytics mapping hands the projector up to
+/// `AnalyticsBatchSize` (100) messages of its standard queue per invocation;
+/// the emulator's mapping never more than 10. So the deployed function is
+/// invoked here the way that mapping would on AWS: one SQS event of every
+/// event of 40 orders (placed, reserved, confirmed), each order's reversed,
+/// every fourth twice — more than one transaction's 100 items. Every event
+/// counts once, as if each had come alone and in order.
+#[tokio::test]
+async fn a_batch_past_fifos_ten_through_the_deployed_projector_counts_each_event_once() {
+    let Some(e2e) = deployed().await else { return };
+    let endpoint = e2e.stack.endpoint();
+    let http = reqwest::Client::new();
+    let functions: serde_json::Value =
+        http.get(format!("{endpoint}/2015-03-31/functions/")).send().await.unwrap().json().await.unwrap();
+    let prefix = format!("orderly-{}-AnalyticsFunction", e2e.stack.stage());
+    let function = functions["Functions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|f| f["FunctionName"].as_str())
+        .find(|name| name.starts_with(&prefix))
+        .expect("the deployed analytics function")
+        .to_owned();
+
+    let meta = |source| EventMeta { id: Uuid::now_v7(), source, time: Utc::now(), traceparent: None };
+    let mut sagas = Vec::new();
+    for n in 0..40_i64 {
+        let (sku, quantity) = (["TEA", "COFFEE", "MATE"][n as usize % 3], 1 + n % 2);
+        let (order, placed) = placed("alice", sku, quantity);
+        let reserved = Event::InventoryReserved(InventoryReserved {
+            order_id: order.id(),
+            lines: vec![ReservedLine { sku: Sku::parse(sku).unwrap(), quantity: quantity as u32 }],
+        })
+        .into_envelope(meta("inventory"));
+        let confirmed = order.confirm_offline("Pay by bank transfer".into(), Utc::now()).unwrap();
+        let confirmed = Event::OrderConfirmed(OrderChanged::new(&confirmed)).into_envelope(meta("order-intake"));
+        sagas.push(vec![confirmed, reserved, placed]);
+    }
+    let arn = format!("arn:aws:sqs:us-east-1:000000000000:orderly-{}-analytics", e2e.stack.stage());
+    let mut records = Vec::new();
+    for step in 0..3 {
+        for saga in &sagas {
+            let copies = if records.len() % 4 == 0 { 2 } else { 1 };
+            for _ in 0..copies {
+                records.push(serde_json::json!({
+                    "messageId": Uuid::now_v7().to_string(),
+                    "receiptHandle": Uuid::now_v7().to_string(),
+                    "body": saga[step].to_json(),
+                    "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": Utc::now().timestamp_millis().to_string()},
+                    "messageAttributes": {},
+                    "md5OfBody": "",
+                    "eventSource": "aws:sqs",
+                    "eventSourceARN": arn,
+                    "awsRegion": "us-east-1",
+                }));
+            }
+        }
+    }
+    assert!(records.len() > 150, "{} records", records.len());
+    let answer: serde_json::Value = http
+        .post(format!("{endpoint}/2015-03-31/functions/{function}/invocations"))
+        .json(&serde_json::json!({ "Records": records }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["batchItemFailures"], serde_json::json!([]), "{answer}");
+
+    let summary = e2e.app.summary().await;
+    assert_eq!(summary["orders_total"], 40, "{summary}");
+    assert_eq!(summary["orders_by_status"]["confirmed"], 40, "{summary}");
+    for kind in ["order.placed.v1", "inventory.reserved.v1", "order.confirmed.v1"] {
+        assert_eq!(summary["events_by_type"][kind], 40, "{kind}: {summary}");
+    }
+    // Units: TEA n=0,3,..: quantities alternate 1, 2 by n.
+    let units = |sku: usize| (0..40_i64).filter(|n| *n as usize % 3 == sku).map(|n| 1 + n % 2).sum::<i64>();
+    for (at, sku) in ["TEA", "COFFEE", "MATE"].iter().enumerate() {
+        assert_eq!(summary["units_by_sku"][sku], units(at), "{sku}: {summary}");
+    }
 }

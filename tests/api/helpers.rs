@@ -334,6 +334,12 @@ pub mod remote {
             &self.stage
         }
 
+        /// The emulator's endpoint (its Lambda API too).
+        #[allow(dead_code)] // used by tests/aws_e2e.rs
+        pub fn endpoint(&self) -> &str {
+            &self.endpoint
+        }
+
         pub fn from_env() -> Option<Self> {
             Some(Self {
                 base_url: super::remote_base_url()?,

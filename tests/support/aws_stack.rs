@@ -14,7 +14,8 @@ use orderly_core::ports::QueueAdmin;
 use orderly_core::settings::{Settings, queue_key};
 
 /// The backend of the tables and queues `sam deploy` made for `stage`
-/// (`orderly-<stage>-<capability>`, FIFO queues with their DLQs).
+/// (`orderly-<stage>-<capability>`, queues with their DLQs: FIFO, but a
+/// standard pair for a consumer that needs no order).
 #[allow(dead_code)] // the Spin harness builds its host from its own settings
 pub async fn deployed(config: &aws_config::SdkConfig, stage: &str) -> anyhow::Result<AwsBackend> {
     let sqs = aws_sdk_sqs::Client::new(config);
@@ -30,7 +31,8 @@ pub async fn deployed(config: &aws_config::SdkConfig, stage: &str) -> anyhow::Re
     }
     for consumer in Consumer::ALL {
         for (kind, suffix) in [("queue", ""), ("dlq", "-dlq")] {
-            let name = format!("orderly-{stage}-{}{suffix}.fifo", consumer.queue());
+            let fifo = if consumer.needs_order() { ".fifo" } else { "" };
+            let name = format!("orderly-{stage}-{}{suffix}{fifo}", consumer.queue());
             let url = sqs.get_queue_url().queue_name(&name).send().await?.queue_url.unwrap_or_default();
             values.insert(queue_key(kind, consumer), url);
         }

@@ -3,7 +3,7 @@
 use super::fixtures::*;
 use futures::future::join_all;
 use orderly_core::domain::{Order, OrderStatus};
-use orderly_core::ports::{Applied, Counter, ProcessedEvent, ReadModelStore, StoreError};
+use orderly_core::ports::{Applied, Counter, MAX_APPLY_ITEMS, ProcessedEvent, ReadModelStore, StoreError};
 
 /// `processed`'s part of an apply: its view (kept with just its own id), or
 /// its mark.
@@ -94,6 +94,23 @@ pub async fn several_events_apply_in_one_write<S: ReadModelStore>(store: &S) {
     assert_eq!(store.order_view(alices.id()).await.unwrap().unwrap().events, [a.event_id]);
     assert_eq!(store.order_view(bobs.id()).await.unwrap().unwrap().events, [b.event_id]);
     assert_eq!(store.apply(&[applied(None, None, &seen)], &[]).await, Err(StoreError::AlreadyProcessed));
+}
+
+/// The projector fills a write up to [`MAX_APPLY_ITEMS`] items (DynamoDB's
+/// most for one transaction): a write that large goes in whole.
+pub async fn a_write_of_the_most_items_goes_in_whole<S: ReadModelStore>(store: &S) {
+    let skus: Vec<String> = (0..MAX_APPLY_ITEMS / 2).map(|n| format!("SKU-{n}")).collect();
+    let orders: Vec<Order> = skus.iter().map(|name| order_for("alice", &[(name, 1)])).collect();
+    let marks: Vec<ProcessedEvent> = orders.iter().map(|_| mark("analytics")).collect();
+    let events: Vec<Applied<'_>> = orders.iter().zip(&marks).map(|(o, m)| applied(Some(o), None, m)).collect();
+    let deltas: Vec<(Counter, i64)> = skus.iter().map(|name| (Counter::UnitsBySku(sku(name)), 1)).collect();
+    assert_eq!(events.len() + deltas.len(), MAX_APPLY_ITEMS);
+    store.apply(&events, &deltas).await.unwrap();
+    let counters = store.counters().await.unwrap();
+    for (order, name) in orders.iter().zip(&skus) {
+        assert_eq!(store.order_view(order.id()).await.unwrap().map(|v| v.order).as_ref(), Some(order));
+        assert_eq!(count(&counters, &Counter::UnitsBySku(sku(name))), 1, "{name}");
+    }
 }
 
 pub async fn a_duplicate_in_a_batch_writes_nothing<S: ReadModelStore>(store: &S) {

@@ -131,6 +131,7 @@ macro_rules! read_model_contract {
                 a_processed_event_applies_once,
                 lists_a_customers_orders_newest_first,
                 several_events_apply_in_one_write,
+                a_write_of_the_most_items_goes_in_whole,
                 a_duplicate_in_a_batch_writes_nothing,
                 a_moved_view_in_a_batch_writes_nothing,
                 concurrent_batches_of_the_same_events_count_once,

@@ -158,7 +158,9 @@ pub async fn resilience() -> Option<Fresh<DynamoResilience>> {
     Some(Fresh(DynamoResilience::new(client, config.notifications_table)))
 }
 
-/// One FIFO queue + FIFO DLQ per consumer, redriven after `MAX_RECEIVES`.
+/// One queue + DLQ per consumer, redriven after `MAX_RECEIVES`, as
+/// template.yaml makes them: FIFO, but standard for a consumer that needs no
+/// order (analytics).
 pub async fn queues() -> Option<Fresh<SqsQueues>> {
     let Some(endpoint) = endpoint() else {
         eprintln!("skipped: set ORDERLY_AWS_ENDPOINT to run the SQS contract suite");
@@ -169,10 +171,12 @@ pub async fn queues() -> Option<Fresh<SqsQueues>> {
     let mut queues = BTreeMap::new();
     for consumer in Consumer::ALL {
         let fifo = |name: &str| {
-            client
-                .create_queue()
-                .queue_name(format!("{prefix}-{name}.fifo"))
-                .attributes(QueueAttributeName::FifoQueue, "true")
+            let create = client.create_queue();
+            if consumer.needs_order() {
+                create.queue_name(format!("{prefix}-{name}.fifo")).attributes(QueueAttributeName::FifoQueue, "true")
+            } else {
+                create.queue_name(format!("{prefix}-{name}"))
+            }
         };
         let dlq = fifo(consumer.dead_letter_queue()).send().await.expect("create DLQ");
         let dead_letter_url = dlq.queue_url.expect("DLQ URL");
@@ -412,6 +416,58 @@ mod read_model {
 
 mod queues {
     orderly_contract::queue_contract!(skip_without_emulator!(super::queues().await));
+}
+
+/// The analytics queue is standard (template.yaml): what the adapter sends
+/// it carries no FIFO parameter, one subject's events are handed out
+/// together, and a message that fails its last attempt still reaches the
+/// standard dead-letter queue with its error.
+mod standard_queue {
+    use std::time::Duration;
+
+    use orderly_contract::fixtures::{order_for, placed_event};
+    use orderly_core::events::Envelope;
+    use orderly_core::ports::{EventPublisher, MessageQueue, QueueAdmin};
+
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_subjects_events_arrive_together_without_a_group_and_dead_letter_with_their_error() {
+        let Some(queues) = queues().await else { return };
+        assert!(!queues.config().queues["analytics"].url.ends_with(".fifo"));
+        let order = order_for("alice", &[("A", 1)]);
+        let (placed, again) = (placed_event(&order), placed_event(&order));
+        queues.publish(&[placed.clone(), again.clone()]).await.unwrap();
+        let mut received = Vec::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while received.len() < 2 && tokio::time::Instant::now() < deadline {
+            received.extend(queues.receive("analytics", 10, Duration::from_secs(30)).await.unwrap());
+        }
+        assert_eq!(received.len(), 2, "nothing holds an order's second event back");
+        assert!(received.iter().all(|m| m.group.is_none()), "a standard queue keeps no group");
+        let mut ids: Vec<_> = received.iter().map(|m| Envelope::from_json(&m.body).unwrap().id).collect();
+        ids.sort();
+        let mut sent = vec![placed.id, again.id];
+        sent.sort();
+        assert_eq!(ids, sent);
+
+        queues.ack("analytics", std::slice::from_ref(&received[0].receipt)).await.unwrap();
+        // The other fails every attempt; on its last the adapter moves it.
+        let mut attempt = received[1].clone();
+        while tokio::time::Instant::now() < deadline {
+            queues.retry_later("analytics", &attempt.receipt, Duration::ZERO, "poison").await.unwrap();
+            if attempt.receive_count >= MAX_RECEIVES {
+                break;
+            }
+            if let Some(next) = queues.receive("analytics", 1, Duration::from_secs(30)).await.unwrap().pop() {
+                attempt = next;
+            }
+        }
+        let dead = queues.dead_letters("analytics", 10).await.unwrap();
+        assert_eq!(dead.len(), 1);
+        assert_eq!(dead[0].last_error.as_deref(), Some("poison"));
+        assert_eq!(queues.stats("analytics").await.unwrap().depth, 0);
+    }
 }
 
 mod breaker_store {

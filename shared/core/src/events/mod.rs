@@ -255,6 +255,16 @@ pub mod routing {
             }
         }
 
+        /// Whether this consumer needs one subject's events one at a time
+        /// and in order (a FIFO queue, grouped by subject). Analytics does
+        /// not: its projection commutes (views are version-conditioned and
+        /// keep the ids of the events that wrote them, counters are sums), so
+        /// on AWS it takes a standard queue, cheaper and delivered in larger
+        /// batches (docs/aws.md, "Cost per million orders").
+        pub fn needs_order(self) -> bool {
+            self != Self::Analytics
+        }
+
         pub fn from_queue(name: &str) -> Option<Self> {
             Self::ALL.into_iter().find(|c| c.queue() == name)
         }
