@@ -74,6 +74,9 @@ done
 serve_component "$HOST" "$HELLO_WASM" "$HELLO_PORT" "$RUN_DIR/hello.log"
 PIDS+=($!)
 wait_http "http://127.0.0.1:$HELLO_PORT/" 120 "${PIDS[-1]}" "$RUN_DIR/hello.log"
+# The settings the stack runs with (tables, queues), for the native side.
+eval "$(grep '^export ORDERLY_' "$RUN_DIR/settings.env")"
+# The baseline build, with the same settings as the stack's.
 COMPARE=()
 if [[ -n "$BASELINE" ]]; then
     serve_component "$HOST" "$BASELINE" "$((HELLO_PORT + 1))" "$RUN_DIR/baseline.log"
@@ -81,8 +84,6 @@ if [[ -n "$BASELINE" ]]; then
     wait_http "http://127.0.0.1:$((HELLO_PORT + 1))/health" 120 "${PIDS[-1]}" "$RUN_DIR/baseline.log"
     COMPARE=(--baseline "http://127.0.0.1:$((HELLO_PORT + 1))")
 fi
-# The settings the stack runs with (tables, queues), for the native side.
-eval "$(grep '^export ORDERLY_' "$RUN_DIR/settings.env")"
 
 # The native side measures the emulator's share: build it optimized.
 cargo build --quiet --release --workspace --all-features --example spin-harness
