@@ -6,8 +6,14 @@
 # requests through the same routers natively against the same emulator give
 # the emulator's share.
 #
-#   scripts/spin-bench.sh [--host wasmtime|jco] [--requests N]
+#   scripts/spin-bench.sh [--host wasmtime|jco] [--requests N] [--baseline WASM]
 #       # defaults: wasmtime, 300; JSON in docs/spin-benchmark-<host>.json
+#       # --baseline: another build of inventory-http (e.g. main's, from
+#       # `scripts/spin-build.sh inventory http --env` in a checkout of it),
+#       # served beside the new one and measured in the same rounds
+#
+# Ports: the stack's (scripts/spin-test.sh), then the hello world on
+# ORDERLY_SPIN_HELLO_PORT and the baseline on the port after it.
 #
 # Starts the stack with scripts/spin-test.sh --up (emulator, components,
 # harness), everything on 127.0.0.1, and stops it at the end.
@@ -20,15 +26,17 @@ RUN_DIR="${ORDERLY_SPIN_RUN_DIR:-/var/tmp/orderly-spin-stack}"
 source scripts/lib.sh
 REQUESTS=300
 HOST=wasmtime
+BASELINE=
 while (($#)); do
     case "$1" in
     --requests) REQUESTS="$2"; shift 2 ;;
     --host) HOST="$2"; shift 2 ;;
-    *) echo "usage: $0 [--host wasmtime|jco] [--requests N]" >&2; exit 2 ;;
+    --baseline) BASELINE="$(realpath "$2")"; shift 2 ;;
+    *) echo "usage: $0 [--host wasmtime|jco] [--requests N] [--baseline WASM]" >&2; exit 2 ;;
     esac
 done
 COMPONENT_PORT="${ORDERLY_SPIN_COMPONENT_PORT:-18081}"
-HELLO_PORT=$((COMPONENT_PORT + 10))
+HELLO_PORT="${ORDERLY_SPIN_HELLO_PORT:-$((COMPONENT_PORT + 10))}"
 mkdir -p "$RUN_DIR"
 
 # The hello world: bench/hello-spin, the smallest spin-sdk 5.2 HTTP
@@ -68,6 +76,14 @@ PIDS+=($!)
 wait_http "http://127.0.0.1:$HELLO_PORT/" 120 "${PIDS[-1]}" "$RUN_DIR/hello.log"
 # The settings the stack runs with (tables, queues), for the native side.
 eval "$(grep '^export ORDERLY_' "$RUN_DIR/settings.env")"
+# The baseline build, with the same settings as the stack's.
+COMPARE=()
+if [[ -n "$BASELINE" ]]; then
+    serve_component "$HOST" "$BASELINE" "$((HELLO_PORT + 1))" "$RUN_DIR/baseline.log"
+    PIDS+=($!)
+    wait_http "http://127.0.0.1:$((HELLO_PORT + 1))/health" 120 "${PIDS[-1]}" "$RUN_DIR/baseline.log"
+    COMPARE=(--baseline "http://127.0.0.1:$((HELLO_PORT + 1))")
+fi
 
 # The native side measures the emulator's share: build it optimized.
 cargo build --quiet --release --workspace --all-features --example spin-harness
@@ -79,4 +95,4 @@ echo "== latency, $REQUESTS sequential requests each, interleaved"
     --hello "http://127.0.0.1:$HELLO_PORT/" \
     --intake "http://127.0.0.1:$COMPONENT_PORT" \
     --inventory "http://127.0.0.1:$((COMPONENT_PORT + 1))" \
-    --requests "$REQUESTS" --host "$HOST" --json "docs/spin-benchmark-$HOST.json"
+    --requests "$REQUESTS" --host "$HOST" --json "docs/spin-benchmark-$HOST.json" "${COMPARE[@]}"

@@ -42,7 +42,10 @@
 //!   /api/v1/orders` against the components, side by side with a hello-world
 //!   component under the same host, and the same requests through the same
 //!   router natively in this process against the same emulator (the
-//!   emulator's own share), sequential, interleaved round by round.
+//!   emulator's own share), sequential, interleaved round by round. With
+//!   `--baseline URL`, the same GET against another build of the inventory
+//!   component (an older one, say) in the same rounds, so that old and new
+//!   are compared within one run.
 
 #[path = "../support/aws_stack.rs"]
 mod aws_stack;
@@ -508,6 +511,7 @@ async fn bench(args: &[String]) -> anyhow::Result<()> {
     let inventory = flag(args, "--inventory").context("--inventory URL (the inventory component)")?.to_owned();
     let intake = flag(args, "--intake").context("--intake URL (the order-intake component)")?.to_owned();
     let requests: usize = flag(args, "--requests").unwrap_or("300").parse()?;
+    let baseline = flag(args, "--baseline").map(str::to_owned);
     let stack = stack().await?;
     let secret = stack.host.settings().jwt_secret.clone().context("ORDERLY_JWT_SECRET")?;
     let admin = orderly_core::http::mint_hs256(secret.as_bytes(), "bench-admin", true, Duration::from_secs(3600));
@@ -544,9 +548,19 @@ async fn bench(args: &[String]) -> anyhow::Result<()> {
     let sku = orderly_core::domain::Sku::parse("BENCH").map_err(|e| anyhow::anyhow!("{e}"))?;
     let bucket = orderly_core::resilience::rate_limit::Bucket { per_second: 1e6, burst: 1_000_000 };
 
-    let names =
-        ["hello", "get_product", "post_order", "native_get_product", "native_post_order", "emulator_get_product"];
+    let names = [
+        "hello",
+        "get_product",
+        "post_order",
+        "native_get_product",
+        "native_post_order",
+        "emulator_get_product",
+        "emulator_get_product_sequential",
+    ];
     let mut samples: BTreeMap<&str, Samples> = names.iter().map(|n| (*n, Samples::default())).collect();
+    if baseline.is_some() {
+        samples.insert("baseline_get_product", Samples::default());
+    }
     let warmup = 20;
     for round in 0..warmup + requests {
         let keep = round >= warmup;
@@ -567,6 +581,16 @@ async fn bench(args: &[String]) -> anyhow::Result<()> {
         }
         answer.bytes().await?;
         time("get_product", started);
+
+        if let Some(baseline) = &baseline {
+            let started = std::time::Instant::now();
+            let answer = client.get(format!("{baseline}/api/v1/products/BENCH")).send().await?;
+            if answer.status() != reqwest::StatusCode::OK {
+                bail!("GET product (baseline): {}", answer.status());
+            }
+            answer.bytes().await?;
+            time("baseline_get_product", started);
+        }
 
         let started = std::time::Instant::now();
         let answer = client
@@ -597,23 +621,41 @@ async fn bench(args: &[String]) -> anyhow::Result<()> {
         axum::body::to_bytes(answer.into_body(), usize::MAX).await?;
         time("native_post_order", started);
 
-        // The read path's own round trips: its rate-limit bucket, then the product.
+        // The read path's own round trips as it makes them: its rate-limit
+        // bucket beside the product (a read does not wait for its token).
+        let started = std::time::Instant::now();
+        let (taken, read) = futures::future::join(
+            orderly_core::ports::RateLimiter::take(&limiter, "bench|read", &bucket, chrono::Utc::now()),
+            orderly_core::ports::InventoryStore::product(&store, &sku),
+        )
+        .await;
+        taken?;
+        read?;
+        time("emulator_get_product", started);
+
+        // The same two one after the other, as reads made them before.
         let started = std::time::Instant::now();
         orderly_core::ports::RateLimiter::take(&limiter, "bench|read", &bucket, chrono::Utc::now()).await?;
         orderly_core::ports::InventoryStore::product(&store, &sku).await?;
-        time("emulator_get_product", started);
+        time("emulator_get_product_sequential", started);
     }
     let report: serde_json::Map<String, serde_json::Value> =
         samples.iter().map(|(name, s)| ((*name).to_owned(), s.summary())).collect();
     let mean = |name: &str| report[name]["mean_ms"].as_f64().unwrap_or(f64::NAN);
     let p50 = |name: &str| report[name]["p50_ms"].as_f64().unwrap_or(f64::NAN);
-    let ratios = serde_json::json!({
+    let mut ratios = serde_json::json!({
         "read_p50_raw": p50("get_product") / p50("hello"),
         "read_p50_without_emulator": (p50("get_product") - p50("emulator_get_product")) / p50("hello"),
         "read_mean_without_emulator": (mean("get_product") - mean("emulator_get_product")) / mean("hello"),
         "write_p50_raw": p50("post_order") / p50("hello"),
         "write_p50_without_native_time": (p50("post_order") - p50("native_post_order")) / p50("hello"),
     });
+    if baseline.is_some() {
+        // The baseline is taken to make its two calls one after the other.
+        ratios["baseline_read_p50_raw"] = (p50("baseline_get_product") / p50("hello")).into();
+        ratios["baseline_read_p50_without_emulator"] =
+            ((p50("baseline_get_product") - p50("emulator_get_product_sequential")) / p50("hello")).into();
+    }
     let host = flag(args, "--host").unwrap_or("unnamed");
     let out = serde_json::json!({"host": host, "requests": requests, "latency": report, "ratios": ratios});
     let text = serde_json::to_string_pretty(&out)?;

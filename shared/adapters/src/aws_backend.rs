@@ -2,7 +2,9 @@
 //! FIFO queue (and dead-letter queue) per consumer. Lambda and Spin both
 //! wire the functions from it; they differ only in how they build the SDK
 //! clients (aws-config on Lambda, wasi:http inside a component) and the
-//! notification provider.
+//! notification provider. The SQS client may be handed over unbuilt
+//! ([`Deferred`]): a component that serves one request would otherwise build
+//! it for nothing on every read.
 
 use std::sync::Arc;
 
@@ -10,6 +12,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client as DynamoClient;
 use aws_sdk_sqs::Client as SqsClient;
 
+use crate::deferred::Deferred;
 use crate::dynamo::{
     DynamoAnalytics, DynamoConfig, DynamoInventory, DynamoNotifications, DynamoOrders, DynamoResilience, RetryPolicy,
     TableKind, ping,
@@ -38,7 +41,6 @@ pub struct AwsBackend {
     settings: Settings,
     tables: DynamoConfig,
     dynamo: DynamoClient,
-    sqs: SqsClient,
     queues: Arc<SqsQueues>,
     provider: Arc<dyn NotificationProvider>,
     payment_gateway: Option<Arc<dyn PaymentGateway>>,
@@ -46,11 +48,12 @@ pub struct AwsBackend {
 }
 
 impl AwsBackend {
-    /// Builds requests only; makes no call.
+    /// Builds requests only; makes no call. `sqs`: a client, or a
+    /// [`Deferred`] one, built when a queue is first used.
     pub fn new(
         settings: Settings,
         dynamo: DynamoClient,
-        sqs: SqsClient,
+        sqs: impl Into<Deferred<SqsClient>>,
         provider: Arc<dyn NotificationProvider>,
     ) -> Self {
         let tables = DynamoConfig {
@@ -60,8 +63,8 @@ impl AwsBackend {
             ..DynamoConfig::from_settings(&settings.aws.tables)
         };
         let queues = SqsConfig { queues: settings.aws.queues.clone(), max_receives: settings.queues.max_receives };
-        let queues = Arc::new(SqsQueues::new(sqs.clone(), queues));
-        Self { settings, tables, dynamo, sqs, queues, provider, payment_gateway: None, timer: Arc::new(NoDeadlines) }
+        let queues = Arc::new(SqsQueues::new(sqs, queues));
+        Self { settings, tables, dynamo, queues, provider, payment_gateway: None, timer: Arc::new(NoDeadlines) }
     }
 
     /// With the host runtime's timer (without one, no deadlines are enforced).
@@ -85,8 +88,9 @@ impl AwsBackend {
         &self.dynamo
     }
 
+    /// The SQS client (built now if it was deferred).
     pub fn sqs(&self) -> &SqsClient {
-        &self.sqs
+        self.queues.client()
     }
 
     /// Publisher, consumer side and admin of the queues the settings name.
@@ -200,4 +204,58 @@ pub fn dynamo_retry_config(aws: &orderly_core::settings::AwsSettings) -> aws_sdk
     aws_sdk_dynamodb::config::retry::RetryConfig::standard()
         .with_max_attempts(aws.store_retries + 1)
         .with_initial_backoff(aws.store_retry_base)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+    use aws_smithy_http_client::test_util::capture_request;
+
+    use super::*;
+    use crate::log_provider::LogProvider;
+
+    #[test]
+    fn handing_out_every_port_builds_no_deferred_sqs_client_until_a_queue_is_used() {
+        let (http, _request) = capture_request(None);
+        let credentials = Credentials::new("key", "secret", None, None, "test");
+        let dynamo = DynamoClient::from_conf(
+            aws_sdk_dynamodb::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(Region::new("us-east-1"))
+                .credentials_provider(credentials.clone())
+                .http_client(http.clone())
+                .build(),
+        );
+        let builds = Arc::new(AtomicUsize::new(0));
+        let counted = builds.clone();
+        let sqs = Deferred::new(move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            SqsClient::from_conf(
+                aws_sdk_sqs::Config::builder()
+                    .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+                    .region(aws_sdk_sqs::config::Region::new("us-east-1"))
+                    .credentials_provider(credentials.clone())
+                    .http_client(http.clone())
+                    .build(),
+            )
+        });
+        let settings = Settings::load(&BTreeMap::new()).expect("the default settings");
+        let backend = Arc::new(AwsBackend::new(settings, dynamo, sqs, Arc::new(LogProvider)));
+
+        // Everything a function's wiring takes, the front door's /health included.
+        let _ports = (
+            (backend.orders(), backend.prices(), backend.inventory(), backend.notifications()),
+            (backend.read_models(), Consumer::ALL.map(|owner| backend.processed(owner))),
+            (backend.order_outbox(), backend.inventory_outbox(), backend.publisher(), backend.queue_admin()),
+            (backend.breaker_store(), Consumer::ALL.map(|owner| backend.rate_limiter(owner))),
+            orderly_core::composition::health(backend.clone()),
+        );
+        assert_eq!(builds.load(Ordering::SeqCst), 0, "no SQS client before a queue is used");
+
+        let _ = (backend.sqs(), backend.queues().client());
+        assert_eq!(builds.load(Ordering::SeqCst), 1, "built once, on first use");
+    }
 }

@@ -14,6 +14,7 @@
 pub mod aws_backend;
 #[cfg(any(feature = "sqlite", feature = "aws"))]
 mod codec;
+pub mod deferred;
 #[cfg(feature = "aws")]
 pub mod dynamo;
 #[cfg(feature = "webhook")]

@@ -27,6 +27,7 @@ use aws_sdk_sqs::types::{
 };
 use chrono::{DateTime, Utc};
 
+use crate::deferred::Deferred;
 use orderly_core::events::{Envelope, routing};
 use orderly_core::messaging::first_of_each_group;
 use orderly_core::ports::{
@@ -53,7 +54,9 @@ pub struct SqsConfig {
 
 #[derive(Debug)]
 pub struct SqsQueues {
-    client: Client,
+    /// Built on first use: a Spin component wires the queues for every
+    /// request and sends to them on almost none.
+    client: Deferred<Client>,
     config: SqsConfig,
     /// When each message this process received and has not settled was sent:
     /// the only source of "oldest message age" SQS offers outside CloudWatch.
@@ -165,8 +168,14 @@ impl DeliveryAttributes {
 }
 
 impl SqsQueues {
-    pub fn new(client: Client, config: SqsConfig) -> Self {
-        Self { client, config, seen: Mutex::new(HashMap::new()) }
+    /// `client`: a built client, or a [`Deferred`] one.
+    pub fn new(client: impl Into<Deferred<Client>>, config: SqsConfig) -> Self {
+        Self { client: client.into(), config, seen: Mutex::new(HashMap::new()) }
+    }
+
+    /// The SQS client (built now if it was deferred).
+    pub fn client(&self) -> &Client {
+        &self.client
     }
 
     pub fn config(&self) -> &SqsConfig {

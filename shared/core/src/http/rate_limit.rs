@@ -7,6 +7,18 @@
 //! authenticated ones, writes smaller than reads, and any route can have its
 //! own limits. Answers carry `RateLimit-Limit`, `RateLimit-Remaining` and
 //! `RateLimit-Reset`; a refusal is a 429 with `Retry-After`.
+//!
+//! A take is a round trip to the store (a conditional write in DynamoDB).
+//! For a *safe* request (`GET`, `HEAD`: RFC 9110 §9.2.1, no effect on the
+//! server) the handler does not wait for it: the take and the handler run
+//! side by side, and the handler's answer is kept only if the take allows
+//! it. A read then pays one round trip where it paid two (on Spin, where an
+//! instance can keep no connection, that is ~40 % of a product read). What a
+//! client sees does not change: a refused request still gets the 429 (the
+//! handler's work is dropped the moment the refusal arrives), an unavailable
+//! limiter still fails open or closed. What the store sees does: a refused
+//! read may have started its own read before the refusal came. A write
+//! (anything unsafe) still runs only once its token is taken.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -16,6 +28,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use futures::future::{self, Either};
 
 use super::{ApiError, RequestContext};
 use crate::ports::{Clock, RateLimiter};
@@ -114,12 +127,23 @@ pub async fn rate_limit_middleware(State(layer): State<Arc<RateLimitLayer>>, req
     let principal = principal_of(&request).await;
     let (bucket, class) = layer.policy.bucket(request.method(), &route, principal.starts_with("sub:"));
     let key = format!("{principal}|{class}");
-    let decision = match layer.limiter.take(&key, &bucket, layer.clock.now()).await {
+    let take = layer.limiter.take(&key, &bucket, layer.clock.now());
+    // A safe request's handler starts now, beside the take (see the module doc).
+    let (taken, handled) = if request.method().is_safe() {
+        let handler = next.run(request);
+        match future::select(take, Box::pin(handler)).await {
+            Either::Left((taken, handler)) => (taken, Handler::Started(handler)),
+            Either::Right((response, take)) => (take.await, Handler::Done(response)),
+        }
+    } else {
+        (take.await, Handler::Waiting(next, request))
+    };
+    let decision = match taken {
         Ok(decision) => decision,
         Err(error) if layer.policy.fail_open => {
             metrics::counter!("orderly_rate_limit_store_errors_total").increment(1);
             tracing::warn!(%error, "rate limiter unavailable; failing open");
-            return next.run(request).await;
+            return handled.answer().await;
         }
         Err(error) => {
             metrics::counter!("orderly_rate_limit_store_errors_total").increment(1);
@@ -127,13 +151,34 @@ pub async fn rate_limit_middleware(State(layer): State<Arc<RateLimitLayer>>, req
         }
     };
     let mut response = if decision.allowed {
-        next.run(request).await
+        handled.answer().await
     } else {
         metrics::counter!("orderly_rate_limited_total", "class" => class).increment(1);
         ApiError::TooManyRequests { retry_after: decision.retry_after }.into_response()
     };
     set_headers(&mut response, &decision);
     response
+}
+
+/// Where the handler stands when the take's answer is in: dropped unanswered
+/// on a refusal (a started one is cancelled).
+enum Handler<F> {
+    /// A write: not started before its token is taken.
+    Waiting(Next, Request),
+    /// A read still running.
+    Started(F),
+    /// A read that finished first.
+    Done(Response),
+}
+
+impl<F: Future<Output = Response>> Handler<F> {
+    async fn answer(self) -> Response {
+        match self {
+            Handler::Waiting(next, request) => next.run(request).await,
+            Handler::Started(handler) => handler.await,
+            Handler::Done(response) => response,
+        }
+    }
 }
 
 /// The verified `sub`, else the client's address. Verifying here also caches
@@ -173,7 +218,129 @@ fn set_headers(response: &mut Response, decision: &Decision) {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use axum::Router;
+    use axum::body::Body;
+    use axum::middleware::from_fn_with_state;
+    use axum::routing::get;
+    use chrono::{DateTime, Utc};
+    use tokio::sync::Notify;
+    use tower::ServiceExt;
+
     use super::*;
+    use crate::ports::{StoreError, SystemClock};
+
+    /// A limiter that answers only once the handler has started (when
+    /// `wait_for_handler`), then allows, refuses or fails.
+    struct Gate {
+        answer: Result<bool, ()>,
+        wait_for_handler: bool,
+        handler_started: Arc<Notify>,
+        taken: AtomicBool,
+    }
+
+    #[async_trait::async_trait]
+    impl RateLimiter for Gate {
+        async fn take(&self, _key: &str, _bucket: &Bucket, _now: DateTime<Utc>) -> Result<Decision, StoreError> {
+            if self.wait_for_handler {
+                self.handler_started.notified().await;
+            }
+            self.taken.store(true, Ordering::SeqCst);
+            let allowed = self.answer.map_err(|()| StoreError::Unavailable("the limiter's table".into()))?;
+            let retry_after = if allowed { Duration::ZERO } else { Duration::from_secs(2) };
+            Ok(Decision { allowed, limit: 10, remaining: 0, reset_after: Duration::from_secs(5), retry_after })
+        }
+    }
+
+    struct Case {
+        gate: Arc<Gate>,
+        router: Router,
+        handler_ran: Arc<AtomicBool>,
+    }
+
+    /// `/r`: GET and POST answer 200 "handled" (noting that they ran and
+    /// telling the gate), or never answer when `handler_hangs`.
+    fn case(answer: Result<bool, ()>, wait_for_handler: bool, handler_hangs: bool, fail_open: bool) -> Case {
+        let handler_started = Arc::new(Notify::new());
+        let gate =
+            Arc::new(Gate { answer, wait_for_handler, handler_started: handler_started.clone(), taken: false.into() });
+        let handler_ran = Arc::new(AtomicBool::new(false));
+        let handler = {
+            let (ran, started) = (handler_ran.clone(), handler_started);
+            move || async move {
+                ran.store(true, Ordering::SeqCst);
+                started.notify_one();
+                if handler_hangs {
+                    std::future::pending::<()>().await;
+                }
+                "handled"
+            }
+        };
+        let layer = Arc::new(RateLimitLayer {
+            limiter: gate.clone(),
+            policy: RateLimitPolicy { fail_open, ..RateLimitPolicy::default() },
+            clock: Arc::new(SystemClock),
+        });
+        let router = Router::new()
+            .route("/r", get(handler.clone()).post(handler))
+            .layer(from_fn_with_state(layer, rate_limit_middleware));
+        Case { gate, router, handler_ran }
+    }
+
+    /// The answer, or a failure if none comes within a few seconds (a read
+    /// waiting for a take that waits for it never answers).
+    async fn send(router: Router, method: Method) -> Response {
+        let request = Request::builder().method(method).uri("/r").body(Body::empty()).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), router.oneshot(request))
+            .await
+            .expect("an answer before the deadline")
+            .unwrap_or_else(|never| match never {})
+    }
+
+    #[tokio::test]
+    async fn a_read_runs_beside_its_bucket_take() {
+        let case = case(Ok(true), true, false, true);
+        let response = send(case.router, Method::GET).await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["ratelimit-limit"], "10");
+        let body = axum::body::to_bytes(response.into_body(), 1024).await.unwrap();
+        assert_eq!(&body[..], b"handled");
+    }
+
+    #[tokio::test]
+    async fn a_refused_read_answers_429_not_the_handlers_answer() {
+        let case = case(Ok(false), true, false, true);
+        let response = send(case.router, Method::GET).await;
+        assert!(case.handler_ran.load(Ordering::SeqCst));
+        assert_eq!(response.status(), 429);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "2");
+    }
+
+    #[tokio::test]
+    async fn a_refusal_does_not_wait_for_the_read_it_cancels() {
+        let case = case(Ok(false), false, true, true);
+        assert_eq!(send(case.router, Method::GET).await.status(), 429);
+    }
+
+    #[tokio::test]
+    async fn a_write_starts_only_once_its_token_is_taken() {
+        let refused = case(Ok(false), false, false, true);
+        assert_eq!(send(refused.router, Method::POST).await.status(), 429);
+        assert!(!refused.handler_ran.load(Ordering::SeqCst), "a refused write never reaches its handler");
+
+        let allowed = case(Ok(true), false, false, true);
+        assert_eq!(send(allowed.router, Method::POST).await.status(), 200);
+        assert!(allowed.gate.taken.load(Ordering::SeqCst) && allowed.handler_ran.load(Ordering::SeqCst));
+    }
+
+    #[tokio::test]
+    async fn a_read_whose_limiter_fails_fails_open_or_closed_as_set() {
+        let open = case(Err(()), true, false, true);
+        assert_eq!(send(open.router, Method::GET).await.status(), 200);
+        let closed = case(Err(()), true, false, false);
+        assert_eq!(send(closed.router, Method::GET).await.status(), 503);
+    }
 
     #[test]
     fn parses_route_overrides() {
