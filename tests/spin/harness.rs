@@ -274,7 +274,12 @@ async fn serve(args: &[String]) -> anyhow::Result<()> {
             tokio::spawn(relay(stack.clone()));
         }
     }
-    let front = Arc::new(Front { routes, components, client: reqwest::Client::new(), stack });
+    // A connection left idle past the component server's keep-alive (jco's
+    // Node server closes it after 5 s) can be reused just as it closes, and
+    // the forwarded request fails before reaching the component (a 502 seen
+    // once in a burst under jco): drop idle connections well before that.
+    let client = reqwest::Client::builder().pool_idle_timeout(Duration::from_secs(2)).build()?;
+    let front = Arc::new(Front { routes, components, client, stack });
     let app =
         axum::Router::new().route("/__harness/reset", axum::routing::post(reset)).fallback(forward).with_state(front);
     let listener = tokio::net::TcpListener::bind(listen).await?;
