@@ -74,9 +74,10 @@ use orderly_core::settings::MAX_STOCK_SHARDS;
 /// What availability reads of product and shard items.
 const AVAILABILITY: &str = "sku, available, stock_shards, stock_shard";
 
-/// The product item's stock count is still `:count` (absent means 1; bind
-/// `:one`): growth and restocks change it only from what they read.
-const COUNT_IS: &str = "(stock_shards = :count OR (attribute_not_exists(stock_shards) AND :count = :one))";
+/// The product item's stock count is still `:read_count`, the one the
+/// writer read (absent means 1; bind `:one` too): growth and restocks change
+/// it only from what they read.
+const COUNT_IS: &str = "(stock_shards = :read_count OR (attribute_not_exists(stock_shards) AND :read_count = :one))";
 
 /// Fresh plans a take makes when shards it planned on were drained
 /// meanwhile but the SKU's total still covers it, before `Conflict`.
@@ -469,28 +470,17 @@ impl InventoryStore for DynamoInventory {
             .table_name(&self.table.name)
             .set_key(Some(product_key(&restocked.sku)))
             .update_expression("SET version = :version, updated_at = :at, stock_shards = :count ADD available :units")
-            .condition_expression(format!("version = :expected AND {}", COUNT_IS.replace(":count", ":stored")))
+            .condition_expression(format!("version = :expected AND {COUNT_IS}"))
             .expression_attribute_values(":version", n(restocked.version))
             .expression_attribute_values(":at", at.clone())
-            .expression_attribute_values(":stored", n(stored_count))
+            .expression_attribute_values(":read_count", n(stored_count))
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":count", n(count))
             .expression_attribute_values(":units", n(shares.get(&0).copied().unwrap_or(0)))
             .expression_attribute_values(":expected", n(expected_version));
         let mut writes = vec![built(product)?];
         for (&shard, &share) in shares.iter().filter(|(shard, _)| **shard > 0) {
-            let update = Update::builder()
-                .table_name(&self.table.name)
-                .set_key(Some(stock_key(&restocked.sku, shard)))
-                .update_expression(
-                    "SET sku = :sku, stock_shard = :shard, updated_at = :at ADD available :units, reserved :zero",
-                )
-                .expression_attribute_values(":sku", s(restocked.sku.to_string()))
-                .expression_attribute_values(":shard", n(shard))
-                .expression_attribute_values(":at", at.clone())
-                .expression_attribute_values(":units", n(share))
-                .expression_attribute_values(":zero", n(0));
-            writes.push(built(update)?);
+            writes.push(self.add_to_shard(&restocked.sku, shard, share, Some(at.clone()))?);
         }
         writes.extend(self.outbox.puts(&self.table, outbox));
         self.table.write_all(writes).await.map_err(|e| e.into_store_error(None))
@@ -565,10 +555,9 @@ impl DynamoInventory {
         }
         let stocked = self.stocked(std::slice::from_ref(sku), Some(AVAILABILITY)).await?;
         let Some(stock) = stocked.get(sku) else { return Ok(None) };
-        let Some(moves) = growth(&stock.levels.iter().map(|l| l.available).collect::<Vec<_>>(), self.grow_to) else {
-            return Ok(None);
-        };
-        let count = stock.levels.len() as u32;
+        let mut levels: Vec<i64> = stock.levels.iter().map(|l| l.available).collect();
+        let Some(moves) = growth(&levels, self.grow_to) else { return Ok(None) };
+        let count = levels.len() as u32;
         let target = count + moves.len() as u32;
         let mut writes = Vec::with_capacity(moves.len() * 2);
         for (from, units) in moves.iter().copied().enumerate() {
@@ -584,33 +573,52 @@ impl DynamoInventory {
                     .update_expression("SET stock_shards = :target ADD available :minus")
                     .condition_expression(format!("available >= :units AND {COUNT_IS}"))
                     .expression_attribute_values(":target", n(target))
-                    .expression_attribute_values(":count", n(count))
+                    .expression_attribute_values(":read_count", n(count))
                     .expression_attribute_values(":one", n(1))
             } else {
                 source.update_expression("ADD available :minus").condition_expression("available >= :units")
             };
             writes.push(built(source)?);
-            let new_shard = Update::builder()
-                .table_name(&self.table.name)
-                .set_key(Some(stock_key(sku, count + from)))
-                .update_expression("SET sku = :sku, stock_shard = :shard ADD available :units, reserved :zero")
-                .expression_attribute_values(":sku", s(sku.to_string()))
-                .expression_attribute_values(":shard", n(count + from))
-                .expression_attribute_values(":units", n(units))
-                .expression_attribute_values(":zero", n(0));
-            writes.push(built(new_shard)?);
+            // No `updated_at`: the product's visible figures do not change.
+            writes.push(self.add_to_shard(sku, count + from, units, None)?);
         }
         self.table.write_all(writes).await.map_err(|e| e.into_store_error(None))?;
         // Plan the next takes over the new items right away.
+        for (from, units) in moves.iter().enumerate() {
+            levels[from] -= units;
+            levels.push(*units);
+        }
         if let Ok(mut last) = self.last_read.lock() {
-            let mut levels: Vec<i64> = stock.levels.iter().map(|l| l.available).collect();
-            for (from, units) in moves.iter().enumerate() {
-                levels[from] -= units;
-                levels.push(*units);
-            }
             last.insert(sku.clone(), levels);
         }
         Ok(Some(target))
+    }
+
+    /// Adds `units` to stock shard `shard` (1..) of `sku`, creating the item
+    /// if it is new; `at` stamps it as changed.
+    fn add_to_shard(
+        &self,
+        sku: &Sku,
+        shard: u32,
+        units: i64,
+        at: Option<AttributeValue>,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let stamp = if at.is_some() { ", updated_at = :at" } else { "" };
+        let update = Update::builder()
+            .table_name(&self.table.name)
+            .set_key(Some(stock_key(sku, shard)))
+            .update_expression(format!(
+                "SET sku = :sku, stock_shard = :shard{stamp} ADD available :units, reserved :zero"
+            ))
+            .expression_attribute_values(":sku", s(sku.to_string()))
+            .expression_attribute_values(":shard", n(shard))
+            .expression_attribute_values(":units", n(units))
+            .expression_attribute_values(":zero", n(0));
+        let update = match at {
+            Some(at) => update.expression_attribute_values(":at", at),
+            None => update,
+        };
+        built(update)
     }
 }
 
