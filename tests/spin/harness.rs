@@ -579,22 +579,17 @@ async fn bench(args: &[String]) -> anyhow::Result<()> {
         answer.bytes().await?;
         time("hello", started);
 
-        let started = std::time::Instant::now();
-        let answer = client.get(format!("{inventory}/api/v1/products/BENCH")).send().await?;
-        if answer.status() != reqwest::StatusCode::OK {
-            bail!("GET product: {}", answer.status());
-        }
-        answer.bytes().await?;
-        time("get_product", started);
-
-        if let Some(baseline) = &baseline {
+        // This build's component, then the baseline build's, in the same round.
+        let builds = std::iter::once(("get_product", &inventory))
+            .chain(baseline.as_ref().map(|baseline| ("baseline_get_product", baseline)));
+        for (name, base) in builds {
             let started = std::time::Instant::now();
-            let answer = client.get(format!("{baseline}/api/v1/products/BENCH")).send().await?;
+            let answer = client.get(format!("{base}/api/v1/products/BENCH")).send().await?;
             if answer.status() != reqwest::StatusCode::OK {
-                bail!("GET product (baseline): {}", answer.status());
+                bail!("GET product ({name}): {}", answer.status());
             }
             answer.bytes().await?;
-            time("baseline_get_product", started);
+            time(name, started);
         }
 
         let started = std::time::Instant::now();
