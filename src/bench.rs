@@ -86,6 +86,12 @@ pub struct Report {
     pub hello: Phase,
     pub durable_hello: Phase,
     pub orders_max: Phase,
+    /// How long the saga took, after the full-speed phase, to empty every
+    /// queue: the backlog intake's maximum left behind it.
+    pub saga_catch_up_seconds: f64,
+    /// The full-speed phase's orders over its length plus the catch-up: the
+    /// rate at which orders are both accepted and carried through the saga.
+    pub orders_sustained_per_second: f64,
     /// Intake / bare hyper hello.
     pub ratio: f64,
     /// Intake / durable hello.
@@ -311,8 +317,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
 
     eprintln!("bench: runner up; POST /api/v1/orders at full speed");
     let orders_max = orders_at_full_speed(&target, &tokens, &args).await;
-    // Let the saga catch up before the next phase.
+    // Let the saga catch up before the next phase; how long that takes says
+    // whether the maximum was sustainable or a backlog in the making.
+    let catching_up = Instant::now();
     wait_drained(&target).await;
+    let saga_catch_up_seconds = catching_up.elapsed().as_secs_f64();
+    let orders_sustained_per_second =
+        orders_max.requests as f64 / (args.duration.as_secs_f64() + saga_catch_up_seconds);
 
     // 4. Half (then a quarter) of the maximum, open loop, and 202 -> confirmed.
     let (half, to_confirmed) = paced(&target, &tokens, orders_max.per_second / 2.0, args.duration).await?;
@@ -329,6 +340,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
         hello: hello_phase,
         durable_hello,
         orders_max,
+        saga_catch_up_seconds,
+        orders_sustained_per_second,
         orders_half_load: half,
         confirmed_orders_measured: to_confirmed.len(),
         accepted_to_confirmed: Latencies::of(&to_confirmed),
@@ -547,6 +560,10 @@ pub fn print(report: &Report) {
         report.orders_max.per_second,
         l(&report.orders_max.latency),
         report.orders_max.errors
+    );
+    println!(
+        "  saga caught up after       {:>9.2} s      sustained {:.0} orders/s (accepted and through the saga)",
+        report.saga_catch_up_seconds, report.orders_sustained_per_second
     );
     println!("  ratio orders / hello       {:>9.3}", report.ratio);
     println!("  ratio orders / durable     {:>9.3}", report.ratio_to_durable_hello);
