@@ -56,7 +56,9 @@ pub fn open_store(settings: &Settings) -> anyhow::Result<SqliteStore> {
         ..DbOptions::default()
     };
     let path = database_path(&settings.data_dir);
+    // The queues share the file: events go to them in the writing transaction.
     SqliteStore::open(&path, options, QueueSettings { max_receives: settings.queues.max_receives })
+        .map(SqliteStore::publishing_at_commit)
         .with_context(|| format!("opening {}", path.display()))
 }
 

@@ -10,10 +10,16 @@
 //! ```text
 //!  HTTP ──► order-intake ──┐ (order + order.placed.v1, one transaction)
 //!                          ▼
-//!                       outbox ──relay──► queues: inventory · notification · analytics · order-intake
-//!                                              │            │              │            │
-//!                                       reserve/reject   notify       read models   confirm/reject
+//!                       queues: inventory · notification · analytics · order-intake
+//!                                  │            │              │            │
+//!                           reserve/reject   notify       read models   confirm/reject
 //! ```
+//!
+//! The queues live in the same SQLite file as the state, so an event is
+//! enqueued in the transaction of the change it reports
+//! (`SqliteStore::publishing_at_commit`): the outbox and its relay, which
+//! the Lambda and Spin hosts need, have nothing to carry here; the relay
+//! still runs, for rows an older runner left in the outbox.
 
 pub mod app;
 pub mod bench;

@@ -89,3 +89,67 @@ mod ack_then_receive {
         assert_eq!(store.stats("inventory").await.unwrap().depth, 1);
     }
 }
+
+/// The runner's store writes events straight into their subscribers' queues
+/// in the writing transaction (`SqliteStore::publishing_at_commit`): what
+/// the outbox cases above prove through the relay, proven here through the
+/// queues.
+mod publishing_at_commit {
+    use std::time::Duration;
+
+    use orderly_contract::fixtures::{mark, now, order_for, placed_event};
+    use orderly_core::events::Envelope;
+    use orderly_core::events::routing::subscribers;
+    use orderly_core::ports::{MessageQueue, OrderStore, Outbox, StoreError};
+
+    fn fresh() -> super::Fresh {
+        let super::Fresh { store, _dir } = super::fresh();
+        super::Fresh { store: store.publishing_at_commit(), _dir }
+    }
+
+    /// What each of `event`'s subscribers' queues holds, as event ids.
+    async fn queued_for(store: &super::Fresh, event: &Envelope) -> Vec<Vec<String>> {
+        let mut held = Vec::new();
+        for consumer in subscribers(&event.event_type) {
+            let messages = store.receive(consumer.queue(), 10, Duration::from_secs(30)).await.unwrap();
+            let ids = messages.iter().map(|m| Envelope::from_json(&m.body).unwrap().id.to_string()).collect();
+            held.push(ids);
+        }
+        held
+    }
+
+    #[tokio::test]
+    async fn a_writes_events_are_in_every_subscribers_queue_when_it_returns_and_the_outbox_stays_empty() {
+        let store = fresh();
+        let order = order_for("alice", &[("A", 1)]);
+        let event = placed_event(&order);
+        store.place(&order, None, std::slice::from_ref(&event), now()).await.unwrap();
+        let held = queued_for(&store, &event).await;
+        assert!(held.len() >= 2, "order.placed fans out to inventory and analytics: {held:?}");
+        assert!(held.iter().all(|ids| ids == &[event.id.to_string()]), "{held:?}");
+        assert!(store.pending(None, 10).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_rejected_write_enqueues_nothing() {
+        let store = fresh();
+        let order = order_for("alice", &[("A", 1)]);
+        store.place(&order, None, &[], now()).await.unwrap();
+        let stale = order.confirm_offline("Pay by bank transfer".into(), now()).unwrap();
+        store.save_transition(&stale, &[], None).await.unwrap();
+        let event = placed_event(&stale);
+        assert_eq!(store.save_transition(&stale, std::slice::from_ref(&event), None).await, Err(StoreError::Conflict));
+        assert!(queued_for(&store, &event).await.iter().all(Vec::is_empty));
+    }
+
+    #[tokio::test]
+    async fn a_redelivered_events_second_publish_enqueues_nothing_more() {
+        let store = fresh();
+        let order = order_for("alice", &[("A", 1)]);
+        let (event, seen) = (placed_event(&order), mark("order-intake"));
+        store.publish(std::slice::from_ref(&event), &seen).await.unwrap();
+        assert_eq!(store.publish(&[placed_event(&order)], &seen).await, Err(StoreError::AlreadyProcessed));
+        let held = queued_for(&store, &event).await;
+        assert!(held.iter().all(|ids| ids == &[event.id.to_string()]), "{held:?}");
+    }
+}

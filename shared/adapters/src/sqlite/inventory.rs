@@ -5,10 +5,7 @@ use rusqlite::{OptionalExtension, Row, params};
 
 use super::super::codec::{ProductFields, price};
 use super::db::unavailable;
-use super::{
-    SqliteStore, from_json, insert_outbox, insert_processed, is_constraint_violation, parse_timestamp, timestamp,
-    to_json,
-};
+use super::{SqliteStore, from_json, insert_processed, is_constraint_violation, parse_timestamp, timestamp, to_json};
 use orderly_core::domain::{Money, OrderId, Product, Reservation, ReservationState, Sku};
 use orderly_core::events::Envelope;
 use orderly_core::ports::{InventoryStore, PriceList, ProcessedEvent, ReservationChange, StockMove, StoreError};
@@ -84,6 +81,7 @@ impl InventoryStore for SqliteStore {
         outbox: &[Envelope],
     ) -> Result<(), StoreError> {
         let (p, outbox) = (ProductFields::of(product)?, outbox.to_vec());
+        let events = self.event_writer();
         self.db
             .write(move |conn, effects| {
                 let fields =
@@ -113,7 +111,7 @@ impl InventoryStore for SqliteStore {
                 if written != 1 {
                     return Err(StoreError::Conflict);
                 }
-                insert_outbox(conn, &outbox, effects)
+                events.write(conn, &outbox, effects)
             })
             .await
     }
@@ -126,6 +124,7 @@ impl InventoryStore for SqliteStore {
         outbox: &[Envelope],
     ) -> Result<(), StoreError> {
         let (p, outbox) = (ProductFields::of(restocked)?, outbox.to_vec());
+        let events = self.event_writer();
         self.db
             .write(move |conn, effects| {
                 let written = conn
@@ -140,7 +139,7 @@ impl InventoryStore for SqliteStore {
                 if written != 1 {
                     return Err(StoreError::Conflict);
                 }
-                insert_outbox(conn, &outbox, effects)
+                events.write(conn, &outbox, effects)
             })
             .await
     }
@@ -176,6 +175,7 @@ impl InventoryStore for SqliteStore {
     ) -> Result<(), StoreError> {
         let lines = to_json(&change.reservation.lines)?;
         let (change, outbox, mark, now) = (change.clone(), outbox.to_vec(), processed.clone(), self.clock.now());
+        let events = self.event_writer();
         self.db
             .write(move |conn, effects| {
                 insert_processed(conn, &mark, now)?;
@@ -218,7 +218,7 @@ impl InventoryStore for SqliteStore {
                 )
                 .and_then(|mut s| s.execute(params![order_id, change.reservation.state.as_str(), lines, updated_at]))
                 .map_err(unavailable)?;
-                insert_outbox(conn, &outbox, effects)
+                events.write(conn, &outbox, effects)
             })
             .await
     }

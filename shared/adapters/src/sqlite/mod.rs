@@ -37,6 +37,7 @@ pub struct SqliteStore {
     db: Database,
     queues: QueueSettings,
     clock: Arc<dyn Clock>,
+    publish_at_commit: bool,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -47,7 +48,29 @@ impl std::fmt::Debug for SqliteStore {
 
 impl SqliteStore {
     pub fn open(path: &Path, options: DbOptions, queues: QueueSettings) -> Result<Self, StoreError> {
-        Ok(Self { db: Database::open(path, options)?, queues, clock: Arc::new(SystemClock) })
+        Ok(Self { db: Database::open(path, options)?, queues, clock: Arc::new(SystemClock), publish_at_commit: false })
+    }
+
+    /// Writes each event straight into its subscribers' queues, in the
+    /// transaction of the state change it reports, instead of into the
+    /// outbox for the relay to move.
+    ///
+    /// An outbox exists because a state change and a send to a queue cannot
+    /// commit together when they live in different systems. Here they live
+    /// in the same file, so the write *is* the send: nothing can be lost
+    /// between them, nothing is sent twice, and the relay's read, fan-out
+    /// and removal (three trips through the one writer per batch, and two
+    /// statements per event) disappear. The runner uses this; the port
+    /// contract suites run the default, the outbox that every other adapter
+    /// has, so the relay stays proven (and drains rows an older runner left).
+    pub fn publishing_at_commit(mut self) -> Self {
+        self.publish_at_commit = true;
+        self
+    }
+
+    /// Where this store's writes put the events they report.
+    pub(crate) fn event_writer(&self) -> EventWriter {
+        EventWriter { at_commit: self.publish_at_commit, now_ms: millis(self.clock.now()) }
     }
 
     /// Replaces the clock (tests stand at "25 hours later" with it).
@@ -111,23 +134,34 @@ fn is_constraint_violation(error: &rusqlite::Error) -> bool {
     matches!(error.sqlite_error_code(), Some(rusqlite::ErrorCode::ConstraintViolation))
 }
 
-/// Writes events to the outbox, in the caller's transaction.
-pub(crate) fn insert_outbox(
-    conn: &Connection,
-    events: &[Envelope],
-    effects: &mut db::Effects,
-) -> Result<(), StoreError> {
-    if events.is_empty() {
-        return Ok(());
+/// Writes the events a state change reports, in its transaction: to the
+/// outbox, or to the subscribers' queues (see
+/// [`SqliteStore::publishing_at_commit`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct EventWriter {
+    at_commit: bool,
+    now_ms: i64,
+}
+
+impl EventWriter {
+    pub fn write(self, conn: &Connection, events: &[Envelope], effects: &mut db::Effects) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        if self.at_commit {
+            return queue::enqueue_for_subscribers(conn, events, self.now_ms, effects);
+        }
+        let mut insert = conn
+            .prepare_cached("INSERT INTO outbox (event_id, body, created_at) VALUES (?1, ?2, ?3)")
+            .map_err(db::unavailable)?;
+        for event in events {
+            insert
+                .execute(params![event.id.to_string(), event.to_json(), millis(event.time)])
+                .map_err(db::unavailable)?;
+        }
+        effects.outbox = true;
+        Ok(())
     }
-    let mut insert = conn
-        .prepare_cached("INSERT INTO outbox (event_id, body, created_at) VALUES (?1, ?2, ?3)")
-        .map_err(db::unavailable)?;
-    for event in events {
-        insert.execute(params![event.id.to_string(), event.to_json(), millis(event.time)]).map_err(db::unavailable)?;
-    }
-    effects.outbox = true;
-    Ok(())
 }
 
 /// Records a processed mark, in the caller's transaction; a second mark for

@@ -3,7 +3,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
 use super::db::unavailable;
-use super::{SqliteStore, insert_outbox, insert_processed, is_constraint_violation, millis, timestamp};
+use super::{SqliteStore, insert_processed, is_constraint_violation, millis, timestamp};
 use crate::stored_order;
 use orderly_core::domain::{Order, OrderId};
 use orderly_core::events::Envelope;
@@ -20,6 +20,7 @@ impl OrderStore for SqliteStore {
     ) -> Result<PlaceOutcome, StoreError> {
         let body = stored_order::to_json(order)?;
         let (order, claim, outbox) = (order.clone(), claim.cloned(), outbox.to_vec());
+        let events = self.event_writer();
         self.db
             .write(move |conn, effects| {
                 if let Some(claim) = &claim {
@@ -83,7 +84,7 @@ impl OrderStore for SqliteStore {
                     ])
                 })
                 .map_err(|e| if is_constraint_violation(&e) { StoreError::Conflict } else { unavailable(e) })?;
-                insert_outbox(conn, &outbox, effects)?;
+                events.write(conn, &outbox, effects)?;
                 Ok(PlaceOutcome::Placed)
             })
             .await
@@ -109,6 +110,7 @@ impl OrderStore for SqliteStore {
     ) -> Result<(), StoreError> {
         let body = stored_order::to_json(order)?;
         let (order, outbox, processed, now) = (order.clone(), outbox.to_vec(), processed.cloned(), self.clock.now());
+        let events = self.event_writer();
         self.db
             .write(move |conn, effects| {
                 if let Some(mark) = &processed {
@@ -133,17 +135,18 @@ impl OrderStore for SqliteStore {
                 if updated != 1 {
                     return Err(StoreError::Conflict);
                 }
-                insert_outbox(conn, &outbox, effects)
+                events.write(conn, &outbox, effects)
             })
             .await
     }
 
     async fn publish(&self, outbox: &[Envelope], processed: &ProcessedEvent) -> Result<(), StoreError> {
         let (outbox, mark, now) = (outbox.to_vec(), processed.clone(), self.clock.now());
+        let events = self.event_writer();
         self.db
             .write(move |conn, effects| {
                 insert_processed(conn, &mark, now)?;
-                insert_outbox(conn, &outbox, effects)
+                events.write(conn, &outbox, effects)
             })
             .await
     }

@@ -64,23 +64,32 @@ fn receipt_row(receipt: &str) -> i64 {
     receipt.split_once('.').and_then(|(seq, _)| seq.parse().ok()).unwrap_or(-1)
 }
 
+/// Enqueues each event for every consumer that subscribes to its type, in
+/// the caller's transaction, and wakes those consumers after the commit.
+pub(crate) fn enqueue_for_subscribers(
+    conn: &Connection,
+    events: &[Envelope],
+    now_ms: i64,
+    effects: &mut Effects,
+) -> Result<(), StoreError> {
+    for envelope in events {
+        let body = envelope.to_json();
+        for consumer in subscribers(&envelope.event_type) {
+            enqueue(conn, consumer.queue(), envelope, &body, now_ms)?;
+            if !effects.queues.iter().any(|q| q == consumer.queue()) {
+                effects.queues.push(consumer.queue().to_owned());
+            }
+        }
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl EventPublisher for SqliteStore {
     async fn publish(&self, events: &[Envelope]) -> Result<(), PublishError> {
         let (events, now) = (events.to_vec(), millis(self.clock.now()));
         self.db
-            .write(move |conn, effects| {
-                for envelope in &events {
-                    let body = envelope.to_json();
-                    for consumer in subscribers(&envelope.event_type) {
-                        enqueue(conn, consumer.queue(), envelope, &body, now)?;
-                        if !effects.queues.iter().any(|q| q == consumer.queue()) {
-                            effects.queues.push(consumer.queue().to_owned());
-                        }
-                    }
-                }
-                Ok(())
-            })
+            .write(move |conn, effects| enqueue_for_subscribers(conn, &events, now, effects))
             .await
             .map_err(|e| PublishError(e.to_string()))
     }
