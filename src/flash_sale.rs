@@ -139,13 +139,14 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<LoadReport> {
     let started = Instant::now();
     let give_up = started + args.duration.max(Duration::from_secs(60));
     let next = AtomicUsize::new(0);
-    let accepted: Mutex<Vec<String>> = Mutex::default();
+    // Each accepted order's id, beside the buyer who placed it.
+    let accepted: Mutex<Vec<(usize, String)>> = Mutex::default();
     futures::future::join_all((0..args.concurrency.max(1)).map(|_| async {
         loop {
             let buyer = next.fetch_add(1, Ordering::Relaxed);
             let Some(token) = buyers.get(buyer) else { break };
             if let Some(id) = sale.buy(token, &format!("flash-{run_id}-{buyer}"), give_up).await {
-                accepted.lock().unwrap_or_else(|e| e.into_inner()).push(id);
+                accepted.lock().unwrap_or_else(|e| e.into_inner()).push((buyer, id));
             }
         }
     }))
@@ -153,15 +154,16 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<LoadReport> {
     let seconds = started.elapsed().as_secs_f64();
     let accepted = accepted.into_inner().unwrap_or_else(|e| e.into_inner());
 
-    // Settle: every accepted order final, read back one by one as the admin.
+    // Settle: every accepted order final, read back one by one by its buyer
+    // (one admin reading them all would be held to one caller's rate limit).
     let until = Instant::now() + args.settle_timeout;
     let mut finals: BTreeMap<String, Value> = BTreeMap::new();
     loop {
-        let open: Vec<String> = accepted.iter().filter(|id| !finals.contains_key(*id)).cloned().collect();
-        let (sale, admin) = (&sale, admin.as_str());
+        let open: Vec<(usize, String)> = accepted.iter().filter(|(_, id)| !finals.contains_key(id)).cloned().collect();
+        let (sale, buyers) = (&sale, &buyers);
         let read: Vec<(String, Option<Value>)> = futures::stream::iter(open)
-            .map(|id| async move {
-                let order = sale.get(&format!("/api/v1/orders/{id}"), admin).await.ok();
+            .map(|(buyer, id)| async move {
+                let order = sale.get(&format!("/api/v1/orders/{id}"), &buyers[buyer]).await.ok();
                 (id, order)
             })
             .buffer_unordered(args.concurrency.max(1))

@@ -12,7 +12,12 @@ mod support;
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_flash_sale_on_the_runner_confirms_exactly_the_stock_and_rejects_the_rest() {
     let dir = tempfile::tempdir().unwrap();
-    let runner = RunnerProcess::start(Launch::new(dir.path(), free_port())).await;
+    // A read limit per customer that one caller reading all 400 orders
+    // could not get through in the settle timeout: the check must read each
+    // order as its buyer, as a crowd of real customers would.
+    let launch =
+        Launch { env: vec![("ORDERLY_RATE_LIMIT_AUTH_READ", "2/s:10".into())], ..Launch::new(dir.path(), free_port()) };
+    let runner = RunnerProcess::start(launch).await;
     let args = LoadArgs {
         profile: Profile::FlashSale,
         buyers: 400,
