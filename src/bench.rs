@@ -9,7 +9,8 @@
 //!    with the runner's durability. Intake's floor: a request that must be
 //!    durable before it is answered can go no faster than this;
 //! 3. `POST /api/v1/orders` on the runner (a child process, durable SQLite,
-//!    access logs on) at full speed (closed loop);
+//!    access logs on) at full speed (closed loop), then how long the saga
+//!    takes to catch up: the maximum is only sustainable if that is short;
 //! 4. the runner at half that rate (open loop, latency measured from the
 //!    scheduled send time, so a stall cannot hide itself), then the time from
 //!    202 to `confirmed` of every order of that phase, from the order's own
