@@ -42,7 +42,11 @@ pub struct SqliteStore {
 
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteStore").field("db", &self.db).field("queues", &self.queues).finish()
+        f.debug_struct("SqliteStore")
+            .field("db", &self.db)
+            .field("queues", &self.queues)
+            .field("publish_at_commit", &self.publish_at_commit)
+            .finish()
     }
 }
 
