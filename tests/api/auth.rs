@@ -6,14 +6,14 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{problem, secret, spawn_app, token};
+use crate::helpers::{problem, secret, sign_jwt, spawn_app, token};
 
 fn now() -> u64 {
     jsonwebtoken::get_current_timestamp()
 }
 
 fn signed(header: Header, claims: serde_json::Value, secret: &[u8]) -> String {
-    jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(secret)).unwrap()
+    sign_jwt(&header, &claims, &EncodingKey::from_secret(secret))
 }
 
 #[tokio::test]

@@ -7,12 +7,12 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use jsonwebtoken::jwk::{Jwk, JwkSet};
+use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{SECRET, spawn_local_app_with};
+use crate::helpers::{SECRET, rsa_jwk, sign_jwt, spawn_local_app_with};
 use crate::support::eventually;
 
 const PREVIOUS: &str = "the-previous-secret-the-previous-secret-0123456789";
@@ -34,7 +34,7 @@ fn jwks(keys: &[(&str, &str)]) -> String {
     let keys = keys
         .iter()
         .map(|(kid, file)| {
-            let mut jwk = Jwk::from_encoding_key(&rsa_key(file), Algorithm::RS256).unwrap();
+            let mut jwk = rsa_jwk(&rsa_key(file));
             jwk.common.key_id = Some((*kid).to_owned());
             jwk
         })
@@ -45,7 +45,7 @@ fn jwks(keys: &[(&str, &str)]) -> String {
 fn rs256(kid: &str, file: &str) -> String {
     let mut header = Header::new(Algorithm::RS256);
     header.kid = Some(kid.into());
-    jsonwebtoken::encode(&header, &json!({"sub": "alice", "exp": now() + 600}), &rsa_key(file)).unwrap()
+    sign_jwt(&header, &json!({"sub": "alice", "exp": now() + 600}), &rsa_key(file))
 }
 
 /// An identity provider's JWKS endpoint whose document the test swaps.

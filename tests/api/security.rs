@@ -11,7 +11,7 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::helpers::{problem, spawn_local_app_with};
+use crate::helpers::{problem, sign_jwt, spawn_local_app_with};
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
@@ -25,7 +25,7 @@ fn rs256(key_file: &str, claims: serde_json::Value) -> String {
     let mut header = Header::new(Algorithm::RS256);
     header.kid = Some("test-key".into());
     let key = EncodingKey::from_rsa_pem(&std::fs::read(fixture(key_file)).unwrap()).unwrap();
-    jsonwebtoken::encode(&header, &claims, &key).unwrap()
+    sign_jwt(&header, &claims, &key)
 }
 
 /// Reads until the server answers or closes; returns what it sent.
@@ -123,12 +123,11 @@ async fn in_rs256_mode_only_our_keys_sign_and_hs256_made_with_the_public_key_is_
 
     // Algorithm confusion: an HS256 token whose HMAC key is our public key.
     let public_pem = std::fs::read(fixture("rsa-public.pem")).unwrap();
-    let confused = jsonwebtoken::encode(
+    let confused = sign_jwt(
         &Header::new(Algorithm::HS256),
         &json!({"sub": "alice", "exp": now() + 600, "aud": "orderly-api"}),
         &EncodingKey::from_secret(&public_pem),
-    )
-    .unwrap();
+    );
     let stranger = rs256("rsa-other-private.pem", json!({"sub": "alice", "exp": now() + 600, "aud": "orderly-api"}));
     let wrong_audience = rs256("rsa-private.pem", json!({"sub": "alice", "exp": now() + 600, "aud": "someone-else"}));
     let no_audience = rs256("rsa-private.pem", json!({"sub": "alice", "exp": now() + 600}));

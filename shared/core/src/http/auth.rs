@@ -207,6 +207,7 @@ impl std::fmt::Debug for Authenticator {
 impl Authenticator {
     /// Fixed keys are checked here; fetched ones on the first request.
     pub fn new(config: &AuthConfig) -> Result<Self, AuthError> {
+        super::jwt_crypto::install();
         let (keys, algorithm) = match &config.keys {
             KeyConfig::None => return Err(AuthError::NoKeys),
             KeyConfig::Hs256(secrets) => {
@@ -319,6 +320,7 @@ fn parse_jwks(raw: &str) -> Result<VerifyingKeys, AuthError> {
 
 /// Mints an HS256 token: for development (`orderly token`) and tests.
 pub fn mint_hs256(secret: &[u8], sub: &str, admin: bool, ttl: Duration) -> String {
+    super::jwt_crypto::install();
     let exp = jsonwebtoken::get_current_timestamp() + ttl.as_secs();
     let claims = Claims { sub: sub.to_owned(), exp, scope: admin.then(|| "admin".to_owned()) };
     jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret)).unwrap_or_default()
@@ -362,6 +364,7 @@ impl<S: Send + Sync> FromRequestParts<S> for AdminPrincipal {
 
 #[cfg(test)]
 mod tests {
+    use super::super::jwt_crypto::identity_provider;
     use super::*;
 
     const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
@@ -371,7 +374,7 @@ mod tests {
     }
 
     fn encode(header: Header, claims: serde_json::Value, secret: &[u8]) -> String {
-        jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(secret)).unwrap()
+        identity_provider::sign(&header, &claims, &EncodingKey::from_secret(secret))
     }
 
     fn now() -> u64 {
@@ -476,7 +479,7 @@ mod tests {
     mod jwks {
         use std::sync::Arc;
 
-        use jsonwebtoken::jwk::{Jwk, JwkSet};
+        use jsonwebtoken::jwk::JwkSet;
 
         use super::*;
         use crate::secrets::tests::{ManualClock, Source};
@@ -488,8 +491,7 @@ mod tests {
             let keys = keys
                 .iter()
                 .map(|(kid, pem)| {
-                    let key = EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap();
-                    let mut jwk = Jwk::from_encoding_key(&key, Algorithm::RS256).unwrap();
+                    let mut jwk = identity_provider::rsa_jwk(&EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap());
                     jwk.common.key_id = Some((*kid).to_owned());
                     jwk
                 })
@@ -501,7 +503,7 @@ mod tests {
             let mut header = Header::new(Algorithm::RS256);
             header.kid = Some(kid.to_owned());
             let claims = serde_json::json!({"sub": "alice", "exp": now() + 600});
-            jsonwebtoken::encode(&header, &claims, &EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap()).unwrap()
+            identity_provider::sign(&header, &claims, &EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap())
         }
 
         fn fetched(source: &Arc<Source>, clock: &Arc<ManualClock>) -> Authenticator {

@@ -11,6 +11,7 @@ mod context;
 mod cors;
 mod cursor;
 mod json;
+mod jwt_crypto;
 mod problem;
 mod query;
 mod rate_limit;
