@@ -6,7 +6,10 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{problem, secret, sign_jwt, spawn_app, token};
+// Signed as an identity provider (or an attacker) would, HS512 included.
+use orderly_core::http::identity_provider::sign as sign_jwt;
+
+use crate::helpers::{problem, secret, spawn_app, token};
 
 fn now() -> u64 {
     jsonwebtoken::get_current_timestamp()

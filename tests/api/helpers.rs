@@ -183,28 +183,6 @@ pub fn token(sub: &str, admin: bool) -> String {
     orderly_core::http::mint_hs256(secret().as_bytes(), sub, admin, Duration::from_secs(3600))
 }
 
-/// A JWT signed as an identity provider (or an attacker) would: with
-/// jsonwebtoken's full RustCrypto backend, called directly, since the
-/// service's own provider signs HS256 only and these tests also need tokens
-/// of algorithms it refuses.
-pub fn sign_jwt(header: &jsonwebtoken::Header, claims: &Value, key: &jsonwebtoken::EncodingKey) -> String {
-    use base64::Engine;
-    let b64 = |bytes: Vec<u8>| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
-    let message = format!("{}.{}", b64(serde_json::to_vec(header).unwrap()), b64(serde_json::to_vec(claims).unwrap()));
-    let signer = (jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER.signer_factory)(&header.alg, key).unwrap();
-    format!("{message}.{}", b64(signer.try_sign(message.as_bytes()).unwrap()))
-}
-
-/// The public half of an RSA private key, as an identity provider's JWKS
-/// lists it.
-pub fn rsa_jwk(private: &jsonwebtoken::EncodingKey) -> jsonwebtoken::jwk::Jwk {
-    use base64::Engine;
-    let b64 = |bytes: Vec<u8>| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
-    let components = jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER.key_utils.rsa_pub_components_from_private_key;
-    let (n, e) = components(private.as_bytes()).unwrap();
-    serde_json::from_value(json!({"kty": "RSA", "alg": "RS256", "n": b64(n), "e": b64(e)})).unwrap()
-}
-
 impl TestApp {
     /// The in-process runner, if the API under test is one.
     pub fn runner_if_local(&self) -> Option<&Runner> {

@@ -12,7 +12,9 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{SECRET, rsa_jwk, sign_jwt, spawn_local_app_with};
+use orderly_core::http::identity_provider::{rsa_jwk, sign as sign_jwt};
+
+use crate::helpers::{SECRET, spawn_local_app_with};
 use crate::support::eventually;
 
 const PREVIOUS: &str = "the-previous-secret-the-previous-secret-0123456789";

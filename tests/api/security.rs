@@ -11,7 +11,9 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::helpers::{problem, sign_jwt, spawn_local_app_with};
+use orderly_core::http::identity_provider::sign as sign_jwt;
+
+use crate::helpers::{problem, spawn_local_app_with};
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)

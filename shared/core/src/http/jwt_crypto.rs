@@ -126,15 +126,15 @@ impl JwtVerifier for Rs256 {
 /// would, with jsonwebtoken's full RustCrypto backend called directly (the
 /// process's provider signs HS256 only, and tests also need tokens of
 /// algorithms it refuses).
-#[cfg(test)]
-pub(crate) mod identity_provider {
+#[cfg(any(test, feature = "identity-provider"))]
+pub mod identity_provider {
     use base64::Engine;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER as FULL;
     use jsonwebtoken::jwk::Jwk;
     use jsonwebtoken::{EncodingKey, Header};
 
-    pub(crate) fn sign(header: &Header, claims: &serde_json::Value, key: &EncodingKey) -> String {
+    pub fn sign(header: &Header, claims: &serde_json::Value, key: &EncodingKey) -> String {
         let alg = header.alg;
         let (header, claims) = (serde_json::to_vec(header).unwrap(), serde_json::to_vec(claims).unwrap());
         let message = format!("{}.{}", URL_SAFE_NO_PAD.encode(header), URL_SAFE_NO_PAD.encode(claims));
@@ -143,7 +143,7 @@ pub(crate) mod identity_provider {
     }
 
     /// The public half of an RSA private key, as a JWKS lists it.
-    pub(crate) fn rsa_jwk(private: &EncodingKey) -> Jwk {
+    pub fn rsa_jwk(private: &EncodingKey) -> Jwk {
         let (n, e) = (FULL.key_utils.rsa_pub_components_from_private_key)(private.as_bytes()).unwrap();
         let jwk = serde_json::json!({"kty": "RSA", "alg": "RS256", "n": URL_SAFE_NO_PAD.encode(n), "e": URL_SAFE_NO_PAD.encode(e)});
         serde_json::from_value(jwk).unwrap()

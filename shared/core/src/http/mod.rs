@@ -12,6 +12,8 @@ mod cors;
 mod cursor;
 mod json;
 mod jwt_crypto;
+#[cfg(any(test, feature = "identity-provider"))]
+pub use jwt_crypto::identity_provider;
 mod problem;
 mod query;
 mod rate_limit;
