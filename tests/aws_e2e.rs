@@ -15,7 +15,7 @@ mod support;
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 use chrono::Utc;
 use helpers::{TestApp, eventually, remote::Stack, remote_stack, spawn_app, token};
-use orderly_adapters::dynamo::{DynamoConfig, DynamoOrders};
+use orderly_adapters::dynamo::{DynamoConfig, DynamoOrders, OutboxMode};
 use orderly_core::domain::{Currency, CustomerId, Money, Order, OrderId, OrderLine, Quantity, Sku};
 use orderly_core::events::routing::Consumer;
 use orderly_core::events::{Envelope, Event, EventMeta, InventoryReserved, OrderChanged, ReservedLine};
@@ -39,8 +39,9 @@ async fn deployed() -> Option<Deployed> {
 }
 
 impl Deployed {
-    fn orders(&self) -> DynamoOrders {
-        let tables = DynamoConfig::with_prefix(&format!("orderly-{}", self.stack.stage()));
+    /// The stack's orders table, writing events as `outbox` says.
+    fn orders(&self, outbox: OutboxMode) -> DynamoOrders {
+        let tables = DynamoConfig { outbox, ..DynamoConfig::with_prefix(&format!("orderly-{}", self.stack.stage())) };
         DynamoOrders::new(aws_sdk_dynamodb::Client::new(&self.config), &tables)
     }
 
@@ -93,7 +94,7 @@ async fn an_order_committed_without_any_publish_is_still_confirmed() {
     let Some(e2e) = deployed().await else { return };
     e2e.app.put_product("TEA", "2.50", 10).await;
     let (order, event) = placed("alice", "TEA", 4);
-    let orders = e2e.orders();
+    let orders = e2e.orders(OutboxMode::Items);
     orders.place(&order, None, std::slice::from_ref(&event), Utc::now()).await.unwrap();
 
     let alice = token("alice", false);
@@ -103,6 +104,23 @@ async fn an_order_committed_without_any_publish_is_still_confirmed() {
         orders.pending(None, 10).await.unwrap().is_empty().then_some(())
     })
     .await;
+}
+
+/// The same with the stack's own `outbox = stream`: the event rides on the
+/// order item, the stream hands the item's image to the relay, and no
+/// outbox item is ever written.
+#[tokio::test]
+async fn an_order_committed_with_its_event_on_the_order_item_is_confirmed_without_any_publish() {
+    let Some(e2e) = deployed().await else { return };
+    e2e.app.put_product("MATE", "2.50", 10).await;
+    let (order, event) = placed("alice", "MATE", 3);
+    let orders = e2e.orders(OutboxMode::Stream);
+    orders.place(&order, None, std::slice::from_ref(&event), Utc::now()).await.unwrap();
+    assert!(orders.pending(None, 10).await.unwrap().is_empty(), "no outbox item");
+
+    let alice = token("alice", false);
+    e2e.app.settled(&alice, &order.id().to_string(), "confirmed").await;
+    assert_eq!(e2e.app.product("MATE").await["available"], 7);
 }
 
 /// One bad record never fails or blocks its batch: a poison message in the
@@ -157,7 +175,7 @@ async fn redelivered_events_change_nothing_on_aws() {
     let Some(e2e) = deployed().await else { return };
     e2e.app.put_product("TEA", "2.50", 10).await;
     let (order, event) = placed("alice", "TEA", 4);
-    e2e.orders().place(&order, None, std::slice::from_ref(&event), Utc::now()).await.unwrap();
+    e2e.orders(OutboxMode::Stream).place(&order, None, std::slice::from_ref(&event), Utc::now()).await.unwrap();
     let alice = token("alice", false);
     e2e.app.settled(&alice, &order.id().to_string(), "confirmed").await;
     // The confirmation reaches analytics through the stream relay, which no

@@ -59,6 +59,7 @@ impl AwsBackend {
         let tables = DynamoConfig {
             stock_shards: settings.aws.stock_shards,
             stock_shards_max: settings.aws.stock_shards_max,
+            outbox: settings.aws.outbox,
             retry: RetryPolicy { retries: settings.aws.store_retries, base: settings.aws.store_retry_base },
             ..DynamoConfig::from_settings(&settings.aws.tables)
         };

@@ -80,6 +80,7 @@ macro_rules! order_store_contract {
                 writes_the_events_of_a_write_to_the_outbox,
                 events_published_with_a_mark_are_written_once,
                 a_failed_write_leaves_no_event_behind,
+                kept_events_wait_in_the_outbox,
             ]
         );
     };

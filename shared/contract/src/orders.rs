@@ -162,3 +162,16 @@ pub async fn a_failed_write_leaves_no_event_behind<S: OrderStore + Outbox>(store
     assert_eq!(store.save_transition(&stale, &[event], None).await, Err(StoreError::Conflict));
     assert!(store.pending(None, 10).await.unwrap().is_empty(), "a rejected write must not publish");
 }
+
+/// What a relay fed by a stream could not publish waits in the outbox for
+/// the polling relay, in the order kept.
+pub async fn kept_events_wait_in_the_outbox<S: OrderStore + Outbox>(store: &S) {
+    let events = [placed_event(&order_for("alice", &[("A", 1)])), placed_event(&order_for("bob", &[("B", 2)]))];
+    store.keep(&events).await.unwrap();
+    let pending = store.pending(None, 10).await.unwrap();
+    assert_eq!(pending.iter().map(|e| &e.envelope).collect::<Vec<_>>(), events.iter().collect::<Vec<_>>());
+    store.remove(&pending.iter().map(|e| e.position.clone()).collect::<Vec<_>>()).await.unwrap();
+    assert!(store.pending(None, 10).await.unwrap().is_empty(), "removed once published");
+    store.keep(&[]).await.unwrap();
+    assert!(store.pending(None, 10).await.unwrap().is_empty(), "keeping nothing adds nothing");
+}

@@ -14,14 +14,20 @@ use aws_sdk_dynamodb::config::Credentials;
 use aws_sdk_sqs::types::QueueAttributeName;
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use orderly_adapters::dynamo::faults::{FaultCounts, FaultShares, FaultyHttpClient};
 use orderly_adapters::dynamo::{
-    DynamoAnalytics, DynamoConfig, DynamoInventory, DynamoNotifications, DynamoOrders, DynamoResilience, RetryPolicy,
-    TableKind, create_table, enable_ttl,
+    DynamoAnalytics, DynamoConfig, DynamoInventory, DynamoNotifications, DynamoOrders, DynamoResilience, OutboxMode,
+    RetryPolicy, StreamEvents, TableKind, create_table, enable_ttl, events_in_stream_image,
 };
 use orderly_adapters::sqs::{QueueUrls, SqsConfig, SqsQueues};
 use orderly_contract::MAX_RECEIVES;
+use orderly_core::domain::{Order, OrderId};
+use orderly_core::events::Envelope;
 use orderly_core::events::routing::Consumer;
+use orderly_core::ports::{
+    IdempotencyClaim, OrderStore, Outbox, OutboxEntry, PlaceOutcome, ProcessedEvent, QueueError, StoreError,
+};
 
 /// The adapter under test, on names no other case uses.
 pub struct Fresh<T>(T);
@@ -135,6 +141,171 @@ pub async fn faulty_analytics() -> Option<Fresh<DynamoAnalytics>> {
     Some(Fresh(DynamoAnalytics::new(client, &config)))
 }
 
+/// A table's stream, read from its start as the Lambda relay is handed it:
+/// the events its writes left (`dynamo::events_in_stream_image`, the
+/// relay's own reading). Serves as the outbox of a store with `outbox =
+/// stream`: an event is pending until removed.
+pub struct StreamTap {
+    streams: aws_sdk_dynamodbstreams::Client,
+    dynamo: aws_sdk_dynamodb::Client,
+    table: String,
+    removed: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+impl StreamTap {
+    async fn new(dynamo: aws_sdk_dynamodb::Client, table: &str) -> Self {
+        let sdk = sdk_config(&endpoint().expect("an emulator")).await;
+        let streams = aws_sdk_dynamodbstreams::Client::new(&sdk);
+        Self { streams, dynamo, table: table.to_owned(), removed: Default::default() }
+    }
+
+    /// Every event in the stream so far, in order, each with its position:
+    /// the outbox item's key, or the record's sequence number and index.
+    pub async fn events(&self) -> Vec<OutboxEntry> {
+        use aws_sdk_dynamodbstreams::types::{AttributeValue, OperationType, ShardIteratorType};
+        let table = self.dynamo.describe_table().table_name(&self.table).send().await.expect("describe table");
+        let arn = table.table.and_then(|t| t.latest_stream_arn).expect("the table has a stream");
+        let stream = self.streams.describe_stream().stream_arn(&arn).send().await.expect("describe stream");
+        let shards = stream.stream_description.and_then(|d| d.shards).unwrap_or_default();
+        let mut records = Vec::new();
+        for shard in shards {
+            let mut iterator = self
+                .streams
+                .get_shard_iterator()
+                .stream_arn(&arn)
+                .shard_id(shard.shard_id.expect("a shard id"))
+                .shard_iterator_type(ShardIteratorType::TrimHorizon)
+                .send()
+                .await
+                .expect("shard iterator")
+                .shard_iterator;
+            while let Some(at) = iterator {
+                let page = self.streams.get_records().shard_iterator(at).send().await.expect("records");
+                let fetched = page.records.unwrap_or_default();
+                iterator = if fetched.is_empty() { None } else { page.next_shard_iterator };
+                records.extend(fetched);
+            }
+        }
+        let sequence = |r: &aws_sdk_dynamodbstreams::types::Record| {
+            r.dynamodb.as_ref().and_then(|d| d.sequence_number.clone()).unwrap_or_default()
+        };
+        records.sort_by_key(|r| (sequence(r).len(), sequence(r)));
+        let mut entries = Vec::new();
+        for record in records {
+            if !matches!(record.event_name, Some(OperationType::Insert | OperationType::Modify)) {
+                continue;
+            }
+            let seq = sequence(&record);
+            let image: serde_json::Map<String, serde_json::Value> = record
+                .dynamodb
+                .and_then(|d| d.new_image)
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|(name, value)| match value {
+                    AttributeValue::S(text) => Some((name, serde_json::json!({ "S": text }))),
+                    _ => None,
+                })
+                .collect();
+            match events_in_stream_image(&serde_json::Value::Object(image)) {
+                Some(Ok(StreamEvents::Item(entry))) => entries.push(entry),
+                Some(Ok(StreamEvents::Carried(events))) => entries.extend(
+                    events
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, envelope)| OutboxEntry { position: format!("stream/{seq}/{i}"), envelope }),
+                ),
+                Some(Err(error)) => panic!("a stream image the relay cannot read: {error}"),
+                None => {}
+            }
+        }
+        entries
+    }
+}
+
+/// A store with `outbox = stream`, its outbox read from its table's stream.
+pub struct Streamed<S> {
+    store: S,
+    tap: StreamTap,
+}
+
+impl<S> std::ops::Deref for Streamed<S> {
+    type Target = S;
+    fn deref(&self) -> &S {
+        &self.store
+    }
+}
+
+#[async_trait::async_trait]
+impl<S: Outbox> Outbox for Streamed<S> {
+    async fn pending(&self, after: Option<&str>, limit: usize) -> Result<Vec<OutboxEntry>, QueueError> {
+        let events = self.tap.events().await;
+        let start = after.and_then(|after| events.iter().position(|e| e.position == after)).map_or(0, |at| at + 1);
+        let removed = self.tap.removed.lock().unwrap().clone();
+        Ok(events.into_iter().skip(start).filter(|e| !removed.contains(&e.position)).take(limit).collect())
+    }
+
+    async fn remove(&self, positions: &[String]) -> Result<(), QueueError> {
+        let items: Vec<String> = positions.iter().filter(|p| !p.starts_with("stream/")).cloned().collect();
+        self.store.remove(&items).await?;
+        self.tap.removed.lock().unwrap().extend(positions.iter().cloned());
+        Ok(())
+    }
+
+    async fn keep(&self, events: &[Envelope]) -> Result<(), QueueError> {
+        self.store.keep(events).await
+    }
+}
+
+#[async_trait::async_trait]
+impl<S: OrderStore> OrderStore for Streamed<S> {
+    async fn place(
+        &self,
+        order: &Order,
+        claim: Option<&IdempotencyClaim>,
+        outbox: &[Envelope],
+        now: DateTime<Utc>,
+    ) -> Result<PlaceOutcome, StoreError> {
+        self.store.place(order, claim, outbox, now).await
+    }
+
+    async fn get(&self, id: OrderId) -> Result<Option<Order>, StoreError> {
+        self.store.get(id).await
+    }
+
+    async fn save_transition(
+        &self,
+        order: &Order,
+        outbox: &[Envelope],
+        processed: Option<&ProcessedEvent>,
+    ) -> Result<(), StoreError> {
+        self.store.save_transition(order, outbox, processed).await
+    }
+
+    async fn publish(&self, outbox: &[Envelope], processed: &ProcessedEvent) -> Result<(), StoreError> {
+        self.store.publish(outbox, processed).await
+    }
+}
+
+pub async fn streamed_orders() -> Option<Fresh<Streamed<DynamoOrders>>> {
+    let (client, config) = fresh_table(TableKind::Orders).await?;
+    let tap = StreamTap::new(client.clone(), &config.orders_table).await;
+    let store = DynamoOrders::new(client, &DynamoConfig { outbox: OutboxMode::Stream, ..config });
+    Some(Fresh(Streamed { store, tap }))
+}
+
+/// Inventory with `outbox = stream` and four stock items per product (the
+/// product item is one of them), and its table's stream.
+pub async fn streamed_inventory_and_tap() -> Option<(DynamoInventory, StreamTap)> {
+    let (client, config) = fresh_table(TableKind::Inventory).await?;
+    let tap = StreamTap::new(client.clone(), &config.inventory_table).await;
+    let config = DynamoConfig { outbox: OutboxMode::Stream, stock_shards: 4, ..config };
+    Some((DynamoInventory::new(client, &config), tap))
+}
+
+pub async fn streamed_inventory() -> Option<Fresh<DynamoInventory>> {
+    Some(Fresh(streamed_inventory_and_tap().await?.0))
+}
+
 /// Stock spread over four items per product.
 pub async fn sharded_inventory() -> Option<Fresh<DynamoInventory>> {
     let (client, config) = fresh_table(TableKind::Inventory).await?;
@@ -203,6 +374,75 @@ pub async fn queues() -> Option<Fresh<SqsQueues>> {
 
 mod order_store {
     orderly_contract::order_store_contract!(skip_without_emulator!(super::orders().await));
+}
+
+/// The suite with `outbox = stream`, the events read back from the table's
+/// stream as Lambda hands them to the relay.
+mod order_store_with_events_on_items {
+    orderly_contract::order_store_contract!(skip_without_emulator!(super::streamed_orders().await));
+}
+
+/// With `outbox = stream`, each write's events reach the stream once, on
+/// the item it changed, and nothing is written to the outbox.
+mod stream_images {
+    use orderly_contract::fixtures::{mark, now, order_for, placed_event, product, sku};
+    use orderly_core::domain::{OrderId, Reservation, ReservationState};
+    use orderly_core::ports::{InventoryStore, Outbox, ReservationChange, StockMove};
+
+    use super::*;
+
+    fn event(who: &str) -> Envelope {
+        placed_event(&order_for(who, &[("TEA", 1)]))
+    }
+
+    /// The product item is also the first of its stock items: the
+    /// reservation that takes from it after a restock must not hand the
+    /// restock's event over again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_inventory_write_hands_its_events_to_the_stream_once() {
+        let Some((store, tap)) = streamed_inventory_and_tap().await else { return };
+        let (created, restocked, reserved) = (event("a"), event("b"), event("c"));
+        store.save_product(&product("TEA", 4), None, std::slice::from_ref(&created)).await.unwrap();
+        let read = store.product(&sku("TEA")).await.unwrap().unwrap();
+        let units = orderly_core::domain::RestockQuantity::parse(8).unwrap();
+        store
+            .restock(&read.restock(units, now()).unwrap(), read.version, 8, std::slice::from_ref(&restocked))
+            .await
+            .unwrap();
+        // As the saga does before it reserves (the take is planned from it).
+        assert_eq!(store.available(&[sku("TEA")]).await.unwrap()[&sku("TEA")], 12);
+        let order_id = OrderId::from_uuid(uuid::Uuid::now_v7());
+        let take = ReservationChange {
+            reservation: Reservation {
+                order_id,
+                state: ReservationState::Reserved,
+                lines: vec![(sku("TEA"), 12)],
+                updated_at: now(),
+            },
+            expected: None,
+            stock: StockMove::Take(vec![(sku("TEA"), 12)]),
+        };
+        store.apply_reservation(&take, std::slice::from_ref(&reserved), &mark("inventory")).await.unwrap();
+        let handed: Vec<Envelope> = tap.events().await.into_iter().map(|e| e.envelope).collect();
+        assert_eq!(handed, [created, restocked, reserved], "each write's events, once, in order");
+        assert!(store.pending(None, 10).await.unwrap().is_empty(), "no outbox item was written");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_order_write_leaves_its_events_on_the_order_and_no_outbox_item() {
+        let Some(store) = streamed_orders().await else { return };
+        let order = order_for("alice", &[("A", 1)]);
+        let placed = placed_event(&order);
+        store.place(&order, None, std::slice::from_ref(&placed), now()).await.unwrap();
+        assert!(store.store.pending(None, 10).await.unwrap().is_empty(), "no outbox item was written");
+        let handed: Vec<Envelope> = store.tap.events().await.into_iter().map(|e| e.envelope).collect();
+        assert_eq!(handed, [placed]);
+    }
+}
+
+/// Inventory's writes with `outbox = stream` (its events: `stream_images`).
+mod inventory_store_with_events_on_items {
+    orderly_contract::inventory_store_contract!(skip_without_emulator!(super::streamed_inventory().await));
 }
 
 mod inventory_store {

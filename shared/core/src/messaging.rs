@@ -36,7 +36,7 @@ use tracing::Instrument;
 
 use crate::events::routing::Consumer;
 use crate::events::{Envelope, Event, InvalidPayload};
-use crate::ports::{EventPublisher, MessageQueue, Outbox, QueueError, ReceivedMessage, StoreError};
+use crate::ports::{EventPublisher, MessageQueue, Outbox, OutboxEntry, QueueError, ReceivedMessage, StoreError};
 use crate::resilience::conflict::MaybeConflict;
 use crate::settings::Share;
 use crate::trace::{TraceContext, continue_trace};
@@ -465,6 +465,64 @@ impl Relay {
     }
 }
 
+/// One event a change stream handed over: an outbox item, or events a
+/// write left on the item it changed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamedEvents {
+    /// Removed from the outbox once published.
+    Entry(OutboxEntry),
+    /// Nothing to remove: the stream moves past them.
+    Carried(Vec<Envelope>),
+}
+
+/// What a relay fed by a change stream does with one batch: publish it all,
+/// remove the outbox items among it, and, when publishing fails, keep the
+/// carried events as outbox items.
+///
+/// After a failure everything the batch held is durable in the outbox (its
+/// items were there already), so the stream need not retry: the polling
+/// relay (the sweep) publishes it, and a kept event's new outbox item comes
+/// back through the stream itself. Only when keeping fails does the batch
+/// fail, for the stream to hand it over again. Returns how many events were
+/// published.
+pub async fn relay_streamed(
+    outbox: &dyn Outbox,
+    publisher: &dyn EventPublisher,
+    batch: Vec<StreamedEvents>,
+) -> Result<usize, QueueError> {
+    let mut envelopes = Vec::new();
+    let mut positions = Vec::new();
+    let mut carried = Vec::new();
+    for events in batch {
+        match events {
+            StreamedEvents::Entry(entry) => {
+                envelopes.push(entry.envelope);
+                positions.push(entry.position);
+            }
+            StreamedEvents::Carried(events) => {
+                envelopes.extend(events.iter().cloned());
+                carried.extend(events);
+            }
+        }
+    }
+    if envelopes.is_empty() {
+        return Ok(0);
+    }
+    if let Err(error) = publisher.publish(&envelopes).await {
+        tracing::warn!(%error, events = envelopes.len(), kept = carried.len(), "stream relay: publish failed; left to the outbox sweep");
+        outbox.keep(&carried).await?;
+        return Ok(0);
+    }
+    if !positions.is_empty()
+        && let Err(error) = outbox.remove(&positions).await
+    {
+        // Published already: the sweep publishes them again and consumers
+        // drop the duplicates.
+        tracing::warn!(%error, "stream relay: published outbox items not removed");
+    }
+    Ok(envelopes.len())
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Mutex;
@@ -641,5 +699,69 @@ mod tests {
             let late = backoff.delay(50);
             assert!(late >= Duration::from_millis(500) && late <= Duration::from_secs(1), "{late:?}");
         }
+    }
+
+    /// An outbox and a publisher in memory, for the stream relay's choices.
+    #[derive(Default)]
+    struct Relayed {
+        publish_fails: bool,
+        published: Mutex<Vec<Envelope>>,
+        kept: Mutex<Vec<Envelope>>,
+        removed: Mutex<Vec<String>>,
+    }
+
+    #[async_trait]
+    impl EventPublisher for Relayed {
+        async fn publish(&self, events: &[Envelope]) -> Result<(), crate::ports::PublishError> {
+            if self.publish_fails {
+                return Err(crate::ports::PublishError("queues down".into()));
+            }
+            self.published.lock().unwrap().extend(events.iter().cloned());
+            Ok(())
+        }
+    }
+
+    #[async_trait]
+    impl Outbox for Relayed {
+        async fn pending(&self, _after: Option<&str>, _limit: usize) -> Result<Vec<OutboxEntry>, QueueError> {
+            Ok(Vec::new())
+        }
+        async fn remove(&self, positions: &[String]) -> Result<(), QueueError> {
+            self.removed.lock().unwrap().extend(positions.iter().cloned());
+            Ok(())
+        }
+        async fn keep(&self, events: &[Envelope]) -> Result<(), QueueError> {
+            self.kept.lock().unwrap().extend(events.iter().cloned());
+            Ok(())
+        }
+    }
+
+    fn streamed_batch() -> (Vec<StreamedEvents>, Vec<Envelope>) {
+        let events: Vec<Envelope> =
+            (1..=3).map(|n| Envelope::from_json(&message(n, None, false).body).unwrap()).collect();
+        let batch = vec![
+            StreamedEvents::Carried(events[..2].to_vec()),
+            StreamedEvents::Entry(OutboxEntry { position: "OUTBOX#0/a".into(), envelope: events[2].clone() }),
+        ];
+        (batch, events)
+    }
+
+    #[tokio::test]
+    async fn a_stream_batch_is_published_in_order_and_its_outbox_items_removed() {
+        let relayed = Relayed::default();
+        let (batch, events) = streamed_batch();
+        assert_eq!(relay_streamed(&relayed, &relayed, batch).await, Ok(3));
+        assert_eq!(*relayed.published.lock().unwrap(), events);
+        assert_eq!(*relayed.removed.lock().unwrap(), ["OUTBOX#0/a"]);
+        assert!(relayed.kept.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_stream_batch_that_fails_to_publish_keeps_its_carried_events_in_the_outbox() {
+        let relayed = Relayed { publish_fails: true, ..Relayed::default() };
+        let (batch, events) = streamed_batch();
+        assert_eq!(relay_streamed(&relayed, &relayed, batch).await, Ok(0));
+        assert_eq!(*relayed.kept.lock().unwrap(), events[..2], "the outbox item is there already");
+        assert!(relayed.removed.lock().unwrap().is_empty(), "nothing published, nothing removed");
     }
 }

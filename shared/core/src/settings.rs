@@ -381,6 +381,12 @@ pub const SETTINGS: &[Setting] = &[
         Aws,
         "a SKU whose reservations contend (lost races, drained items) doubles its stock items up to this many (1..=32); `stock_shards` or fewer: no automatic growth",
     ),
+    setting(
+        "outbox",
+        "items",
+        Aws,
+        "where a DynamoDB write leaves its events: `items` (outbox items its relay polls: Spin) or `stream` (on the item it changes, relayed from the table's stream: Lambda; kept as outbox items only when publishing fails)",
+    ),
     setting("queue_url_order_intake", "", Aws, "order-intake's queue"),
     setting("dlq_url_order_intake", "", Aws, "order-intake's dead-letter queue"),
     setting("queue_url_inventory", "", Aws, "inventory's queue"),
@@ -421,6 +427,17 @@ pub enum SqliteSync {
     Full,
 }
 
+/// Where a DynamoDB write leaves the events it reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutboxMode {
+    /// Outbox items of their own in the same transaction, for a relay that
+    /// polls them (every host can run it).
+    Items,
+    /// On the item the write changes, for a relay fed by the table's stream
+    /// (Lambda): no outbox item to write and remove.
+    Stream,
+}
+
 /// Table names on DynamoDB, one per function.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableNames {
@@ -455,6 +472,7 @@ pub struct AwsSettings {
     /// DynamoDB retries (conflicts, throttling, timeouts) and their first pause.
     pub store_retries: u32,
     pub store_retry_base: Duration,
+    pub outbox: OutboxMode,
     /// By queue name (`order-intake`, ...): only the queues a component names.
     pub queues: BTreeMap<String, QueueUrls>,
 }
@@ -942,6 +960,11 @@ impl Settings {
                     _ => Err(format!("{raw:?} is not a number from 0 to 20")),
                 })?,
                 store_retry_base: read.duration("store_retry_base")?,
+                outbox: read.parsed("outbox", |raw| match raw {
+                    "items" => Ok(OutboxMode::Items),
+                    "stream" => Ok(OutboxMode::Stream),
+                    _ => Err(format!("{raw:?} is neither `items` nor `stream`")),
+                })?,
                 queues,
             },
         };
@@ -1103,6 +1126,7 @@ mod tests {
             ("rate_limit_routes", "GET nowhere"),
             ("max_receives", "0"),
             ("sqlite_sync", "sometimes"),
+            ("outbox", "kafka"),
             ("addr", "here"),
             ("notify_timeout_ms", "x"),
         ] {

@@ -21,9 +21,11 @@
 //!   message at once, and both are reported in the `SqsBatchResponse`
 //!   (ReportBatchItemFailures), so one bad record never fails or blocks its
 //!   batch.
-//! - **DynamoDB Streams** (`aws:dynamodb`): the outbox relay. A new outbox
-//!   item in the function's table is published to the consumer queues, then
-//!   removed; a failed publish is reported so the stream retries it.
+//! - **DynamoDB Streams** (`aws:dynamodb`): the outbox relay
+//!   ([`relay_streamed`]). The events a write left on the item it changed
+//!   (`outbox = stream`), or a new outbox item, are published to the consumer
+//!   queues, and the outbox item removed; what fails to publish stays in the
+//!   outbox (carried events are kept there) for the sweep.
 //! - **`{"orderly":"sweep-outbox"}`** (a schedule): [`Relay`] over whatever is
 //!   still in the outbox, the safety net behind the stream.
 //!
@@ -45,7 +47,7 @@ use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 
 use orderly_adapters::aws_backend::AwsBackend;
-use orderly_adapters::dynamo::outbox_entry_from_stream_image;
+use orderly_adapters::dynamo::{StreamEvents, events_in_stream_image};
 use orderly_adapters::http_client::{self, ClientOptions, UrlFetcher};
 use orderly_adapters::log_provider::LogProvider;
 use orderly_adapters::payment_gateway::{self, HttpGateway};
@@ -54,10 +56,10 @@ use orderly_adapters::webhook::{self, Reqwest, WebhookProvider};
 use orderly_core::composition::{self, Backend, Function};
 use orderly_core::domain::{AuthorizationId, Money, OrderId};
 use orderly_core::http::{Authenticator, ClientIp, KeyKind};
-use orderly_core::messaging::{Outcome, process_batch, schedule_retry};
+use orderly_core::messaging::{Outcome, StreamedEvents, process_batch, relay_streamed, schedule_retry};
 use orderly_core::ports::{
-    Authorization, Clock, EventPublisher, FetchError, GatewayError, Notification, NotificationProvider, PaymentGateway,
-    ProviderError, ReceivedMessage, SecretFetcher, SystemClock,
+    Authorization, Clock, FetchError, GatewayError, Notification, NotificationProvider, PaymentGateway, ProviderError,
+    ReceivedMessage, SecretFetcher, SystemClock,
 };
 use orderly_core::secrets::Refreshing;
 use orderly_core::settings::{Environment, Settings};
@@ -345,34 +347,30 @@ impl LambdaHost {
             tracing::error!(function = self.function.name(), "a stream event for a function with no outbox");
             return json!({ "batchItemFailures": [] });
         };
-        let mut entries = Vec::new();
+        let mut batch = Vec::new();
         for record in &records {
-            if record.get("eventName").and_then(Value::as_str) != Some("INSERT") {
+            if !matches!(record.get("eventName").and_then(Value::as_str), Some("INSERT" | "MODIFY")) {
                 continue;
             }
             let image = record.pointer("/dynamodb/NewImage").cloned().unwrap_or_default();
-            match outbox_entry_from_stream_image(&image) {
-                Some(Ok(entry)) => entries.push(entry),
-                Some(Err(error)) => tracing::error!(%error, "an outbox item that is not an event: left in the outbox"),
+            match events_in_stream_image(&image) {
+                Some(Ok(StreamEvents::Item(entry))) => batch.push(StreamedEvents::Entry(entry)),
+                Some(Ok(StreamEvents::Carried(events))) => batch.push(StreamedEvents::Carried(events)),
+                Some(Err(error)) => tracing::error!(%error, "a stream record whose events cannot be read: not relayed"),
                 None => {}
             }
         }
-        if entries.is_empty() {
-            return json!({ "batchItemFailures": [] });
-        }
-        let envelopes: Vec<_> = entries.iter().map(|e| e.envelope.clone()).collect();
-        if let Err(error) = self.backend.queues().publish(&envelopes).await {
-            // Nothing is checkpointed: the stream delivers the batch again.
-            tracing::warn!(%error, events = envelopes.len(), "outbox relay: publish failed");
-            let first = records.first().and_then(|r| r.pointer("/dynamodb/SequenceNumber")).cloned();
-            return json!({ "batchItemFailures": [{ "itemIdentifier": first.unwrap_or_default() }] });
-        }
-        tracing::info!(function = self.function.name(), events = envelopes.len(), "outbox relay: published");
-        let positions: Vec<String> = entries.into_iter().map(|e| e.position).collect();
-        if let Err(error) = outbox.remove(&positions).await {
-            // Published already; the sweep republishes them and consumers
-            // drop the duplicates.
-            tracing::warn!(%error, "outbox relay: published events not removed");
+        match relay_streamed(outbox.as_ref(), self.backend.queues().as_ref(), batch).await {
+            Ok(0) => {}
+            Ok(published) => {
+                tracing::info!(function = self.function.name(), events = published, "outbox relay: published")
+            }
+            Err(error) => {
+                // Neither published nor kept: the stream hands the batch over again.
+                tracing::warn!(%error, "outbox relay: events neither published nor kept");
+                let first = records.first().and_then(|r| r.pointer("/dynamodb/SequenceNumber")).cloned();
+                return json!({ "batchItemFailures": [{ "itemIdentifier": first.unwrap_or_default() }] });
+            }
         }
         json!({ "batchItemFailures": [] })
     }

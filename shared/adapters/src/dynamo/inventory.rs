@@ -5,7 +5,7 @@
 //! | product, and its stock shard 0 | `PRODUCT#<sku>` | `#` | `name`, `price_minor`, `currency`, `available`, `reserved`, `version`, `updated_at`, `stock_shards` (absent: 1); `gsi1pk = PRODUCTS`, `gsi1sk = <sku>` |
 //! | stock shard 1.. | `STOCK#<sku>#<i>` | `#` | `sku`, `stock_shard`, `available`, `reserved`, `updated_at` |
 //! | reservation | `RESERVATION#<order id>` | `#` | `state`, `doc`, `taken` (the shards its stock came from), `events` (the ids of the events that wrote it: their processed marks, see `write::inline_mark`) |
-//! | outbox event | `OUTBOX#<shard>` | UUIDv7 | `body` |
+//! | outbox event | `OUTBOX#<shard>` | UUIDv7 | `body`; with `outbox = stream`, only what a relay failed to publish (the events ride on the item a write changes first, as `outbox`: see `outbox.rs`) |
 //! | processed mark | `PROCESSED#<consumer>#<event id>` | `#` | `ttl`; only for events that change no reservation (and, until their TTL, from before marks lived on it) |
 //!
 //! # Why stock is sharded
@@ -55,7 +55,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, TransactWriteItem, Update};
 
 use super::super::codec::{ProductFields, price};
-use super::outbox::OutboxItems;
+use super::outbox::{OutboxItems, OutboxMode};
 use super::write::{WriteError, inline_mark, processed_events_for, put, write_put, write_update};
 use super::{
     Direction, DynamoConfig, Item, ONLY, Table, from_json, get_n, get_s, key, n, s, sdk_unavailable, timestamp, to_json,
@@ -218,8 +218,11 @@ fn spread(units: i64, count: u32) -> Vec<(u32, i64)> {
 impl DynamoInventory {
     pub fn new(client: Client, config: &DynamoConfig) -> Self {
         Self {
-            table: Table::new(client, &config.inventory_table, config),
-            outbox: OutboxItems { shards: config.outbox_shards },
+            table: Table {
+                carries_events: config.outbox == OutboxMode::Stream,
+                ..Table::new(client, &config.inventory_table, config)
+            },
+            outbox: OutboxItems { shards: config.outbox_shards, mode: config.outbox },
             shards: config.stock_shards.clamp(1, MAX_STOCK_SHARDS),
             grow_to: config.stock_shards_max.min(MAX_STOCK_SHARDS),
             last_read: Arc::default(),
@@ -448,7 +451,7 @@ impl InventoryStore for DynamoInventory {
                 writes.push(built(update)?);
             }
         }
-        writes.extend(self.outbox.puts(&self.table, outbox));
+        self.outbox.add_to(&self.table, &mut writes, outbox);
         self.table.write_all(writes).await.map_err(|e| e.into_store_error(None))
     }
 
@@ -482,7 +485,7 @@ impl InventoryStore for DynamoInventory {
         for (&shard, &share) in shares.iter().filter(|(shard, _)| **shard > 0) {
             writes.push(self.add_to_shard(&restocked.sku, shard, share, Some(at.clone()))?);
         }
-        writes.extend(self.outbox.puts(&self.table, outbox));
+        self.outbox.add_to(&self.table, &mut writes, outbox);
         self.table.write_all(writes).await.map_err(|e| e.into_store_error(None))
     }
 
@@ -711,7 +714,7 @@ impl DynamoInventory {
                 .expression_attribute_values(":at", at.clone());
             writes.push(built(update)?);
         }
-        writes.extend(self.outbox.puts(&self.table, outbox));
+        self.outbox.add_to(&self.table, &mut writes, outbox);
         if writes.len() > MAX_TRANSACTION_ITEMS {
             return Err(StoreError::Unavailable(format!(
                 "a reservation of {} stock items does not fit one transaction",
@@ -750,6 +753,10 @@ impl Outbox for DynamoInventory {
 
     async fn remove(&self, positions: &[String]) -> Result<(), QueueError> {
         self.outbox.remove(&self.table, positions).await
+    }
+
+    async fn keep(&self, events: &[Envelope]) -> Result<(), QueueError> {
+        self.outbox.keep(&self.table, events).await
     }
 }
 

@@ -10,7 +10,9 @@
 //! `TransactWriteItems`, with conditions instead of locks. A processed mark
 //! is an item of its own only where the event changes no item that can
 //! carry it: orders, reservations and views keep the ids of the events that
-//! wrote them (`write::inline_mark`), one item fewer per transaction.
+//! wrote them (`write::inline_mark`), one item fewer per transaction. So,
+//! with `outbox = stream`, do the events a write reports (`outbox`): a
+//! write that changes one order is then one conditional `UpdateItem`.
 //!
 //! The adapters take an already-built [`Client`]: the host decides how it is
 //! built (aws-config on Lambda, a wasi-http client on Spin), so nothing here
@@ -38,7 +40,7 @@ pub use analytics::DynamoAnalytics;
 pub use inventory::DynamoInventory;
 pub use notifications::DynamoNotifications;
 pub use orders::DynamoOrders;
-pub use outbox::{OUTBOX_PREFIX, outbox_entry_from_stream_image};
+pub use outbox::{CARRIED_EVENTS, OUTBOX_PREFIX, OutboxMode, StreamEvents, events_in_stream_image};
 pub use resilience::DynamoResilience;
 pub use schema::{TableKind, create_table, enable_ttl};
 
@@ -61,6 +63,8 @@ pub struct DynamoConfig {
     pub counter_shards: u32,
     /// Outbox items are spread over this many partitions.
     pub outbox_shards: u32,
+    /// Where order-intake's and inventory's writes leave their events.
+    pub outbox: OutboxMode,
     /// Stock items per product: new products are created with this many, and
     /// a restock grows an older product to it (never shrinks one).
     pub stock_shards: u32,
@@ -98,6 +102,7 @@ impl DynamoConfig {
             processed_ttl: Duration::from_secs(14 * 24 * 3600),
             counter_shards: 4,
             outbox_shards: 4,
+            outbox: OutboxMode::Items,
             stock_shards: 1,
             stock_shards_max: 8,
             retry: RetryPolicy::default(),
@@ -141,6 +146,9 @@ pub(crate) struct Table {
     pub name: String,
     pub processed_ttl: Duration,
     pub retry: RetryPolicy,
+    /// Its writes leave events on the items they change (`OutboxMode::Stream`),
+    /// so an update that carries none removes any it finds.
+    pub carries_events: bool,
 }
 
 pub(crate) type Item = HashMap<String, AttributeValue>;
@@ -157,7 +165,13 @@ pub(crate) enum Direction {
 
 impl Table {
     pub fn new(client: Client, name: &str, config: &DynamoConfig) -> Self {
-        Self { client, name: name.to_owned(), processed_ttl: config.processed_ttl, retry: config.retry }
+        Self {
+            client,
+            name: name.to_owned(),
+            processed_ttl: config.processed_ttl,
+            retry: config.retry,
+            carries_events: false,
+        }
     }
 
     /// One page of the GSI1 partition `partition`: up to `limit` items from

@@ -4,7 +4,7 @@
 //! |---|---|---|---|
 //! | order | `ORDER#<id>` | `#` | `version`, `status`, `doc` (the order as JSON), `events` (the ids of the events that moved it: their processed marks, see `write::inline_mark`) |
 //! | idempotency claim | `IDEM#<customer> <key>` | `#` | `order_id`, `answer` (the order as placed), `request_hash`, `expires_at` (ms), `ttl` |
-//! | outbox event | `OUTBOX#<shard>` | UUIDv7 | `body` |
+//! | outbox event | `OUTBOX#<shard>` | UUIDv7 | `body`; with `outbox = stream`, only what a relay failed to publish (the events ride on the item a write changes first, as `outbox`: see `outbox.rs`) |
 //! | processed mark | `PROCESSED#<consumer>#<event id>` | `#` | `ttl`; only for events that move no order (and, until their TTL, from before marks lived on the order) |
 
 use async_trait::async_trait;
@@ -12,7 +12,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{ReturnValuesOnConditionCheckFailure, Update};
 use chrono::{DateTime, Utc};
 
-use super::outbox::OutboxItems;
+use super::outbox::{OutboxItems, OutboxMode};
 use super::write::{WriteError, inline_mark, mark_put, processed_events_for, put, write_put, write_update};
 use super::{DynamoConfig, Item, ONLY, TTL, Table, get_s, key, n, s};
 use crate::stored_order;
@@ -31,8 +31,11 @@ pub struct DynamoOrders {
 impl DynamoOrders {
     pub fn new(client: Client, config: &DynamoConfig) -> Self {
         Self {
-            table: Table::new(client, &config.orders_table, config),
-            outbox: OutboxItems { shards: config.outbox_shards },
+            table: Table {
+                carries_events: config.outbox == OutboxMode::Stream,
+                ..Table::new(client, &config.orders_table, config)
+            },
+            outbox: OutboxItems { shards: config.outbox_shards, mode: config.outbox },
         }
     }
 
@@ -107,7 +110,7 @@ impl OrderStore for DynamoOrders {
             claim_put.return_values_on_condition_check_failure = Some(ReturnValuesOnConditionCheckFailure::AllOld);
             writes.push(write_put(claim_put));
         }
-        writes.extend(self.outbox.puts(&self.table, outbox));
+        self.outbox.add_to(&self.table, &mut writes, outbox);
         match self.table.write_all(writes).await {
             Ok(()) => Ok(PlaceOutcome::Placed),
             Err(WriteError::Conditions(failed)) => match (claim, failed.iter().find(|(i, _)| *i == 1)) {
@@ -153,7 +156,7 @@ impl OrderStore for DynamoOrders {
             .build()
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         let mut writes = vec![write_update(update)];
-        writes.extend(self.outbox.puts(&self.table, outbox));
+        self.outbox.add_to(&self.table, &mut writes, outbox);
         match self.table.write_all(writes).await {
             Ok(()) => Ok(()),
             Err(WriteError::Conditions(failed)) => match (processed, failed.into_iter().find(|(at, _)| *at == 0)) {
@@ -168,7 +171,7 @@ impl OrderStore for DynamoOrders {
 
     async fn publish(&self, outbox: &[Envelope], processed: &ProcessedEvent) -> Result<(), StoreError> {
         let mut writes = vec![mark_put(&self.table, processed)];
-        writes.extend(self.outbox.puts(&self.table, outbox));
+        self.outbox.add_to(&self.table, &mut writes, outbox);
         // The mark is the transaction's first item.
         self.table.write_all(writes).await.map_err(|e| e.into_store_error(Some(0)))
     }
@@ -182,6 +185,10 @@ impl Outbox for DynamoOrders {
 
     async fn remove(&self, positions: &[String]) -> Result<(), QueueError> {
         self.outbox.remove(&self.table, positions).await
+    }
+
+    async fn keep(&self, events: &[Envelope]) -> Result<(), QueueError> {
+        self.outbox.keep(&self.table, events).await
     }
 }
 
@@ -205,5 +212,21 @@ mod tests {
         let update = &items[0]["Update"];
         assert!(update["UpdateExpression"].as_str().unwrap().ends_with(inline_mark::ADD), "{update}");
         assert!(update["ConditionExpression"].as_str().unwrap().contains(inline_mark::NOT_SEEN), "{update}");
+    }
+
+    #[tokio::test]
+    async fn with_events_on_items_a_transition_caused_by_an_event_is_one_conditional_update() {
+        let (client, request) = captured::client();
+        let config = DynamoConfig { outbox: OutboxMode::Stream, ..DynamoConfig::with_prefix("t") };
+        let orders = DynamoOrders::new(client, &config);
+        let confirmed = order_for("alice", &[("A", 1)]).confirm_offline("Pay by bank transfer".into(), now()).unwrap();
+        let event = placed_event(&confirmed);
+        let _ = orders.save_transition(&confirmed, std::slice::from_ref(&event), Some(&mark("order-intake"))).await;
+        let update = captured::body(request);
+        assert!(update.get("TransactItems").is_none(), "one item needs no transaction: {update}");
+        let expression = update["UpdateExpression"].as_str().unwrap();
+        assert!(expression.starts_with("SET #outbox = :outbox, version = :version"), "{expression}");
+        let carried = update["ExpressionAttributeValues"][":outbox"]["S"].as_str().unwrap();
+        assert_eq!(serde_json::from_str::<Vec<Envelope>>(carried).unwrap(), [event]);
     }
 }

@@ -1,33 +1,80 @@
-//! The transactional outbox in DynamoDB: each event is an item written in the
-//! same `TransactWriteItems` as the state change it reports, in the owning
-//! function's own table.
+//! The transactional outbox in DynamoDB: each event is written in the same
+//! write as the state change it reports, in the owning function's own table,
+//! in one of two places ([`OutboxMode`]).
 //!
-//! Items live under `pk = OUTBOX#<shard>` (the shard is a hash of the event's
-//! subject, so one hot partition cannot cap the write rate) with a
-//! time-ordered `sk` (a UUIDv7 taken at write time). On AWS the table's
-//! stream carries each new outbox item to the owning function, which
-//! publishes it and then removes it (see `hosts::lambda`); `pending` is what
-//! a sweep or an operator uses to find anything left behind.
+//! - **Outbox items** (`items`): an item per event under `pk =
+//!   OUTBOX#<shard>` (the shard is a hash of the event's subject, so one hot
+//!   partition cannot cap the write rate) with a time-ordered `sk` (a UUIDv7
+//!   taken at write time). A relay polls them with `pending` and deletes
+//!   what it published with `remove`: what Spin's cron relay does.
+//! - **On the changed item** (`stream`): the events ride on the item the
+//!   write changes anyway (the order, the reservation, the product), as its
+//!   `outbox` attribute; the table's stream hands the item's new image to the
+//!   relay (see `hosts::lambda`), and there is nothing to remove. An event
+//!   item costs a write unit to put and another to delete, and it is its own
+//!   item in a transaction (two units more): about 7 write units per order
+//!   (docs/aws.md, "Cost per million orders"). Every other update of such a
+//!   table removes `outbox`, so an image carries only its own write's events.
+//!   What the relay fails to publish it [keeps](OutboxItems::keep) as outbox
+//!   items, where the scheduled sweep finds them as it finds any.
 
-use aws_sdk_dynamodb::types::{DeleteRequest, TransactWriteItem, WriteRequest};
+use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, TransactWriteItem, Update, WriteRequest};
 use uuid::Uuid;
 
 use super::write::{put, write_put};
 use super::{Item, PK, SK, Table, from_json, get_s, key, s, sdk_unavailable, shard_of};
 use orderly_core::events::Envelope;
 use orderly_core::ports::{OutboxEntry, QueueError};
+pub use orderly_core::settings::OutboxMode;
 
 /// Partition-key prefix of outbox items (a stream filter matches on it).
 pub const OUTBOX_PREFIX: &str = "OUTBOX#";
 
+/// The attribute that carries a write's events on the item it changed (a
+/// JSON array of events; a stream filter matches on it).
+pub const CARRIED_EVENTS: &str = "outbox";
+const CARRIED_NAME: &str = "#outbox";
+const CARRIED_VALUE: &str = ":outbox";
+
+/// The most items one `TransactWriteItems` takes.
+const MAX_TRANSACTION_ITEMS: usize = 100;
+
 #[derive(Debug, Clone)]
 pub(crate) struct OutboxItems {
     pub shards: u32,
+    pub mode: OutboxMode,
 }
 
 impl OutboxItems {
+    /// Adds `events` to `writes`: as outbox items, or on the first item the
+    /// write puts or updates.
+    pub fn add_to(&self, table: &Table, writes: &mut Vec<TransactWriteItem>, events: &[Envelope]) {
+        if events.is_empty() {
+            return;
+        }
+        if self.mode == OutboxMode::Stream
+            && let Some(write) = writes.iter_mut().find(|w| w.put.is_some() || w.update.is_some())
+        {
+            carry(write, events);
+            return;
+        }
+        writes.extend(self.puts(table, events));
+    }
+
+    /// Outbox items for `events`, written now (in transactions of at most
+    /// 100): what a relay could not publish.
+    pub async fn keep(&self, table: &Table, events: &[Envelope]) -> Result<(), QueueError> {
+        for chunk in events.chunks(MAX_TRANSACTION_ITEMS) {
+            table
+                .write_all(self.puts(table, chunk))
+                .await
+                .map_err(|e| QueueError::Unavailable(e.into_store_error(None).to_string()))?;
+        }
+        Ok(())
+    }
+
     /// The puts that add `events` to the outbox, in order.
-    pub fn puts(&self, table: &Table, events: &[Envelope]) -> Vec<TransactWriteItem> {
+    fn puts(&self, table: &Table, events: &[Envelope]) -> Vec<TransactWriteItem> {
         events
             .iter()
             .map(|event| {
@@ -118,11 +165,73 @@ fn entry(item: &Item) -> Result<(String, Envelope), orderly_core::ports::StoreEr
     Ok((position, envelope))
 }
 
-/// The outbox entry in a DynamoDB Streams record (`NewImage`, in DynamoDB's
-/// JSON), if the record is the insertion of an outbox item.
-pub fn outbox_entry_from_stream_image(image: &serde_json::Value) -> Option<Result<OutboxEntry, String>> {
+/// Puts `events` on the item `write` puts or updates.
+fn carry(write: &mut TransactWriteItem, events: &[Envelope]) {
+    let bodies: Vec<String> = events.iter().map(Envelope::to_json).collect();
+    let value = AttributeValue::S(format!("[{}]", bodies.join(",")));
+    if let Some(put) = write.put.as_mut() {
+        put.item.insert(CARRIED_EVENTS.into(), value);
+    } else if let Some(update) = write.update.as_mut() {
+        update.update_expression =
+            with_action(&update.update_expression, "SET", &format!("{CARRIED_NAME} = {CARRIED_VALUE}"));
+        update.expression_attribute_names.get_or_insert_default().insert(CARRIED_NAME.into(), CARRIED_EVENTS.into());
+        update.expression_attribute_values.get_or_insert_default().insert(CARRIED_VALUE.into(), value);
+    }
+}
+
+/// Makes every update in `writes` that carries no events remove the events
+/// an earlier write left on its item, so that the item's next stream image
+/// does not carry them again. (A put replaces the whole item.)
+pub(crate) fn clear_carried(writes: &mut [TransactWriteItem]) {
+    for update in writes.iter_mut().filter_map(|write| write.update.as_mut()) {
+        if !carries_events(update) {
+            update.update_expression = with_action(&update.update_expression, "REMOVE", CARRIED_NAME);
+            update
+                .expression_attribute_names
+                .get_or_insert_default()
+                .insert(CARRIED_NAME.into(), CARRIED_EVENTS.into());
+        }
+    }
+}
+
+fn carries_events(update: &Update) -> bool {
+    update.expression_attribute_values.as_ref().is_some_and(|values| values.contains_key(CARRIED_VALUE))
+}
+
+/// `expression` with `part` in its `action` clause (an update expression
+/// has at most one clause per action, in any order).
+fn with_action(expression: &str, action: &str, part: &str) -> String {
+    let clause = format!("{action} ");
+    let at = expression.match_indices(&clause).map(|(at, _)| at).find(|&at| at == 0 || expression[..at].ends_with(' '));
+    match at {
+        Some(at) => {
+            let (before, after) = expression.split_at(at + clause.len());
+            format!("{before}{part}, {after}")
+        }
+        None if expression.trim().is_empty() => format!("{action} {part}"),
+        None => format!("{expression} {action} {part}"),
+    }
+}
+
+/// The events in a DynamoDB Streams record's `NewImage` (in DynamoDB's
+/// JSON), if it carries any.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamEvents {
+    /// An outbox item: published, it is removed at `position`.
+    Item(OutboxEntry),
+    /// Events a write left on the item it changed: nothing to remove.
+    Carried(Vec<Envelope>),
+}
+
+/// What the stream image of an item carries: `None` for an item that is
+/// neither an outbox item nor carries events; an error for one that
+/// should but cannot be read.
+pub fn events_in_stream_image(image: &serde_json::Value) -> Option<Result<StreamEvents, String>> {
     let attr = |name: &str| image.get(name).and_then(|v| v.get("S")).and_then(|v| v.as_str());
     let pk = attr(PK)?;
+    if let Some(carried) = attr(CARRIED_EVENTS) {
+        return Some(carried_events(carried).map(StreamEvents::Carried).map_err(|e| format!("events on {pk}: {e}")));
+    }
     if !pk.starts_with(OUTBOX_PREFIX) {
         return None;
     }
@@ -131,9 +240,13 @@ pub fn outbox_entry_from_stream_image(image: &serde_json::Value) -> Option<Resul
     };
     Some(
         Envelope::from_json(body)
-            .map(|envelope| OutboxEntry { position: format!("{pk}/{sk}"), envelope })
+            .map(|envelope| StreamEvents::Item(OutboxEntry { position: format!("{pk}/{sk}"), envelope }))
             .map_err(|e| e.to_string()),
     )
+}
+
+fn carried_events(carried: &str) -> Result<Vec<Envelope>, String> {
+    serde_json::from_str(carried).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -147,12 +260,60 @@ mod tests {
         let image = serde_json::json!({
             "pk": {"S": "OUTBOX#2"}, "sk": {"S": "0193-x"}, "body": {"S": event.to_json()}
         });
-        let entry = outbox_entry_from_stream_image(&image).unwrap().unwrap();
-        assert_eq!((entry.position.as_str(), entry.envelope), ("OUTBOX#2/0193-x", event));
+        let entry = OutboxEntry { position: "OUTBOX#2/0193-x".into(), envelope: event };
+        assert_eq!(events_in_stream_image(&image), Some(Ok(StreamEvents::Item(entry))));
         let order = serde_json::json!({"pk": {"S": "ORDER#1"}, "sk": {"S": "#"}});
-        assert!(outbox_entry_from_stream_image(&order).is_none(), "not an outbox item");
+        assert!(events_in_stream_image(&order).is_none(), "neither an outbox item nor carrying events");
         let broken = serde_json::json!({"pk": {"S": "OUTBOX#0"}, "sk": {"S": "1"}, "body": {"S": "nope"}});
-        assert!(outbox_entry_from_stream_image(&broken).unwrap().is_err());
+        assert!(events_in_stream_image(&broken).unwrap().is_err());
+    }
+
+    #[test]
+    fn reads_the_events_a_write_left_on_its_item_from_its_stream_image() {
+        let order = order_for("alice", &[("A", 1)]);
+        let events = vec![placed_event(&order), placed_event(&order_for("bob", &[("B", 2)]))];
+        let mut write = write_put(put("t", key("ORDER#1", "#"), None, &[]));
+        carry(&mut write, &events);
+        let Some(AttributeValue::S(carried)) = write.put.unwrap().item.remove(CARRIED_EVENTS) else {
+            panic!("the put carries its events");
+        };
+        let image = serde_json::json!({"pk": {"S": "ORDER#1"}, "sk": {"S": "#"}, "outbox": {"S": carried}});
+        assert_eq!(events_in_stream_image(&image), Some(Ok(StreamEvents::Carried(events))));
+        let broken = serde_json::json!({"pk": {"S": "ORDER#1"}, "outbox": {"S": "[{}]"}});
+        assert!(events_in_stream_image(&broken).unwrap().is_err(), "an unreadable event is an error, not nothing");
+    }
+
+    fn update(expression: &str) -> TransactWriteItem {
+        super::super::write::write_update(
+            Update::builder()
+                .table_name("t")
+                .set_key(Some(key("P", "#")))
+                .update_expression(expression)
+                .build()
+                .unwrap(),
+        )
+    }
+
+    #[test]
+    fn an_update_carries_its_events_in_its_set_clause_and_every_other_update_clears_them() {
+        let event = placed_event(&order_for("alice", &[("A", 1)]));
+        let mut writes =
+            vec![update("ADD available :n SET updated_at = :at"), update("ADD available :n"), update("SET x = :x")];
+        carry(&mut writes[0], &[event]);
+        clear_carried(&mut writes);
+        let expressions: Vec<&str> =
+            writes.iter().map(|w| w.update.as_ref().unwrap().update_expression.as_str()).collect();
+        assert_eq!(
+            expressions,
+            [
+                "ADD available :n SET #outbox = :outbox, updated_at = :at",
+                "ADD available :n REMOVE #outbox",
+                "SET x = :x REMOVE #outbox",
+            ]
+        );
+        assert_eq!(with_action("SET a = :a REMOVE b", "REMOVE", "#outbox"), "SET a = :a REMOVE #outbox, b");
+        assert_eq!(with_action("SET OFFSET = :a", "SET", "p = :p"), "SET p = :p, OFFSET = :a");
+        assert_eq!(with_action("SET RESET = :a", "REMOVE", "#o"), "SET RESET = :a REMOVE #o");
     }
 
     #[test]

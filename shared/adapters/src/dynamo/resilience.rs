@@ -38,7 +38,15 @@ pub struct DynamoResilience {
 impl DynamoResilience {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         // Nothing here is a processed mark; the TTL setting is unused.
-        Self { table: Table { client, name: table.into(), processed_ttl: Duration::ZERO, retry: Default::default() } }
+        Self {
+            table: Table {
+                client,
+                name: table.into(),
+                processed_ttl: Duration::ZERO,
+                retry: Default::default(),
+                carries_events: false,
+            },
+        }
     }
 
     /// Puts `item` if the stored item is at `expected` (`0`: absent).

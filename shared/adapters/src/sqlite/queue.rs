@@ -18,7 +18,7 @@ use rusqlite::{Connection, params};
 use uuid::Uuid;
 
 use super::db::{Effects, unavailable};
-use super::{SqliteStore, from_millis, millis};
+use super::{EventWriter, SqliteStore, from_millis, millis};
 use orderly_core::events::Envelope;
 use orderly_core::events::routing::subscribers;
 use orderly_core::ports::{
@@ -131,6 +131,12 @@ impl Outbox for SqliteStore {
             })
             .await
             .map_err(queue_error)
+    }
+
+    async fn keep(&self, events: &[Envelope]) -> Result<(), QueueError> {
+        let writer = EventWriter { at_commit: false, now_ms: millis(self.clock.now()) };
+        let events = events.to_vec();
+        self.db.write(move |conn, effects| writer.write(conn, &events, effects)).await.map_err(queue_error)
     }
 }
 

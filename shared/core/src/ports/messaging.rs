@@ -33,6 +33,10 @@ pub trait Outbox: Send + Sync {
     /// before; `None`: from the start), in the order they were written.
     async fn pending(&self, after: Option<&str>, limit: usize) -> Result<Vec<OutboxEntry>, QueueError>;
     async fn remove(&self, positions: &[String]) -> Result<(), QueueError>;
+    /// Adds events outside any state change: a relay fed by a stream keeps
+    /// here what it could not publish, so that the polling relay (the
+    /// sweep) publishes it once the queues are back.
+    async fn keep(&self, events: &[Envelope]) -> Result<(), QueueError>;
 }
 
 /// Fans events out to every subscribed consumer queue (see
