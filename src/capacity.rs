@@ -124,15 +124,20 @@ pub fn analytics_wru(batch: f64, workload: Workload) -> f64 {
     TX * (ANALYTICS_MARKS_PER_ORDER + ANALYTICS_VIEWS_PER_ORDER + counters)
 }
 
-/// The orders table's write units per order: intake's transaction (order,
-/// idempotency claim, outbox item) ×2, the caller's rate-limit bucket 1,
-/// the confirmation (order, outbox item; the reply's processed mark is kept
-/// on the order) ×2, and the relay's removal of the two outbox items.
-const ORDERS_WRU: f64 = 3.0 * TX + 1.0 + 2.0 * TX + 2.0;
-/// The inventory table's: the reservation (reservation, which keeps the
-/// processed mark of `order.placed`; one stock item; outbox item) ×2, and
-/// the outbox item's removal.
-const INVENTORY_WRU: f64 = 3.0 * TX + 1.0;
+/// The orders table's write units per order, with the stack's `outbox =
+/// stream` (events ride on the items their writes change): intake's
+/// transaction ×2 of the order, which carries `order.placed` (1–2 KB: 2
+/// units), and the idempotency claim (1); the caller's rate-limit bucket 1;
+/// the confirmation, one conditional `UpdateItem` of the order carrying
+/// `order.confirmed` and the reply's processed mark (1–2 KB: 2). No outbox
+/// item to put or remove. Item sizes: docs/aws.md, for orders of one or two
+/// lines. (With outbox items: 3 ×2 + 1 + 2 ×2 + 2 removals = 13.)
+const ORDERS_WRU: f64 = (2.0 + 1.0) * TX + 1.0 + 2.0;
+/// The inventory table's: the reservation's transaction ×2 of the
+/// reservation, which keeps the processed mark of `order.placed` and
+/// carries `inventory.reserved` (under 1 KB), and one stock item. (With
+/// outbox items: 3 ×2 + 1 removal = 7.)
+const INVENTORY_WRU: f64 = 2.0 * TX;
 
 /// DynamoDB write units per order, per table, with `batch` analytics events
 /// per delivery batch.
@@ -146,8 +151,9 @@ pub fn wru_per_order(batch: f64, workload: Workload) -> [(&'static str, f64); 4]
 }
 /// Read units per order, with one stock item per SKU.
 pub const RRU_PER_ORDER: f64 = 9.0;
-/// Outbox items written per order to the orders table (placed, confirmed),
-/// each a transactional put then a delete.
+/// Outbox items per order in the orders table (placed, confirmed) when the
+/// queues are down and the relay keeps every event there: each a
+/// transactional put, then the sweep's delete. (None while they are up.)
 const OUTBOX_ITEMS_PER_ORDER: f64 = 2.0;
 /// The analytics counter every write moves (orders by status): one
 /// transactional `ADD` per transaction of a batch of [`ANALYTICS_BATCH`].
@@ -240,7 +246,8 @@ pub fn capacity(rate: f64, workload: Workload) -> Capacity {
     let stock_shards = if hot { shards(rate * TX, PARTITION_WCU) } else { 1 };
     let hottest_counter = hottest_counter_writes_per_order(workload);
     let counter_shards = shards(rate * hottest_counter * TX, PARTITION_WCU);
-    // A transactional put (2) and the relay's delete (1) per outbox item.
+    // Sized for a queue outage: a transactional put (2) and the sweep's
+    // delete (1) per kept event.
     let outbox_shards = shards(rate * OUTBOX_ITEMS_PER_ORDER * (TX + 1.0), PARTITION_WCU);
     let concurrency: Vec<_> = WORK_PER_ORDER.iter().map(|(f, n, s)| (*f, rate * n * s)).collect();
     let total_concurrency = concurrency.iter().map(|(_, c)| c).sum();
@@ -278,7 +285,10 @@ pub fn capacity(rate: f64, workload: Workload) -> Capacity {
     }
     let outbox_wall = 4.0 * PARTITION_WCU / (OUTBOX_ITEMS_PER_ORDER * (TX + 1.0));
     if rate > outbox_wall {
-        walls.push((outbox_wall, format!("orders outbox: {outbox_shards} partitions needed (4 today)")));
+        walls.push((
+            outbox_wall,
+            format!("orders outbox, while the queues are down (every event kept there): {outbox_shards} partitions needed (4 today)"),
+        ));
     }
     let counter_wall = 4.0 * PARTITION_WCU / (hottest_counter * TX);
     if rate > counter_wall {
@@ -398,16 +408,16 @@ mod tests {
         // 9 RRU; 0.9 FIFO and 0.9 standard SQS requests; the measured
         // invocations; 10 events of 20 ms at 0.25 GB; one HTTP request; 1.38
         // KB of logs (4 lines + a tenth of 6 "event handled" lines, 300 bytes
-        // each). And the writes: 47 WRU with every analytics event alone,
-        // 32.4 in FIFO batches of 10 on a hot SKU, 28.08 in standard batches
-        // of 100 (29.96 spread over a catalog).
+        // each). And the writes: 40 WRU with every analytics event alone,
+        // 25.4 in FIFO batches of 10 on a hot SKU, 21.08 in standard batches
+        // of 100 (22.96 spread over a catalog).
         let rest =
             9.0 * 0.125 + 0.9 * 0.5 + 0.9 * 0.4 + invocations_per_order() * 0.2 + 0.2 * 0.25 * 13.3334 + 1.0 + 0.69;
         for (batch, workload, wru) in [
-            (1.0, Workload::Spread, 47.0),
-            (FIFO_BATCH, Workload::HotSku, 32.4),
-            (ANALYTICS_BATCH, Workload::HotSku, 28.08),
-            (ANALYTICS_BATCH, Workload::Spread, 29.96),
+            (1.0, Workload::Spread, 40.0),
+            (FIFO_BATCH, Workload::HotSku, 25.4),
+            (ANALYTICS_BATCH, Workload::HotSku, 21.08),
+            (ANALYTICS_BATCH, Workload::Spread, 22.96),
         ] {
             let cost = cost_per_order(1, batch, workload) * 1e6;
             assert!((cost - (wru * 0.625 + rest)).abs() < 1e-6, "batch {batch}, {workload:?}: {cost}");
@@ -423,11 +433,11 @@ mod tests {
     }
 
     #[test]
-    fn the_sagas_processed_marks_cost_no_item_of_their_own() {
+    fn the_sagas_marks_and_events_cost_no_item_of_their_own() {
         let wru: std::collections::HashMap<_, _> =
             wru_per_order(ANALYTICS_BATCH, Workload::Spread).into_iter().collect();
-        assert_eq!(wru["orders"], 13.0, "intake 3 items ×2 + bucket 1, confirmation 2 ×2, 2 removals");
-        assert_eq!(wru["inventory"], 7.0, "reservation 3 items ×2, 1 removal");
+        assert_eq!(wru["orders"], 9.0, "intake (order 2 units + claim 1) ×2 + bucket 1, confirmation 2 units alone");
+        assert_eq!(wru["inventory"], 4.0, "reservation 2 items ×2");
     }
 
     #[test]
