@@ -99,6 +99,9 @@ EOF
 
 step "every function's metrics reached its logs as CloudWatch EMF"
 py scripts/aws_emf_check.py "$STAGE"
+
+step "every request a function made is an action its role grants (the emulator does not enforce IAM)"
+py scripts/aws_iam_check.py "$STAGE"
 tested=$(now)
 
 py - "$started" "$built" "$deployed" "$tested" <<'EOF'
