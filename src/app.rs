@@ -15,6 +15,7 @@ use orderly_adapters::memory_cache::MemoryCache;
 use orderly_adapters::sqlite::{DbOptions, QueueSettings, SqliteBackend, SqliteStore, Synchronous};
 use orderly_adapters::webhook::WebhookProvider;
 use orderly_core::composition::{self, Backend, Function};
+use orderly_core::http::ApiRoutes;
 use orderly_core::http::{ApiError, Authenticator, ClientIp, KeyConfig, KeyKind};
 use orderly_core::messaging::EventHandler;
 use orderly_core::ports::{Cache, NotificationProvider, SystemClock};
@@ -25,7 +26,6 @@ use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
-use utoipa_axum::router::OpenApiRouter;
 
 use crate::config::database_path;
 use crate::secret::{self, SecretSource};
@@ -37,7 +37,6 @@ const JWKS_FETCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5
 /// Everything the runner serves and runs, built but not yet started.
 pub struct App {
     pub router: Router,
-    pub openapi: utoipa::openapi::OpenApi,
     pub store: SqliteStore,
     pub breaker: Arc<CircuitBreaker>,
     consumers: Vec<Arc<dyn EventHandler>>,
@@ -100,14 +99,13 @@ impl App {
             .api()
             .unwrap_or_default()
             .route("/metrics", axum::routing::get(move || std::future::ready(metrics.render())))
-            .merge(OpenApiRouter::from(crate::dashboard::routes()));
+            .merge(ApiRoutes::undocumented(crate::dashboard::routes()));
         // One database: every function's rate-limit buckets live in it.
         let limits = composition::rate_limits(backend.as_ref(), orderly_core::events::routing::Consumer::OrderIntake);
-        let (router, openapi) = orderly_core::edge::api_router(api, authenticator, limits, &settings.edge)
-            .context("rendering the OpenAPI document")?;
+        let router = orderly_core::edge::api_router(api, authenticator, limits, &settings.edge);
         let router = server_layers(router, &settings);
         let breaker = composition::breaker(backend.as_ref());
-        Ok(Self { router, openapi, store, breaker, consumers, settings })
+        Ok(Self { router, store, breaker, consumers, settings })
     }
 }
 

@@ -12,18 +12,15 @@ use orderly_core::http::{
     AdminPrincipal, ApiError, ApiVersion, Cursor, PageParams, Principal, QueryParams, Representation, tag_function,
 };
 use orderly_core::ports::ReadModelStore;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
+use orderly_core::{api_routes, http::ApiRoutes};
 
 use crate::FUNCTION;
 use crate::popular::{MAX_POPULAR, Popular, PopularList};
 use crate::projection::Summary;
 
-pub fn router(store: Arc<dyn ReadModelStore>, popular: Arc<Popular>) -> OpenApiRouter {
-    let popular = OpenApiRouter::new().routes(routes!(popular_products)).with_state(popular);
-    OpenApiRouter::new()
-        .routes(routes!(list_my_orders))
-        .routes(routes!(summary))
+pub fn router(store: Arc<dyn ReadModelStore>, popular: Arc<Popular>) -> ApiRoutes {
+    let popular = api_routes!(Arc<Popular> => [popular_products]).with_state(popular);
+    api_routes!(Arc<dyn ReadModelStore> => [list_my_orders], [summary])
         .with_state(store)
         .merge(popular)
         .layer(from_fn_with_state(FUNCTION, tag_function))

@@ -13,21 +13,17 @@ use orderly_core::http::{
     AdminPrincipal, ApiError, ApiVersion, CachePolicy, Conditions, Cursor, EntityTag, JsonBody, PageParams,
     QueryParams, Representation, RequestContext, Validators, tag_function,
 };
+use orderly_core::{api_routes, http::ApiRoutes};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use crate::{Catalog, CatalogError, FUNCTION, PutOutcome};
 
 /// The catalog's routes. Its reads are public and cacheable for `policy`'s
 /// `max-age` (see `orderly_core::http` caching).
-pub fn router(catalog: Arc<Catalog>, policy: CachePolicy) -> OpenApiRouter {
-    OpenApiRouter::new()
-        .routes(routes!(list_products))
-        .routes(routes!(get_product, put_product))
-        .routes(routes!(restock_product))
+pub fn router(catalog: Arc<Catalog>, policy: CachePolicy) -> ApiRoutes {
+    api_routes!(Arc<CatalogApi> => [list_products], [get_product, put_product], [restock_product])
         .layer(from_fn_with_state(FUNCTION, tag_function))
         .with_state(Arc::new(CatalogApi { catalog, policy }))
 }

@@ -9,16 +9,14 @@ use orderly_core::api::timestamp;
 use orderly_core::domain::OrderId;
 use orderly_core::http::{AdminPrincipal, ApiError, QueryParams, tag_function};
 use orderly_core::ports::{NotificationLog, NotificationRecord, NotificationState};
+use orderly_core::{api_routes, http::ApiRoutes};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use crate::FUNCTION;
 
-pub fn router(log: Arc<dyn NotificationLog>) -> OpenApiRouter {
-    OpenApiRouter::new()
-        .routes(routes!(list_notifications))
+pub fn router(log: Arc<dyn NotificationLog>) -> ApiRoutes {
+    api_routes!(Arc<dyn NotificationLog> => [list_notifications])
         .layer(from_fn_with_state(FUNCTION, tag_function))
         .with_state(log)
 }

@@ -12,23 +12,18 @@ use orderly_core::http::{
     AdminPrincipal, ApiError, ApiVersion, JsonBody, Principal, Representation, RequestContext, tag_function,
 };
 use orderly_core::ports::GatewayError;
+use orderly_core::{api_routes, http::ApiRoutes};
 use serde::Deserialize;
 use utoipa::ToSchema;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use crate::{FUNCTION, Fulfilment, IdempotencyKey, IntakeError, OrderIntake, Placed};
 
-pub fn router(intake: Arc<OrderIntake>) -> OpenApiRouter {
-    OpenApiRouter::new()
-        .routes(routes!(place_order))
-        .routes(routes!(get_order))
-        .routes(routes!(cancel_order))
-        .routes(routes!(record_payment))
-        .routes(routes!(ship_order))
-        .routes(routes!(deliver_order))
-        .layer(from_fn_with_state(FUNCTION, tag_function))
-        .with_state(intake)
+pub fn router(intake: Arc<OrderIntake>) -> ApiRoutes {
+    api_routes!(
+        Arc<OrderIntake> => [place_order], [get_order], [cancel_order], [record_payment], [ship_order], [deliver_order]
+    )
+    .layer(from_fn_with_state(FUNCTION, tag_function))
+    .with_state(intake)
 }
 
 /// `POST /api/v1/orders`. Unknown fields are refused, so a client cannot set

@@ -16,8 +16,8 @@ use std::sync::Arc;
 use orderly_core::api::ApiDoc;
 use orderly_core::composition::{self, Backend, Function};
 use orderly_core::events::routing::Consumer;
+use orderly_core::http::ApiRoutes;
 use utoipa::OpenApi;
-use utoipa_axum::router::OpenApiRouter;
 
 use crate::payments::Payments;
 use crate::saga::SagaReplies;
@@ -41,8 +41,8 @@ pub fn front_door(backend: &Arc<dyn Backend>) -> Function {
         .iter()
         .filter_map(Function::api)
         .fold(
-            OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(intake.api().unwrap_or_default()),
-            OpenApiRouter::merge,
+            ApiRoutes::new(axum::Router::new(), ApiDoc::openapi).merge(intake.api().unwrap_or_default()),
+            ApiRoutes::merge,
         )
         .merge(orderly_core::health::router(composition::health(backend.clone())));
     intake.routes(api)

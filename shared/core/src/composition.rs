@@ -26,11 +26,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use utoipa_axum::router::OpenApiRouter;
 
 use crate::events::routing::Consumer;
 use crate::health::HealthProbe;
-use crate::http::{Authenticator, KeyConfig, KeyKind, RateLimitLayer};
+use crate::http::{ApiRoutes, Authenticator, KeyConfig, KeyKind, RateLimitLayer};
 use crate::messaging::{EventHandler, Relay, RelayError};
 use crate::ports::{
     BreakerStore, Cache, Clock, EventPublisher, IdGenerator, InventoryStore, NotificationLog, NotificationProvider,
@@ -219,7 +218,7 @@ impl HealthProbe for BackendHealth {
 pub struct Function {
     name: &'static str,
     owner: Consumer,
-    routes: Option<OpenApiRouter>,
+    routes: Option<ApiRoutes>,
     consumer: Option<Arc<dyn EventHandler>>,
     outbox: Option<Arc<dyn Outbox>>,
 }
@@ -239,7 +238,7 @@ impl Function {
     }
 
     /// Its HTTP routes.
-    pub fn routes(mut self, routes: OpenApiRouter) -> Self {
+    pub fn routes(mut self, routes: ApiRoutes) -> Self {
         self.routes = Some(routes);
         self
     }
@@ -257,7 +256,7 @@ impl Function {
     }
 
     /// Its routes, if it serves HTTP.
-    pub fn api(&self) -> Option<OpenApiRouter> {
+    pub fn api(&self) -> Option<ApiRoutes> {
         self.routes.clone()
     }
 
@@ -302,9 +301,6 @@ impl Function {
     /// limited with buckets in its own store.
     pub fn router(&self, backend: &dyn Backend, authenticator: Arc<Authenticator>) -> Result<axum::Router, String> {
         let api = self.api().ok_or_else(|| format!("{} serves no HTTP routes", self.name))?;
-        let (router, _) =
-            crate::edge::api_router(api, authenticator, rate_limits(backend, self.owner), &backend.settings().edge)
-                .map_err(|e| e.to_string())?;
-        Ok(router)
+        Ok(crate::edge::api_router(api, authenticator, rate_limits(backend, self.owner), &backend.settings().edge))
     }
 }

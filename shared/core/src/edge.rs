@@ -8,10 +8,10 @@ use axum::Router;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
-use utoipa_axum::router::OpenApiRouter;
 
 use crate::http::{
-    ApiError, Authenticator, RateLimitLayer, cors_layer, edge_middleware, preflight_no_content, rate_limit_middleware,
+    ApiError, ApiRoutes, Authenticator, Describe, RateLimitLayer, cors_layer, edge_middleware, preflight_no_content,
+    rate_limit_middleware,
 };
 use crate::settings::EdgeSettings;
 
@@ -23,15 +23,15 @@ use crate::settings::EdgeSettings;
 /// JWT, security headers, access log) around everything. Hosts add what is
 /// theirs (sockets, panics, timeouts) and compression (`orderly_hosts::edge`).
 pub fn api_router(
-    api: OpenApiRouter,
+    api: ApiRoutes,
     authenticator: Arc<Authenticator>,
     limits: Option<Arc<RateLimitLayer>>,
     edge: &EdgeSettings,
-) -> Result<(Router, utoipa::openapi::OpenApi), serde_json::Error> {
-    let (router, openapi) = api.split_for_parts();
-    // Rendered on first request, not here: a Spin instance serves one
-    // request, and almost never this one.
-    let document = Arc::new((openapi.clone(), OnceLock::new()));
+) -> Router {
+    let (router, describe) = api.into_parts();
+    // Described and rendered on first request, not here: a Spin instance
+    // serves one request, and almost never this one (see `http::ApiRoutes`).
+    let document = Arc::new((describe, OnceLock::new()));
     let mut router = router
         .route("/api/v1/openapi.json", axum::routing::get(move || serve_document(document.clone())))
         .fallback(|| async { ApiError::NotFound("no such resource".into()) })
@@ -42,13 +42,13 @@ pub fn api_router(
     if let Some(cors) = cors_layer(&edge.cors_origins) {
         router = router.layer(cors).layer(from_fn(preflight_no_content));
     }
-    Ok((router.layer(from_fn_with_state(authenticator, edge_middleware)), openapi))
+    router.layer(from_fn_with_state(authenticator, edge_middleware))
 }
 
-async fn serve_document(document: Arc<(utoipa::openapi::OpenApi, OnceLock<String>)>) -> Response {
-    let (openapi, rendered) = &*document;
+async fn serve_document(document: Arc<(Describe, OnceLock<String>)>) -> Response {
+    let (describe, rendered) = &*document;
     let Some(json) =
-        rendered.get().cloned().or_else(|| openapi.to_json().ok().map(|j| rendered.get_or_init(|| j).clone()))
+        rendered.get().cloned().or_else(|| describe().to_json().ok().map(|j| rendered.get_or_init(|| j).clone()))
     else {
         return ApiError::Internal("the API document could not be rendered".into()).into_response();
     };

@@ -7,14 +7,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::http::ApiRoutes;
 use async_trait::async_trait;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Serialize;
 use utoipa::ToSchema;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use crate::events::routing::Consumer;
 use crate::ports::QueueAdmin;
@@ -80,8 +79,8 @@ pub struct ProviderHealth {
 }
 
 /// The `/health` route, documented.
-pub fn router(probe: Arc<dyn HealthProbe>) -> OpenApiRouter {
-    OpenApiRouter::new().routes(routes!(health)).with_state(probe)
+pub fn router(probe: Arc<dyn HealthProbe>) -> ApiRoutes {
+    crate::api_routes!(Arc<dyn HealthProbe> => [health]).with_state(probe)
 }
 
 #[utoipa::path(

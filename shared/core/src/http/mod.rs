@@ -17,6 +17,7 @@ pub use jwt_crypto::identity_provider;
 mod problem;
 mod query;
 mod rate_limit;
+mod routes;
 mod versioning;
 
 pub use auth::{AdminPrincipal, AuthConfig, AuthError, Authenticator, KeyConfig, KeyKind, Principal, mint_hs256};
@@ -28,4 +29,5 @@ pub use json::{JsonBody, parse_json};
 pub use problem::{ApiError, ErrorCause, Problem};
 pub use query::{PageParams, QueryParams};
 pub use rate_limit::{ClientIp, RateLimitLayer, RateLimitPolicy, RouteLimit, rate_limit_middleware};
+pub use routes::{ApiRoutes, Describe};
 pub use versioning::{ApiVersion, MEDIA_TYPE_V2, Representation};
