@@ -10,11 +10,12 @@
 //! - **On the changed item** (`stream`): the events ride on the item the
 //!   write changes anyway (the order, the reservation, the product), as its
 //!   `outbox` attribute; the table's stream hands the item's new image to the
-//!   relay (see `hosts::lambda`), and there is nothing to remove. An event
-//!   item costs a write unit to put and another to delete, and it is its own
-//!   item in a transaction (two units more): about 7 write units per order
-//!   (docs/aws.md, "Cost per million orders"). Every other update of such a
-//!   table removes `outbox`, so an image carries only its own write's events.
+//!   relay (see `hosts::lambda`), and there is nothing to remove. An outbox
+//!   item costs two write units as one more item of its transaction and one
+//!   to delete; on the changed item an event costs only the bytes it adds:
+//!   about 7 write units less per order (docs/aws.md, "Cost per million
+//!   orders"). Every other update of such a table removes `outbox`, so an
+//!   image carries only its own write's events.
 //!   What the relay fails to publish it [keeps](OutboxItems::keep) as outbox
 //!   items, where the scheduled sweep finds them as it finds any.
 
