@@ -472,6 +472,7 @@ pub struct AwsSettings {
     /// DynamoDB retries (conflicts, throttling, timeouts) and their first pause.
     pub store_retries: u32,
     pub store_retry_base: Duration,
+    /// Where order-intake's and inventory's writes leave their events.
     pub outbox: OutboxMode,
     /// By queue name (`order-intake`, ...): only the queues a component names.
     pub queues: BTreeMap<String, QueueUrls>,
