@@ -136,6 +136,16 @@ pub async fn faulty_orders() -> Option<Fresh<DynamoOrders>> {
     Some(Fresh(DynamoOrders::new(client, &config)))
 }
 
+/// The orders table with `outbox = stream` behind the fault layer; its
+/// stream read back by a client without faults.
+pub async fn faulty_streamed_orders() -> Option<Fresh<Streamed<DynamoOrders>>> {
+    let (client, config, _) = faulty_table(TableKind::Orders, FAULTS).await?;
+    let plain = aws_sdk_dynamodb::Client::new(&sdk_config(&endpoint()?).await);
+    let tap = StreamTap::new(plain, &config.orders_table).await;
+    let store = DynamoOrders::new(client, &DynamoConfig { outbox: OutboxMode::Stream, ..config });
+    Some(Fresh(Streamed { store, tap }))
+}
+
 pub async fn faulty_analytics() -> Option<Fresh<DynamoAnalytics>> {
     let (client, config, _) = faulty_table(TableKind::Analytics, FAULTS).await?;
     Some(Fresh(DynamoAnalytics::new(client, &config)))
@@ -640,6 +650,10 @@ mod inventory_store_under_faults {
 
 mod order_store_under_faults {
     orderly_contract::order_store_contract!(skip_without_emulator!(super::faulty_orders().await));
+}
+
+mod order_store_with_events_on_items_under_faults {
+    orderly_contract::order_store_contract!(skip_without_emulator!(super::faulty_streamed_orders().await));
 }
 
 mod read_model_under_faults {
