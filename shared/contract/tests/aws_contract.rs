@@ -18,13 +18,14 @@ use chrono::{DateTime, Utc};
 use orderly_adapters::dynamo::faults::{FaultCounts, FaultShares, FaultyHttpClient};
 use orderly_adapters::dynamo::{
     DynamoAnalytics, DynamoConfig, DynamoInventory, DynamoNotifications, DynamoOrders, DynamoResilience, OutboxMode,
-    RetryPolicy, StreamEvents, TableKind, create_table, enable_ttl, events_in_stream_image,
+    RetryPolicy, TableKind, create_table, enable_ttl, events_in_stream_image,
 };
 use orderly_adapters::sqs::{QueueUrls, SqsConfig, SqsQueues};
 use orderly_contract::MAX_RECEIVES;
 use orderly_core::domain::{Order, OrderId};
 use orderly_core::events::Envelope;
 use orderly_core::events::routing::Consumer;
+use orderly_core::messaging::StreamedEvents;
 use orderly_core::ports::{
     IdempotencyClaim, OrderStore, Outbox, OutboxEntry, PlaceOutcome, ProcessedEvent, QueueError, StoreError,
 };
@@ -217,8 +218,8 @@ impl StreamTap {
                 })
                 .collect();
             match events_in_stream_image(&serde_json::Value::Object(image)) {
-                Some(Ok(StreamEvents::Item(entry))) => entries.push(entry),
-                Some(Ok(StreamEvents::Carried(events))) => entries.extend(
+                Some(Ok(StreamedEvents::Entry(entry))) => entries.push(entry),
+                Some(Ok(StreamedEvents::Carried(events))) => entries.extend(
                     events
                         .into_iter()
                         .enumerate()

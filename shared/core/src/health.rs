@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::http::ApiRoutes;
 use async_trait::async_trait;
 use axum::Json;
 use axum::extract::State;
@@ -16,6 +15,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::events::routing::Consumer;
+use crate::http::ApiRoutes;
 use crate::ports::QueueAdmin;
 use crate::resilience::breaker::{BreakerState, CircuitBreaker};
 

@@ -47,7 +47,7 @@ use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 
 use orderly_adapters::aws_backend::AwsBackend;
-use orderly_adapters::dynamo::{StreamEvents, events_in_stream_image};
+use orderly_adapters::dynamo::events_in_stream_image;
 use orderly_adapters::http_client::{self, ClientOptions, UrlFetcher};
 use orderly_adapters::log_provider::LogProvider;
 use orderly_adapters::payment_gateway::{self, HttpGateway};
@@ -56,7 +56,7 @@ use orderly_adapters::webhook::{self, Reqwest, WebhookProvider};
 use orderly_core::composition::{self, Backend, Function};
 use orderly_core::domain::{AuthorizationId, Money, OrderId};
 use orderly_core::http::{Authenticator, ClientIp, KeyKind};
-use orderly_core::messaging::{Outcome, StreamedEvents, process_batch, relay_streamed, schedule_retry};
+use orderly_core::messaging::{Outcome, process_batch, relay_streamed, schedule_retry};
 use orderly_core::ports::{
     Authorization, Clock, FetchError, GatewayError, Notification, NotificationProvider, PaymentGateway, ProviderError,
     ReceivedMessage, SecretFetcher, SystemClock,
@@ -354,8 +354,7 @@ impl LambdaHost {
             }
             let image = record.pointer("/dynamodb/NewImage").cloned().unwrap_or_default();
             match events_in_stream_image(&image) {
-                Some(Ok(StreamEvents::Item(entry))) => batch.push(StreamedEvents::Entry(entry)),
-                Some(Ok(StreamEvents::Carried(events))) => batch.push(StreamedEvents::Carried(events)),
+                Some(Ok(events)) => batch.push(events),
                 Some(Err(error)) => tracing::error!(%error, "a stream record whose events cannot be read: not relayed"),
                 None => {}
             }

@@ -40,7 +40,7 @@ pub use analytics::DynamoAnalytics;
 pub use inventory::DynamoInventory;
 pub use notifications::DynamoNotifications;
 pub use orders::DynamoOrders;
-pub use outbox::{CARRIED_EVENTS, OUTBOX_PREFIX, OutboxMode, StreamEvents, events_in_stream_image};
+pub use outbox::{CARRIED_EVENTS, OUTBOX_PREFIX, OutboxMode, events_in_stream_image};
 pub use resilience::DynamoResilience;
 pub use schema::{TableKind, create_table, enable_ttl};
 

@@ -25,6 +25,7 @@ use uuid::Uuid;
 use super::write::{put, write_put};
 use super::{Item, PK, SK, Table, from_json, get_s, key, s, sdk_unavailable, shard_of};
 use orderly_core::events::Envelope;
+use orderly_core::messaging::StreamedEvents;
 use orderly_core::ports::{OutboxEntry, QueueError};
 pub use orderly_core::settings::OutboxMode;
 
@@ -214,24 +215,14 @@ fn with_action(expression: &str, action: &str, part: &str) -> String {
     }
 }
 
-/// The events in a DynamoDB Streams record's `NewImage` (in DynamoDB's
-/// JSON), if it carries any.
-#[derive(Debug, Clone, PartialEq)]
-pub enum StreamEvents {
-    /// An outbox item: published, it is removed at `position`.
-    Item(OutboxEntry),
-    /// Events a write left on the item it changed: nothing to remove.
-    Carried(Vec<Envelope>),
-}
-
-/// What the stream image of an item carries: `None` for an item that is
-/// neither an outbox item nor carries events; an error for one that
-/// should but cannot be read.
-pub fn events_in_stream_image(image: &serde_json::Value) -> Option<Result<StreamEvents, String>> {
+/// What a DynamoDB Streams record's `NewImage` (in DynamoDB's JSON) hands
+/// the relay: `None` for an item that is neither an outbox item nor carries
+/// events; an error for one that should but cannot be read.
+pub fn events_in_stream_image(image: &serde_json::Value) -> Option<Result<StreamedEvents, String>> {
     let attr = |name: &str| image.get(name).and_then(|v| v.get("S")).and_then(|v| v.as_str());
     let pk = attr(PK)?;
     if let Some(carried) = attr(CARRIED_EVENTS) {
-        return Some(carried_events(carried).map(StreamEvents::Carried).map_err(|e| format!("events on {pk}: {e}")));
+        return Some(carried_events(carried).map(StreamedEvents::Carried).map_err(|e| format!("events on {pk}: {e}")));
     }
     if !pk.starts_with(OUTBOX_PREFIX) {
         return None;
@@ -241,7 +232,7 @@ pub fn events_in_stream_image(image: &serde_json::Value) -> Option<Result<Stream
     };
     Some(
         Envelope::from_json(body)
-            .map(|envelope| StreamEvents::Item(OutboxEntry { position: format!("{pk}/{sk}"), envelope }))
+            .map(|envelope| StreamedEvents::Entry(OutboxEntry { position: format!("{pk}/{sk}"), envelope }))
             .map_err(|e| e.to_string()),
     )
 }
@@ -262,7 +253,7 @@ mod tests {
             "pk": {"S": "OUTBOX#2"}, "sk": {"S": "0193-x"}, "body": {"S": event.to_json()}
         });
         let entry = OutboxEntry { position: "OUTBOX#2/0193-x".into(), envelope: event };
-        assert_eq!(events_in_stream_image(&image), Some(Ok(StreamEvents::Item(entry))));
+        assert_eq!(events_in_stream_image(&image), Some(Ok(StreamedEvents::Entry(entry))));
         let order = serde_json::json!({"pk": {"S": "ORDER#1"}, "sk": {"S": "#"}});
         assert!(events_in_stream_image(&order).is_none(), "neither an outbox item nor carrying events");
         let broken = serde_json::json!({"pk": {"S": "OUTBOX#0"}, "sk": {"S": "1"}, "body": {"S": "nope"}});
@@ -279,7 +270,7 @@ mod tests {
             panic!("the put carries its events");
         };
         let image = serde_json::json!({"pk": {"S": "ORDER#1"}, "sk": {"S": "#"}, "outbox": {"S": carried}});
-        assert_eq!(events_in_stream_image(&image), Some(Ok(StreamEvents::Carried(events))));
+        assert_eq!(events_in_stream_image(&image), Some(Ok(StreamedEvents::Carried(events))));
         let broken = serde_json::json!({"pk": {"S": "ORDER#1"}, "outbox": {"S": "[{}]"}});
         assert!(events_in_stream_image(&broken).unwrap().is_err(), "an unreadable event is an error, not nothing");
     }

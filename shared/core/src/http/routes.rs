@@ -89,11 +89,6 @@ impl<S: Clone + Send + Sync + 'static> ApiRoutes<S> {
     pub fn into_parts(self) -> (Router<S>, Describe) {
         (self.router, self.describe)
     }
-
-    /// The description, built now.
-    pub fn document(&self) -> OpenApi {
-        (self.describe)()
-    }
 }
 
 /// [`ApiRoutes`] of `#[utoipa::path]` handlers with state `$state`, one
