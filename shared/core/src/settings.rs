@@ -385,7 +385,7 @@ pub const SETTINGS: &[Setting] = &[
         "outbox",
         "items",
         Aws,
-        "where a DynamoDB write leaves its events: `items` (outbox items its relay polls: Spin) or `stream` (on the item it changes, relayed from the table's stream: Lambda; kept as outbox items only when publishing fails)",
+        "where a DynamoDB write leaves its events: `items` (outbox items its relay polls: Spin) or `stream` (on the item it changes, relayed from the table's stream: Lambda; kept as outbox items only when publishing fails; a Spin component refuses it)",
     ),
     setting("queue_url_order_intake", "", Aws, "order-intake's queue"),
     setting("dlq_url_order_intake", "", Aws, "order-intake's dead-letter queue"),

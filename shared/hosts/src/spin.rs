@@ -25,7 +25,7 @@ use orderly_adapters::sqs::{DeliveryAttributes, SqsQueues};
 use orderly_core::composition::Function;
 use orderly_core::messaging::{Outcome, process_batch};
 use orderly_core::ports::ReceivedMessage;
-use orderly_core::settings::{ConfigSource, Settings};
+use orderly_core::settings::{ConfigSource, OutboxMode, Settings};
 
 /// Spin variables (declared per component in `spin.toml`).
 #[cfg(all(feature = "spin-variables", target_arch = "wasm32"))]
@@ -46,6 +46,19 @@ pub fn config_source() -> Box<dyn ConfigSource> {
     return Box::new(SpinVariables);
     #[cfg(not(all(feature = "spin-variables", target_arch = "wasm32")))]
     Box::new(orderly_core::settings::Environment)
+}
+
+/// The settings a component runs with. Its relay is a cron trigger that
+/// polls outbox items, and no Spin trigger reads a table's stream, so
+/// `outbox = stream` would leave every event where nothing relays it: refused.
+pub fn settings(source: &dyn ConfigSource) -> Result<Settings, String> {
+    let settings = Settings::load(source).map_err(|e| e.to_string())?;
+    if settings.aws.outbox == OutboxMode::Stream {
+        return Err("setting outbox: a Spin component relays outbox items from its cron trigger and no Spin \
+                    trigger reads a table's stream, so `stream` would strand every event; use `items`"
+            .into());
+    }
+    Ok(settings)
 }
 
 /// One message as the queue trigger hands it over, with its attributes
@@ -232,7 +245,6 @@ mod component {
     use orderly_core::composition::{self, Backend, Function};
     use orderly_core::http::{ApiError, ClientIp, KeyConfig, KeyKind};
     use orderly_core::ports::{FetchError, NotificationProvider, PaymentGateway, SecretFetcher};
-    use orderly_core::settings::Settings;
 
     /// Runs `future` to completion on the wasi:io reactor the SDK's HTTP
     /// client needs (whatever executor called the export).
@@ -269,7 +281,7 @@ mod component {
     pub fn backend() -> Result<Arc<AwsBackend>, String> {
         init_logging();
         seed_fastrand();
-        let settings = Settings::load(config_source().as_ref()).map_err(|e| e.to_string())?;
+        let settings = super::settings(config_source().as_ref())?;
         orderly_core::messaging::keep_handled_lines(settings.handled_log_share);
         let aws = &settings.aws;
         // A component has no credential chain to search: the settings carry them.
@@ -483,5 +495,21 @@ mod component {
                 .await
                 .unwrap_or(Err(TransportError::Timeout))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    #[test]
+    fn a_component_refuses_events_left_for_a_stream_it_cannot_read() {
+        let source = |outbox: &str| BTreeMap::from([("outbox".to_owned(), outbox.to_owned())]);
+        let refused = settings(&source("stream")).unwrap_err();
+        assert!(refused.contains("outbox") && refused.contains("items"), "{refused}");
+        assert_eq!(settings(&source("items")).unwrap().aws.outbox, OutboxMode::Items);
+        assert_eq!(settings(&BTreeMap::new()).unwrap().aws.outbox, OutboxMode::Items, "the default runs");
     }
 }
