@@ -46,6 +46,10 @@ pub async fn deployed(config: &aws_config::SdkConfig, stage: &str) -> anyhow::Re
 const SETTLE: Duration = Duration::from_secs(60);
 /// Consecutive looks that must find the stack settled.
 const SETTLED_LOOKS: u32 = 3;
+/// How long they must span: with `outbox = stream` an event waiting in a
+/// table's stream is in no queue and no outbox item, and the emulator's
+/// stream poller, when idle, looks once a second.
+const SETTLED_FOR: Duration = Duration::from_millis(1500);
 
 /// Waits for the stack to settle — nothing queued or in flight, nothing
 /// waiting in an outbox — then empties every table and queue. A stack still
@@ -55,11 +59,12 @@ const SETTLED_LOOKS: u32 = 3;
 /// One look is not enough: it reads the queues, then the outboxes, one
 /// after the other, and an event moving along the saga (outbox, queue,
 /// handler, outbox) can slip past a look's reads. It must look settled
-/// [`SETTLED_LOOKS`] times in a row.
+/// [`SETTLED_LOOKS`] times in a row, over at least [`SETTLED_FOR`].
 pub async fn wipe(host: &AwsBackend) -> anyhow::Result<()> {
     let queues = host.queues();
     let deadline = tokio::time::Instant::now() + SETTLE;
     let mut settled_looks = 0;
+    let mut settled_since = tokio::time::Instant::now();
     loop {
         let mut busy = Vec::new();
         for consumer in Consumer::ALL {
@@ -83,10 +88,14 @@ pub async fn wipe(host: &AwsBackend) -> anyhow::Result<()> {
             }
         }
         if busy.is_empty() {
+            if settled_looks == 0 {
+                settled_since = tokio::time::Instant::now();
+            }
             settled_looks += 1;
-            if settled_looks == SETTLED_LOOKS {
+            if settled_looks >= SETTLED_LOOKS && settled_since.elapsed() >= SETTLED_FOR {
                 break;
             }
+            tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         }
         settled_looks = 0;
