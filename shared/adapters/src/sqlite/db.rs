@@ -12,15 +12,31 @@
 //! in the WAL file before the caller hears back, so it survives the process
 //! being killed (kill -9); it may not survive a power cut, for which
 //! `synchronous=FULL` (an fsync per commit) is one setting away.
+//!
+//! Checkpoints (copying committed pages from the WAL back into the database
+//! file, with an fsync of each) run on their own thread. SQLite's default
+//! runs them inside the COMMIT that crosses 1,000 WAL pages, on the writer:
+//! every write waiting behind that commit waited 15–20 ms, up to 90 ms when
+//! the disk was slow, and an order passes the writer about five times, so
+//! those stalls were the tail of 202 → confirmed. The writer now only
+//! nudges the checkpointer, and checkpoints itself past 4,000 pages so the
+//! WAL stays bounded when the checkpointer cannot keep up. That bound is
+//! what an earlier checkpointer lacked: with no checkpoint in the writer the
+//! WAL is only restarted when a write begins just after a complete
+//! checkpoint, which under steady load is almost never, so it grew and
+//! reads slowed with it. (Measured: docs/benchmark.md.)
 
 use std::any::Any;
 use std::collections::HashMap;
+use std::ffi::c_int;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use rusqlite::hooks::Wal;
+use rusqlite::wal::CheckpointMode;
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{Notify, oneshot};
 
@@ -156,10 +172,9 @@ impl Database {
         }
         conn.execute_batch(&format!("PRAGMA synchronous = {synchronous};")).map_err(unavailable)?;
         schema::migrate(&mut conn)?;
-        // SQLite's own checkpoints (every 1000 WAL pages, in the writer) keep
-        // the WAL short. Moving them to a separate thread was tried: the WAL
-        // then grew under load and readers stalled for seconds (docs/benchmark.md).
         conn.execute_batch("PRAGMA journal_size_limit = 67108864;").map_err(unavailable)?;
+        let checkpointer = start_checkpointer(path)?;
+        checkpoint_from_the_writer(&mut conn, checkpointer)?;
 
         let (tx, rx) = sync_channel(options.queue_capacity);
         let wakers = Arc::new(Wakers::default());
@@ -227,6 +242,70 @@ impl Database {
         self.readers.give_back(conn);
         result
     }
+}
+
+/// WAL pages after which the checkpointer is nudged (SQLite's own default).
+const CHECKPOINT_AFTER_PAGES: c_int = 1_000;
+/// WAL pages past which the writer checkpoints itself: the WAL's bound.
+const WRITER_CHECKPOINTS_AFTER_PAGES: c_int = 4_000;
+/// Least time between two of the checkpointer's passes: a page rewritten
+/// many times in the meantime is copied once.
+const CHECKPOINT_SPACING: Duration = Duration::from_millis(10);
+
+/// The writer's side of the checkpointer thread.
+struct Checkpointer {
+    nudge: SyncSender<()>,
+    /// Held for each checkpoint: SQLite answers a second, concurrent one
+    /// with SQLITE_BUSY at once, so the writer waits here instead.
+    pass: Arc<Mutex<()>>,
+}
+
+/// Starts the checkpointer thread; it stops when the writer's connection,
+/// which holds the [`Checkpointer`], is dropped.
+fn start_checkpointer(path: &Path) -> Result<Checkpointer, StoreError> {
+    let conn = open_connection(path, false)?;
+    let (nudge, nudges) = sync_channel::<()>(1);
+    let pass = Arc::new(Mutex::new(()));
+    let in_pass = pass.clone();
+    std::thread::Builder::new()
+        .name("sqlite-checkpoint".into())
+        .spawn(move || {
+            while nudges.recv().is_ok() {
+                {
+                    let _pass = in_pass.lock().unwrap_or_else(|e| e.into_inner());
+                    // PASSIVE never waits for readers or the writer; what it
+                    // cannot copy now is copied on a later pass.
+                    if let Err(error) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                        tracing::warn!(%error, "checkpoint failed; the writer's own checkpoint bounds the WAL");
+                    }
+                }
+                std::thread::sleep(CHECKPOINT_SPACING);
+            }
+        })
+        .map_err(|e| StoreError::Unavailable(format!("could not start the checkpointer: {e}")))?;
+    Ok(Checkpointer { nudge, pass })
+}
+
+/// Replaces SQLite's checkpoint-on-commit with a nudge to the checkpointer,
+/// keeping a checkpoint in the writer only as the WAL's upper bound.
+fn checkpoint_from_the_writer(conn: &mut Connection, checkpointer: Checkpointer) -> Result<(), StoreError> {
+    let hook = move |wal: &mut Wal, pages: c_int| {
+        if pages >= WRITER_CHECKPOINTS_AFTER_PAGES {
+            // The checkpointer fell behind: wait out its pass, then copy the
+            // rest here. Writes wait meanwhile; that is the backpressure.
+            let _pass = checkpointer.pass.lock().unwrap_or_else(|e| e.into_inner());
+            if let Err(error) = wal.checkpoint_v2(CheckpointMode::PASSIVE) {
+                tracing::warn!(%error, pages, "the writer's checkpoint failed; the next commit tries again");
+            }
+        } else if pages >= CHECKPOINT_AFTER_PAGES {
+            // Full means a nudge is already waiting.
+            let _ = checkpointer.nudge.try_send(());
+        }
+        // The commit has happened whatever a checkpoint did: an error here
+        // would make COMMIT report a failure for a write that is durable.
+        Ok(())
+    };
+    conn.wal_hook(Some(hook)).map_err(unavailable)
 }
 
 fn write_loop(conn: Connection, jobs: Receiver<WriteJob>, wakers: &Wakers, max_batch: usize) {
@@ -311,6 +390,56 @@ fn run_in_savepoint(conn: &Connection, run: JobFn, effects: &mut Effects) -> Rep
         Err(error) => {
             let _ = control(conn, "ROLLBACK TO job").and_then(|()| control(conn, "RELEASE job"));
             Err(error)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn size_of(path: &Path) -> u64 {
+        std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// Checkpointing moved off the writer must still happen and still bound
+    /// the WAL: with no checkpoint at all, these writes would leave a WAL of
+    /// every page they wrote (~80 MB) and an empty database file.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn steady_writes_reach_the_database_file_and_keep_the_wal_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("orderly.db");
+        let db = Database::open(&path, DbOptions::default()).unwrap();
+        db.write(|conn, _| {
+            conn.execute_batch("CREATE TABLE filler (id INTEGER PRIMARY KEY, body BLOB NOT NULL)").map_err(unavailable)
+        })
+        .await
+        .unwrap();
+        let page = 4096_u64;
+        let written_pages = 20_000_u64;
+        let pages_per_write = 40_u64;
+        for _ in 0..written_pages / pages_per_write {
+            db.write(move |conn, _| {
+                for _ in 0..pages_per_write {
+                    conn.execute("INSERT INTO filler (body) VALUES (zeroblob(4000))", []).map_err(unavailable)?;
+                }
+                Ok(())
+            })
+            .await
+            .unwrap();
+        }
+
+        let wal = PathBuf::from(format!("{}-wal", path.display()));
+        // A WAL frame is a page and a 24-byte header; the WAL restarts at
+        // the first write after a checkpoint that copied all of it.
+        let bound = (WRITER_CHECKPOINTS_AFTER_PAGES as u64 + 2 * pages_per_write) * (page + 24);
+        assert!(size_of(&wal) <= bound, "the WAL grew to {} bytes, over its bound of {bound}", size_of(&wal));
+
+        // The rows reach the database file through checkpoints alone.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while size_of(&path) < written_pages / 2 * page {
+            assert!(std::time::Instant::now() < deadline, "no checkpoint copied the rows: {} bytes", size_of(&path));
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 }
