@@ -53,6 +53,18 @@ pub struct BenchArgs {
     /// Write the figures as JSON here too.
     #[arg(long)]
     pub json: Option<std::path::PathBuf>,
+    /// Run the open-loop phases at this many orders/s (then half of it)
+    /// instead of half (then a quarter) of the measured maximum, so that two
+    /// builds can be compared at the same load. `orderly bench` only.
+    #[arg(long, value_parser = positive_rate)]
+    pub paced_rate: Option<f64>,
+}
+
+fn positive_rate(raw: &str) -> Result<f64, String> {
+    match raw.parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate >= 1.0 => Ok(rate),
+        _ => Err(format!("expected orders per second, at least 1 (got {raw:?})")),
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -327,8 +339,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
         orders_max.requests as f64 / (args.duration.as_secs_f64() + saga_catch_up_seconds);
 
     // 4. Half (then a quarter) of the maximum, open loop, and 202 -> confirmed.
-    let (half, to_confirmed) = paced(&target, &tokens, orders_max.per_second / 2.0, args.duration).await?;
-    let (quarter, to_confirmed_quarter) = paced(&target, &tokens, orders_max.per_second / 4.0, args.duration).await?;
+    let half_rate = args.paced_rate.unwrap_or(orders_max.per_second / 2.0);
+    if args.paced_rate.is_some() {
+        eprintln!("bench: the open-loop phases run at --paced-rate, not at half and a quarter of the maximum");
+    }
+    let (half, to_confirmed) = paced(&target, &tokens, half_rate, args.duration).await?;
+    let (quarter, to_confirmed_quarter) = paced(&target, &tokens, half_rate / 2.0, args.duration).await?;
     let _ = runner.kill().await;
 
     let report = Report {
@@ -651,4 +667,18 @@ pub async fn run_payments(args: BenchArgs) -> anyhow::Result<PaymentReport> {
         gateway_calls_per_order: (after - before) as f64 / healthy_confirmed.len().max(1) as f64,
         calls_to_the_failing_gateway: failing,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::positive_rate;
+
+    #[test]
+    fn a_paced_rate_is_a_number_of_orders_per_second_of_at_least_one() {
+        assert_eq!(positive_rate("850"), Ok(850.0));
+        assert_eq!(positive_rate("1.5"), Ok(1.5));
+        for bad in ["0", "0.5", "-3", "NaN", "inf", "fast", ""] {
+            assert!(positive_rate(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
 }
