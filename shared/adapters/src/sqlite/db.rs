@@ -18,9 +18,9 @@
 //! runs them inside the COMMIT that crosses 1,000 WAL pages, on the writer:
 //! every write waiting behind that commit waited 15–20 ms, up to 90 ms when
 //! the disk was slow, and an order passes the writer about five times, so
-//! those stalls were the tail of 202 → confirmed. The writer now only
-//! nudges the checkpointer, and checkpoints itself past 4,000 pages so the
-//! WAL stays bounded when the checkpointer cannot keep up. That bound is
+//! those were the longest waits between a 202 and `confirmed`. The writer
+//! now only nudges the checkpointer, and checkpoints itself past 4,000 pages
+//! so the WAL stays bounded when the checkpointer cannot keep up. That bound is
 //! what an earlier checkpointer lacked: with no checkpoint in the writer the
 //! WAL is only restarted when a write begins just after a complete
 //! checkpoint, which under steady load is almost never, so it grew and
