@@ -142,9 +142,7 @@ pub async fn faulty_orders() -> Option<Fresh<DynamoOrders>> {
 pub async fn faulty_streamed_orders() -> Option<Fresh<Streamed<DynamoOrders>>> {
     let (client, config, _) = faulty_table(TableKind::Orders, FAULTS).await?;
     let plain = aws_sdk_dynamodb::Client::new(&sdk_config(&endpoint()?).await);
-    let tap = StreamTap::new(plain, &config.orders_table).await;
-    let store = DynamoOrders::new(client, &DynamoConfig { outbox: OutboxMode::Stream, ..config });
-    Some(Fresh(Streamed { store, tap }))
+    Some(stream_mode_orders(client, plain, config).await)
 }
 
 pub async fn faulty_analytics() -> Option<Fresh<DynamoAnalytics>> {
@@ -299,9 +297,19 @@ impl<S: OrderStore> OrderStore for Streamed<S> {
 
 pub async fn streamed_orders() -> Option<Fresh<Streamed<DynamoOrders>>> {
     let (client, config) = fresh_table(TableKind::Orders).await?;
-    let tap = StreamTap::new(client.clone(), &config.orders_table).await;
+    Some(stream_mode_orders(client.clone(), client, config).await)
+}
+
+/// The orders store writing through `client` with `outbox = stream`, its
+/// table's stream read through `tap_client`.
+async fn stream_mode_orders(
+    client: aws_sdk_dynamodb::Client,
+    tap_client: aws_sdk_dynamodb::Client,
+    config: DynamoConfig,
+) -> Fresh<Streamed<DynamoOrders>> {
+    let tap = StreamTap::new(tap_client, &config.orders_table).await;
     let store = DynamoOrders::new(client, &DynamoConfig { outbox: OutboxMode::Stream, ..config });
-    Some(Fresh(Streamed { store, tap }))
+    Fresh(Streamed { store, tap })
 }
 
 /// Inventory with `outbox = stream` and four stock items per product (the
