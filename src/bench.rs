@@ -53,11 +53,25 @@ pub struct BenchArgs {
     /// Write the figures as JSON here too.
     #[arg(long)]
     pub json: Option<std::path::PathBuf>,
-    /// Run the open-loop phases at this many orders/s (then half of it)
-    /// instead of half (then a quarter) of the measured maximum, so that two
-    /// builds can be compared at the same load. `orderly bench` only.
+    /// Run the open-loop phases at this many orders/s (`bench`: then half
+    /// of it) instead of half (then a quarter) of the measured maximum, so
+    /// that two builds can be compared at the same load.
     #[arg(long, value_parser = positive_rate)]
     pub paced_rate: Option<f64>,
+}
+
+impl BenchArgs {
+    /// The open-loop rate: `--paced-rate`, else half of intake's measured
+    /// maximum.
+    fn half_load(&self, orders_max: &Phase) -> f64 {
+        match self.paced_rate {
+            Some(rate) => {
+                eprintln!("bench: the open-loop phases run at --paced-rate {rate}, not at half of the maximum");
+                rate
+            }
+            None => orders_max.per_second / 2.0,
+        }
+    }
 }
 
 fn positive_rate(raw: &str) -> Result<f64, String> {
@@ -339,10 +353,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
         orders_max.requests as f64 / (args.duration.as_secs_f64() + saga_catch_up_seconds);
 
     // 4. Half (then a quarter) of the maximum, open loop, and 202 -> confirmed.
-    let half_rate = args.paced_rate.unwrap_or(orders_max.per_second / 2.0);
-    if args.paced_rate.is_some() {
-        eprintln!("bench: the open-loop phases run at --paced-rate, not at half and a quarter of the maximum");
-    }
+    let half_rate = args.half_load(&orders_max);
     let (half, to_confirmed) = paced(&target, &tokens, half_rate, args.duration).await?;
     let (quarter, to_confirmed_quarter) = paced(&target, &tokens, half_rate / 2.0, args.duration).await?;
     let _ = runner.kill().await;
@@ -634,7 +645,7 @@ pub async fn run_payments(args: BenchArgs) -> anyhow::Result<PaymentReport> {
     eprintln!("bench: runner up with a payment gateway; POST /api/v1/orders at full speed");
     let orders_max = orders_at_full_speed(&target, &tokens, &args).await;
     wait_drained(&target).await;
-    let rate = orders_max.per_second / 2.0;
+    let rate = args.half_load(&orders_max);
     let book = |client: HttpClient, url: String| async move {
         let request = Request::get(format!("{url}/_gateway/authorizations")).body(Full::new(Bytes::new()))?;
         let body = client.request(request).await?.into_body().collect().await?.to_bytes();
@@ -671,7 +682,16 @@ pub async fn run_payments(args: BenchArgs) -> anyhow::Result<PaymentReport> {
 
 #[cfg(test)]
 mod tests {
-    use super::positive_rate;
+    use super::*;
+
+    #[test]
+    fn the_open_loop_runs_at_the_paced_rate_when_one_is_given_else_at_half_the_maximum() {
+        let orders_max =
+            Phase { requests: 24_000, errors: 0, per_second: 3_000.0, latency: Latencies::of(&histogram()) };
+        let args = |paced_rate| BenchArgs { concurrency: 32, duration: Duration::from_secs(8), json: None, paced_rate };
+        assert_eq!(args(None).half_load(&orders_max), 1_500.0);
+        assert_eq!(args(Some(850.0)).half_load(&orders_max), 850.0);
+    }
 
     #[test]
     fn a_paced_rate_is_a_number_of_orders_per_second_of_at_least_one() {

@@ -69,7 +69,8 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:8090")]
         addr: std::net::SocketAddr,
     },
-    /// Checkout with the payment gateway healthy, then down, at half load.
+    /// Checkout with the payment gateway healthy, then down, at half load
+    /// (or at `--paced-rate`).
     BenchPayments(bench::BenchArgs),
     /// The AWS capacity model: shards, concurrency, quotas and cost per
     /// million orders at 1k/10k/100k orders/s (docs/capacity.md's table).
