@@ -519,7 +519,7 @@ async fn paced(
     Ok((phase, to_confirmed))
 }
 
-fn write_json(path: &Path, report: &Report) -> anyhow::Result<()> {
+fn write_json(path: &Path, report: &impl Serialize) -> anyhow::Result<()> {
     std::fs::write(path, serde_json::to_vec_pretty(report)?).with_context(|| format!("writing {}", path.display()))
 }
 
@@ -670,14 +670,18 @@ pub async fn run_payments(args: BenchArgs) -> anyhow::Result<PaymentReport> {
     let (_, down_confirmed) = paced(&target, &tokens, rate, args.duration).await?;
     let failing = book(client.clone(), gateway.url.clone()).await?["failed_authorizations"].as_u64().unwrap_or(0);
     let _ = runner.kill().await;
-    Ok(PaymentReport {
+    let report = PaymentReport {
         orders_max_per_second: orders_max.per_second,
         half_load_per_second: healthy.per_second,
         healthy: Latencies::of(&healthy_confirmed),
         gateway_down: Latencies::of(&down_confirmed),
         gateway_calls_per_order: (after - before) as f64 / healthy_confirmed.len().max(1) as f64,
         calls_to_the_failing_gateway: failing,
-    })
+    };
+    if let Some(path) = &args.json {
+        write_json(path, &report)?;
+    }
+    Ok(report)
 }
 
 #[cfg(test)]
