@@ -64,7 +64,7 @@ pub async fn wipe(host: &AwsBackend) -> anyhow::Result<()> {
     let queues = host.queues();
     let deadline = tokio::time::Instant::now() + SETTLE;
     let mut settled_looks = 0;
-    let mut settled_since = tokio::time::Instant::now();
+    let mut settled_since = None;
     loop {
         let mut busy = Vec::new();
         for consumer in Consumer::ALL {
@@ -88,17 +88,16 @@ pub async fn wipe(host: &AwsBackend) -> anyhow::Result<()> {
             }
         }
         if busy.is_empty() {
-            if settled_looks == 0 {
-                settled_since = tokio::time::Instant::now();
-            }
+            let since = *settled_since.get_or_insert_with(tokio::time::Instant::now);
             settled_looks += 1;
-            if settled_looks >= SETTLED_LOOKS && settled_since.elapsed() >= SETTLED_FOR {
+            if settled_looks >= SETTLED_LOOKS && since.elapsed() >= SETTLED_FOR {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         }
         settled_looks = 0;
+        settled_since = None;
         if tokio::time::Instant::now() > deadline {
             anyhow::bail!("the stack did not settle within {SETTLE:?}: {}", busy.join(", "));
         }
