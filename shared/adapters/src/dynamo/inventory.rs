@@ -55,17 +55,14 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, TransactWriteItem, Update};
 
 use super::super::codec::{ProductFields, price};
-use super::outbox::{OutboxItems, OutboxMode};
+use super::outbox::{OutboxItems, OutboxMode, outbox_for};
 use super::write::{WriteError, inline_mark, processed_events_for, put, write_put, write_update};
 use super::{
     Direction, DynamoConfig, Item, ONLY, Table, from_json, get_n, get_s, key, n, s, sdk_unavailable, timestamp, to_json,
 };
 use orderly_core::domain::{Money, OrderId, Product, Reservation, Sku};
 use orderly_core::events::Envelope;
-use orderly_core::ports::{
-    InventoryStore, Outbox, OutboxEntry, PriceList, ProcessedEvent, QueueError, ReservationChange, StockMove,
-    StoreError,
-};
+use orderly_core::ports::{InventoryStore, PriceList, ProcessedEvent, ReservationChange, StockMove, StoreError};
 
 const CATALOG: &str = "PRODUCTS";
 
@@ -745,20 +742,7 @@ impl PriceList for DynamoInventory {
     }
 }
 
-#[async_trait]
-impl Outbox for DynamoInventory {
-    async fn pending(&self, after: Option<&str>, limit: usize) -> Result<Vec<OutboxEntry>, QueueError> {
-        self.outbox.pending(&self.table, after, limit).await
-    }
-
-    async fn remove(&self, positions: &[String]) -> Result<(), QueueError> {
-        self.outbox.remove(&self.table, positions).await
-    }
-
-    async fn keep(&self, events: &[Envelope]) -> Result<(), QueueError> {
-        self.outbox.keep(&self.table, events).await
-    }
-}
+outbox_for!(DynamoInventory);
 
 processed_events_for!(DynamoInventory);
 

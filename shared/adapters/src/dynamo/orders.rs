@@ -12,15 +12,13 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{ReturnValuesOnConditionCheckFailure, Update};
 use chrono::{DateTime, Utc};
 
-use super::outbox::{OutboxItems, OutboxMode};
+use super::outbox::{OutboxItems, OutboxMode, outbox_for};
 use super::write::{WriteError, inline_mark, mark_put, processed_events_for, put, write_put, write_update};
 use super::{DynamoConfig, Item, ONLY, TTL, Table, get_s, key, n, s};
 use crate::stored_order;
 use orderly_core::domain::{Order, OrderId};
 use orderly_core::events::Envelope;
-use orderly_core::ports::{
-    IdempotencyClaim, OrderStore, Outbox, OutboxEntry, PlaceOutcome, ProcessedEvent, QueueError, StoreError,
-};
+use orderly_core::ports::{IdempotencyClaim, OrderStore, PlaceOutcome, ProcessedEvent, StoreError};
 
 #[derive(Debug, Clone)]
 pub struct DynamoOrders {
@@ -177,20 +175,7 @@ impl OrderStore for DynamoOrders {
     }
 }
 
-#[async_trait]
-impl Outbox for DynamoOrders {
-    async fn pending(&self, after: Option<&str>, limit: usize) -> Result<Vec<OutboxEntry>, QueueError> {
-        self.outbox.pending(&self.table, after, limit).await
-    }
-
-    async fn remove(&self, positions: &[String]) -> Result<(), QueueError> {
-        self.outbox.remove(&self.table, positions).await
-    }
-
-    async fn keep(&self, events: &[Envelope]) -> Result<(), QueueError> {
-        self.outbox.keep(&self.table, events).await
-    }
-}
+outbox_for!(DynamoOrders);
 
 processed_events_for!(DynamoOrders);
 

@@ -181,6 +181,35 @@ fn carry(write: &mut TransactWriteItem, events: &[Envelope]) {
     }
 }
 
+/// The [`Outbox`](orderly_core::ports::Outbox) port of an adapter that keeps
+/// its events in its own `table` through its `outbox: OutboxItems`.
+macro_rules! outbox_for {
+    ($adapter:ty) => {
+        #[async_trait::async_trait]
+        impl orderly_core::ports::Outbox for $adapter {
+            async fn pending(
+                &self,
+                after: Option<&str>,
+                limit: usize,
+            ) -> Result<Vec<orderly_core::ports::OutboxEntry>, orderly_core::ports::QueueError> {
+                self.outbox.pending(&self.table, after, limit).await
+            }
+
+            async fn remove(&self, positions: &[String]) -> Result<(), orderly_core::ports::QueueError> {
+                self.outbox.remove(&self.table, positions).await
+            }
+
+            async fn keep(
+                &self,
+                events: &[orderly_core::events::Envelope],
+            ) -> Result<(), orderly_core::ports::QueueError> {
+                self.outbox.keep(&self.table, events).await
+            }
+        }
+    };
+}
+pub(crate) use outbox_for;
+
 /// Makes every update in `writes` that carries no events remove the events
 /// an earlier write left on its item, so that the item's next stream image
 /// does not carry them again. (A put replaces the whole item.)
