@@ -33,7 +33,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use orderly_adapters::sqlite::Database;
 use orderly_core::ports::StoreError;
-use orderly_core::settings::Settings;
+use orderly_core::settings::{Environment, Settings};
 use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::process::Command;
@@ -283,6 +283,8 @@ where
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
     let exe = std::env::current_exe().context("locating the orderly binary")?;
+    // The servers below inherit this environment, and with it the durability.
+    let durability = Settings::load(&Environment).context("the runner's settings")?.sqlite_sync.describe();
     let work = tempfile::tempdir()?;
     let secret = hex::encode(rand::random::<[u8; 32]>());
     let client: HttpClient =
@@ -362,7 +364,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
         cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         concurrency: args.concurrency,
         phase_seconds: args.duration.as_secs_f64(),
-        durability: "SQLite WAL, synchronous=NORMAL: a commit is in the WAL before the 202 (survives kill -9)",
+        durability,
         ratio: orders_max.per_second / hello_phase.per_second.max(1.0),
         ratio_to_durable_hello: orders_max.per_second / durable_hello.per_second.max(1.0),
         hello: hello_phase,

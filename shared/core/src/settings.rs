@@ -427,6 +427,24 @@ pub enum SqliteSync {
     Full,
 }
 
+impl SqliteSync {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        match raw {
+            "normal" => Ok(Self::Normal),
+            "full" => Ok(Self::Full),
+            other => Err(format!("{other:?} is not normal or full")),
+        }
+    }
+
+    /// What a commit survives, for reports.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Normal => "SQLite WAL, synchronous=NORMAL: a commit is in the WAL before the 202 (survives kill -9)",
+            Self::Full => "SQLite WAL, synchronous=FULL: a commit is fsynced before the 202 (survives power loss)",
+        }
+    }
+}
+
 /// Where a DynamoDB write leaves the events it reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutboxMode {
@@ -823,11 +841,7 @@ impl Settings {
         let settings = Self {
             addr: read.parsed("addr", |raw| raw.parse().map_err(|_| format!("{raw:?} is not host:port")))?,
             data_dir: PathBuf::from(read.text("data_dir")),
-            sqlite_sync: read.parsed("sqlite_sync", |raw| match raw {
-                "normal" => Ok(SqliteSync::Normal),
-                "full" => Ok(SqliteSync::Full),
-                other => Err(format!("{other:?} is not normal or full")),
-            })?,
+            sqlite_sync: read.parsed("sqlite_sync", SqliteSync::parse)?,
             header_timeout: read.duration("header_timeout")?,
             body_timeout: read.duration("body_timeout")?,
             tls: match (read.optional("tls_cert"), read.optional("tls_key"), read.optional("tls_client_ca")) {
