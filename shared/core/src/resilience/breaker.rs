@@ -6,6 +6,10 @@
 //!   ▲                                            ▲                            │
 //!   └──────────────(a probe succeeds)────────────┼──────(a probe fails)───────┘
 //! ```
+//!
+//! A probe whose outcome never arrives (its process was killed, or recording
+//! it failed) must not keep the breaker half-open for good: once a cool-down
+//! has passed since the probes went out, the next call is a new probe.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -40,9 +44,19 @@ impl Default for BreakerPolicy {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum BreakerState {
-    Closed { failures: u32 },
-    Open { until: DateTime<Utc> },
-    HalfOpen { probes: u32 },
+    Closed {
+        failures: u32,
+    },
+    Open {
+        until: DateTime<Utc>,
+    },
+    HalfOpen {
+        probes: u32,
+        /// When the first probe went. A state stored before this was kept
+        /// reads as the epoch: long overdue, so a probe goes.
+        #[serde(default)]
+        since: DateTime<Utc>,
+    },
 }
 
 impl Default for BreakerState {
@@ -80,9 +94,13 @@ impl BreakerState {
             Self::Open { until } if now < *until => {
                 (Permit::Reject { retry_after: (*until - now).to_std().unwrap_or_default() }, None)
             }
-            Self::Open { .. } => (Permit::Probe, Some(Self::HalfOpen { probes: 1 })),
-            Self::HalfOpen { probes } if *probes < policy.half_open_probes => {
-                (Permit::Probe, Some(Self::HalfOpen { probes: probes + 1 }))
+            Self::Open { .. } => (Permit::Probe, Some(Self::HalfOpen { probes: 1, since: now })),
+            Self::HalfOpen { probes, since } if *probes < policy.half_open_probes => {
+                (Permit::Probe, Some(Self::HalfOpen { probes: probes + 1, since: *since }))
+            }
+            // The probes' outcome is overdue: it will never come.
+            Self::HalfOpen { since, .. } if elapsed(*since, now) >= policy.cool_down => {
+                (Permit::Probe, Some(Self::HalfOpen { probes: 1, since: now }))
             }
             // Probes are out; their outcome will decide soon.
             Self::HalfOpen { .. } => (Permit::Reject { retry_after: policy.cool_down / 4 }, None),
@@ -162,13 +180,15 @@ impl CircuitBreaker {
     /// a success closes the count, an error that `unwell` says shows the
     /// dependency unwell counts against it, and any other error (a 4xx:
     /// our request was bad, not the dependency down) neither opens nor
-    /// closes the breaker.
+    /// closes the breaker, except on a probe: there an answer of any kind
+    /// shows the dependency is back.
     pub async fn call<T, E>(
         &self,
         call: impl Future<Output = Result<T, E>>,
         unwell: impl FnOnce(&E) -> bool,
     ) -> Result<Result<T, E>, Open> {
-        if let Permit::Reject { retry_after } = self.permit().await {
+        let permit = self.permit().await;
+        if let Permit::Reject { retry_after } = permit {
             metrics::counter!("orderly_breaker_rejections_total", "breaker" => self.name.clone()).increment(1);
             return Err(Open { retry_after });
         }
@@ -176,6 +196,7 @@ impl CircuitBreaker {
         match &result {
             Ok(_) => self.record(false).await,
             Err(error) if unwell(error) => self.record(true).await,
+            Err(_) if permit == Permit::Probe => self.record(false).await,
             Err(_) => {}
         }
         Ok(result)
@@ -321,6 +342,10 @@ impl PaymentGateway for Guarded<dyn PaymentGateway> {
     }
 }
 
+fn elapsed(from: DateTime<Utc>, to: DateTime<Utc>) -> Duration {
+    (to - from).to_std().unwrap_or_default()
+}
+
 fn open<T>(Open { retry_after }: Open) -> Result<T, GatewayError> {
     Err(GatewayError::CircuitOpen { retry_after })
 }
@@ -361,15 +386,71 @@ mod tests {
         let (permit, next) = open.permit(&policy(), at(10));
         assert_eq!(permit, Permit::Probe);
         let half_open = next.unwrap();
-        assert_eq!(half_open, BreakerState::HalfOpen { probes: 1 });
+        assert_eq!(half_open, BreakerState::HalfOpen { probes: 1, since: at(10) });
         assert!(matches!(half_open.permit(&policy(), at(10)).0, Permit::Reject { .. }), "only one probe at a time");
     }
 
     #[test]
+    fn a_probe_that_never_reports_is_replaced_once_a_cool_down_has_passed() {
+        let half_open = BreakerState::HalfOpen { probes: 1, since: at(10) };
+        assert!(matches!(half_open.permit(&policy(), at(19)).0, Permit::Reject { .. }), "the probe may still answer");
+        let (permit, next) = half_open.permit(&policy(), at(20));
+        assert_eq!(permit, Permit::Probe);
+        assert_eq!(next, Some(BreakerState::HalfOpen { probes: 1, since: at(20) }));
+    }
+
+    #[test]
+    fn a_half_open_state_stored_without_its_start_lets_a_probe_go() {
+        let stored: BreakerState = serde_json::from_str(r#"{"state":"half_open","probes":1}"#).unwrap();
+        assert_eq!(stored.permit(&policy(), at(1_000)).0, Permit::Probe);
+    }
+
+    #[test]
     fn a_probe_decides() {
-        let half_open = BreakerState::HalfOpen { probes: 1 };
+        let half_open = BreakerState::HalfOpen { probes: 1, since: at(10) };
         assert_eq!(half_open.on_success(), BreakerState::Closed { failures: 0 });
         assert_eq!(half_open.on_failure(&policy(), at(20)), BreakerState::Open { until: at(30) });
+    }
+
+    /// One breaker's state in memory, compare-and-set like the real stores.
+    struct OneBreaker(std::sync::Mutex<(BreakerState, u64)>);
+
+    #[async_trait::async_trait]
+    impl BreakerStore for OneBreaker {
+        async fn load(&self, _: &str) -> Result<(BreakerState, u64), StoreError> {
+            Ok(self.0.lock().unwrap().clone())
+        }
+
+        async fn save(&self, _: &str, state: &BreakerState, expected: u64) -> Result<(), StoreError> {
+            let mut stored = self.0.lock().unwrap();
+            if stored.1 != expected {
+                return Err(StoreError::Conflict);
+            }
+            *stored = (state.clone(), expected + 1);
+            Ok(())
+        }
+    }
+
+    struct At(DateTime<Utc>);
+
+    impl Clock for At {
+        fn now(&self) -> DateTime<Utc> {
+            self.0
+        }
+    }
+
+    #[tokio::test]
+    async fn a_probe_answered_with_a_client_error_closes_the_breaker() {
+        let store = Arc::new(OneBreaker(std::sync::Mutex::new((BreakerState::Open { until: at(10) }, 1))));
+        let breaker = CircuitBreaker::new("provider", store.clone(), policy(), Arc::new(At(at(10))));
+        let unwell = |status: &u16| *status >= 500;
+        let answer = breaker.call(async { Err::<(), u16>(422) }, unwell).await;
+        assert_eq!(answer, Ok(Err(422)), "the probe went");
+        assert_eq!(breaker.state().await.unwrap(), BreakerState::Closed { failures: 0 });
+        // Closed, the same answer neither opens nor closes anything.
+        let answer = breaker.call(async { Err::<(), u16>(422) }, unwell).await;
+        assert_eq!(answer, Ok(Err(422)));
+        assert_eq!(breaker.state().await.unwrap(), BreakerState::Closed { failures: 0 });
     }
 
     #[test]
