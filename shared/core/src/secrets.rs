@@ -16,11 +16,13 @@
 //!   [`RefreshPolicy::min_interval`]: a new key is accepted without waiting
 //!   for the max age, and a flood of tokens with made-up `kid`s costs one
 //!   fetch per interval, not one per request.
-//! - **Single flight.** Concurrent callers that find the copy stale wait for
-//!   one fetch instead of each sending their own.
+//! - **Single flight.** One fetch at a time. Callers that find the copy
+//!   stale use it while another caller fetches; only the very first fetch
+//!   is waited for.
 //! - **Stale if error.** A failed refetch keeps the last good copy (and is
 //!   logged): an identity provider's outage does not lock every caller out.
-//!   The failure counts as an attempt, so the source is not hammered either.
+//!   The failure counts as an attempt, so the source is not hammered either:
+//!   a stale copy is fetched again at most once per minimum interval.
 //!   Only a first fetch that fails is an error.
 
 use std::sync::{Arc, RwLock};
@@ -102,20 +104,42 @@ impl<T: Send + Sync> Refreshing<T> {
         copy.as_ref().filter(|c| elapsed(c.fetched_at, self.clock.now()) < self.policy.max_age).map(|c| c.value.clone())
     }
 
+    /// The copy, when the last attempt to replace it failed (it came after
+    /// the copy was fetched) within the minimum interval.
+    fn failed_recently(&self, last_attempt: Option<DateTime<Utc>>) -> Option<Arc<T>> {
+        let attempt = last_attempt?;
+        let copy = self.copy.read().unwrap_or_else(|e| e.into_inner());
+        copy.as_ref()
+            .filter(|c| attempt > c.fetched_at && elapsed(attempt, self.clock.now()) < self.policy.min_interval)
+            .map(|c| c.value.clone())
+    }
+
     fn cached(&self) -> Option<Arc<T>> {
         self.copy.read().unwrap_or_else(|e| e.into_inner()).as_ref().map(|c| c.value.clone())
     }
 
     /// The value: the cached copy while younger than the max age, else a
     /// fresh one (the stale copy if the fetch fails).
+    ///
+    /// Once a copy exists, a caller never waits for a fetch another caller
+    /// is making, and a source that failed is tried again only after the
+    /// minimum interval: during an outage the stale copy serves everyone at
+    /// once, instead of each caller queueing for a fetch of its own.
     pub async fn get(&self) -> Result<Arc<T>, RefreshError> {
         if let Some(value) = self.fresh() {
             return Ok(value);
         }
-        let mut last_attempt = self.fetching.lock().await;
+        let mut last_attempt = match (self.fetching.try_lock(), self.cached()) {
+            (Some(guard), _) => guard,
+            (None, Some(stale)) => return Ok(stale),
+            (None, None) => self.fetching.lock().await,
+        };
         // Someone else may have fetched while this caller waited.
         if let Some(value) = self.fresh() {
             return Ok(value);
+        }
+        if let Some(stale) = self.failed_recently(*last_attempt) {
+            return Ok(stale);
         }
         self.fetch(&mut last_attempt).await
     }
@@ -269,6 +293,78 @@ pub(crate) mod tests {
         assert_eq!(*value.get().await.unwrap(), "one");
         assert_eq!(value.refetch(&first).await, None, "the failed fetch was an attempt");
         assert_eq!(source.fetches(), 2);
+    }
+
+    #[tokio::test]
+    async fn during_an_outage_an_expired_copy_is_fetched_again_at_most_once_per_interval() {
+        let (source, clock) = (Source::serving("one"), Arc::new(ManualClock::default()));
+        let value = refreshing(&source, &clock);
+        value.get().await.unwrap();
+        source.set(Err("the identity provider is down"));
+        clock.advance(Duration::from_secs(61));
+        for _ in 0..10 {
+            assert_eq!(*value.get().await.unwrap(), "one");
+        }
+        assert_eq!(source.fetches(), 2, "one failed attempt, then the stale copy");
+        clock.advance(Duration::from_secs(5));
+        source.set(Ok("two"));
+        assert_eq!(*value.get().await.unwrap(), "two", "the interval has passed: tried again");
+        assert_eq!(source.fetches(), 3);
+    }
+
+    #[tokio::test]
+    async fn an_expired_copy_is_fetched_again_even_within_the_interval_of_its_own_fetch() {
+        let (source, clock) = (Source::serving("one"), Arc::new(ManualClock::default()));
+        let short = RefreshPolicy { max_age: Duration::from_secs(2), min_interval: Duration::from_secs(5) };
+        let value = Refreshing::new(source.clone(), |text| Ok(text.to_owned()), short, clock.clone());
+        value.get().await.unwrap();
+        source.set(Ok("two"));
+        clock.advance(Duration::from_secs(2));
+        assert_eq!(*value.get().await.unwrap(), "two", "the interval limits retries after failures only");
+    }
+
+    /// A fetch that does not answer until the test says so.
+    struct Hanging {
+        release: tokio::sync::Notify,
+        fetches: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl SecretFetcher for Hanging {
+        fn describe(&self) -> String {
+            "a hanging source".into()
+        }
+
+        async fn fetch(&self) -> Result<String, FetchError> {
+            if self.fetches.fetch_add(1, Ordering::SeqCst) > 0 {
+                self.release.notified().await;
+            }
+            Ok("fetched".into())
+        }
+    }
+
+    #[tokio::test]
+    async fn callers_use_the_stale_copy_while_another_caller_fetches() {
+        let clock = Arc::new(ManualClock::default());
+        let source = Arc::new(Hanging { release: tokio::sync::Notify::new(), fetches: AtomicUsize::new(0) });
+        let value = Arc::new(Refreshing::new(source.clone(), |text| Ok(text.to_owned()), POLICY, clock.clone()));
+        value.get().await.unwrap();
+        clock.advance(Duration::from_secs(61));
+        let fetching = tokio::spawn({
+            let value = value.clone();
+            async move { value.get().await }
+        });
+        // Wait, with a deadline, until the spawned caller's fetch hangs.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while source.fetches.load(Ordering::SeqCst) < 2 {
+            assert!(std::time::Instant::now() < deadline, "the second fetch never started");
+            tokio::task::yield_now().await;
+        }
+        let stale = tokio::time::timeout(Duration::from_secs(5), value.get()).await;
+        assert_eq!(stale.expect("answered without waiting for the fetch").unwrap().as_str(), "fetched");
+        assert_eq!(source.fetches.load(Ordering::SeqCst), 2, "no fetch of its own");
+        source.release.notify_one();
+        assert_eq!(*fetching.await.unwrap().unwrap(), "fetched");
     }
 
     #[tokio::test]
