@@ -85,6 +85,19 @@ async fn oversized_mistyped_and_malformed_bodies_are_refused() {
     assert!(deep["errors"][0]["field"].as_str().unwrap().starts_with("items[0]"), "{deep}");
     let deep_unknown = format!("{{\"x\":{}{}}}", "[".repeat(5000), "]".repeat(5000));
     problem(send(deep_unknown.into_bytes(), "application/json").await.unwrap(), StatusCode::BAD_REQUEST).await;
+    // A route that reads no body refuses an oversized one all the same.
+    app.put_product("TEA", "1.00", 5).await;
+    let id = app.accepted_order(&alice, &[("TEA", 1)]).await;
+    let cancel = app
+        .client
+        .post(app.url(&format!("/api/v1/orders/{id}/cancel")))
+        .bearer_auth(&alice)
+        .body(vec![b' '; 64 * 1024 + 1])
+        .send()
+        .await
+        .unwrap();
+    problem(cancel, StatusCode::PAYLOAD_TOO_LARGE).await;
+    assert_ne!(app.order(&alice, &id).await["status"], "cancelled", "nothing was cancelled");
 }
 
 #[tokio::test]
@@ -135,6 +148,32 @@ async fn v2_is_negotiated_by_accept_and_v1_announces_its_successor() {
         .await
         .unwrap();
     problem(v3, StatusCode::NOT_ACCEPTABLE).await;
+}
+
+#[tokio::test]
+async fn an_unknown_version_is_refused_on_routes_with_one_representation_too() {
+    let app = spawn_app().await;
+    for path in ["/api/v1/analytics/summary", "/api/v1/notifications", "/api/v1/orders", "/api/v1/openapi.json"] {
+        let response = app
+            .client
+            .get(app.url(path))
+            .bearer_auth(&app.admin)
+            .header("accept", "application/vnd.orderly.v3+json")
+            .send()
+            .await
+            .unwrap();
+        assert!(response.headers().contains_key("x-request-id"), "{path}");
+        problem(response, StatusCode::NOT_ACCEPTABLE).await;
+    }
+    let summary = app
+        .client
+        .get(app.url("/api/v1/analytics/summary"))
+        .bearer_auth(&app.admin)
+        .header("accept", "application/vnd.orderly.v2+json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(summary.status(), StatusCode::OK, "a version we serve is not refused");
 }
 
 #[tokio::test]
@@ -195,4 +234,22 @@ async fn the_openapi_document_describes_every_route() {
         }
     }
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+}
+
+#[tokio::test]
+async fn a_path_that_is_not_utf8_is_a_problem() {
+    let app = spawn_app().await;
+    let alice = token("alice", false);
+    for (path, caller) in [
+        ("/api/v1/products/%FF", None),
+        ("/api/v1/orders/%C3%28", Some(&alice)),
+        ("/api/v1/orders/%FF/cancel", Some(&alice)),
+    ] {
+        let response = match path.ends_with("/cancel") {
+            true => app.post_empty(path, caller.map(String::as_str)).await,
+            false => app.get(path, caller.map(String::as_str)).await,
+        };
+        assert!(response.headers().contains_key("x-request-id"), "{path}");
+        problem(response, StatusCode::BAD_REQUEST).await;
+    }
 }

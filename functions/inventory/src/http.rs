@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::middleware::from_fn_with_state;
 use orderly_core::api::{Page, ProductV1, ProductV2};
@@ -10,7 +10,7 @@ use orderly_core::domain::{
     Currency, Money, Product, ProductDraft, ProductName, RestockQuantity, Sku, StockLevel, ValidationErrors,
 };
 use orderly_core::http::{
-    AdminPrincipal, ApiError, ApiVersion, CachePolicy, Conditions, Cursor, EntityTag, JsonBody, PageParams,
+    AdminPrincipal, ApiError, ApiVersion, CachePolicy, Conditions, Cursor, EntityTag, JsonBody, PageParams, PathText,
     QueryParams, Representation, RequestContext, Validators, tag_function,
 };
 use orderly_core::{api_routes, http::ApiRoutes};
@@ -193,7 +193,7 @@ async fn get_product(
     State(api): State<Arc<CatalogApi>>,
     version: ApiVersion,
     conditions: Conditions,
-    Path(sku): Path<String>,
+    PathText(sku): PathText,
 ) -> Result<Representation, ApiError> {
     let product = api.catalog.get(&parse_sku(&sku)?).await?;
     let validators = Validators { etag: product_etag(&product, version), policy: api.policy };
@@ -233,7 +233,7 @@ async fn put_product(
     _admin: AdminPrincipal,
     version: ApiVersion,
     conditions: Conditions,
-    Path(sku): Path<String>,
+    PathText(sku): PathText,
     JsonBody(body): JsonBody<PutProductRequest>,
 ) -> Result<Representation, ApiError> {
     let sku = Sku::parse(&sku).map_err(|e| ValidationErrors::single("sku", e.to_string()))?;
@@ -271,7 +271,7 @@ async fn restock_product(
     context: RequestContext,
     _admin: AdminPrincipal,
     version: ApiVersion,
-    Path(sku): Path<String>,
+    PathText(sku): PathText,
     JsonBody(body): JsonBody<RestockRequest>,
 ) -> Result<Representation, ApiError> {
     let product = api.catalog.restock(&parse_sku(&sku)?, body.quantity, Some(context.event_traceparent())).await?;

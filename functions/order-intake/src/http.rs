@@ -3,13 +3,13 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::from_fn_with_state;
 use orderly_core::api::{OrderV1, OrderV2};
 use orderly_core::domain::{NewOrder, NewOrderLine, Order, OrderId, Quantity, Sku};
 use orderly_core::http::{
-    AdminPrincipal, ApiError, ApiVersion, JsonBody, Principal, Representation, RequestContext, tag_function,
+    AdminPrincipal, ApiError, ApiVersion, JsonBody, PathText, Principal, Representation, RequestContext, tag_function,
 };
 use orderly_core::ports::GatewayError;
 use orderly_core::{api_routes, http::ApiRoutes};
@@ -147,7 +147,7 @@ async fn get_order(
     State(intake): State<Arc<OrderIntake>>,
     principal: Principal,
     version: ApiVersion,
-    Path(id): Path<String>,
+    PathText(id): PathText,
 ) -> Result<Representation, ApiError> {
     let order = intake.order_for(&principal, parse_order_id(&id)?).await?;
     Ok(represent(StatusCode::OK, version, &order))
@@ -172,7 +172,7 @@ async fn cancel_order(
     context: RequestContext,
     principal: Principal,
     version: ApiVersion,
-    Path(id): Path<String>,
+    PathText(id): PathText,
 ) -> Result<Representation, ApiError> {
     let order = intake.cancel(&principal, parse_order_id(&id)?, Some(context.event_traceparent())).await?;
     Ok(represent(StatusCode::ACCEPTED, version, &order))
@@ -210,7 +210,7 @@ async fn record_payment(
     context: RequestContext,
     _admin: AdminPrincipal,
     version: ApiVersion,
-    Path(id): Path<String>,
+    PathText(id): PathText,
     JsonBody(body): JsonBody<RecordPaymentRequest>,
 ) -> Result<Representation, ApiError> {
     let id = parse_order_id(&id)?;
@@ -245,7 +245,7 @@ async fn ship_order(
     context: RequestContext,
     _admin: AdminPrincipal,
     version: ApiVersion,
-    Path(id): Path<String>,
+    PathText(id): PathText,
 ) -> Result<Representation, ApiError> {
     fulfil(&intake, &context, version, parse_order_id(&id)?, Fulfilment::Ship).await
 }
@@ -270,7 +270,7 @@ async fn deliver_order(
     context: RequestContext,
     _admin: AdminPrincipal,
     version: ApiVersion,
-    Path(id): Path<String>,
+    PathText(id): PathText,
 ) -> Result<Representation, ApiError> {
     fulfil(&intake, &context, version, parse_order_id(&id)?, Fulfilment::Deliver).await
 }

@@ -7,10 +7,10 @@ use axum::extract::{FromRequestParts, MatchedPath, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderName, HeaderValue, header};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 
 use super::problem::ErrorCause;
-use super::{ApiError, Authenticator, Principal};
+use super::{ApiError, ApiVersion, Authenticator, Principal};
 use crate::trace::{TraceContext, continue_trace};
 use tracing::Instrument;
 
@@ -95,6 +95,25 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
 /// Request id, trace context, security headers and one JSON access-log line
 /// per request. Install with
 /// `router.layer(axum::middleware::from_fn_with_state(authenticator, edge_middleware))`.
+/// What every API route refuses before its handler runs, whether or not it
+/// reads a body or has more than one representation: a declared body over
+/// the limit (413), and a version of the API we do not serve (406).
+fn refused_at_the_door(request: &Request) -> Option<ApiError> {
+    if !request.uri().path().starts_with("/api/") {
+        return None;
+    }
+    if declared_too_large(request.headers()) {
+        return Some(ApiError::PayloadTooLarge { limit: BODY_LIMIT_BYTES });
+    }
+    ApiVersion::negotiate(request.headers()).err()
+}
+
+/// Whether `Content-Length` announces more than [`BODY_LIMIT_BYTES`].
+pub(crate) fn declared_too_large(headers: &axum::http::HeaderMap) -> bool {
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    declared.is_some_and(|length| length > BODY_LIMIT_BYTES as u64)
+}
+
 pub async fn edge_middleware(
     State(authenticator): State<Arc<Authenticator>>,
     mut request: Request,
@@ -120,7 +139,10 @@ pub async fn edge_middleware(
     let context = RequestContext::new(request_id.clone(), trace, authenticator);
     request.extensions_mut().insert(context.clone());
 
-    let mut response = next.run(request).instrument(span).await;
+    let mut response = match refused_at_the_door(&request) {
+        Some(refused) => refused.into_response(),
+        None => next.run(request).instrument(span).await,
+    };
     let cause = response.extensions_mut().remove::<ErrorCause>();
 
     let headers = response.headers_mut();

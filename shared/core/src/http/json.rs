@@ -13,7 +13,7 @@ use http_body_util::{BodyExt, Limited};
 use serde::de::DeserializeOwned;
 
 use super::ApiError;
-use super::context::BODY_LIMIT_BYTES;
+use super::context::{BODY_LIMIT_BYTES, declared_too_large};
 use crate::domain::ValidationErrors;
 
 /// A JSON body parsed under the rules above.
@@ -25,12 +25,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
 
     async fn from_request(request: Request, _state: &S) -> Result<Self, Self::Rejection> {
         require_json_content_type(request.headers())?;
-        let declared = request
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|len| len > BODY_LIMIT_BYTES as u64) {
+        if declared_too_large(request.headers()) {
             return Err(ApiError::PayloadTooLarge { limit: BODY_LIMIT_BYTES });
         }
         let body = Limited::new(request.into_body(), BODY_LIMIT_BYTES);
@@ -78,7 +73,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             let path = error.path().to_string();
             let inner = error.into_inner();
             let message = inner.to_string();
-            let message = message.split(" at line ").next().unwrap_or(&message).to_owned();
+            let message = without_type_names(message.split(" at line ").next().unwrap_or(&message));
             match inner.classify() {
                 serde_json::error::Category::Data if message.starts_with("unknown field") => {
                     // The path already ends with the unknown field's name.
@@ -96,6 +91,17 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             }
         }
     }
+}
+
+/// serde names the Rust type it expected (`expected struct OrderItemRequest`):
+/// the client learns what JSON it should have sent instead.
+fn without_type_names(message: &str) -> String {
+    for (named, kind) in [(", expected struct ", "a JSON object"), (", expected enum ", "one of the allowed values")] {
+        if let Some(at) = message.find(named) {
+            return format!("{}, expected {kind}", &message[..at]);
+        }
+    }
+    message.to_owned()
 }
 
 fn join_path(parent: &str, field: &str) -> String {
@@ -143,6 +149,14 @@ mod tests {
         assert_eq!(field_of(parse_json::<Body>(br#"{"items":[{"quantity":"2"}]}"#).unwrap_err()), "items[0].quantity");
         assert_eq!(field_of(parse_json::<Body>(br#"{"items":[{}]}"#).unwrap_err()), "items[0].quantity");
         assert_eq!(field_of(parse_json::<Body>(br#"{}"#).unwrap_err()), "items");
+    }
+
+    #[test]
+    fn a_problem_never_names_a_rust_type() {
+        let error = parse_json::<Body>(br#"{"items":[1]}"#).unwrap_err();
+        let ApiError::Validation(errors) = error else { panic!("expected 422, got {error:?}") };
+        assert_eq!(errors.0[0].field, "items[0]");
+        assert_eq!(errors.0[0].message, "invalid type: integer `1`, expected a JSON object");
     }
 
     #[test]

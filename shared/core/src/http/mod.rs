@@ -12,6 +12,7 @@ mod cors;
 mod cursor;
 mod json;
 mod jwt_crypto;
+mod path;
 #[cfg(any(test, feature = "identity-provider"))]
 pub use jwt_crypto::identity_provider;
 mod problem;
@@ -26,6 +27,7 @@ pub use context::{BODY_LIMIT_BYTES, RequestContext, edge_middleware, tag_functio
 pub use cors::{PREFLIGHT_MAX_AGE, cors_layer, preflight_no_content};
 pub use cursor::Cursor;
 pub use json::{JsonBody, parse_json};
+pub use path::PathText;
 pub use problem::{ApiError, ErrorCause, Problem};
 pub use query::{PageParams, QueryParams};
 pub use rate_limit::{ClientIp, RateLimitLayer, RateLimitPolicy, RouteLimit, rate_limit_middleware};
