@@ -19,6 +19,11 @@
 //! | 5xx, 429 (it did nothing) | `confirmed`, offline instructions | nothing |
 //! | breaker open | `confirmed`, offline instructions | nothing: it was not called |
 //!
+//! Except on a redelivery: an earlier delivery of the same reply may have
+//! been authorized and stopped (a crash, a failed write) before recording
+//! it, so a redelivery that ends offline owes a void by reference whatever
+//! this call's answer (a no-op at the gateway when nothing is held).
+//!
 //! A hold owed a void travels as `payment.void_owed.v1` through order
 //! intake's own queue, written with the change that owes it: the void is
 //! retried with backoff (not before the breaker's cool-down while it is
@@ -72,7 +77,8 @@ impl Payments {
     }
 
     /// Authorizes the order's total, or says why it is to be paid offline.
-    pub async fn settle(&self, order: &Order) -> Settlement {
+    /// `redelivered`: an earlier try of the same step may have authorized.
+    pub async fn settle(&self, order: &Order, redelivered: bool) -> Settlement {
         let Some(gateway) = &self.gateway else {
             return Settlement::Offline { hold_unknown: false };
         };
@@ -94,6 +100,10 @@ impl Payments {
                 );
                 Settlement::Offline { hold_unknown }
             }
+        };
+        let settlement = match settlement {
+            Settlement::Offline { .. } if redelivered => Settlement::Offline { hold_unknown: true },
+            settled => settled,
         };
         let outcome = match &settlement {
             Settlement::Authorized(_) => "authorized",
@@ -145,4 +155,69 @@ impl Payments {
 
 fn not_configured() -> GatewayError {
     GatewayError::Unreachable("no payment gateway is configured".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use async_trait::async_trait;
+    use orderly_contract::fixtures::order_for;
+    use orderly_core::domain::{Money, OrderId};
+
+    use super::*;
+
+    /// A gateway that answers every authorization with `answer`.
+    struct Answers(fn() -> Result<Authorization, GatewayError>);
+
+    #[async_trait]
+    impl PaymentGateway for Answers {
+        fn name(&self) -> &'static str {
+            "test"
+        }
+
+        async fn authorize(&self, _: OrderId, _: Money) -> Result<Authorization, GatewayError> {
+            (self.0)()
+        }
+
+        async fn capture(&self, _: OrderId, _: &AuthorizationId) -> Result<(), GatewayError> {
+            Ok(())
+        }
+
+        async fn void(&self, _: OrderId, _: &AuthorizationId) -> Result<(), GatewayError> {
+            Ok(())
+        }
+
+        async fn void_by_reference(&self, _: OrderId) -> Result<(), GatewayError> {
+            Ok(())
+        }
+    }
+
+    fn payments(answer: fn() -> Result<Authorization, GatewayError>) -> Payments {
+        Payments::new(Some(Arc::new(Answers(answer))), "Pay {amount}".into())
+    }
+
+    #[tokio::test]
+    async fn a_gateway_that_did_nothing_owes_no_void_on_a_first_delivery() {
+        let order = order_for("alice", &[("A", 1)]).paid_by(PaymentMethod::Card);
+        for answer in
+            [|| Err(GatewayError::Failed(503)), || Err(GatewayError::CircuitOpen { retry_after: Default::default() })]
+        {
+            assert_eq!(payments(answer).settle(&order, false).await, Settlement::Offline { hold_unknown: false });
+        }
+    }
+
+    #[tokio::test]
+    async fn a_redelivery_that_ends_offline_owes_a_void_by_reference() {
+        let order = order_for("alice", &[("A", 1)]).paid_by(PaymentMethod::Card);
+        for answer in
+            [|| Err(GatewayError::Failed(503)), || Err(GatewayError::CircuitOpen { retry_after: Default::default() })]
+        {
+            assert_eq!(payments(answer).settle(&order, true).await, Settlement::Offline { hold_unknown: true });
+        }
+        let offline = order_for("alice", &[("A", 1)]).paid_by(PaymentMethod::Offline);
+        assert_eq!(
+            payments(|| Err(GatewayError::Failed(503))).settle(&offline, true).await,
+            Settlement::Offline { hold_unknown: false },
+            "an order placed to be paid offline never reached the gateway"
+        );
+    }
 }

@@ -66,7 +66,7 @@ impl SagaReplies {
         }
         // The one call that may wait (at most the gateway's timeout), made
         // once per delivery, outside the retried write below.
-        let settlement = self.payments().settle(&order).await;
+        let settlement = self.payments().settle(&order, delivery.attempt > 1).await;
         self.settle(order_id, Verdict::Confirm(settlement), delivery).await
     }
 
