@@ -104,9 +104,18 @@ async fn faulty_table(
     kind: TableKind,
     shares: FaultShares,
 ) -> Option<(aws_sdk_dynamodb::Client, DynamoConfig, Arc<FaultCounts>)> {
+    faulty_table_at_most(kind, shares, u64::MAX).await
+}
+
+/// [`faulty_table`], injecting no more than `faults` faults in all.
+async fn faulty_table_at_most(
+    kind: TableKind,
+    shares: FaultShares,
+    faults: u64,
+) -> Option<(aws_sdk_dynamodb::Client, DynamoConfig, Arc<FaultCounts>)> {
     let (_, config) = fresh_table(kind).await?;
     let sdk = sdk_config(&endpoint()?).await;
-    let faulty = FaultyHttpClient::new(aws_smithy_http_client::Builder::new().build_http(), shares);
+    let faulty = FaultyHttpClient::new(aws_smithy_http_client::Builder::new().build_http(), shares).at_most(faults);
     let counts = faulty.counts();
     let retry = RetryPolicy { retries: 10, base: std::time::Duration::from_millis(2) };
     let settings = orderly_core::settings::Settings::defaults();
@@ -594,7 +603,7 @@ mod marks_of_the_old_form {
 /// wrote and writes nothing.
 mod redelivery_after_a_lost_answer {
     use orderly_contract::fixtures::{mark, now, order_for, placed_event, product, sku};
-    use orderly_core::domain::{OrderId, Reservation, ReservationState};
+    use orderly_core::domain::{OrderId, Reservation, ReservationState, RestockQuantity};
     use orderly_core::ports::{InventoryStore, OrderStore, Outbox, ReservationChange, StockMove, StoreError};
 
     use super::*;
@@ -623,6 +632,40 @@ mod redelivery_after_a_lost_answer {
             Err(StoreError::AlreadyProcessed)
         );
         assert_eq!(store.pending(None, 10).await.unwrap().len(), 1, "the event is written once");
+    }
+
+    /// The SDK sends a write again when its answer is lost; that copy meets
+    /// the real answer: its own version condition, failed by the first.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_restock_whose_first_answer_was_lost_adds_its_units_once() {
+        let Some((faulty, config, counts)) = faulty_table_at_most(TableKind::Inventory, LOST_ANSWERS, 1).await else {
+            return;
+        };
+        let store = DynamoInventory::new(plain_client().await, &config);
+        store.save_product(&product("A", 5), None, &[]).await.unwrap();
+        let current = store.product(&sku("A")).await.unwrap().unwrap();
+        let quantity = RestockQuantity::parse(3).unwrap();
+        let restocked = current.restock(quantity, now()).unwrap();
+        let crashing = DynamoInventory::new(faulty, &config);
+        assert_eq!(crashing.restock(&restocked, current.version, 3, &[]).await, Ok(()), "it went through once");
+        assert_eq!(counts.get(orderly_adapters::dynamo::faults::Fault::TimeoutAfterCommit), 1);
+        let after = store.product(&sku("A")).await.unwrap().unwrap();
+        assert_eq!((after.available, after.version), (8, restocked.version), "the units were added once");
+        // Someone else's write on the same version is still a lost race.
+        assert_eq!(store.restock(&restocked, current.version, 3, &[]).await, Err(StoreError::Conflict));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_product_whose_first_answer_was_lost_is_created_once() {
+        let Some((faulty, config, counts)) = faulty_table_at_most(TableKind::Inventory, LOST_ANSWERS, 1).await else {
+            return;
+        };
+        let crashing = DynamoInventory::new(faulty, &config);
+        assert_eq!(crashing.save_product(&product("B", 5), None, &[]).await, Ok(()), "created, not a conflict");
+        assert_eq!(counts.get(orderly_adapters::dynamo::faults::Fault::TimeoutAfterCommit), 1);
+        let store = DynamoInventory::new(plain_client().await, &config);
+        assert_eq!(store.product(&sku("B")).await.unwrap().map(|b| (b.available, b.version)), Some((5, 1)));
+        assert_eq!(store.save_product(&product("B", 5), None, &[]).await, Err(StoreError::Conflict));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

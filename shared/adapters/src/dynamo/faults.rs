@@ -74,12 +74,20 @@ impl FaultCounts {
 pub struct FaultyHttpClient {
     inner: SharedHttpClient,
     shares: FaultShares,
+    limit: Option<u64>,
     counts: Arc<FaultCounts>,
 }
 
 impl FaultyHttpClient {
     pub fn new(inner: SharedHttpClient, shares: FaultShares) -> Self {
-        Self { inner, shares, counts: Arc::default() }
+        Self { inner, shares, limit: None, counts: Arc::default() }
+    }
+
+    /// Injects no more than `faults` faults in all; the calls after them
+    /// go through untouched (say, one lost answer and then the SDK's retry
+    /// meeting the real one).
+    pub fn at_most(self, faults: u64) -> Self {
+        Self { limit: Some(faults), ..self }
     }
 
     pub fn counts(&self) -> Arc<FaultCounts> {
@@ -92,6 +100,7 @@ impl HttpClient for FaultyHttpClient {
         SharedHttpConnector::new(FaultyConnector {
             inner: self.inner.http_connector(settings, components),
             shares: self.shares,
+            limit: self.limit,
             counts: self.counts.clone(),
         })
     }
@@ -101,6 +110,7 @@ impl HttpClient for FaultyHttpClient {
 struct FaultyConnector {
     inner: SharedHttpConnector,
     shares: FaultShares,
+    limit: Option<u64>,
     counts: Arc<FaultCounts>,
 }
 
@@ -116,6 +126,11 @@ fn is_write(operation: &str) -> bool {
 impl FaultyConnector {
     /// Which fault (if any) this call gets.
     fn draw(&self, operation: &str) -> Option<Fault> {
+        let injected: u64 =
+            [Fault::Conflict, Fault::Throttle, Fault::TimeoutAfterCommit].map(|f| self.counts.get(f)).iter().sum();
+        if self.limit.is_some_and(|limit| injected >= limit) {
+            return None;
+        }
         let roll: f64 = rand::random();
         let FaultShares { conflict, throttle, timeout_after_commit } = self.shares;
         let candidates = [

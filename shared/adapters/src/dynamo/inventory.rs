@@ -86,6 +86,18 @@ const MAX_TRANSACTION_ITEMS: usize = 100;
 /// Units taken from each shard of one SKU, as recorded on the reservation.
 type Taken = Vec<(Sku, u32, i64)>;
 
+/// The product item's attribute naming the last catalog write or restock
+/// that changed it. A write whose answer was lost (a timeout after it
+/// committed) is sent again by the SDK; that copy fails its own version
+/// condition, and without this id the caller could not tell "someone else
+/// changed the product" (re-read and write again) from "my write went
+/// through" (done) — a restock would add its units twice.
+const WRITE_ID: &str = "write_id";
+
+fn new_write_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
 #[derive(Debug, Clone)]
 pub struct DynamoInventory {
     table: Table,
@@ -213,6 +225,21 @@ fn spread(units: i64, count: u32) -> Vec<(u32, i64)> {
 }
 
 impl DynamoInventory {
+    /// Writes a catalog change or restock carrying `write_id` on the product
+    /// item; a failed condition on an item that already carries it means
+    /// this very write went through on an earlier, unanswered try.
+    async fn write_product(&self, sku: &Sku, write_id: &str, writes: Vec<TransactWriteItem>) -> Result<(), StoreError> {
+        match self.table.write_all(writes).await.map_err(|e| e.into_store_error(None)) {
+            Err(StoreError::Conflict) if self.carries_write(sku, write_id).await? => Ok(()),
+            result => result,
+        }
+    }
+
+    async fn carries_write(&self, sku: &Sku, write_id: &str) -> Result<bool, StoreError> {
+        let item = self.table.get(product_key(sku)).await?;
+        Ok(item.is_some_and(|item| matches!(item.get(WRITE_ID), Some(AttributeValue::S(id)) if id == write_id)))
+    }
+
     pub fn new(client: Client, config: &DynamoConfig) -> Self {
         Self {
             table: Table {
@@ -401,6 +428,7 @@ impl InventoryStore for DynamoInventory {
     ) -> Result<(), StoreError> {
         let fields = ProductFields::of(product)?;
         let at = s(fields.updated_at.clone());
+        let write_id = new_write_id();
         let mut writes = Vec::new();
         match expected_version {
             None => {
@@ -415,6 +443,7 @@ impl InventoryStore for DynamoInventory {
                 item.insert("version".into(), n(fields.version));
                 item.insert("updated_at".into(), at.clone());
                 item.insert("stock_shards".into(), n(self.shards));
+                item.insert(WRITE_ID.into(), s(write_id.clone()));
                 item.insert("gsi1pk".into(), s(CATALOG));
                 item.insert("gsi1sk".into(), s(product.sku.to_string()));
                 writes.push(write_put(put(&self.table.name, item, Some("attribute_not_exists(pk)"), &[])));
@@ -435,10 +464,11 @@ impl InventoryStore for DynamoInventory {
                     .set_key(Some(product_key(&product.sku)))
                     .update_expression(
                         "SET #name = :name, price_minor = :price, currency = :currency, version = :version, \
-                         updated_at = :at",
+                         updated_at = :at, write_id = :write_id",
                     )
                     .condition_expression("version = :expected")
                     .expression_attribute_names("#name", "name")
+                    .expression_attribute_values(":write_id", s(write_id.clone()))
                     .expression_attribute_values(":name", s(fields.name))
                     .expression_attribute_values(":price", n(fields.price_minor))
                     .expression_attribute_values(":currency", s(fields.currency))
@@ -449,7 +479,7 @@ impl InventoryStore for DynamoInventory {
             }
         }
         self.outbox.add_to(&self.table, &mut writes, outbox);
-        self.table.write_all(writes).await.map_err(|e| e.into_store_error(None))
+        self.write_product(&product.sku, &write_id, writes).await
     }
 
     async fn restock(
@@ -465,12 +495,17 @@ impl InventoryStore for DynamoInventory {
         let stored_count = get_count(&stored, "stock_shards", 1)?;
         let count = stored_count.max(self.shards);
         let at = s(timestamp(restocked.updated_at));
+        let write_id = new_write_id();
         let shares: HashMap<u32, i64> = spread(i64::from(units), count).into_iter().collect();
         let product = Update::builder()
             .table_name(&self.table.name)
             .set_key(Some(product_key(&restocked.sku)))
-            .update_expression("SET version = :version, updated_at = :at, stock_shards = :count ADD available :units")
+            .update_expression(
+                "SET version = :version, updated_at = :at, stock_shards = :count, write_id = :write_id \
+                 ADD available :units",
+            )
             .condition_expression(format!("version = :expected AND {COUNT_IS}"))
+            .expression_attribute_values(":write_id", s(write_id.clone()))
             .expression_attribute_values(":version", n(restocked.version))
             .expression_attribute_values(":at", at.clone())
             .expression_attribute_values(":read_count", n(stored_count))
@@ -483,7 +518,7 @@ impl InventoryStore for DynamoInventory {
             writes.push(self.add_to_shard(&restocked.sku, shard, share, Some(at.clone()))?);
         }
         self.outbox.add_to(&self.table, &mut writes, outbox);
-        self.table.write_all(writes).await.map_err(|e| e.into_store_error(None))
+        self.write_product(&restocked.sku, &write_id, writes).await
     }
 
     async fn reservation(&self, order_id: OrderId) -> Result<Option<Reservation>, StoreError> {
