@@ -77,6 +77,63 @@ async fn the_breaker_opens_on_a_failing_or_hanging_provider_defers_notifications
     assert_eq!(app.health().await["status"], "ok");
 }
 
+/// A delivery the open breaker refused was not attempted: it neither counts
+/// towards the dead-letter queue nor marks its notification failed, so an
+/// outage longer than the receives allowed defers notifications instead of
+/// dead-lettering them unsent. Only those the provider itself failed as
+/// often as allowed (the probes) end failed.
+#[tokio::test]
+async fn notifications_refused_by_the_open_breaker_are_deferred_not_dead_lettered() {
+    const ORDERS: usize = 5;
+    let provider = Webhook::start(Mode::Failing).await;
+    let Some(app) = spawn_local_app_with("it points the runner at a provider it breaks and mends", |config| {
+        config.notify_url = Some(provider.url.clone());
+        config.notify_allow_private = true;
+        config.resilience.breaker_threshold = 1;
+        config.resilience.breaker_cool_down = Duration::from_millis(300);
+        config.queues.max_receives = 2;
+    })
+    .await
+    else {
+        return;
+    };
+    app.put_product("TEA", "1.00", 100).await;
+    let alice = token("alice", false);
+    for _ in 0..ORDERS {
+        let id = app.accepted_order(&alice, &[("TEA", 1)]).await;
+        app.settled(&alice, &id, "confirmed").await;
+    }
+    let notifications = || async {
+        let list: Value = app.get("/api/v1/notifications", Some(&app.admin)).await.json().await.unwrap();
+        list["items"].as_array().cloned().unwrap_or_default()
+    };
+    // Two probes failed as often as allowed: every other notification has
+    // been refused in several cool-downs by then, more than twice.
+    let failed = eventually("two notifications to fail at the provider", || async {
+        let failed: Vec<Value> = notifications().await.into_iter().filter(|n| n["state"] == "failed").collect();
+        (failed.len() >= 2).then_some(failed)
+    })
+    .await;
+    for notification in &failed {
+        assert_eq!(notification["attempts"], 2, "failed only after two calls: {notification}");
+    }
+
+    provider.set(Mode::Up);
+    let settled = eventually("the rest to be sent", || async {
+        let all = notifications().await;
+        (all.len() == ORDERS && all.iter().all(|n| n["state"] == "sent" || n["state"] == "failed")).then_some(all)
+    })
+    .await;
+    let failed: Vec<_> = settled.iter().filter(|n| n["state"] == "failed").collect();
+    assert!(failed.len() < ORDERS, "refusals dead-lettered nothing: {settled:?}");
+    assert!(failed.iter().all(|n| n["attempts"] == 2), "{failed:?}");
+    // A failed message moves to the dead letters at its next receive.
+    eventually("each failed notification's message to be dead-lettered", || async {
+        (app.health().await["queues"]["notification"]["dead_letters"] == failed.len()).then_some(())
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn a_burst_over_the_limit_gets_429_with_retry_after_then_refills() {
     // One token per 5 s: the burst below refills nothing unless the machine

@@ -44,6 +44,11 @@ impl Notifier {
         let now = self.clock.now();
         let (state, last_error) = match &sent {
             Ok(()) => (NotificationState::Sent, None),
+            // Refused by the open breaker, the provider was not called: that
+            // is no attempt, so never the last (see `MessageQueue::defer`).
+            Err(refused @ ProviderError::CircuitOpen { .. }) => {
+                (NotificationState::Deferred, Some(refused.to_string()))
+            }
             Err(_) if delivery.is_last_attempt() => {
                 (NotificationState::Failed, sent.as_ref().err().map(ToString::to_string))
             }

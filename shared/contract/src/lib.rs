@@ -155,6 +155,7 @@ macro_rules! queue_contract {
                 an_acknowledged_message_is_gone,
                 a_stale_receipt_acknowledges_nothing,
                 retry_later_hides_the_message_for_the_delay,
+                a_deferred_delivery_comes_back_after_the_delay,
                 dead_letters_after_max_receives_and_redrives,
                 one_message_per_subject_is_in_flight_at_a_time,
                 a_poisoned_subject_does_not_block_others,

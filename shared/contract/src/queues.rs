@@ -105,6 +105,18 @@ pub async fn retry_later_hides_the_message_for_the_delay<S: MessageQueue + Event
     assert_eq!((again.message_id, again.receive_count), (message.message_id, 2));
 }
 
+pub async fn a_deferred_delivery_comes_back_after_the_delay<S: MessageQueue + EventPublisher>(store: &S) {
+    store.publish(&[placed_event(&order_for("alice", &[("A", 1)]))]).await.unwrap();
+    let message = receive_one(store, "inventory", LONG).await;
+    store.defer("inventory", &message.receipt, HIDDEN, "circuit open").await.unwrap();
+    assert!(store.receive("inventory", 10, LONG).await.unwrap().is_empty(), "hidden for the delay");
+    let again = receive_one(store, "inventory", LONG).await;
+    assert_eq!(again.message_id, message.message_id);
+    // Whether the refused delivery counted is the queue's to say (SQS counts
+    // every receive); that it never counts twice is not.
+    assert!(again.receive_count <= 2, "{}", again.receive_count);
+}
+
 pub async fn dead_letters_after_max_receives_and_redrives<S: MessageQueue + EventPublisher + QueueAdmin>(store: &S) {
     store.publish(&[placed_event(&order_for("alice", &[("A", 1)]))]).await.unwrap();
     for attempt in 1..=MAX_RECEIVES {

@@ -90,6 +90,33 @@ mod ack_then_receive {
     }
 }
 
+/// The runner's queue gives a refused delivery's receive back
+/// (`MessageQueue::defer`): however long a dependency's breaker refuses,
+/// the message waits instead of reaching the dead letters unattempted.
+mod deferred_deliveries {
+    use std::time::Duration;
+
+    use orderly_core::ports::{MessageQueue, QueueAdmin};
+
+    #[tokio::test]
+    async fn refusals_beyond_the_receives_allowed_do_not_dead_letter() {
+        let store = super::fresh();
+        store.send_raw("notification", Some("order-1"), "confirmed").await.unwrap();
+        for _ in 0..super::MAX_RECEIVES * 2 {
+            let received = store.receive("notification", 10, Duration::from_secs(30)).await.unwrap();
+            assert_eq!(received.len(), 1, "still queued, not dead-lettered");
+            assert_eq!(received[0].receive_count, 1, "no refusal counted");
+            store.defer("notification", &received[0].receipt, Duration::ZERO, "circuit open").await.unwrap();
+        }
+        assert!(store.dead_letters("notification", 10).await.unwrap().is_empty());
+        // An attempt that fails still counts.
+        let received = store.receive("notification", 10, Duration::from_secs(30)).await.unwrap();
+        store.retry_later("notification", &received[0].receipt, Duration::ZERO, "provider failed").await.unwrap();
+        let again = store.receive("notification", 10, Duration::from_secs(30)).await.unwrap();
+        assert_eq!(again[0].receive_count, 2);
+    }
+}
+
 /// The runner's store writes events straight into their subscribers' queues
 /// in the writing transaction (`SqliteStore::publishing_at_commit`): what
 /// the outbox cases above prove through the relay, proven here through the

@@ -72,7 +72,9 @@ pub enum HandlerError {
     /// Try again after the usual backoff.
     #[error("{0}")]
     Retry(String),
-    /// Try again, but not before this delay (e.g. a provider's breaker is open).
+    /// Not attempted: a dependency's circuit breaker is open. Try again, but
+    /// not before this delay; where the queue can, this delivery does not
+    /// count as an attempt (see `MessageQueue::defer`).
     #[error("{reason} (retry in {after:?})")]
     RetryAfter { reason: String, after: Duration },
     /// The event decoded, but its data is nothing the domain can hold (say,
@@ -401,8 +403,16 @@ pub async fn schedule_retry(
     retry_after: Option<Duration>,
     backoff: Backoff,
 ) -> Duration {
-    let delay = retry_after.unwrap_or_else(|| backoff.delay(message.receive_count));
-    if let Err(e) = queue.retry_later(consumer, &message.receipt, delay, error).await {
+    // A delay the handler asked for is a refusal (an open breaker): the
+    // delivery was not attempted.
+    let (delay, scheduled) = match retry_after {
+        Some(delay) => (delay, queue.defer(consumer, &message.receipt, delay, error).await),
+        None => {
+            let delay = backoff.delay(message.receive_count);
+            (delay, queue.retry_later(consumer, &message.receipt, delay, error).await)
+        }
+    };
+    if let Err(e) = scheduled {
         tracing::warn!(consumer, error = %e, "could not schedule a retry; the visibility timeout will");
     }
     delay

@@ -259,15 +259,39 @@ impl MessageQueue for SqliteStore {
     }
 
     async fn retry_later(&self, queue: &str, receipt: &str, delay: Duration, reason: &str) -> Result<(), QueueError> {
+        self.return_later(queue, receipt, delay, reason, 0).await
+    }
+
+    /// Gives the receive back: the message's count is what its handler
+    /// actually attempted.
+    async fn defer(&self, queue: &str, receipt: &str, delay: Duration, reason: &str) -> Result<(), QueueError> {
+        self.return_later(queue, receipt, delay, reason, 1).await
+    }
+}
+
+impl SqliteStore {
+    /// Makes a received message visible again after `delay`, noting why,
+    /// with `uncounted` of its receives given back.
+    async fn return_later(
+        &self,
+        queue: &str,
+        receipt: &str,
+        delay: Duration,
+        reason: &str,
+        uncounted: i64,
+    ) -> Result<(), QueueError> {
         let (queue, receipt) = (queue.to_owned(), receipt.to_owned());
         let reason: String = reason.chars().take(500).collect();
         let visible_at = millis(self.clock.now()) + delay.as_millis() as i64;
         self.db
             .write(move |conn, _| {
                 conn.prepare_cached(
-                    "UPDATE queue_messages SET visible_at = ?1, last_error = ?2 WHERE seq = ?3 AND receipt = ?4 AND queue = ?5",
+                    "UPDATE queue_messages SET visible_at = ?1, last_error = ?2, receive_count = MAX(receive_count - ?6, 0)
+                     WHERE seq = ?3 AND receipt = ?4 AND queue = ?5",
                 )
-                .and_then(|mut s| s.execute(params![visible_at, reason, receipt_row(&receipt), receipt, queue]))
+                .and_then(|mut s| {
+                    s.execute(params![visible_at, reason, receipt_row(&receipt), receipt, queue, uncounted])
+                })
                 .map(|_| ())
                 .map_err(unavailable)
             })

@@ -72,6 +72,16 @@ pub trait MessageQueue: Send + Sync {
 
     /// Makes the message visible again after `delay` (a backoff), noting why.
     async fn retry_later(&self, queue: &str, receipt: &str, delay: Duration, reason: &str) -> Result<(), QueueError>;
+
+    /// Like [`Self::retry_later`], for a delivery its handler could not
+    /// attempt: a dependency's open circuit breaker refused it. Where the
+    /// queue can, the delivery does not count towards the dead-letter
+    /// queue, so that an outage longer than the receives allowed defers a
+    /// message instead of dead-lettering it unsent. SQS counts every
+    /// receive, so there (the default) it is `retry_later`.
+    async fn defer(&self, queue: &str, receipt: &str, delay: Duration, reason: &str) -> Result<(), QueueError> {
+        self.retry_later(queue, receipt, delay, reason).await
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
