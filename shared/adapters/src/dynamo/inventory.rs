@@ -594,9 +594,33 @@ impl DynamoInventory {
         let Some(moves) = growth(&levels, self.grow_to) else { return Ok(None) };
         let count = levels.len() as u32;
         let target = count + moves.len() as u32;
+        let writes = self.growth_writes(sku, count, &moves)?;
+        self.table.write_all(writes).await.map_err(|e| e.into_store_error(None))?;
+        // Plan the next takes over the new items right away.
+        for (from, units) in moves.iter().enumerate() {
+            levels[from] -= units;
+            levels.push(*units);
+        }
+        if let Ok(mut last) = self.last_read.lock() {
+            last.insert(sku.clone(), levels);
+        }
+        Ok(Some(target))
+    }
+
+    /// The transaction of [`Self::grow`]: each old item hands `moves[i]`
+    /// units to new item `count + i`. An old item with nothing to hand over
+    /// is left out (shard 0, which carries the count, excepted): it may
+    /// never have been written (a product created with fewer units than
+    /// items), and a condition on a missing item fails, which would cancel
+    /// every growth of the SKU.
+    fn growth_writes(&self, sku: &Sku, count: u32, moves: &[i64]) -> Result<Vec<TransactWriteItem>, StoreError> {
+        let target = count + moves.len() as u32;
         let mut writes = Vec::with_capacity(moves.len() * 2);
         for (from, units) in moves.iter().copied().enumerate() {
             let from = from as u32;
+            if units == 0 && from > 0 {
+                continue;
+            }
             let source = Update::builder()
                 .table_name(&self.table.name)
                 .set_key(Some(stock_key(sku, from)))
@@ -617,16 +641,7 @@ impl DynamoInventory {
             // No `updated_at`: the product's visible figures do not change.
             writes.push(self.add_to_shard(sku, count + from, units, None)?);
         }
-        self.table.write_all(writes).await.map_err(|e| e.into_store_error(None))?;
-        // Plan the next takes over the new items right away.
-        for (from, units) in moves.iter().enumerate() {
-            levels[from] -= units;
-            levels.push(*units);
-        }
-        if let Ok(mut last) = self.last_read.lock() {
-            last.insert(sku.clone(), levels);
-        }
-        Ok(Some(target))
+        Ok(writes)
     }
 
     /// Adds `units` to stock shard `shard` (1..) of `sku`, creating the item
@@ -840,6 +855,21 @@ mod tests {
         assert_eq!(growth(&[40], 8), Some(vec![20]));
         assert_eq!(growth(&[10, 7], 8), Some(vec![5, 3]));
         assert_eq!(growth(&[9, 9, 9, 9, 9], 8), Some(vec![4, 4, 4]), "no more than the most");
+    }
+
+    #[test]
+    fn growth_leaves_out_the_old_items_with_nothing_to_hand_over() {
+        let (client, _) = captured::client();
+        let inventory = DynamoInventory::new(client, &DynamoConfig::with_prefix("t"));
+        // Four items, the last never written (3 units spread over 4 at creation).
+        let moves = growth(&[2, 2, 1, 0], 8).unwrap();
+        assert_eq!(moves, vec![1, 1, 0, 0]);
+        let writes = inventory.growth_writes(&sku("A"), 4, &moves).unwrap();
+        let keys: Vec<String> =
+            writes.iter().filter_map(|w| w.update.as_ref()?.key.get("pk")?.as_s().ok().cloned()).collect();
+        let expected: Vec<String> =
+            [0, 4, 1, 5].iter().map(|&shard| get_s(&stock_key(&sku("A"), shard), "pk").unwrap().to_owned()).collect();
+        assert_eq!(keys, expected, "shard 0 (it carries the count) and shard 1, each with its new item");
     }
 
     #[test]
