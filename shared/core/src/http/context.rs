@@ -92,9 +92,6 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
     }
 }
 
-/// Request id, trace context, security headers and one JSON access-log line
-/// per request. Install with
-/// `router.layer(axum::middleware::from_fn_with_state(authenticator, edge_middleware))`.
 /// What every API route refuses before its handler runs, whether or not it
 /// reads a body or has more than one representation: a declared body over
 /// the limit (413), and a version of the API we do not serve (406).
@@ -114,6 +111,10 @@ pub(crate) fn declared_too_large(headers: &axum::http::HeaderMap) -> bool {
     declared.is_some_and(|length| length > BODY_LIMIT_BYTES as u64)
 }
 
+/// Request id, trace context, security headers and one JSON access-log line
+/// per request, and the refusals every API route makes before its handler
+/// ([`refused_at_the_door`]). Install with
+/// `router.layer(axum::middleware::from_fn_with_state(authenticator, edge_middleware))`.
 pub async fn edge_middleware(
     State(authenticator): State<Arc<Authenticator>>,
     mut request: Request,
