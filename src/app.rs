@@ -111,7 +111,8 @@ impl App {
 
 /// What the runner serves every route through, outside the API's edge:
 /// compression and header folding, the body timeout, the caller's address,
-/// and a handler's panic answered as a 500.
+/// and a panic in these layers answered as a 500 (a handler's is answered
+/// inside the edge, by `api_router`, with the request id).
 pub(crate) fn server_layers(router: Router, settings: &Settings) -> Router {
     orderly_hosts::edge::served(router)
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(settings.body_timeout))

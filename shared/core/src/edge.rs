@@ -8,6 +8,7 @@ use axum::Router;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
+use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::http::{
     ApiError, ApiRoutes, Authenticator, Describe, RateLimitLayer, cors_layer, edge_middleware, preflight_no_content,
@@ -19,9 +20,11 @@ use crate::settings::EdgeSettings;
 /// /api/v1/openapi.json` (the document of exactly these routes),
 /// problem+json for unknown routes and methods, the rate limits (when given),
 /// CORS for the configured origins (`crate::http` cors; outside the limits,
-/// so a preflight is never charged) and the edge middleware (request ids,
-/// JWT, security headers, access log) around everything. Hosts add what is
-/// theirs (sockets, panics, timeouts) and compression (`orderly_hosts::edge`).
+/// so a preflight is never charged), a handler's panic answered as a 500
+/// problem, and the edge middleware (request ids, JWT, security headers,
+/// access log) around everything, the panic's answer included. Hosts add
+/// what is theirs (sockets, timeouts) and compression
+/// (`orderly_hosts::edge`).
 pub fn api_router(
     api: ApiRoutes,
     authenticator: Arc<Authenticator>,
@@ -42,7 +45,9 @@ pub fn api_router(
     if let Some(cors) = cors_layer(&edge.cors_origins) {
         router = router.layer(cors).layer(from_fn(preflight_no_content));
     }
-    router.layer(from_fn_with_state(authenticator, edge_middleware))
+    router
+        .layer(CatchPanicLayer::custom(|_| ApiError::Internal("handler panicked".into()).into_response()))
+        .layer(from_fn_with_state(authenticator, edge_middleware))
 }
 
 async fn serve_document(document: Arc<(Describe, OnceLock<String>)>) -> Response {
@@ -55,4 +60,31 @@ async fn serve_document(document: Arc<(Describe, OnceLock<String>)>) -> Response
     let mut response = (StatusCode::OK, json).into_response();
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::http::{AuthConfig, KeyConfig};
+
+    #[tokio::test]
+    async fn a_handler_that_panics_answers_a_500_problem_through_the_edge() {
+        async fn boom() -> &'static str {
+            panic!("a bug")
+        }
+        let routes = ApiRoutes::undocumented(Router::new().route("/api/v1/boom", axum::routing::get(boom)));
+        let keys = AuthConfig { keys: KeyConfig::Hs256(vec![vec![7; 32]]), ..Default::default() };
+        let authenticator = Arc::new(Authenticator::new(&keys).unwrap());
+        let edge = EdgeSettings { catalog_max_age: std::time::Duration::ZERO, cors_origins: Vec::new() };
+        let router = api_router(routes, authenticator, None, &edge);
+        let request = Request::builder().uri("/api/v1/boom").body(Body::empty()).unwrap();
+        let response = router.oneshot(request).await.unwrap_or_else(|never| match never {});
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/problem+json");
+        assert!(response.headers().contains_key("x-request-id"), "the edge answered it too");
+    }
 }
