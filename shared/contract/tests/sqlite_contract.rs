@@ -117,6 +117,64 @@ mod deferred_deliveries {
     }
 }
 
+/// The runner's housekeeping (`SqliteStore::purge_expired`), in jobs of at
+/// most `PURGE_CHUNK` rows.
+mod housekeeping {
+    use std::sync::Arc;
+
+    use chrono::{DateTime, Duration, Utc};
+    use orderly_adapters::sqlite::PURGE_CHUNK;
+    use orderly_contract::fixtures::{mark, now, order_for};
+    use orderly_core::ports::{Clock, IdempotencyClaim, OrderStore, ProcessedEvents};
+
+    struct At(DateTime<Utc>);
+
+    impl Clock for At {
+        fn now(&self) -> DateTime<Utc> {
+            self.0
+        }
+    }
+
+    fn claim(key: String, expires_at: DateTime<Utc>) -> IdempotencyClaim {
+        IdempotencyClaim {
+            customer_id: orderly_core::domain::CustomerId::parse("alice").unwrap(),
+            key,
+            request_hash: "hash".into(),
+            expires_at,
+        }
+    }
+
+    #[tokio::test]
+    async fn expired_keys_and_old_marks_are_all_removed_past_one_chunk_and_live_ones_stay() {
+        let store = super::fresh();
+        let expired = PURGE_CHUNK * 2 + 7;
+        let placed = (0..expired).map(|i| {
+            let order = order_for("alice", &[("A", 1)]);
+            let claim = claim(format!("old-{i}"), now() - Duration::hours(1));
+            let store = &store;
+            async move { store.place(&order, Some(&claim), &[], now()).await.unwrap() }
+        });
+        futures::future::join_all(placed).await;
+        let live = claim("live".into(), now() + Duration::hours(23));
+        store.place(&order_for("alice", &[("A", 1)]), Some(&live), &[], now()).await.unwrap();
+        let past = store.clone().with_clock(Arc::new(At(now() - Duration::days(15))));
+        let old_marks = futures::future::join_all((0..PURGE_CHUNK + 1).map(|_| {
+            let past = &past;
+            async move { past.mark_processed(&mark("inventory")).await.unwrap() }
+        }));
+        old_marks.await;
+        let fresh_mark = mark("inventory");
+        store.mark_processed(&fresh_mark).await.unwrap();
+
+        let removed = store.purge_expired(Duration::days(14)).await.unwrap();
+        assert_eq!(removed, expired + PURGE_CHUNK + 1);
+        assert!(store.is_processed(&fresh_mark).await.unwrap(), "a mark within the 14 days stays");
+        let again = store.place(&order_for("alice", &[("A", 1)]), Some(&live), &[], now()).await.unwrap();
+        assert!(matches!(again, orderly_core::ports::PlaceOutcome::Replayed(_)), "a live key stays: {again:?}");
+        assert_eq!(store.purge_expired(Duration::days(14)).await.unwrap(), 0);
+    }
+}
+
 /// The runner's store writes events straight into their subscribers' queues
 /// in the writing transaction (`SqliteStore::publishing_at_commit`): what
 /// the outbox cases above prove through the relay, proven here through the

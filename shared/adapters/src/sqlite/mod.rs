@@ -105,26 +105,52 @@ impl SqliteStore {
     /// Deletes idempotency keys past their 24 h, idle rate-limit buckets and
     /// processed-event marks older than `keep_processed` (longer than any message can live in a
     /// queue, so a redelivery can never outlive its mark). Returns rows removed.
+    ///
+    /// In jobs of at most [`PURGE_CHUNK`] rows: a job holds the one writer,
+    /// and ten minutes of a busy shop's expired keys and marks are millions
+    /// of rows, which one `DELETE` would remove while every write waited.
     pub async fn purge_expired(&self, keep_processed: chrono::Duration) -> Result<usize, StoreError> {
         let now = self.clock.now();
-        let horizon = millis(now - keep_processed);
-        self.db
-            .write(move |conn, _| {
-                let keys = conn
-                    .execute("DELETE FROM idempotency_keys WHERE expires_at <= ?1", params![millis(now)])
-                    .map_err(db::unavailable)?;
-                let marks = conn
-                    .execute("DELETE FROM processed_events WHERE processed_at < ?1", params![horizon])
-                    .map_err(db::unavailable)?;
-                // An hour idle refills any bucket: the row says nothing anymore.
-                let buckets = conn
-                    .execute("DELETE FROM rate_buckets WHERE updated_at < ?1", params![millis(now) - 3_600_000])
-                    .map_err(db::unavailable)?;
-                Ok(keys + marks + buckets)
-            })
-            .await
+        let expired = [
+            (
+                "DELETE FROM idempotency_keys WHERE (customer_id, key) IN
+                 (SELECT customer_id, key FROM idempotency_keys WHERE expires_at <= ?1 LIMIT ?2)",
+                millis(now),
+            ),
+            (
+                "DELETE FROM processed_events WHERE (consumer, event_id) IN
+                 (SELECT consumer, event_id FROM processed_events WHERE processed_at < ?1 LIMIT ?2)",
+                millis(now - keep_processed),
+            ),
+            // An hour idle refills any bucket: the row says nothing anymore.
+            (
+                "DELETE FROM rate_buckets WHERE key IN (SELECT key FROM rate_buckets WHERE updated_at < ?1 LIMIT ?2)",
+                millis(now) - 3_600_000,
+            ),
+        ];
+        let mut removed = 0;
+        for (delete, horizon) in expired {
+            loop {
+                let chunk = self
+                    .db
+                    .write(move |conn, _| {
+                        conn.prepare_cached(delete)
+                            .and_then(|mut s| s.execute(params![horizon, PURGE_CHUNK as i64]))
+                            .map_err(db::unavailable)
+                    })
+                    .await?;
+                removed += chunk;
+                if chunk < PURGE_CHUNK {
+                    break;
+                }
+            }
+        }
+        Ok(removed)
     }
 }
+
+/// Most rows one housekeeping job deletes (see `SqliteStore::purge_expired`).
+pub const PURGE_CHUNK: usize = 1_000;
 
 pub(crate) fn millis(at: DateTime<Utc>) -> i64 {
     at.timestamp_millis()
