@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use axum::Router;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use orderly_adapters::http_client::{self, ClientOptions, UrlFetcher};
 use orderly_adapters::log_provider::LogProvider;
 use orderly_adapters::memory_cache::MemoryCache;
@@ -16,7 +16,7 @@ use orderly_adapters::sqlite::{DbOptions, QueueSettings, SqliteBackend, SqliteSt
 use orderly_adapters::webhook::WebhookProvider;
 use orderly_core::composition::{self, Backend, Function};
 use orderly_core::http::ApiRoutes;
-use orderly_core::http::{ApiError, Authenticator, ClientIp, KeyConfig, KeyKind};
+use orderly_core::http::{Authenticator, ClientIp, KeyConfig, KeyKind};
 use orderly_core::messaging::EventHandler;
 use orderly_core::ports::{Cache, NotificationProvider, SystemClock};
 use orderly_core::resilience::breaker::CircuitBreaker;
@@ -117,7 +117,7 @@ pub(crate) fn server_layers(router: Router, settings: &Settings) -> Router {
     orderly_hosts::edge::served(router)
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(settings.body_timeout))
         .layer(axum::middleware::from_fn(client_ip))
-        .layer(CatchPanicLayer::custom(|_| ApiError::Internal("handler panicked".into()).into_response()))
+        .layer(CatchPanicLayer::custom(orderly_core::edge::panic_answer))
 }
 
 /// The caller's address, from the socket, for per-IP limits of anonymous callers.

@@ -894,8 +894,7 @@ mod flash_sale_under_faults {
         let p = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
         let rounds: u32 = sale.rounds.iter().sum();
         let calls = counts.calls.load(std::sync::atomic::Ordering::Relaxed);
-        let injected: u64 =
-            [Fault::Conflict, Fault::Throttle, Fault::TimeoutAfterCommit].map(|f| counts.get(f)).iter().sum();
+        let injected = counts.injected();
         eprintln!(
             "flash sale, faults {:.0}% each: {BUYERS} buyers, {STOCK} units; rounds/buyer {:.2}; DynamoDB calls/buyer {:.2} ({} injected: {} conflicts, {} throttles, {} timeouts after commit); p50 {:?} p99 {:?}",
             share * 100.0,

@@ -45,9 +45,12 @@ pub fn api_router(
     if let Some(cors) = cors_layer(&edge.cors_origins) {
         router = router.layer(cors).layer(from_fn(preflight_no_content));
     }
-    router
-        .layer(CatchPanicLayer::custom(|_| ApiError::Internal("handler panicked".into()).into_response()))
-        .layer(from_fn_with_state(authenticator, edge_middleware))
+    router.layer(CatchPanicLayer::custom(panic_answer)).layer(from_fn_with_state(authenticator, edge_middleware))
+}
+
+/// What a caught panic answers: a 500 problem that says nothing of the panic.
+pub fn panic_answer(_panic: Box<dyn std::any::Any + Send>) -> Response {
+    ApiError::Internal("handler panicked".into()).into_response()
 }
 
 async fn serve_document(document: Arc<(Describe, OnceLock<String>)>) -> Response {

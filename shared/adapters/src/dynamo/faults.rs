@@ -67,6 +67,11 @@ impl FaultCounts {
             Fault::TimeoutAfterCommit => self.timeouts_after_commit.load(Ordering::Relaxed),
         }
     }
+
+    /// Faults of every kind injected so far.
+    pub fn injected(&self) -> u64 {
+        [Fault::Conflict, Fault::Throttle, Fault::TimeoutAfterCommit].map(|f| self.get(f)).iter().sum()
+    }
 }
 
 /// The real client, with faults.
@@ -126,9 +131,7 @@ fn is_write(operation: &str) -> bool {
 impl FaultyConnector {
     /// Which fault (if any) this call gets.
     fn draw(&self, operation: &str) -> Option<Fault> {
-        let injected: u64 =
-            [Fault::Conflict, Fault::Throttle, Fault::TimeoutAfterCommit].map(|f| self.counts.get(f)).iter().sum();
-        if self.limit.is_some_and(|limit| injected >= limit) {
+        if self.limit.is_some_and(|limit| self.counts.injected() >= limit) {
             return None;
         }
         let roll: f64 = rand::random();
