@@ -117,7 +117,20 @@ pub(crate) fn server_layers(router: Router, settings: &Settings) -> Router {
     orderly_hosts::edge::served(router)
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(settings.body_timeout))
         .layer(axum::middleware::from_fn(client_ip))
+        .layer(axum::middleware::from_fn(close_after_unread_body))
         .layer(CatchPanicLayer::custom(orderly_core::edge::panic_answer))
+}
+
+/// A 413 is answered before its body is read: close the connection, so the
+/// client does not send its next request after the unread bytes (RFC 9112
+/// §9.6). A runner concern: wasi:http forbids the header, and API Gateway
+/// owns its connections.
+async fn close_after_unread_body(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let mut response = next.run(request).await;
+    if response.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        response.headers_mut().insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+    }
+    response
 }
 
 /// The caller's address, from the socket, for per-IP limits of anonymous callers.
