@@ -13,9 +13,10 @@
 //! | `hang` | never answers, nothing recorded |
 //! | `commit-then-hang` | records the authorization, then never answers |
 //! | `slow` | records the authorization, answers it a second later |
+//! | `hold-captures` | (authorizes as `approve`) records each capture, and answers it only once the mode changes |
 //!
-//! Captures and voids always answer (a hung authorization must be
-//! voidable "once the gateway answers again"). Every call is idempotent by
+//! Voids always answer (a hung authorization must be voidable "once the
+//! gateway answers again"); captures do, except while held. Every call is idempotent by
 //! reference, as a real gateway's is by `Idempotency-Key`: a second
 //! authorization of one order returns the first. `GET /_gateway/authorizations`
 //! shows every authorization with the calls and keys it saw, which is how
@@ -44,6 +45,7 @@ pub enum Mode {
     Hang,
     CommitThenHang,
     Slow,
+    HoldCaptures,
 }
 
 /// One authorization, as the gateway keeps it.
@@ -76,11 +78,29 @@ struct Book {
 }
 
 #[derive(Clone, Default)]
-struct Gateway(Arc<Mutex<Book>>);
+struct Gateway {
+    book: Arc<Mutex<Book>>,
+    /// Wakes the captures held by `hold-captures` when the mode changes.
+    mode_changed: Arc<tokio::sync::Notify>,
+}
 
 impl Gateway {
     fn book(&self) -> std::sync::MutexGuard<'_, Book> {
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.book.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Returns once the mode is no longer `hold-captures` (or after [`HANG`]).
+    async fn captures_released(&self) {
+        let _ = tokio::time::timeout(HANG, async {
+            loop {
+                let changed = self.mode_changed.notified();
+                if self.book().mode != Mode::HoldCaptures {
+                    return;
+                }
+                changed.await;
+            }
+        })
+        .await;
     }
 }
 
@@ -159,7 +179,7 @@ async fn authorize(
                     return (StatusCode::INTERNAL_SERVER_ERROR, "gateway failure").into_response();
                 }
                 Mode::Hang => (None, Mode::Hang),
-                Mode::Approve | Mode::Decline | Mode::CommitThenHang | Mode::Slow => {
+                Mode::Approve | Mode::Decline | Mode::CommitThenHang | Mode::Slow | Mode::HoldCaptures => {
                     book.next += 1;
                     let held = Held {
                         id: format!("auth_{}", book.next),
@@ -195,7 +215,9 @@ fn authorization_answer(held: &Held) -> serde_json::Value {
 }
 
 async fn capture(State(gateway): State<Gateway>, Path(id): Path<String>) -> Response {
-    step(&gateway, &id, "captured")
+    let answer = step(&gateway, &id, "captured");
+    gateway.captures_released().await;
+    answer
 }
 
 async fn void(State(gateway): State<Gateway>, Path(id): Path<String>) -> Response {
@@ -247,6 +269,7 @@ struct SetMode {
 
 async fn set_mode(State(gateway): State<Gateway>, Json(request): Json<SetMode>) -> StatusCode {
     gateway.book().mode = request.mode;
+    gateway.mode_changed.notify_waiters();
     StatusCode::NO_CONTENT
 }
 
@@ -263,5 +286,6 @@ async fn list(State(gateway): State<Gateway>) -> Json<serde_json::Value> {
 
 async fn reset(State(gateway): State<Gateway>) -> StatusCode {
     *gateway.book() = Book::default();
+    gateway.mode_changed.notify_waiters();
     StatusCode::NO_CONTENT
 }

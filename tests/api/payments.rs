@@ -277,6 +277,51 @@ async fn cancelling_a_confirmed_card_order_voids_its_hold_and_a_shipped_order_ca
     assert_eq!(gateway.held(second).await.unwrap()["status"], "captured");
 }
 
+/// The race the capture's start guards: a cancel saved while the gateway
+/// is taking the money would owe a void that comes too late, and leave a
+/// cancelled order charged. The gateway holds the capture's answer while
+/// the customer cancels.
+#[tokio::test]
+async fn a_cancel_while_a_shipment_captures_the_payment_is_refused_and_no_cancelled_order_is_charged() {
+    let Some((app, gateway)) = spawn_app_with_gateway(|config| {
+        config.payment.timeout = Duration::from_secs(5);
+    })
+    .await
+    else {
+        return;
+    };
+    app.put_product("TEA", "4.00", 10).await;
+    let alice = token("alice", false);
+    let order = settled_order(&app, &alice, "TEA", "confirmed").await;
+    let id = order["id"].as_str().unwrap();
+    gateway.set_mode("hold-captures").await;
+    let (first_ship, cancel) = tokio::join!(fulfil(&app, id, "ship"), async {
+        eventually("the capture to reach the gateway", || async {
+            gateway.held(id).await.filter(|held| held["captures"] == 1)
+        })
+        .await;
+        let cancel = app.post_empty(&format!("/api/v1/orders/{id}/cancel"), Some(&alice)).await;
+        gateway.set_mode("approve").await;
+        cancel
+    });
+    let refusal = problem(cancel, StatusCode::CONFLICT).await;
+    assert!(refusal["detail"].as_str().unwrap().contains("being shipped"), "{refusal}");
+    // A remote stack's shorter timeout may have lost the held answer
+    // (503): shipping again learns the outcome from the gateway.
+    let shipped = match first_ship.status() {
+        StatusCode::OK => first_ship.json().await.unwrap(),
+        StatusCode::SERVICE_UNAVAILABLE => fulfilled(&app, id, "ship").await,
+        other => panic!("the shipment answered {other}"),
+    };
+    assert_eq!(
+        (shipped["status"].as_str(), shipped["payment"]["status"].as_str()),
+        (Some("shipped"), Some("captured"))
+    );
+    let held = gateway.held(id).await.unwrap();
+    assert_eq!((held["status"].as_str(), held["voids"].as_u64()), (Some("captured"), Some(0)), "{held}");
+    problem(app.post_empty(&format!("/api/v1/orders/{id}/cancel"), Some(&alice)).await, StatusCode::CONFLICT).await;
+}
+
 #[tokio::test]
 async fn fulfilment_steps_out_of_order_are_conflicts() {
     let Some((app, _gateway)) = spawn_app_with_gateway(|_| {}).await else { return };

@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::from_fn_with_state;
 use orderly_core::api::{OrderV1, OrderV2};
-use orderly_core::domain::{NewOrder, NewOrderLine, Order, OrderId, Quantity, Sku};
+use orderly_core::domain::{CancelError, NewOrder, NewOrderLine, Order, OrderId, Quantity, Sku};
 use orderly_core::http::{
     AdminPrincipal, ApiError, ApiVersion, JsonBody, PathText, Principal, Representation, RequestContext, tag_function,
 };
@@ -51,9 +51,10 @@ impl From<IntakeError> for ApiError {
             IntakeError::Invalid(errors) => ApiError::Validation(errors),
             IntakeError::KeyReused => ApiError::IdempotencyKeyReused,
             IntakeError::NotFound => ApiError::NotFound("order not found".into()),
-            IntakeError::NotCancellable(e) => {
+            IntakeError::NotCancellable(CancelError::Status(e)) => {
                 ApiError::Conflict(format!("the order is {} and can no longer be cancelled", e.from))
             }
+            IntakeError::NotCancellable(e @ CancelError::Capturing) => ApiError::Conflict(e.to_string()),
             IntakeError::Step(e) => ApiError::Conflict(e.to_string()),
             IntakeError::Gateway(GatewayError::Refused(status)) => {
                 ApiError::Conflict(format!("the payment gateway refused the capture ({status})"))
@@ -163,7 +164,7 @@ async fn get_order(
         (status = 202, description = "Cancelled; stock is being released", body = OrderV1),
         (status = 401, description = "Missing or invalid token", body = orderly_core::http::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such order, or not yours", body = orderly_core::http::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "No longer cancellable", body = orderly_core::http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "No longer cancellable, or a shipment is capturing its payment", body = orderly_core::http::Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]

@@ -92,13 +92,8 @@ impl Payments {
             Err(GatewayError::CircuitOpen { .. }) => Settlement::Offline { hold_unknown: false },
             Err(error) => {
                 tracing::warn!(order_id = %order.id(), %error, "payment gateway failed: offline payment instead");
-                // A 5xx or 429 is the gateway saying it did nothing; a lost
-                // or garbled answer may hide a hold.
-                let hold_unknown = matches!(
-                    error,
-                    GatewayError::Timeout | GatewayError::Unreachable(_) | GatewayError::InvalidAnswer(_)
-                );
-                Settlement::Offline { hold_unknown }
+                // A lost or garbled answer may hide a hold.
+                Settlement::Offline { hold_unknown: error.may_have_acted() }
             }
         };
         let settlement = match settlement {

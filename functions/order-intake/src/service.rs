@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use orderly_core::domain::{
-    CustomerId, NewOrder, Order, OrderId, PaymentStatus, PaymentStepError, TransitionError, ValidationErrors,
+    CancelError, CustomerId, NewOrder, Order, OrderId, PaymentStatus, PaymentStepError, ValidationErrors,
 };
 use orderly_core::events::{Envelope, Event, EventFactory, OrderChanged, PaymentVoidOwed};
 use orderly_core::http::Principal;
@@ -39,8 +39,8 @@ pub enum IntakeError {
     KeyReused,
     #[error("order not found")]
     NotFound,
-    #[error("the order can no longer be cancelled: it is {}", .0.from)]
-    NotCancellable(TransitionError),
+    #[error(transparent)]
+    NotCancellable(CancelError),
     /// A fulfilment or payment step that does not apply to the order as it is.
     #[error(transparent)]
     Step(#[from] PaymentStepError),
@@ -182,10 +182,11 @@ impl OrderIntake {
                     (next.clone(), Event::OrderPaid(OrderChanged::new(&next)))
                 }
                 Fulfilment::Ship => {
+                    let order = match order.payment().status {
+                        PaymentStatus::Authorized => self.capture(order, now).await?,
+                        _ => order,
+                    };
                     let next = order.ship(now)?;
-                    if order.payment().status == PaymentStatus::Authorized {
-                        self.payments.capture(&order).await?;
-                    }
                     (next.clone(), Event::OrderShipped(OrderChanged::new(&next)))
                 }
                 Fulfilment::Deliver => {
@@ -197,6 +198,39 @@ impl OrderIntake {
             Ok(next)
         })
         .await
+    }
+
+    /// Captures a confirmed order's card hold for its shipment, and returns
+    /// the order as saved, still `capturing`, for [`Order::ship`] to record
+    /// the capture. The start is saved before the gateway is called, so that
+    /// a cancel cannot slip in while the money is being taken (see
+    /// [`Order::start_capture`]). An order already `capturing` (a shipment
+    /// whose outcome was lost) is captured again: the gateway answers a
+    /// repeated capture with the first one's outcome.
+    async fn capture(&self, order: Order, now: chrono::DateTime<chrono::Utc>) -> Result<Order, IntakeError> {
+        let capturing = if order.payment().capturing {
+            order
+        } else {
+            let capturing = order.start_capture(now)?;
+            self.orders.save_transition(&capturing, &[], None).await?;
+            capturing
+        };
+        match self.payments.capture(&capturing).await {
+            Ok(()) => Ok(capturing),
+            // The money may be taken: the order stays `capturing` (and not
+            // cancellable) until a retried shipment learns the outcome.
+            Err(error) if error.may_have_acted() => Err(error.into()),
+            Err(error) => {
+                // Nothing was taken: a cancel may go ahead again. If this
+                // write fails, the order stays `capturing` until the next
+                // shipment attempt, which is safe.
+                let abandoned = capturing.abandon_capture(self.clock.now())?;
+                if let Err(store) = self.orders.save_transition(&abandoned, &[], None).await {
+                    tracing::warn!(order_id = %abandoned.id(), error = %store, "could not record an abandoned capture");
+                }
+                Err(error.into())
+            }
+        }
     }
 
     pub(crate) fn payments(&self) -> &Payments {

@@ -18,8 +18,8 @@ mod validation;
 pub use customer::CustomerId;
 pub use money::{Currency, Money, MoneyError};
 pub use order::{
-    InvalidOrder, MAX_ORDER_LINES, NewOrder, NewOrderLine, Order, OrderId, OrderLine, OrderRecord, OrderStatus,
-    PaymentStepError, TransitionError,
+    CancelError, InvalidOrder, MAX_ORDER_LINES, NewOrder, NewOrderLine, Order, OrderId, OrderLine, OrderRecord,
+    OrderStatus, PaymentStepError, TransitionError,
 };
 pub use payment::{AuthorizationId, Payment, PaymentMethod, PaymentStatus, offline_instructions};
 pub use product::{Product, ProductDraft, ProductName, StockOverflow};

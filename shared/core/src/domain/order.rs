@@ -100,8 +100,12 @@ impl OrderStatus {
     /// one change may touch the payment alone (an offline payment recorded
     /// on a confirmed order, a late authorization voided on a cancelled one),
     /// and only one: both need a payment that no later step brings back.
-    /// The machine has no cycles, so the layers of reachable states run out
-    /// after a few steps, whatever `version` a corrupt record claims.
+    /// A confirmed order may also start and abandon captures of its hold any
+    /// number of times (a shipment's attempts, see [`Order::start_capture`]),
+    /// so from `confirmed` on, a status is reachable at every version past
+    /// its shortest path. The layers of reachable states either run out or
+    /// stop changing after a few steps, whatever `version` a corrupt record
+    /// claims.
     pub fn is_reachable_at(self, version: u32) -> bool {
         // (status, whether the one payment-only change was spent)
         let mut layer = vec![(Self::Pending, false)];
@@ -112,11 +116,17 @@ impl OrderStatus {
                 if !spent && matches!(status, Self::Confirmed | Self::Cancelled) {
                     next.push((status, true));
                 }
+                if status == Self::Confirmed {
+                    next.push((status, spent));
+                }
             }
             next.sort();
             next.dedup();
             if next.is_empty() {
                 return false;
+            }
+            if next == layer {
+                break;
             }
             layer = next;
         }
@@ -159,6 +169,18 @@ pub enum PaymentStepError {
     Status(#[from] TransitionError),
     #[error("the order's payment is {status}: {step} needs it {needs}")]
     Payment { status: PaymentStatus, step: &'static str, needs: &'static str },
+}
+
+/// Why an order cannot be cancelled now.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CancelError {
+    #[error("the order can no longer be cancelled: it is {}", .0.from)]
+    Status(#[from] TransitionError),
+    /// A shipment asked the gateway to capture the payment and its outcome
+    /// is not recorded: the money may be taken already, and a void would
+    /// come too late. Finishing the shipment (or its failing) decides.
+    #[error("the order is being shipped: its payment is being captured")]
+    Capturing,
 }
 
 /// A requested line before pricing: what the customer asked for.
@@ -448,6 +470,7 @@ impl Order {
             status: PaymentStatus::Authorized,
             instructions: None,
             authorization: Some(authorization),
+            capturing: false,
         };
         self.become_(OrderStatus::Confirmed, payment, now)
     }
@@ -460,6 +483,7 @@ impl Order {
             status: PaymentStatus::AwaitingOffline,
             instructions: Some(instructions),
             authorization: None,
+            capturing: false,
         };
         self.become_(OrderStatus::Confirmed, payment, now)
     }
@@ -476,18 +500,23 @@ impl Order {
             status: PaymentStatus::Declined,
             instructions: None,
             authorization: None,
+            capturing: false,
         };
         self.become_(OrderStatus::Rejected, payment, now)
     }
 
     /// Cancels a pending or confirmed order. A card hold becomes `voided`:
     /// the caller owes the gateway the void of [`Payment::authorization`].
-    pub fn cancel(&self, now: DateTime<Utc>) -> Result<Self, TransitionError> {
+    /// Not while a shipment is capturing the hold ([`CancelError::Capturing`]).
+    pub fn cancel(&self, now: DateTime<Utc>) -> Result<Self, CancelError> {
+        if self.payment.capturing {
+            return Err(CancelError::Capturing);
+        }
         let mut payment = self.payment.clone();
         if payment.status == PaymentStatus::Authorized {
             payment.status = PaymentStatus::Voided;
         }
-        self.become_(OrderStatus::Cancelled, payment, now)
+        Ok(self.become_(OrderStatus::Cancelled, payment, now)?)
     }
 
     /// An authorization that arrived for an order cancelled meanwhile: the
@@ -504,6 +533,7 @@ impl Order {
                 status: PaymentStatus::Voided,
                 instructions: None,
                 authorization,
+                capturing: false,
             };
             (order.status == OrderStatus::Cancelled && order.payment.status == PaymentStatus::Pending).then_some(voided)
         })
@@ -517,12 +547,36 @@ impl Order {
         })
     }
 
+    /// A shipment is about to ask the gateway to capture the card hold. It
+    /// is recorded (and saved) *before* the call: from then on the money may
+    /// be taken, so a cancel is refused until [`Order::ship`] records the
+    /// capture or [`Order::abandon_capture`] records that none happened.
+    /// Without it, a cancel saved while the capture is in flight would owe a
+    /// void that the gateway refuses, leaving a cancelled order charged.
+    /// Starting again while capturing is allowed: the capture is idempotent.
+    pub fn start_capture(&self, now: DateTime<Utc>) -> Result<Self, PaymentStepError> {
+        self.payment_step("capturing", "authorized on a confirmed order", now, |order| {
+            (order.status == OrderStatus::Confirmed && order.payment.status == PaymentStatus::Authorized)
+                .then(|| Payment { capturing: true, ..order.payment.clone() })
+        })
+    }
+
+    /// The gateway said it did not capture (it refused, or did nothing): the
+    /// hold stands as it was, and the order may be cancelled again.
+    pub fn abandon_capture(&self, now: DateTime<Utc>) -> Result<Self, PaymentStepError> {
+        self.payment_step("abandoning a capture", "capturing", now, |order| {
+            order.payment.capturing.then(|| Payment { capturing: false, ..order.payment.clone() })
+        })
+    }
+
     /// Ships a confirmed order whose payment is settled: a card hold is
-    /// captured (the caller has captured it at the gateway), an offline
-    /// payment must have been recorded.
+    /// captured (the caller has captured it at the gateway, after
+    /// [`Order::start_capture`]), an offline payment must have been recorded.
     pub fn ship(&self, now: DateTime<Utc>) -> Result<Self, PaymentStepError> {
         let payment = match self.payment.status {
-            PaymentStatus::Authorized => Payment { status: PaymentStatus::Captured, ..self.payment.clone() },
+            PaymentStatus::Authorized => {
+                Payment { status: PaymentStatus::Captured, capturing: false, ..self.payment.clone() }
+            }
             PaymentStatus::Paid => self.payment.clone(),
             status if self.status == OrderStatus::Confirmed => {
                 return Err(PaymentStepError::Payment { status, step: "shipping", needs: "authorized or paid" });
@@ -672,7 +726,10 @@ mod tests {
             let result = match to {
                 Confirmed => order.confirm_offline("Pay by transfer".into(), now),
                 Rejected => order.reject(now),
-                Cancelled => order.cancel(now),
+                Cancelled => order.cancel(now).map_err(|e| match e {
+                    CancelError::Status(e) => e,
+                    other => panic!("{other}"),
+                }),
                 Shipped if from == Confirmed => order.record_offline_payment(now).unwrap().ship(now).map_err(|e| {
                     let PaymentStepError::Status(e) = e else { panic!("{e}") };
                     e
@@ -727,17 +784,47 @@ mod tests {
                 (Pending, 1),
                 (Confirmed, 2),
                 (Confirmed, 3),
+                (Confirmed, 4),
+                (Confirmed, 5),
+                (Confirmed, 6),
                 (Rejected, 2),
                 (Cancelled, 2),
                 (Cancelled, 3),
                 (Cancelled, 4),
+                (Cancelled, 5),
+                (Cancelled, 6),
                 (Shipped, 3),
                 (Shipped, 4),
+                (Shipped, 5),
+                (Shipped, 6),
                 (Delivered, 4),
                 (Delivered, 5),
+                (Delivered, 6),
             ]
         );
-        assert!(!Cancelled.is_reachable_at(u32::MAX), "a corrupt version is refused, and quickly");
+        // Checked in a few steps whatever the version claims.
+        assert!(!Rejected.is_reachable_at(u32::MAX));
+        assert!(Delivered.is_reachable_at(u32::MAX), "attempts to capture have no limit");
+    }
+
+    #[test]
+    fn a_card_order_cannot_be_cancelled_while_its_capture_is_in_flight() {
+        let now = DateTime::UNIX_EPOCH;
+        let capturing = card_confirmed().start_capture(now).unwrap();
+        assert!(capturing.payment().capturing);
+        assert_eq!(capturing.payment().status, PaymentStatus::Authorized);
+        assert_eq!(capturing.cancel(now), Err(CancelError::Capturing));
+
+        let shipped = capturing.ship(now).unwrap();
+        assert_eq!((shipped.status(), shipped.payment().status), (Shipped, PaymentStatus::Captured));
+        assert!(!shipped.payment().capturing);
+
+        let abandoned = capturing.abandon_capture(now).unwrap();
+        assert_eq!(abandoned.cancel(now).unwrap().payment().status, PaymentStatus::Voided);
+        assert!(abandoned.abandon_capture(now).is_err(), "nothing to abandon");
+        // Only a held card payment on a confirmed order is captured.
+        assert!(order_in(Confirmed).start_capture(now).is_err());
+        assert!(order_in(Shipped).start_capture(now).is_err());
     }
 
     #[test]
@@ -750,7 +837,26 @@ mod tests {
             .void_late_authorization(Some(authorization()), DateTime::UNIX_EPOCH)
             .unwrap();
         let declined = placed().decline(DateTime::UNIX_EPOCH).unwrap();
-        let extra = [cancelled_after_confirmation, card_shipped, late_void, declined];
+        let capturing = card_confirmed().start_capture(DateTime::UNIX_EPOCH).unwrap();
+        let abandoned_twice = (0..2).fold(card_confirmed(), |order, _| {
+            order.start_capture(DateTime::UNIX_EPOCH).unwrap().abandon_capture(DateTime::UNIX_EPOCH).unwrap()
+        });
+        let shipped_on_a_third_try = abandoned_twice
+            .start_capture(DateTime::UNIX_EPOCH)
+            .unwrap()
+            .ship(DateTime::UNIX_EPOCH)
+            .unwrap()
+            .deliver(DateTime::UNIX_EPOCH)
+            .unwrap();
+        let extra = [
+            cancelled_after_confirmation,
+            card_shipped,
+            late_void,
+            declined,
+            capturing,
+            abandoned_twice,
+            shipped_on_a_third_try,
+        ];
         for order in OrderStatus::ALL.map(order_in).into_iter().chain(extra) {
             assert_eq!(Order::rehydrate(order.to_record()), Ok(order));
         }
@@ -835,7 +941,7 @@ mod tests {
         let declined = placed().paid_by(PaymentMethod::Card).decline(now).unwrap();
         assert_eq!((declined.status(), declined.payment().status), (Rejected, PaymentStatus::Declined));
         let shipped = card_confirmed().ship(now).unwrap();
-        assert_eq!(shipped.cancel(now), Err(TransitionError { from: Shipped, to: Cancelled }));
+        assert_eq!(shipped.cancel(now), Err(CancelError::Status(TransitionError { from: Shipped, to: Cancelled })));
     }
 
     #[test]
@@ -853,6 +959,12 @@ mod tests {
         let mut record = card_confirmed().to_record();
         record.payment.as_mut().unwrap().status = PaymentStatus::Declined;
         assert!(matches!(Order::rehydrate(record), Err(InvalidOrder::Payment { .. })));
+        let mut record = order_in(Shipped).to_record();
+        record.payment.as_mut().unwrap().capturing = true;
+        assert!(
+            matches!(Order::rehydrate(record), Err(InvalidOrder::Payment { .. })),
+            "only a held payment is captured"
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! How an order is paid for, and the payment's own small state machine.
 //!
 //! ```text
-//!  card:    pending ──► authorized ──► captured   (at shipment)
+//!  card:    pending ──► authorized ──► captured   (at shipment; `capturing` while the call is out)
 //!              │            └────────► voided     (a cancel released the hold)
 //!              ├──► declined                      (the order is rejected)
 //!              └──► voided                        (authorized after a cancel won the race)
@@ -125,6 +125,12 @@ pub struct Payment {
     /// The gateway's authorization (card), once known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authorization: Option<AuthorizationId>,
+    /// A shipment has asked the gateway to capture this hold, and its
+    /// outcome is not recorded yet: the money may already be taken, so the
+    /// order must not be cancelled (its void would come too late). See
+    /// `Order::start_capture`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub capturing: bool,
 }
 
 impl Payment {
@@ -137,12 +143,12 @@ impl Payment {
             O::Confirmed | O::Cancelled => PaymentStatus::AwaitingOffline,
             O::Shipped | O::Delivered => PaymentStatus::Paid,
         };
-        Self { method: PaymentMethod::Offline, status, instructions: None, authorization: None }
+        Self { method: PaymentMethod::Offline, status, instructions: None, authorization: None, capturing: false }
     }
 
     /// Undecided, to be paid by `method`.
     pub fn pending(method: PaymentMethod) -> Self {
-        Self { method, status: PaymentStatus::Pending, instructions: None, authorization: None }
+        Self { method, status: PaymentStatus::Pending, instructions: None, authorization: None, capturing: false }
     }
 
     /// Whether this payment fits an order in `status` (a check for data
@@ -150,6 +156,9 @@ impl Payment {
     pub fn fits(&self, status: super::OrderStatus) -> bool {
         use super::OrderStatus as O;
         use PaymentStatus as P;
+        if self.capturing {
+            return status == O::Confirmed && self.status == P::Authorized;
+        }
         match status {
             O::Pending => self.status == P::Pending,
             O::Confirmed => matches!(self.status, P::Authorized | P::AwaitingOffline | P::Paid),

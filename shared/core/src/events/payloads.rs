@@ -165,6 +165,7 @@ impl TryFrom<&OrderSnapshot> for Order {
                 status: p.status,
                 instructions: p.instructions.clone(),
                 authorization: None,
+                capturing: false,
             }),
         };
         Ok(Order::rehydrate(record)?)

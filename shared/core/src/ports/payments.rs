@@ -39,6 +39,13 @@ impl GatewayError {
     pub fn is_gateway_failure(&self) -> bool {
         matches!(self, Self::Timeout | Self::Unreachable(_) | Self::Failed(_) | Self::InvalidAnswer(_))
     }
+
+    /// Whether the gateway may have done what it was asked: the answer was
+    /// lost or garbled. A 5xx or 429 says it did nothing, a refusal is a
+    /// "no", and an open breaker did not call it.
+    pub fn may_have_acted(&self) -> bool {
+        matches!(self, Self::Timeout | Self::Unreachable(_) | Self::InvalidAnswer(_))
+    }
 }
 
 /// A card payment gateway (the protocol of `docs/contract.md` §6). Every
