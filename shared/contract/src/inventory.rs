@@ -92,6 +92,31 @@ pub async fn a_take_larger_than_any_stock_item_combines_them<S: InventoryStore>(
     assert_eq!((bulk.available, bulk.reserved), (0, 8));
 }
 
+/// An order of the most lines, each of which a sharded store can take only
+/// by combining stock items: more items than one transaction holds, taken
+/// all the same, and released in full.
+pub async fn an_order_of_fifty_lines_that_each_combine_stock_items_is_taken_whole<S: InventoryStore>(store: &S) {
+    let names: Vec<String> = (0..orderly_core::domain::MAX_ORDER_LINES).map(|i| format!("WIDE-{i:02}")).collect();
+    for name in &names {
+        store.save_product(&product(name, 1), None, &[]).await.unwrap();
+        let read = store.product(&sku(name)).await.unwrap().unwrap();
+        store.restock(&read.restock(units(3), now()).unwrap(), read.version, 3, &[]).await.unwrap();
+    }
+    let skus: Vec<_> = names.iter().map(|name| sku(name)).collect();
+    store.available(&skus).await.unwrap();
+    let lines: Vec<(&str, u32)> = names.iter().map(|name| (name.as_str(), 4)).collect();
+    let whole = take(&lines);
+    let reply = placed_event(&order_for("alice", &[("WIDE-00", 4)]));
+    store.apply_reservation(&whole, &[reply], &mark("inventory")).await.unwrap();
+    for name in &names {
+        let taken = store.product(&sku(name)).await.unwrap().unwrap();
+        assert_eq!((taken.available, taken.reserved), (0, 4), "{name}");
+    }
+    store.apply_reservation(&release(&whole), &[], &mark("inventory")).await.unwrap();
+    let available = store.available(&skus).await.unwrap();
+    assert!(skus.iter().all(|sku| available[sku] == 4), "{available:?}");
+}
+
 /// What a flash sale on one SKU came to.
 #[derive(Debug, Clone)]
 pub struct FlashSale {

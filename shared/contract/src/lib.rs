@@ -107,6 +107,7 @@ macro_rules! inventory_store_contract {
                 a_catalog_update_never_writes_back_stock_it_read,
                 a_restock_adds_to_stock_taken_since_the_read,
                 a_take_larger_than_any_stock_item_combines_them,
+                an_order_of_fifty_lines_that_each_combine_stock_items_is_taken_whole,
                 a_hot_sku_sells_exactly_its_stock_to_concurrent_buyers,
             ]
         );

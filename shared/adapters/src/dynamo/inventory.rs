@@ -536,9 +536,25 @@ impl InventoryStore for DynamoInventory {
             StockMove::Take(lines) => self.plan(&merged(lines), false).await?,
             StockMove::Return(_) => self.taken(&change.reservation).await?,
         };
-        let mut replans = 0;
+        let (mut replans, mut gathered) = (0, false);
         loop {
             let writes = self.reservation_writes(change, &taken, outbox, processed)?;
+            if writes.len() > MAX_TRANSACTION_ITEMS {
+                match &change.stock {
+                    StockMove::Take(lines) if !gathered => {
+                        gathered = true;
+                        self.gather(&taken).await;
+                        taken = self.plan(&merged(lines), true).await?;
+                        continue;
+                    }
+                    _ => {
+                        return Err(StoreError::Unavailable(format!(
+                            "a reservation of {} stock items does not fit one transaction",
+                            taken.len()
+                        )));
+                    }
+                }
+            }
             let error = match self.table.write_all_counting_races(writes).await {
                 Ok(races) => {
                     if matches!(change.stock, StockMove::Take(_)) && races + replans > 0 {
@@ -762,12 +778,65 @@ impl DynamoInventory {
             writes.push(built(update)?);
         }
         self.outbox.add_to(&self.table, &mut writes, outbox);
-        if writes.len() > MAX_TRANSACTION_ITEMS {
-            return Err(StoreError::Unavailable(format!(
-                "a reservation of {} stock items does not fit one transaction",
-                taken.len()
-            )));
+        Ok(writes)
+    }
+
+    /// Moves the units of each line that combines stock items into one of
+    /// its items, so that a take of many such lines fits one transaction
+    /// (a transaction holds at most 100 items, and 50 lines that each
+    /// combine two or more items need more). Each SKU's moves are one
+    /// transaction, several SKUs to a transaction as they fit; a move only
+    /// shifts units within a SKU, so no total changes. A move that fails (a
+    /// concurrent take drained its source) is left out: the caller plans
+    /// again from a fresh read either way.
+    async fn gather(&self, taken: &Taken) {
+        let mut by_sku: BTreeMap<&Sku, Vec<(u32, i64)>> = BTreeMap::new();
+        for (sku, shard, units) in taken {
+            by_sku.entry(sku).or_default().push((*shard, *units));
         }
+        let mut batch: Vec<TransactWriteItem> = Vec::new();
+        for (sku, plan) in by_sku.into_iter().filter(|(_, plan)| plan.len() > 1) {
+            let Ok(writes) = self.gather_writes(sku, &plan) else { continue };
+            if batch.len() + writes.len() > MAX_TRANSACTION_ITEMS {
+                self.write_gathered(std::mem::take(&mut batch)).await;
+            }
+            batch.extend(writes);
+        }
+        if !batch.is_empty() {
+            self.write_gathered(batch).await;
+        }
+    }
+
+    async fn write_gathered(&self, writes: Vec<TransactWriteItem>) {
+        if let Err(error) = self.table.write_all(writes).await.map_err(|e| e.into_store_error(None)) {
+            tracing::debug!(%error, "stock items were not gathered this time");
+        }
+    }
+
+    /// The moves of [`Self::gather`] for one SKU: every item of `plan` but
+    /// the first (the fullest, see [`plan_take`]) hands it the units the
+    /// plan takes from it.
+    fn gather_writes(&self, sku: &Sku, plan: &[(u32, i64)]) -> Result<Vec<TransactWriteItem>, StoreError> {
+        let (target, _) = plan[0];
+        let moved: i64 = plan[1..].iter().map(|(_, units)| units).sum();
+        let mut writes = Vec::with_capacity(plan.len());
+        for &(shard, units) in &plan[1..] {
+            let source = Update::builder()
+                .table_name(&self.table.name)
+                .set_key(Some(stock_key(sku, shard)))
+                .update_expression("ADD available :minus")
+                .condition_expression("available >= :units")
+                .expression_attribute_values(":units", n(units))
+                .expression_attribute_values(":minus", n(-units));
+            writes.push(built(source)?);
+        }
+        let into = Update::builder()
+            .table_name(&self.table.name)
+            .set_key(Some(stock_key(sku, target)))
+            .update_expression("ADD available :units")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":units", n(moved));
+        writes.push(built(into)?);
         Ok(writes)
     }
 }
