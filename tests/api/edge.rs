@@ -83,6 +83,11 @@ async fn oversized_mistyped_and_malformed_bodies_are_refused() {
     let deep =
         problem(send(deep.into_bytes(), "application/json").await.unwrap(), StatusCode::UNPROCESSABLE_ENTITY).await;
     assert!(deep["errors"][0]["field"].as_str().unwrap().starts_with("items[0]"), "{deep}");
+    // A line is an object, never the array of its fields in order.
+    let positional = send(br#"{"items":[["TEA",1]]}"#.to_vec(), "application/json").await.unwrap();
+    let positional = problem(positional, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(positional["errors"][0]["field"], "items[0]", "{positional}");
+    assert!(positional["errors"][0]["message"].as_str().unwrap().contains("a JSON object"), "{positional}");
     let deep_unknown = format!("{{\"x\":{}{}}}", "[".repeat(5000), "]".repeat(5000));
     problem(send(deep_unknown.into_bytes(), "application/json").await.unwrap(), StatusCode::BAD_REQUEST).await;
     // A route that reads no body refuses an oversized one all the same.

@@ -36,13 +36,26 @@ pub struct PlaceOrderRequest {
     pub items: Vec<OrderItemRequest>,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+/// One line: an object, never the array of its fields (see `object_only`).
+#[derive(Debug, ToSchema)]
 pub struct OrderItemRequest {
     #[schema(value_type = String, pattern = "^[A-Z0-9][A-Z0-9-]{0,39}$", example = "TEA-GREEN")]
     pub sku: Sku,
     #[schema(value_type = u32, minimum = 1, maximum = 1000)]
     pub quantity: Quantity,
+}
+
+impl<'de> Deserialize<'de> for OrderItemRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Fields {
+            sku: Sku,
+            quantity: Quantity,
+        }
+        let Fields { sku, quantity } = orderly_core::http::object_only(deserializer)?;
+        Ok(Self { sku, quantity })
+    }
 }
 
 impl From<IntakeError> for ApiError {

@@ -93,6 +93,32 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     }
 }
 
+/// Deserializes `T` from a JSON object only. serde's derived structs also
+/// take an array of their fields in order (`["TEA", 1]`), which a request
+/// document must not: [`parse_json`] refuses it at the top, and a nested
+/// request type refuses it with this (see `OrderItemRequest`).
+pub fn object_only<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    struct ObjectOnly<T>(std::marker::PhantomData<T>);
+
+    impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for ObjectOnly<T> {
+        type Value = T;
+
+        fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+            formatter.write_str("a JSON object")
+        }
+
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+            T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+        }
+    }
+
+    deserializer.deserialize_map(ObjectOnly(std::marker::PhantomData))
+}
+
 /// serde names the Rust type it expected (`expected struct OrderItemRequest`):
 /// the client learns what JSON it should have sent instead.
 fn without_type_names(message: &str) -> String {
@@ -157,6 +183,34 @@ mod tests {
         let ApiError::Validation(errors) = error else { panic!("expected 422, got {error:?}") };
         assert_eq!(errors.0[0].field, "items[0]");
         assert_eq!(errors.0[0].message, "invalid type: integer `1`, expected a JSON object");
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct StrictBody {
+        items: Vec<StrictItem>,
+    }
+
+    #[derive(Debug)]
+    #[allow(dead_code)]
+    struct StrictItem(Item);
+
+    impl<'de> Deserialize<'de> for StrictItem {
+        fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            object_only(deserializer).map(Self)
+        }
+    }
+
+    #[test]
+    fn an_object_only_type_refuses_the_array_of_its_fields_and_keeps_field_paths() {
+        assert!(parse_json::<Body>(br#"{"items":[[1]]}"#).is_ok(), "what a derived struct takes");
+        let error = parse_json::<StrictBody>(br#"{"items":[[1]]}"#).unwrap_err();
+        let ApiError::Validation(errors) = error else { panic!("expected 422, got {error:?}") };
+        assert_eq!(errors.0[0].field, "items[0]");
+        assert_eq!(errors.0[0].message, "invalid type: sequence, expected a JSON object");
+        let zero = parse_json::<StrictBody>(br#"{"items":[{"quantity":0}]}"#).unwrap_err();
+        assert_eq!(field_of(zero), "items[0].quantity");
+        assert!(parse_json::<StrictBody>(br#"{"items":[{"quantity":2}]}"#).is_ok());
     }
 
     #[test]
