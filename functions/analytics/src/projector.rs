@@ -76,6 +76,15 @@ struct ViewWrite {
 /// decided from the view as it was read: the view moved to the newest of
 /// them, keeping all their ids; or, when none is newer than the view, a
 /// mark each.
+///
+/// With a view write, `marks` holds the marks of the events in it that are
+/// no newer than the stored view: such an event changed no view when it was
+/// applied before, so its mark, not the view, says whether it was (a
+/// standard queue delivers out of order, and a lost acknowledgement brings
+/// it back beside a newer event). Written with the view, an existing mark
+/// refuses the write, and the events are applied one at a time. Events
+/// newer than the stored view were never applied (they would have moved
+/// it), so the common batch needs no mark.
 struct Plan {
     view: Option<ViewWrite>,
     marks: Vec<ProcessedEvent>,
@@ -84,18 +93,22 @@ struct Plan {
 
 impl Plan {
     fn applied(&self) -> Vec<Applied<'_>> {
+        let marks = self.marks.iter().map(|mark| Applied {
+            view: None,
+            expected_version: None,
+            view_events: &[],
+            processed: mark,
+        });
         match &self.view {
-            Some(view) => vec![Applied {
+            Some(view) => std::iter::once(Applied {
                 view: Some(&view.order),
                 expected_version: view.expected_version,
                 view_events: &view.events,
                 processed: &view.mark,
-            }],
-            None => self
-                .marks
-                .iter()
-                .map(|mark| Applied { view: None, expected_version: None, view_events: &[], processed: mark })
-                .collect(),
+            })
+            .chain(marks)
+            .collect(),
+            None => marks.collect(),
         }
     }
 }
@@ -187,10 +200,15 @@ impl Projector {
         };
         deltas.extend(moves);
         let expected_version = stored.map(Order::version);
+        let stale = fresh
+            .iter()
+            .filter(|e| e.order.as_ref().is_some_and(|o| expected_version.is_some_and(|v| o.version() <= v)))
+            .map(|e| mark(e.id))
+            .collect();
         let mut kept = current.map(|v| v.events).unwrap_or_default();
         kept.extend(fresh.iter().map(|e| e.id));
         let view = ViewWrite { order: newest.clone(), expected_version, events: kept, mark: mark(id) };
-        Ok(Some(Plan { view: Some(view), marks: Vec::new(), deltas }))
+        Ok(Some(Plan { view: Some(view), marks: stale, deltas }))
     }
 
     /// One event on its own: read, decide, write, again on a lost race.

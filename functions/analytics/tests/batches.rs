@@ -336,3 +336,38 @@ async fn a_batch_that_loses_a_race_for_a_view_is_planned_again_not_applied_one_b
     assert_eq!(count(&store, Counter::OrdersByStatus(OrderStatus::Confirmed)).await, 1);
     assert_eq!(count(&store, Counter::Events("order.confirmed.v1".into())).await, 1);
 }
+
+/// A standard queue delivers out of order: an event older than the view is
+/// applied alone as a mark. When its acknowledgement is lost it comes back,
+/// here in one batch with a newer event of the same order, whose view
+/// write must not count it a second time.
+#[tokio::test]
+async fn an_old_event_counted_once_is_not_counted_again_when_it_returns_beside_a_newer_one() {
+    let (projector, store, _dir) = setup();
+    let placed_order = order_for("alice", &[("TEA", 1)]);
+    let confirmed = placed_order.confirm_offline("Pay by transfer".into(), now()).unwrap();
+    let paid = confirmed.record_offline_payment(now()).unwrap();
+    let shipped = paid.ship(now()).unwrap();
+    let confirmed_event = Event::OrderConfirmed(OrderChanged::new(&confirmed));
+    let confirmed_id = Uuid::now_v7();
+    for (event, id) in [
+        (placed(&placed_order), Uuid::now_v7()),
+        (Event::OrderPaid(OrderChanged::new(&paid)), Uuid::now_v7()),
+        (confirmed_event.clone(), confirmed_id),
+    ] {
+        assert!(all_done(&process_batch(&projector, &[message(&event, id, false)], 5).await));
+    }
+    let confirmed_seen = Counter::Events("order.confirmed.v1".into());
+    assert_eq!(count(&store, confirmed_seen.clone()).await, 1);
+
+    let again = [
+        message(&confirmed_event, confirmed_id, false),
+        message(&Event::OrderShipped(OrderChanged::new(&shipped)), Uuid::now_v7(), false),
+    ];
+    let outcomes = process_batch(&projector, &again, 5).await;
+    assert!(all_done(&outcomes), "{outcomes:?}");
+    assert_eq!(count(&store, confirmed_seen).await, 1, "the redelivery changed nothing");
+    assert_eq!(count(&store, Counter::Events("order.shipped.v1".into())).await, 1);
+    assert_eq!(count(&store, Counter::OrdersByStatus(OrderStatus::Shipped)).await, 1);
+    assert_eq!(count(&store, Counter::OrdersByStatus(OrderStatus::Confirmed)).await, 0);
+}
