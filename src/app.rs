@@ -14,7 +14,7 @@ use orderly_adapters::log_provider::LogProvider;
 use orderly_adapters::memory_cache::MemoryCache;
 use orderly_adapters::sqlite::{DbOptions, QueueSettings, SqliteBackend, SqliteStore, Synchronous};
 use orderly_adapters::webhook::WebhookProvider;
-use orderly_core::composition::{self, Backend, Function};
+use orderly_core::composition::{self, Backend, Function, KeySource};
 use orderly_core::http::ApiRoutes;
 use orderly_core::http::{Authenticator, ClientIp, KeyConfig, KeyKind};
 use orderly_core::messaging::EventHandler;
@@ -143,31 +143,41 @@ async fn client_ip(mut request: axum::extract::Request, next: axum::middleware::
     next.run(request).await
 }
 
-/// The token verifier: a JWKS file or URL, else the HS256 secrets (the
-/// current one generated into the data directory when none is set); the
-/// policy is the shared one.
+/// The token verifier, from the keys [`composition::key_source`] names: a
+/// JWKS (inline, a file, a URL), else the HS256 secrets (the current one
+/// generated into the data directory when none is set); the policy is the
+/// shared one.
 pub(crate) fn authenticator(settings: &Settings) -> anyhow::Result<Arc<Authenticator>> {
-    let keys = if let Some(path) = &settings.jwks_file {
-        KeyConfig::Jwks(std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?)
-    } else if let Some(url) = &settings.jwks_url {
-        let options = ClientOptions { tls: settings.outbound_tls.clone(), outward_only: false };
-        let fetcher = UrlFetcher::new(http_client::client(&options)?, url, JWKS_FETCH_TIMEOUT);
-        composition::fetched_keys(settings, Arc::new(fetcher), KeyKind::Jwks, Arc::new(SystemClock))
-    } else {
-        let (secret, source) = secret::load_or_create(settings.jwt_secret.as_deref(), &settings.data_dir)?;
-        match source {
-            SecretSource::Generated(path) => tracing::warn!(
-                path = %path.display(),
-                "no ORDERLY_JWT_SECRET set: generated a development secret; mint tokens with `orderly token --sub <id>`"
-            ),
-            SecretSource::File(path) => {
-                tracing::info!(path = %path.display(), "using the development JWT secret from the data directory")
-            }
-            SecretSource::Environment => tracing::info!("using the JWT secret from ORDERLY_JWT_SECRET"),
+    let keys = match composition::key_source(settings) {
+        KeySource::Jwks(jwks) => KeyConfig::Jwks(jwks.to_owned()),
+        KeySource::JwksFile(path) => {
+            KeyConfig::Jwks(std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?)
         }
-        KeyConfig::Hs256(settings.hs256_secrets(&secret))
+        KeySource::JwksUrl(url) => {
+            let options = ClientOptions { tls: settings.outbound_tls.clone(), outward_only: false };
+            let fetcher = UrlFetcher::new(http_client::client(&options)?, url, JWKS_FETCH_TIMEOUT);
+            composition::fetched_keys(settings, Arc::new(fetcher), KeyKind::Jwks, Arc::new(SystemClock))
+        }
+        KeySource::Secret(_) | KeySource::SecretParameter(_) | KeySource::None => runner_secret(settings)?,
     };
     composition::authenticator(settings, keys).map_err(anyhow::Error::msg)
+}
+
+/// The HS256 secrets: `jwt_secret`, or a development secret generated into
+/// the data directory (the runner reads no secrets store).
+fn runner_secret(settings: &Settings) -> anyhow::Result<KeyConfig> {
+    let (secret, source) = secret::load_or_create(settings.jwt_secret.as_deref(), &settings.data_dir)?;
+    match source {
+        SecretSource::Generated(path) => tracing::warn!(
+            path = %path.display(),
+            "no ORDERLY_JWT_SECRET set: generated a development secret; mint tokens with `orderly token --sub <id>`"
+        ),
+        SecretSource::File(path) => {
+            tracing::info!(path = %path.display(), "using the development JWT secret from the data directory")
+        }
+        SecretSource::Environment => tracing::info!("using the JWT secret from ORDERLY_JWT_SECRET"),
+    }
+    Ok(KeyConfig::Hs256(settings.hs256_secrets(&secret)))
 }
 
 /// Accepts connections until shutdown, then lets open requests finish.

@@ -148,13 +148,45 @@ pub fn authenticator(settings: &Settings, keys: KeyConfig) -> Result<Arc<Authent
     Authenticator::shared(&settings.auth_config(keys)).map_err(|e| e.to_string())
 }
 
-/// The keys the settings give inline: HS256 (`jwt_secret`, then the
-/// previous ones), else an inline JWKS.
-pub fn inline_keys(settings: &Settings) -> Option<KeyConfig> {
-    if let Some(secret) = &settings.jwt_secret {
-        return Some(KeyConfig::Hs256(settings.hs256_secrets(secret.as_bytes())));
+/// Where the token keys come from. Every host follows one order, so that
+/// the same settings verify the same tokens everywhere: a JWKS (inline, a
+/// file, a URL) before an HS256 secret (inline, then a secrets-store
+/// parameter). A host serves the sources it can: a file on the runner, a
+/// parameter on Lambda.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeySource<'a> {
+    Jwks(&'a str),
+    JwksFile(&'a std::path::Path),
+    JwksUrl(&'a str),
+    Secret(&'a str),
+    SecretParameter(&'a str),
+    None,
+}
+
+pub fn key_source(settings: &Settings) -> KeySource<'_> {
+    if let Some(jwks) = &settings.jwks {
+        KeySource::Jwks(jwks)
+    } else if let Some(path) = &settings.jwks_file {
+        KeySource::JwksFile(path)
+    } else if let Some(url) = &settings.jwks_url {
+        KeySource::JwksUrl(url)
+    } else if let Some(secret) = &settings.jwt_secret {
+        KeySource::Secret(secret)
+    } else if let Some(name) = &settings.jwt_secret_parameter {
+        KeySource::SecretParameter(name)
+    } else {
+        KeySource::None
     }
-    settings.jwks.clone().map(KeyConfig::Jwks)
+}
+
+/// The keys when [`key_source`] gives them inline: a JWKS, or HS256
+/// (`jwt_secret`, then the previous ones).
+pub fn inline_keys(settings: &Settings) -> Option<KeyConfig> {
+    match key_source(settings) {
+        KeySource::Jwks(jwks) => Some(KeyConfig::Jwks(jwks.to_owned())),
+        KeySource::Secret(secret) => Some(KeyConfig::Hs256(settings.hs256_secrets(secret.as_bytes()))),
+        _ => None,
+    }
 }
 
 /// Keys a host fetches (a JWKS URL, a secrets store), kept by the settings'
@@ -302,5 +334,35 @@ impl Function {
     pub fn router(&self, backend: &dyn Backend, authenticator: Arc<Authenticator>) -> Result<axum::Router, String> {
         let api = self.api().ok_or_else(|| format!("{} serves no HTTP routes", self.name))?;
         Ok(crate::edge::api_router(api, authenticator, rate_limits(backend, self.owner), &backend.settings().edge))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn settings(pairs: &[(&str, &str)]) -> Settings {
+        let source: BTreeMap<String, String> = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        Settings::load(&source).unwrap()
+    }
+
+    #[test]
+    fn every_host_takes_a_jwks_before_a_secret_and_a_secret_before_its_parameter() {
+        let secret = ("jwt_secret", "a-secret-of-at-least-thirty-two-bytes!!");
+        let url = ("jwks_url", "https://idp.example/jwks.json");
+        assert_eq!(key_source(&settings(&[secret, url])), KeySource::JwksUrl(url.1));
+        assert_eq!(key_source(&settings(&[secret, ("jwks", "{\"keys\":[]}")])), KeySource::Jwks("{\"keys\":[]}"));
+        assert_eq!(
+            key_source(&settings(&[secret, ("jwt_secret_parameter", "/orderly/jwt")])),
+            KeySource::Secret(secret.1)
+        );
+        assert_eq!(
+            key_source(&settings(&[("jwt_secret_parameter", "/orderly/jwt")])),
+            KeySource::SecretParameter("/orderly/jwt")
+        );
+        assert_eq!(key_source(&settings(&[])), KeySource::None);
+        assert!(inline_keys(&settings(&[secret, url])).is_none(), "the JWKS is fetched, the secret unused");
     }
 }

@@ -53,7 +53,7 @@ use orderly_adapters::log_provider::LogProvider;
 use orderly_adapters::payment_gateway::{self, HttpGateway};
 use orderly_adapters::sqs::{DeliveryAttributes, SqsQueues};
 use orderly_adapters::webhook::{self, Reqwest, WebhookProvider};
-use orderly_core::composition::{self, Backend, Function};
+use orderly_core::composition::{self, Backend, Function, KeySource};
 use orderly_core::domain::{AuthorizationId, Money, OrderId};
 use orderly_core::http::{Authenticator, ClientIp, KeyKind};
 use orderly_core::messaging::{Outcome, process_batch, relay_streamed, schedule_retry};
@@ -271,18 +271,19 @@ impl LambdaHost {
         let keys = match composition::inline_keys(settings) {
             Some(keys) => keys,
             None => {
-                let (fetcher, kind): (Arc<dyn SecretFetcher>, KeyKind) =
-                    match (&settings.jwt_secret_parameter, &settings.jwks_url) {
-                        (Some(name), _) => (Arc::new(SsmParameter::new(&self.ssm, name)), KeyKind::Hs256Secrets),
-                        (None, Some(url)) => {
-                            let client = http_client::client(&ClientOptions {
-                                tls: settings.outbound_tls.clone(),
-                                outward_only: false,
-                            })?;
-                            (Arc::new(UrlFetcher::new(client, url, JWKS_FETCH_TIMEOUT)), KeyKind::Jwks)
-                        }
-                        (None, None) => return Err("set ORDERLY_JWT_SECRET_PARAMETER or ORDERLY_JWKS_URL".into()),
-                    };
+                let (fetcher, kind): (Arc<dyn SecretFetcher>, KeyKind) = match composition::key_source(settings) {
+                    KeySource::SecretParameter(name) => {
+                        (Arc::new(SsmParameter::new(&self.ssm, name)), KeyKind::Hs256Secrets)
+                    }
+                    KeySource::JwksUrl(url) => {
+                        let client = http_client::client(&ClientOptions {
+                            tls: settings.outbound_tls.clone(),
+                            outward_only: false,
+                        })?;
+                        (Arc::new(UrlFetcher::new(client, url, JWKS_FETCH_TIMEOUT)), KeyKind::Jwks)
+                    }
+                    _ => return Err("set ORDERLY_JWT_SECRET_PARAMETER or ORDERLY_JWKS_URL".into()),
+                };
                 composition::fetched_keys(settings, fetcher, kind, self.backend.clock())
             }
         };

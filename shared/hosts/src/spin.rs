@@ -242,7 +242,7 @@ mod component {
     use orderly_adapters::log_provider::LogProvider;
     use orderly_adapters::payment_gateway::HttpGateway;
     use orderly_adapters::webhook::{HttpTransport, TransportError, Webhook};
-    use orderly_core::composition::{self, Backend, Function};
+    use orderly_core::composition::{self, Backend, Function, KeySource};
     use orderly_core::http::{ApiError, ClientIp, KeyConfig, KeyKind};
     use orderly_core::ports::{FetchError, NotificationProvider, PaymentGateway, SecretFetcher};
 
@@ -388,12 +388,15 @@ mod component {
     ) -> Result<Response<Vec<u8>>, String> {
         let (backend, function) = wired(wire)?;
         let settings = backend.settings();
-        let keys = match (composition::inline_keys(settings), &settings.jwks_url) {
+        let keys = match (composition::inline_keys(settings), composition::key_source(settings)) {
             (Some(keys), _) => keys,
-            (None, Some(url)) => {
-                composition::fetched_keys(settings, Arc::new(WasiFetcher(url.clone())), KeyKind::Jwks, backend.clock())
-            }
-            (None, None) => KeyConfig::None,
+            (None, KeySource::JwksUrl(url)) => composition::fetched_keys(
+                settings,
+                Arc::new(WasiFetcher(url.to_owned())),
+                KeyKind::Jwks,
+                backend.clock(),
+            ),
+            (None, _) => KeyConfig::None,
         };
         let authenticator = composition::authenticator(settings, keys)?;
         let router = crate::edge::served(function.router(backend.as_ref(), authenticator)?);
