@@ -478,8 +478,9 @@ impl LazyWebhook {
         let fetcher = url_source(ssm, &settings.notify_url_parameter, &settings.notify_url)?;
         let (timeout, tls, secret) =
             (settings.notify_timeout, settings.outbound_tls.clone(), settings.webhook_secret.clone());
+        let allow_private = settings.notify_allow_private;
         let build = move |url: &str| {
-            WebhookProvider::with_tls(url.trim(), timeout, false, &tls)
+            WebhookProvider::with_tls(url.trim(), timeout, allow_private, &tls)
                 .and_then(|provider| provider.signed(secret.as_deref()))
                 .map_err(|e| e.to_string())
         };
