@@ -191,7 +191,11 @@ pub const SETTINGS: &[Setting] = &[
         "OTLP/HTTP endpoint for traces (e.g. http://127.0.0.1:4318); unset: no export",
     ),
     // Identity.
-    secret("jwt_secret", All, "HS256 secret, at least 32 bytes; unset on the runner: generated once into the data dir"),
+    secret(
+        "jwt_secret",
+        All,
+        "HS256 secret, at least 32 bytes (a JWKS setting, when set, wins on every host); unset on the runner: generated once into the data dir",
+    ),
     secret(
         "jwt_previous_secrets",
         All,
@@ -285,7 +289,7 @@ pub const SETTINGS: &[Setting] = &[
     ),
     setting("popular_fallback", "", All, "static popular list when no ranking was ever read: `SKU=Name;SKU=Name`"),
     // Queues and retries.
-    setting("max_receives", "5", All, "deliveries before a message moves to its dead-letter queue"),
+    setting("max_receives", "5", All, "deliveries before a message moves to its dead-letter queue (1 to 1000)"),
     setting("visibility_timeout", "10s", Runner, "how long a received message stays invisible"),
     duration_with_ms_alias(
         "retry_base",
@@ -776,6 +780,21 @@ impl Reader<'_> {
         self.parsed(key, parse_duration)
     }
 
+    /// A duration where zero means nothing sensible (a timeout that fires at
+    /// once, a poll or a backoff that spins, a refetch on every request).
+    fn positive_duration(&self, key: &str) -> Result<Duration, SettingError> {
+        self.parsed(key, |raw| match parse_duration(raw)? {
+            Duration::ZERO => Err(format!("{raw:?} must be more than 0")),
+            duration => Ok(duration),
+        })
+    }
+
+    /// An optional `http://` or `https://` URL, checked when settings load
+    /// rather than at its first call.
+    fn optional_url(&self, key: &str) -> Result<Option<String>, SettingError> {
+        self.optional(key).map(|_| self.parsed(key, parse_http_url)).transpose()
+    }
+
     fn switch(&self, key: &str) -> Result<bool, SettingError> {
         self.parsed(key, parse_switch)
     }
@@ -809,7 +828,16 @@ pub fn parse_duration(raw: &str) -> Result<Duration, String> {
     humantime::parse_duration(raw).map_err(|e| format!("{raw:?}: {e} (examples: 500ms, 10s, 2m)"))
 }
 
-/// `on`/`off` (also `true`/`false`).
+/// An absolute `http://` or `https://` URL with a host. The value is not
+/// repeated in the error: such URLs are secrets (they may carry a token).
+pub fn parse_http_url(raw: &str) -> Result<String, String> {
+    let uri: http::Uri = raw.parse().map_err(|_| "is not a URL".to_owned())?;
+    match (uri.scheme_str(), uri.host()) {
+        (Some("http" | "https"), Some(host)) if !host.is_empty() => Ok(raw.to_owned()),
+        _ => Err("is not an http:// or https:// URL with a host".into()),
+    }
+}
+
 /// A count of DynamoDB stock items per product.
 fn shard_count(raw: &str) -> Result<u32, String> {
     match raw.parse::<u32>() {
@@ -818,6 +846,7 @@ fn shard_count(raw: &str) -> Result<u32, String> {
     }
 }
 
+/// `on`/`off` (also `true`/`false`).
 pub fn parse_switch(raw: &str) -> Result<bool, String> {
     match raw {
         "on" | "true" => Ok(true),
@@ -842,8 +871,8 @@ impl Settings {
             addr: read.parsed("addr", |raw| raw.parse().map_err(|_| format!("{raw:?} is not host:port")))?,
             data_dir: PathBuf::from(read.text("data_dir")),
             sqlite_sync: read.parsed("sqlite_sync", SqliteSync::parse)?,
-            header_timeout: read.duration("header_timeout")?,
-            body_timeout: read.duration("body_timeout")?,
+            header_timeout: read.positive_duration("header_timeout")?,
+            body_timeout: read.positive_duration("body_timeout")?,
             tls: match (read.optional("tls_cert"), read.optional("tls_key"), read.optional("tls_client_ca")) {
                 (None, None, None) => None,
                 (Some(cert), Some(key), client_ca) => Some(ServerTls {
@@ -863,21 +892,21 @@ impl Settings {
             jwks: read.optional("jwks"),
             jwks_file: read.optional("jwks_file").map(PathBuf::from),
             jwks_url: read.optional("jwks_url"),
-            jwks_max_age: read.duration("jwks_max_age")?,
-            jwks_refetch_interval: read.duration("jwks_refetch_interval")?,
-            secret_max_age: read.duration("secret_max_age")?,
+            jwks_max_age: read.positive_duration("jwks_max_age")?,
+            jwks_refetch_interval: read.positive_duration("jwks_refetch_interval")?,
+            secret_max_age: read.positive_duration("secret_max_age")?,
             jwt_audience: read.optional("jwt_audience"),
             jwt_issuer: read.optional("jwt_issuer"),
-            notify_url: read.optional("notify_url"),
+            notify_url: read.optional_url("notify_url")?,
             notify_url_parameter: read.optional("notify_url_parameter"),
-            notify_timeout: read.duration("notify_timeout")?,
+            notify_timeout: read.positive_duration("notify_timeout")?,
             notify_allow_private: read.switch("notify_allow_private")?,
             payment: PaymentSettings {
-                url: read.optional("payment_url"),
+                url: read.optional_url("payment_url")?,
                 url_parameter: read.optional("payment_url_parameter"),
-                timeout: read.duration("payment_timeout")?,
+                timeout: read.positive_duration("payment_timeout")?,
                 breaker_threshold: read.number::<u32>("payment_breaker_threshold")?.max(1),
-                breaker_cool_down: read.duration("payment_breaker_cool_down")?,
+                breaker_cool_down: read.positive_duration("payment_breaker_cool_down")?,
                 instructions: read.parsed("payment_instructions", |raw| {
                     if raw.contains("{order_id}") {
                         Ok(raw.to_owned())
@@ -887,7 +916,7 @@ impl Settings {
                 })?,
             },
             popular: PopularSettings {
-                timeout: read.duration("popular_timeout")?,
+                timeout: read.positive_duration("popular_timeout")?,
                 fallback: match read.optional("popular_fallback") {
                     None => Vec::new(),
                     Some(_) => read.parsed("popular_fallback", parse_popular_fallback)?,
@@ -911,17 +940,18 @@ impl Settings {
             },
             queues: QueueSettings {
                 max_receives: read.parsed("max_receives", |raw| match raw.parse::<u32>() {
-                    Ok(n @ 1..=100) => Ok(n),
-                    _ => Err(format!("{raw:?} is not a number from 1 to 100")),
+                    // SQS's own bound for a redrive policy's maxReceiveCount.
+                    Ok(n @ 1..=1000) => Ok(n),
+                    _ => Err(format!("{raw:?} is not a number from 1 to 1000")),
                 })?,
-                visibility_timeout: read.duration("visibility_timeout")?,
-                retry_base: read.duration("retry_base")?,
-                retry_max: read.duration("retry_max")?,
+                visibility_timeout: read.positive_duration("visibility_timeout")?,
+                retry_base: read.positive_duration("retry_base")?,
+                retry_max: read.positive_duration("retry_max")?,
                 batch_size: read.parsed("batch_size", |raw| match raw.parse::<u32>() {
                     Ok(n @ 1..=256) => Ok(n),
                     _ => Err(format!("{raw:?} is not a number from 1 to 256")),
                 })?,
-                idle_poll: read.duration("idle_poll")?,
+                idle_poll: read.positive_duration("idle_poll")?,
                 consumers: read.list("consumers"),
             },
             resilience: ResilienceSettings {
@@ -942,7 +972,7 @@ impl Settings {
                     other => Err(format!("{other:?} is not open or closed")),
                 })?,
                 breaker_threshold: read.number::<u32>("breaker_threshold")?.max(1),
-                breaker_cool_down: read.duration("breaker_cool_down")?,
+                breaker_cool_down: read.positive_duration("breaker_cool_down")?,
                 breaker_probes: read.number::<u32>("breaker_probes")?.max(1),
                 cache: read.switch("cache")?,
                 cache_ttl: read.duration("cache_ttl")?,
@@ -974,7 +1004,7 @@ impl Settings {
                     Ok(n @ 0..=20) => Ok(n),
                     _ => Err(format!("{raw:?} is not a number from 0 to 20")),
                 })?,
-                store_retry_base: read.duration("store_retry_base")?,
+                store_retry_base: read.positive_duration("store_retry_base")?,
                 outbox: read.parsed("outbox", |raw| match raw {
                     "items" => Ok(OutboxMode::Items),
                     "stream" => Ok(OutboxMode::Stream),
@@ -1131,6 +1161,23 @@ mod tests {
     }
 
     #[test]
+    fn urls_are_checked_at_load_without_repeating_them_and_zero_means_what_it_says_where_it_can() {
+        let error = Settings::load(&source(&[("payment_url", "token@gw.internal")])).unwrap_err();
+        assert!(!error.to_string().contains("token@"), "a secret is not repeated: {error}");
+        let settings = Settings::load(&source(&[
+            ("payment_url", "https://gw.example/v1"),
+            ("notify_url", "http://127.0.0.1:9000/hooks"),
+            ("max_receives", "1000"),
+            ("catalog_max_age", "0s"),
+            ("cache_ttl", "0s"),
+        ]))
+        .unwrap();
+        assert_eq!(settings.payment.url.as_deref(), Some("https://gw.example/v1"));
+        assert_eq!(settings.queues.max_receives, 1000);
+        assert_eq!(settings.edge.catalog_max_age, Duration::ZERO, "max-age=0 is a policy: revalidate every time");
+    }
+
+    #[test]
     fn a_wrong_value_names_its_setting_and_variable() {
         let error = Settings::load(&source(&[("retry_max", "soon")])).unwrap_err();
         assert_eq!(error.key, "retry_max");
@@ -1144,6 +1191,13 @@ mod tests {
             ("outbox", "kafka"),
             ("addr", "here"),
             ("notify_timeout_ms", "x"),
+            ("max_receives", "1001"),
+            ("payment_timeout", "0s"),
+            ("idle_poll", "0"),
+            ("jwks_refetch_interval", "0ms"),
+            ("retry_base_ms", "0"),
+            ("payment_url", "gw.internal:8443"),
+            ("notify_url", "ftp://hooks.example/in"),
         ] {
             assert!(Settings::load(&source(&[(key, value)])).is_err(), "{key}={value} must be refused");
         }
