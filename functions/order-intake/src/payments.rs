@@ -31,6 +31,15 @@
 //! new message (see `saga`), so a long outage never parks it in a
 //! dead-letter queue: it is retried until the gateway answers.
 //!
+//! **Shipping captures the hold**, and a cancel must not race it: a cancel
+//! saved while the capture is in flight would owe a void that the gateway
+//! refuses (the money is taken), leaving a cancelled order charged. So the
+//! shipment first saves the order as `capturing` (the cancel answers 409
+//! meanwhile), then calls the gateway, then saves it `shipped`. A refusal,
+//! a 5xx or 429, or an open breaker clear the flag (nothing was taken); a
+//! lost answer keeps it until a retried shipment learns the outcome (see
+//! `OrderIntake::fulfil`).
+//!
 //! Every call is idempotent at the gateway (its `Idempotency-Key` is the
 //! order's id and the step), so a redelivered `inventory.reserved.v1` that
 //! reaches the gateway again gets the first authorization back.
