@@ -117,7 +117,11 @@ macro_rules! inventory_store_contract {
 #[macro_export]
 macro_rules! notification_log_contract {
     ($make:expr) => {
-        $crate::__contract_cases!(notifications, $make, [saves_and_replaces_by_id, lists_by_order_oldest_first,]);
+        $crate::__contract_cases!(
+            notifications,
+            $make,
+            [saves_and_replaces_by_id, lists_by_order_oldest_first, a_sent_notification_stays_sent,]
+        );
     };
 }
 

@@ -33,6 +33,19 @@ pub async fn saves_and_replaces_by_id<S: NotificationLog>(store: &S) {
     assert_eq!(store.list(Some(order), 10).await.unwrap().len(), 1);
 }
 
+/// Two deliveries of one event overlap: one sends, the other's call fails
+/// and saves after it. The record still says `sent`.
+pub async fn a_sent_notification_stays_sent<S: NotificationLog>(store: &S) {
+    let order = OrderId::from_uuid(Uuid::now_v7());
+    let sent = record(order, NotificationState::Sent, 1);
+    store.save(&sent).await.unwrap();
+    for state in [NotificationState::Deferred, NotificationState::Failed] {
+        let late = NotificationRecord { state, attempts: 2, last_error: Some("timeout".into()), ..sent.clone() };
+        store.save(&late).await.unwrap();
+    }
+    assert_eq!(store.get(sent.id).await.unwrap(), Some(sent));
+}
+
 pub async fn lists_by_order_oldest_first<S: NotificationLog>(store: &S) {
     let (a, b) = (OrderId::from_uuid(Uuid::now_v7()), OrderId::from_uuid(Uuid::now_v7()));
     let first = record(a, NotificationState::Sent, 1);

@@ -10,13 +10,14 @@
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::Put;
 use uuid::Uuid;
 
 use super::super::codec::NotificationFields;
-use super::write::{processed_events_for, put, write_put};
+use super::write::{processed_events_for, write_put};
 use super::{DynamoConfig, GSI1, Item, ONLY, Table, get_n, get_s, key, n, s, sdk_unavailable};
 use orderly_core::domain::OrderId;
-use orderly_core::ports::{NotificationLog, NotificationRecord, StoreError};
+use orderly_core::ports::{NotificationLog, NotificationRecord, NotificationState, StoreError};
 
 #[derive(Debug, Clone)]
 pub struct DynamoNotifications {
@@ -72,10 +73,20 @@ impl NotificationLog for DynamoNotifications {
         item.insert("provider".into(), s(fields.provider));
         item.insert("created_at".into(), s(fields.created_at));
         item.insert("updated_at".into(), s(fields.updated_at));
-        self.table
-            .write_all(vec![write_put(put(&self.table.name, item, None, &[]))])
-            .await
-            .map_err(|e| e.into_store_error(None))
+        // A sent record stays as it is (see the port): its failed condition
+        // is success.
+        let put = Put::builder()
+            .table_name(&self.table.name)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk) OR #state <> :sent")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":sent", s(NotificationState::Sent.as_str()))
+            .build()
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        match self.table.write_all(vec![write_put(put)]).await.map_err(|e| e.into_store_error(None)) {
+            Err(StoreError::Conflict) => Ok(()),
+            written => written,
+        }
     }
 
     async fn list(&self, order_id: Option<OrderId>, limit: usize) -> Result<Vec<NotificationRecord>, StoreError> {

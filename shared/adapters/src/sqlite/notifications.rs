@@ -43,8 +43,13 @@ impl NotificationLog for SqliteStore {
         let r = NotificationFields::of(record);
         self.db
             .write(move |conn, _| {
+                // A sent record stays as it is (see the port).
                 conn.prepare_cached(&format!(
-                    "INSERT OR REPLACE INTO notifications ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+                    "INSERT INTO notifications ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                     ON CONFLICT (id) DO UPDATE SET
+                         state = excluded.state, attempts = excluded.attempts, last_error = excluded.last_error,
+                         provider = excluded.provider, updated_at = excluded.updated_at
+                     WHERE notifications.state <> 'sent'"
                 ))
                 .and_then(|mut s| {
                     s.execute(params![

@@ -52,7 +52,10 @@ pub struct NotificationRecord {
 pub trait NotificationLog: Send + Sync {
     async fn get(&self, id: Uuid) -> Result<Option<NotificationRecord>, StoreError>;
 
-    /// Inserts or replaces the record with this id.
+    /// Inserts or replaces the record with this id, unless the stored one is
+    /// `sent`: then nothing changes, and that is success. Two deliveries of
+    /// one event may overlap; the one whose call failed must not record
+    /// `deferred` or `failed` over the one that was sent.
     async fn save(&self, record: &NotificationRecord) -> Result<(), StoreError>;
 
     /// Oldest first; all orders when `order_id` is `None`.
