@@ -172,3 +172,24 @@ fn the_custom_domain_with_mutual_tls_exists_only_when_its_parameters_are_given()
         assert_eq!(text(get(parameters, parameter).unwrap(), "Default"), "", "{parameter} is optional");
     }
 }
+
+/// One settings model: a Spin variable that is a setting defaults to what
+/// the model does, so the same shop behaves alike on every host.
+#[test]
+fn the_spin_manifests_variables_default_to_the_settings_models_defaults() {
+    let manifest: toml::Table =
+        toml::from_str(&std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/spin.toml")).unwrap()).unwrap();
+    let variables = manifest["variables"].as_table().expect("a [variables] table");
+    let mut compared = 0;
+    for (name, declared) in variables {
+        let Some(setting) = orderly_core::settings::SETTINGS.iter().find(|s| s.key == name) else { continue };
+        let Some(default) = declared.get("default").and_then(toml::Value::as_str) else { continue };
+        assert_eq!(
+            default, setting.default,
+            "spin.toml's {name} defaults to {default:?}, the settings to {:?}",
+            setting.default
+        );
+        compared += 1;
+    }
+    assert!(compared > 30, "only {compared} variables compared");
+}
