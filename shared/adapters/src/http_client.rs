@@ -54,7 +54,9 @@ fn pem(setting: &'static str, value: &str) -> Result<Vec<u8>, ClientError> {
 pub fn client(options: &ClientOptions) -> Result<reqwest::Client, ClientError> {
     let mut builder = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
     if options.outward_only {
-        builder = builder.dns_resolver(Arc::new(OutwardOnly));
+        // Through a proxy (HTTP(S)_PROXY), the resolver would judge the
+        // proxy's address, not the target's: the guard needs direct calls.
+        builder = builder.dns_resolver(Arc::new(OutwardOnly)).no_proxy();
     }
     let tls = &options.tls;
     if let (Some(cert), Some(key)) = (&tls.cert, &tls.key) {

@@ -53,16 +53,30 @@ pub fn is_internal(ip: IpAddr) -> bool {
                 || v4.is_multicast()
                 || v4.is_documentation()
                 || (a == 100 && (64..128).contains(&b)) // CGNAT 100.64/10
+                || (a == 198 && (18..20).contains(&b)) // benchmarking 198.18/15
+                || a >= 240 // reserved 240/4
                 || a == 0
         }
         IpAddr::V6(v6) => {
-            let first = v6.segments()[0];
+            let segments = v6.segments();
+            let first = segments[0];
+            // An IPv4 address carried inside an IPv6 one reaches that IPv4
+            // host: judge it as that host.
+            let embedded =
+                |high: u16, low: u16| IpAddr::V4(std::net::Ipv4Addr::from((u32::from(high) << 16) | u32::from(low)));
             v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
                 || (first & 0xfe00) == 0xfc00 // unique local fc00::/7
                 || (first & 0xffc0) == 0xfe80 // link-local fe80::/10
+                || (first & 0xffc0) == 0xfec0 // site-local fec0::/10 (deprecated, still routed in places)
                 || v6.to_ipv4_mapped().is_some_and(|v4| is_internal(IpAddr::V4(v4)))
+                // IPv4-compatible ::a.b.c.d
+                || (segments[..6].iter().all(|&s| s == 0) && is_internal(embedded(segments[6], segments[7])))
+                // NAT64 64:ff9b::/96 (reaches 169.254.169.254 on a NAT64 network)
+                || (segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] && is_internal(embedded(segments[6], segments[7])))
+                // 6to4 2002::/16 carries its IPv4 address in the next 32 bits
+                || (first == 0x2002 && is_internal(embedded(segments[1], segments[2])))
         }
     }
 }
@@ -432,10 +446,17 @@ mod tests {
             "fe80::1",
             "fd00::1",
             "::ffff:127.0.0.1",
+            "198.18.0.1",
+            "240.0.0.1",
+            "fec0::1",
+            "::169.254.169.254",
+            "64:ff9b::169.254.169.254",
+            "64:ff9b::10.0.0.1",
+            "2002:a9fe:a9fe::1",
         ] {
             assert!(is_internal(internal.parse().unwrap()), "{internal}");
         }
-        for public in ["93.184.216.34", "1.1.1.1", "2606:4700:4700::1111"] {
+        for public in ["93.184.216.34", "1.1.1.1", "2606:4700:4700::1111", "64:ff9b::1.1.1.1", "2002:0101:0101::1"] {
             assert!(!is_internal(public.parse().unwrap()), "{public}");
         }
     }
