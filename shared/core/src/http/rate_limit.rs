@@ -181,6 +181,21 @@ impl<F: Future<Output = Response>> Handler<F> {
     }
 }
 
+/// An anonymous caller's bucket: its IPv4 address, or its IPv6 /64. One
+/// subscriber is given a whole /64 and may send each request from a new
+/// address in it, so keying on the full address would give it a fresh
+/// bucket each time.
+fn client_key(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
+            let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+            format!("ip:{}/64", std::net::Ipv6Addr::from(prefix))
+        }
+        std::net::IpAddr::V6(v6) => format!("ip:{}", v6.to_canonical()),
+        std::net::IpAddr::V4(v4) => format!("ip:{v4}"),
+    }
+}
+
 /// The verified `sub`, else the client's address. Verifying here also caches
 /// the principal for the handler, so a token is checked once per request.
 fn principal_of(request: &Request) -> impl Future<Output = String> + Send + 'static {
@@ -192,7 +207,7 @@ fn principal_of(request: &Request) -> impl Future<Output = String> + Send + 'sta
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token.trim().to_owned());
     let client = match request.extensions().get::<ClientIp>() {
-        Some(ClientIp(ip)) => format!("ip:{ip}"),
+        Some(ClientIp(ip)) => client_key(*ip),
         None => "ip:unknown".into(),
     };
     // Owned before awaiting: the request (its body) is not `Sync`.
@@ -363,5 +378,15 @@ mod tests {
         let (auth_read, _) = policy.bucket(&Method::GET, "/api/v1/orders", true);
         assert!(anon_write.burst < auth_write.burst && auth_write.burst < auth_read.burst);
         assert_eq!(class, "write");
+    }
+
+    #[test]
+    fn an_ipv6_caller_is_one_bucket_per_64_and_an_ipv4_caller_one_per_address() {
+        let key = |raw: &str| client_key(raw.parse().unwrap());
+        assert_eq!(key("2001:db8:1:2:aaaa::1"), key("2001:db8:1:2:ffff::9"));
+        assert_eq!(key("2001:db8:1:2::1"), "ip:2001:db8:1:2::/64");
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+        assert_ne!(key("192.0.2.1"), key("192.0.2.2"));
+        assert_eq!(key("::ffff:192.0.2.1"), key("192.0.2.1"), "a mapped IPv4 caller is that IPv4 caller");
     }
 }
