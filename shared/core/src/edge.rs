@@ -11,18 +11,20 @@ use axum::response::{IntoResponse, Response};
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::http::{
-    ApiError, ApiRoutes, Authenticator, Describe, RateLimitLayer, cors_layer, edge_middleware, preflight_no_content,
-    rate_limit_middleware,
+    ApiError, ApiRoutes, Authenticator, Describe, RateLimitLayer, cors_layer, door_middleware, edge_middleware,
+    preflight_no_content, rate_limit_middleware,
 };
 use crate::settings::EdgeSettings;
 
 /// Turns the functions' routes into the served API: `GET
 /// /api/v1/openapi.json` (the document of exactly these routes),
 /// problem+json for unknown routes and methods, the rate limits (when given),
-/// CORS for the configured origins (`crate::http` cors; outside the limits,
-/// so a preflight is never charged), a handler's panic answered as a 500
-/// problem, and the edge middleware (request ids, JWT, security headers,
-/// access log) around everything, the panic's answer included. Hosts add
+/// the refusals made before any handler (413, 406: `door_middleware`, not
+/// charged to the limits), a handler's panic answered as a 500 problem, CORS
+/// for the configured origins (`crate::http` cors; outside the limits, so a
+/// preflight is never charged, and around the refusals and the panic's
+/// answer, so a browser can read them), and the edge middleware (request
+/// ids, JWT, security headers, access log) around everything. Hosts add
 /// what is theirs (sockets, timeouts) and compression
 /// (`orderly_hosts::edge`).
 pub fn api_router(
@@ -42,10 +44,13 @@ pub fn api_router(
     if let Some(limits) = limits {
         router = router.layer(from_fn_with_state(limits, rate_limit_middleware));
     }
+    // Inside CORS, so that a browser script can read a refusal or a panic's
+    // 500 (with neither, it sees a network error).
+    router = router.layer(from_fn(door_middleware)).layer(CatchPanicLayer::custom(panic_answer));
     if let Some(cors) = cors_layer(&edge.cors_origins) {
         router = router.layer(cors).layer(from_fn(preflight_no_content));
     }
-    router.layer(CatchPanicLayer::custom(panic_answer)).layer(from_fn_with_state(authenticator, edge_middleware))
+    router.layer(from_fn_with_state(authenticator, edge_middleware))
 }
 
 /// What a caught panic answers: a 500 problem that says nothing of the panic.
@@ -89,5 +94,36 @@ mod tests {
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(response.headers()[header::CONTENT_TYPE], "application/problem+json");
         assert!(response.headers().contains_key("x-request-id"), "the edge answered it too");
+    }
+
+    #[tokio::test]
+    async fn a_refusal_at_the_door_and_a_panics_500_carry_cors_headers_for_an_allowed_origin() {
+        async fn boom() -> &'static str {
+            panic!("a bug")
+        }
+        let routes = ApiRoutes::undocumented(Router::new().route("/api/v1/boom", axum::routing::get(boom)));
+        let keys = AuthConfig { keys: KeyConfig::Hs256(vec![vec![7; 32]]), ..Default::default() };
+        let authenticator = Arc::new(Authenticator::new(&keys).unwrap());
+        let origin = "https://shop.example";
+        let edge = EdgeSettings { catalog_max_age: std::time::Duration::ZERO, cors_origins: vec![origin.into()] };
+        let router = api_router(routes, authenticator, None, &edge);
+        let requests = [
+            (Request::builder().uri("/api/v1/boom"), StatusCode::INTERNAL_SERVER_ERROR),
+            (
+                Request::builder().uri("/api/v1/boom").header(header::ACCEPT, "application/vnd.orderly.v9+json"),
+                StatusCode::NOT_ACCEPTABLE,
+            ),
+            (
+                Request::builder().method("POST").uri("/api/v1/boom").header(header::CONTENT_LENGTH, "70000"),
+                StatusCode::PAYLOAD_TOO_LARGE,
+            ),
+        ];
+        for (request, status) in requests {
+            let request = request.header(header::ORIGIN, origin).body(Body::empty()).unwrap();
+            let response = router.clone().oneshot(request).await.unwrap_or_else(|never| match never {});
+            assert_eq!(response.status(), status);
+            assert_eq!(response.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN], origin, "{status}");
+            assert!(response.headers().contains_key("x-request-id"), "{status}");
+        }
     }
 }

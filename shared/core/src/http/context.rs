@@ -92,9 +92,18 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
     }
 }
 
-/// What every API route refuses before its handler runs, whether or not it
-/// reads a body or has more than one representation: a declared body over
-/// the limit (413), and a version of the API we do not serve (406).
+/// What every API route refuses before its handler runs (and before it is
+/// charged a rate-limit token), whether or not it reads a body or has more
+/// than one representation: a declared body over the limit (413), and a
+/// version of the API we do not serve (406). A layer of its own inside
+/// CORS, so that a browser script can read the refusal.
+pub async fn door_middleware(request: Request, next: Next) -> Response {
+    match refused_at_the_door(&request) {
+        Some(refused) => refused.into_response(),
+        None => next.run(request).await,
+    }
+}
+
 fn refused_at_the_door(request: &Request) -> Option<ApiError> {
     if !request.uri().path().starts_with("/api/") {
         return None;
@@ -112,8 +121,7 @@ pub(crate) fn declared_too_large(headers: &axum::http::HeaderMap) -> bool {
 }
 
 /// Request id, trace context, security headers and one JSON access-log line
-/// per request, and the refusals every API route makes before its handler
-/// ([`refused_at_the_door`]). Install with
+/// per request. Install with
 /// `router.layer(axum::middleware::from_fn_with_state(authenticator, edge_middleware))`.
 pub async fn edge_middleware(
     State(authenticator): State<Arc<Authenticator>>,
@@ -140,10 +148,7 @@ pub async fn edge_middleware(
     let context = RequestContext::new(request_id.clone(), trace, authenticator);
     request.extensions_mut().insert(context.clone());
 
-    let mut response = match refused_at_the_door(&request) {
-        Some(refused) => refused.into_response(),
-        None => next.run(request).instrument(span).await,
-    };
+    let mut response = next.run(request).instrument(span).await;
     let cause = response.extensions_mut().remove::<ErrorCause>();
 
     let headers = response.headers_mut();

@@ -23,7 +23,7 @@ mod versioning;
 
 pub use auth::{AdminPrincipal, AuthConfig, AuthError, Authenticator, KeyConfig, KeyKind, Principal, mint_hs256};
 pub use caching::{CachePolicy, Conditions, EntityTag, TagList, Validators};
-pub use context::{BODY_LIMIT_BYTES, RequestContext, edge_middleware, tag_function};
+pub use context::{BODY_LIMIT_BYTES, RequestContext, door_middleware, edge_middleware, tag_function};
 pub use cors::{PREFLIGHT_MAX_AGE, cors_layer, preflight_no_content};
 pub use cursor::Cursor;
 pub use json::{JsonBody, object_only, parse_json};
