@@ -79,16 +79,21 @@ mod tests {
     use super::*;
     use crate::http::{AuthConfig, KeyConfig};
 
-    #[tokio::test]
-    async fn a_handler_that_panics_answers_a_500_problem_through_the_edge() {
+    /// The served API of one route, `GET /api/v1/boom`, whose handler panics.
+    fn panicking_api(cors_origins: Vec<String>) -> Router {
         async fn boom() -> &'static str {
             panic!("a bug")
         }
         let routes = ApiRoutes::undocumented(Router::new().route("/api/v1/boom", axum::routing::get(boom)));
         let keys = AuthConfig { keys: KeyConfig::Hs256(vec![vec![7; 32]]), ..Default::default() };
         let authenticator = Arc::new(Authenticator::new(&keys).unwrap());
-        let edge = EdgeSettings { catalog_max_age: std::time::Duration::ZERO, cors_origins: Vec::new() };
-        let router = api_router(routes, authenticator, None, &edge);
+        let edge = EdgeSettings { catalog_max_age: std::time::Duration::ZERO, cors_origins };
+        api_router(routes, authenticator, None, &edge)
+    }
+
+    #[tokio::test]
+    async fn a_handler_that_panics_answers_a_500_problem_through_the_edge() {
+        let router = panicking_api(Vec::new());
         let request = Request::builder().uri("/api/v1/boom").body(Body::empty()).unwrap();
         let response = router.oneshot(request).await.unwrap_or_else(|never| match never {});
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
@@ -98,15 +103,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_refusal_at_the_door_and_a_panics_500_carry_cors_headers_for_an_allowed_origin() {
-        async fn boom() -> &'static str {
-            panic!("a bug")
-        }
-        let routes = ApiRoutes::undocumented(Router::new().route("/api/v1/boom", axum::routing::get(boom)));
-        let keys = AuthConfig { keys: KeyConfig::Hs256(vec![vec![7; 32]]), ..Default::default() };
-        let authenticator = Arc::new(Authenticator::new(&keys).unwrap());
         let origin = "https://shop.example";
-        let edge = EdgeSettings { catalog_max_age: std::time::Duration::ZERO, cors_origins: vec![origin.into()] };
-        let router = api_router(routes, authenticator, None, &edge);
+        let router = panicking_api(vec![origin.into()]);
         let requests = [
             (Request::builder().uri("/api/v1/boom"), StatusCode::INTERNAL_SERVER_ERROR),
             (
