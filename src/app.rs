@@ -279,10 +279,18 @@ impl Runner {
                 tracing::warn!(consumer = handler.consumer().queue(), "consumer not started here (ORDERLY_CONSUMERS)");
                 continue;
             }
-            tasks.spawn(workers::consume(app.store.clone(), handler, settings.queues.clone(), shutdown.clone()));
+            let (store, queues, stop) = (app.store.clone(), settings.queues.clone(), shutdown.clone());
+            tasks.spawn(workers::supervised(handler.consumer().queue(), shutdown.clone(), move || {
+                workers::consume(store.clone(), handler.clone(), queues.clone(), stop.clone())
+            }));
         }
-        tasks.spawn(workers::relay(app.store.clone(), shutdown.clone()));
-        tasks.spawn(workers::housekeeping(app.store.clone(), shutdown.clone()));
+        let (store, stop) = (app.store.clone(), shutdown.clone());
+        tasks
+            .spawn(workers::supervised("relay", shutdown.clone(), move || workers::relay(store.clone(), stop.clone())));
+        let (store, stop) = (app.store.clone(), shutdown.clone());
+        tasks.spawn(workers::supervised("housekeeping", shutdown.clone(), move || {
+            workers::housekeeping(store.clone(), stop.clone())
+        }));
         tasks.spawn(crate::observability::gauges(app.store.clone(), app.breaker.clone(), shutdown.clone()));
         Ok(Self { addr, store: app.store, shutdown, tasks })
     }
