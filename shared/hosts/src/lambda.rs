@@ -356,7 +356,15 @@ impl LambdaHost {
             let image = record.pointer("/dynamodb/NewImage").cloned().unwrap_or_default();
             match events_in_stream_image(&image) {
                 Some(Ok(events)) => batch.push(events),
-                Some(Err(error)) => tracing::error!(%error, "a stream record whose events cannot be read: not relayed"),
+                // Failing the batch would hold the shard back until the record
+                // expires (24 h) for a record no retry can read: count it and
+                // say which one, so that it can be recovered from the table.
+                Some(Err(error)) => {
+                    let sequence = record.pointer("/dynamodb/SequenceNumber").and_then(Value::as_str).unwrap_or("?");
+                    metrics::counter!("orderly_stream_records_unreadable_total", "function" => self.function.name())
+                        .increment(1);
+                    tracing::error!(%error, sequence, "a stream record whose events cannot be read: not relayed");
+                }
                 None => {}
             }
         }
