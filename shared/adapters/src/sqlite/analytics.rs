@@ -64,8 +64,9 @@ impl ReadModelStore for SqliteStore {
     }
 
     async fn counters(&self) -> Result<Vec<(Counter, i64)>, StoreError> {
+        // A scan of every counter: off the async worker (see `read_blocking`).
         self.db
-            .read(|conn| {
+            .read_blocking(|conn| {
                 let mut stmt =
                     conn.prepare_cached("SELECT key, value FROM counters ORDER BY key").map_err(unavailable)?;
                 let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(unavailable)?;

@@ -242,6 +242,25 @@ impl Database {
         self.readers.give_back(conn);
         result
     }
+
+    /// Runs `f` on a pooled read connection on the blocking pool: for reads
+    /// that scan (the analytics counters), so that a caller's deadline can
+    /// fire while one runs (the popular list answers its fallback in time)
+    /// and a long scan never holds an async worker.
+    pub async fn read_blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let readers = self.readers.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = readers.take()?;
+            let result = f(&conn);
+            readers.give_back(conn);
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("a read stopped: {e}")))?
+    }
 }
 
 /// WAL pages after which the checkpointer is nudged (SQLite's own default).
