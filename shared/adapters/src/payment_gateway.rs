@@ -90,16 +90,28 @@ impl<T: HttpTransport> HttpGateway<T> {
             other => GatewayError::Unreachable(other.to_string()),
         })?;
         let status = response.status();
-        if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+        // 408: a proxy gave up reading the request, so the gateway did nothing
+        // (a timeout, which the protocol counts as a failure, not a "no").
+        if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::REQUEST_TIMEOUT
+        {
             return Err(GatewayError::Failed(status.as_u16()));
         }
         Ok((status, response.into_body()))
     }
 
-    /// A step whose success is any 2xx (capture, void, void by reference).
+    /// A step whose success is any 2xx (capture, void, void by reference);
+    /// a 4xx is the gateway's "no". Anything else (a redirect, say, since
+    /// redirects are not followed) is no answer of the protocol: a void
+    /// taken for done on a 3xx would leave the hold in place.
     async fn step(&self, path: &str, idempotency_key: String, body: serde_json::Value) -> Result<(), GatewayError> {
         let (status, _) = self.post(path, idempotency_key, body).await?;
-        if status.is_success() { Ok(()) } else { Err(GatewayError::Refused(status.as_u16())) }
+        if status.is_success() {
+            Ok(())
+        } else if status.is_client_error() {
+            Err(GatewayError::Refused(status.as_u16()))
+        } else {
+            Err(GatewayError::InvalidAnswer(format!("status {status}")))
+        }
     }
 }
 
@@ -264,16 +276,20 @@ mod tests {
         assert_eq!(answer, Ok(Authorization::Declined("insufficient funds".into())));
         let refused = Scripted::answering(Ok((402, "")));
         assert!(matches!(gateway(&refused).authorize(order(), amount()).await, Ok(Authorization::Declined(_))));
+        let proxy_gave_up = Scripted::answering(Ok((408, "")));
+        assert_eq!(gateway(&proxy_gave_up).authorize(order(), amount()).await, Err(GatewayError::Failed(408)));
     }
 
     #[tokio::test]
-    async fn timeouts_connection_errors_5xx_and_429_are_failures_other_4xx_are_answers() {
+    async fn timeouts_connection_errors_408_5xx_and_429_are_failures_other_4xx_are_answers_and_a_redirect_is_none() {
         for (answer, expected) in [
             (Err(TransportError::Timeout), GatewayError::Timeout),
             (Err(TransportError::Connect), GatewayError::Unreachable("connection failed".into())),
             (Ok((503, "")), GatewayError::Failed(503)),
             (Ok((429, "")), GatewayError::Failed(429)),
+            (Ok((408, "")), GatewayError::Failed(408)),
             (Ok((404, "")), GatewayError::Refused(404)),
+            (Ok((302, "")), GatewayError::InvalidAnswer("status 302 Found".into())),
         ] {
             let transport = Scripted::answering(answer);
             let error = gateway(&transport).capture(order(), &AuthorizationId::parse("auth_1").unwrap()).await;
