@@ -296,21 +296,38 @@ impl Run {
     }
 
     async fn get(&self, path: &str, token: &str) -> anyhow::Result<Value> {
-        let response = self.http.get(format!("{}{path}", self.base)).bearer_auth(token).send().await?;
-        if !response.status().is_success() {
-            bail!("GET {path}: {}", response.status());
-        }
-        Ok(response.json().await?)
+        get_json(&self.http, &self.base, path, token).await
     }
 
     /// GET with retries: the settle phase must ride out a restarting server.
     async fn get_patiently(&self, path: &str, token: &str, until: Instant) -> anyhow::Result<Value> {
-        loop {
-            match self.get(path, token).await {
-                Ok(value) => return Ok(value),
-                Err(error) if Instant::now() > until => return Err(error),
-                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-            }
+        get_json_patiently(&self.http, &self.base, path, token, until).await
+    }
+}
+
+/// `GET {base}{path}` as `token`'s caller: the JSON of a 2xx, else an error.
+pub(crate) async fn get_json(http: &reqwest::Client, base: &str, path: &str, token: &str) -> anyhow::Result<Value> {
+    let response = http.get(format!("{base}{path}")).bearer_auth(token).send().await?;
+    if !response.status().is_success() {
+        bail!("GET {path}: {}", response.status());
+    }
+    Ok(response.json().await?)
+}
+
+/// [`get_json`], tried again on a failure until `until`: the checks must
+/// ride out a restarting server or one transient error.
+pub(crate) async fn get_json_patiently(
+    http: &reqwest::Client,
+    base: &str,
+    path: &str,
+    token: &str,
+    until: Instant,
+) -> anyhow::Result<Value> {
+    loop {
+        match get_json(http, base, path, token).await {
+            Ok(value) => return Ok(value),
+            Err(error) if Instant::now() > until => return Err(error),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     }
 }
