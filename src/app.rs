@@ -211,7 +211,14 @@ pub(crate) async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(error) => {
-                    tracing::warn!(%error, "accept failed");
+                    // Out of file descriptors (EMFILE), the pending connection
+                    // stays queued and the next accept fails at once: pause
+                    // instead of spinning a core, as axum::serve does.
+                    tracing::warn!(%error, "accept failed; pausing for a second");
+                    tokio::select! {
+                        _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                        _ = shutdown.cancelled() => break,
+                    }
                     continue;
                 }
             },
