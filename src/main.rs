@@ -140,9 +140,16 @@ async fn main() -> anyhow::Result<()> {
             let _ = std::io::Write::write_all(&mut std::io::stderr(), listening.as_bytes());
             tracing::info!(addr = %runner.addr(), data_dir = %data_dir.display(), "orderly local runner started");
             shutdown_signal().await;
-            tracing::info!("shutting down: finishing in-flight requests and batches");
-            runner.stop().await;
-            tracing::info!("stopped");
+            tracing::info!("shutting down: finishing in-flight requests and batches (a second signal stops at once)");
+            tokio::select! {
+                _ = runner.stop() => tracing::info!("stopped"),
+                // Nothing is lost by stopping now: queued messages and the
+                // outbox are in the database, unacknowledged batches come back.
+                _ = shutdown_signal() => {
+                    tracing::warn!("a second signal: stopping without waiting for in-flight work");
+                    std::process::exit(130);
+                }
+            }
             if let Some(tracer) = tracer {
                 // Flush the spans still batched.
                 let _ = tracer.shutdown();
@@ -154,8 +161,10 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", orderly_core::http::mint_hs256(&secret, &sub, admin, ttl));
         }
         Command::Health { url, timeout } => {
-            let url = url.unwrap_or_else(|| orderly::health_check::health_url(settings.addr));
-            println!("{}", orderly::health_check::check(&url, timeout).await?);
+            let url = url.unwrap_or_else(|| orderly::health_check::health_url(settings.addr, settings.tls.is_some()));
+            let checked =
+                orderly::health_check::check(&url, timeout, settings.tls.as_ref(), &settings.outbound_tls).await?;
+            println!("{checked}");
         }
         Command::Settings => print!("{}", orderly_core::settings::markdown_table()),
         Command::Capacity => print!("{}", orderly::capacity::markdown()),
