@@ -125,6 +125,29 @@ async fn with_a_client_ca_a_client_without_a_certificate_of_that_ca_fails_the_ha
     assert_eq!(again.status(), StatusCode::OK);
 }
 
+/// The container image's HEALTHCHECK is `orderly health`: it must still
+/// answer once the runner serves HTTPS and requires client certificates.
+#[tokio::test]
+async fn the_health_command_checks_a_runner_that_serves_mutual_tls() {
+    let pki = Pki::new();
+    let tls = pki.server_tls(true);
+    let Some(app) =
+        spawn_local_app_with("it configures the runner's TLS", |config| config.tls = Some(tls.clone())).await
+    else {
+        return;
+    };
+    let url = orderly::health_check::health_url(app.runner().addr(), true);
+    let outbound = OutboundTls {
+        cert: Some(pki.path("client.pem").display().to_string()),
+        key: Some(pki.path("client-key.pem").display().to_string()),
+        ca: None,
+    };
+    let body = orderly::health_check::check(&url, Duration::from_secs(5), Some(&tls), &outbound).await.unwrap();
+    assert!(body.contains("\"status\""), "{body}");
+    let without_certificate = orderly::health_check::check(&url, Duration::from_secs(5), None, &outbound).await;
+    assert!(without_certificate.is_err(), "plain HTTP to an HTTPS listener fails");
+}
+
 #[tokio::test]
 async fn a_client_that_never_finishes_its_handshake_is_dropped_after_the_header_timeout() {
     let pki = Pki::new();

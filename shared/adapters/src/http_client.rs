@@ -43,11 +43,16 @@ pub enum ClientError {
 }
 
 /// A PEM setting's bytes: the text itself, else the file it names.
-fn pem(setting: &'static str, value: &str) -> Result<Vec<u8>, ClientError> {
+pub fn pem(setting: &'static str, value: &str) -> Result<Vec<u8>, ClientError> {
     if value.trim_start().starts_with("-----BEGIN") {
         return Ok(value.as_bytes().to_vec());
     }
-    std::fs::read(value).map_err(|e| ClientError::Tls { setting, problem: format!("reading {value}: {e}") })
+    // The value is not repeated: a key pasted with something before its
+    // BEGIN line would land in a log.
+    std::fs::read(value).map_err(|e| ClientError::Tls {
+        setting,
+        problem: format!("neither PEM text (starting with -----BEGIN) nor a readable file: {e}"),
+    })
 }
 
 /// The shared client construction.
