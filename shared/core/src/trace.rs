@@ -17,16 +17,22 @@ impl TraceContext {
         Self { trace_id: hex::encode(rng.random::<[u8; 16]>()), span_id: new_span_id(), sampled: true }
     }
 
-    /// `00-<32 hex trace id>-<16 hex span id>-<2 hex flags>`; anything else,
-    /// including the all-zero ids the spec forbids, is `None`.
+    /// `00-<32 hex trace id>-<16 hex span id>-<2 hex flags>`, or the same
+    /// first four fields of a later version (which may add more); anything
+    /// else, including version `ff` and the all-zero ids the spec forbids,
+    /// is `None`.
     pub fn parse(header: &str) -> Option<Self> {
         let mut parts = header.trim().split('-');
         let (version, trace_id, span_id, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
         let lower_hex =
             |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         let non_zero = |s: &str| s.bytes().any(|b| b != b'0');
-        if version != "00"
-            || parts.next().is_some()
+        // W3C Trace Context §4.3: version ff is invalid; a later version is
+        // read for these four fields, and only it may carry more of them.
+        let later = lower_hex(version, 2) && version != "00";
+        if !lower_hex(version, 2)
+            || version == "ff"
+            || (!later && parts.next().is_some())
             || !lower_hex(trace_id, 32)
             || !lower_hex(span_id, 16)
             || !lower_hex(flags, 2)
@@ -117,11 +123,12 @@ mod tests {
     }
 
     #[test]
-    fn rejects_malformed_headers() {
+    fn rejects_malformed_headers_and_reads_the_fields_of_a_later_version() {
         for bad in [
             "",
             "00-abc-def-01",
-            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "0g-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
             "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
             "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
             "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
@@ -130,5 +137,12 @@ mod tests {
             assert_eq!(TraceContext::parse(bad), None, "{bad}");
         }
         assert!(TraceContext::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").is_some());
+        for later in [
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-what-comes-next",
+        ] {
+            let read = TraceContext::parse(later).expect(later);
+            assert_eq!((read.trace_id.as_str(), read.sampled), ("4bf92f3577b34da6a3ce929d0e0e4736", true));
+        }
     }
 }
