@@ -127,6 +127,13 @@ fn without_type_names(message: &str) -> String {
             return format!("{}, expected {kind}", &message[..at]);
         }
     }
+    // Numbers are named by their Rust type (`expected i64`, `expected u32`).
+    for number in ["i8", "i16", "i32", "i64", "i128", "u8", "u16", "u32", "u64", "u128", "f32", "f64"] {
+        if let Some(head) = message.strip_suffix(&format!(", expected {number}")) {
+            let kind = if number.starts_with('f') { "a number" } else { "a whole number" };
+            return format!("{head}, expected {kind}");
+        }
+    }
     message.to_owned()
 }
 
@@ -183,6 +190,9 @@ mod tests {
         let ApiError::Validation(errors) = error else { panic!("expected 422, got {error:?}") };
         assert_eq!(errors.0[0].field, "items[0]");
         assert_eq!(errors.0[0].message, "invalid type: integer `1`, expected a JSON object");
+        let error = parse_json::<Body>(br#"{"items":[{"quantity":"2"}]}"#).unwrap_err();
+        let ApiError::Validation(errors) = error else { panic!("expected 422, got {error:?}") };
+        assert_eq!(errors.0[0].message, "invalid type: string \"2\", expected a whole number");
     }
 
     #[derive(Debug, Deserialize)]
