@@ -242,6 +242,18 @@ async fn the_openapi_document_describes_every_route() {
         }
     }
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+    // Every route answers the version Accept asks for, or 406.
+    let v2 = |path: &str, method: &str, status: &str| {
+        doc["paths"][path][method]["responses"][status]["content"]["application/vnd.orderly.v2+json"]["schema"]["$ref"]
+            .clone()
+    };
+    assert_eq!(v2("/api/v1/orders/{id}", "get", "200"), "#/components/schemas/OrderV2");
+    assert_eq!(v2("/api/v1/products", "get", "200"), "#/components/schemas/Page_ProductV2");
+    assert_eq!(v2("/api/v1/orders", "post", "202"), "#/components/schemas/OrderV2");
+    for schema in ["OrderV2", "ProductV2", "Page_OrderV2", "Page_ProductV2"] {
+        assert!(doc["components"]["schemas"][schema].is_object(), "{schema} is not in the document");
+    }
+    assert!(doc["paths"]["/api/v1/products/{sku}"]["get"]["responses"]["406"].is_object());
 }
 
 #[tokio::test]

@@ -204,10 +204,53 @@ pub struct Page<T> {
         description = "Event-driven order backend. Errors are application/problem+json (RFC 9457). \
                        Send `Accept: application/vnd.orderly.v2+json` for v2 representations (money as minor units)."
     ),
-    components(schemas(Problem, MoneyV2)),
+    components(schemas(Problem, MoneyV2, OrderV2, ProductV2, Page<OrderV2>, Page<ProductV2>)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
+
+/// The media type of v2 representations (`http::versioning`).
+const V2_MEDIA_TYPE: &str = "application/vnd.orderly.v2+json";
+
+/// Completes a rendered document with what the per-route annotations leave
+/// out because it is the same everywhere: each v1 representation's v2 twin
+/// under its own media type (a route annotates one body, but answers the
+/// version `Accept` asks for), and the 406 every `/api/` route answers to a
+/// version it does not serve.
+pub fn add_versions(document: &mut serde_json::Value) {
+    let Some(paths) = document.get_mut("paths").and_then(serde_json::Value::as_object_mut) else { return };
+    for (path, item) in paths.iter_mut() {
+        let Some(operations) = item.as_object_mut() else { continue };
+        for operation in operations.values_mut() {
+            let Some(responses) = operation.get_mut("responses").and_then(serde_json::Value::as_object_mut) else {
+                continue;
+            };
+            for response in responses.values_mut() {
+                let Some(content) = response.get_mut("content").and_then(serde_json::Value::as_object_mut) else {
+                    continue;
+                };
+                let v1 = content.get("application/json").and_then(|c| c["schema"]["$ref"].as_str());
+                let v2 = v1.and_then(|reference| {
+                    ["OrderV1", "ProductV1", "Page_OrderV1", "Page_ProductV1"]
+                        .into_iter()
+                        .find(|name| reference == format!("#/components/schemas/{name}"))
+                        .map(|name| format!("#/components/schemas/{}", name.replace("V1", "V2")))
+                });
+                if let Some(v2) = v2 {
+                    content.insert(V2_MEDIA_TYPE.into(), serde_json::json!({"schema": {"$ref": v2}}));
+                }
+            }
+            if path.starts_with("/api/") {
+                responses.entry("406").or_insert_with(|| {
+                    serde_json::json!({
+                        "description": "An Orderly version this server does not serve (Accept)",
+                        "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+                    })
+                });
+            }
+        }
+    }
+}
 
 struct BearerAuth;
 

@@ -60,9 +60,12 @@ pub fn panic_answer(_panic: Box<dyn std::any::Any + Send>) -> Response {
 
 async fn serve_document(document: Arc<(Describe, OnceLock<String>)>) -> Response {
     let (describe, rendered) = &*document;
-    let Some(json) =
-        rendered.get().cloned().or_else(|| describe().to_json().ok().map(|j| rendered.get_or_init(|| j).clone()))
-    else {
+    let render = || {
+        let mut document = serde_json::to_value(describe()).ok()?;
+        crate::api::add_versions(&mut document);
+        serde_json::to_string(&document).ok()
+    };
+    let Some(json) = rendered.get().cloned().or_else(|| render().map(|j| rendered.get_or_init(|| j).clone())) else {
         return ApiError::Internal("the API document could not be rendered".into()).into_response();
     };
     let mut response = (StatusCode::OK, json).into_response();
