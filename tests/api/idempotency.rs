@@ -33,6 +33,37 @@ async fn the_same_key_and_body_return_the_original_answer_and_no_second_order() 
     assert_eq!(app.product("TEA").await["available"], 9, "only one order reserved stock");
 }
 
+/// The retry comes after the catalog changed so that the same body could
+/// no longer be placed (one line now priced in another currency): it still
+/// gets the first answer, as the key promises.
+#[tokio::test]
+async fn a_retry_gets_its_first_answer_even_after_the_catalog_changed_under_it() {
+    let app = spawn_app().await;
+    app.put_product("TEA", "2.00", 10).await;
+    app.put_product("MUG", "8.00", 10).await;
+    let alice = token("alice", false);
+    let body = json!({"items": [{"sku": "TEA", "quantity": 1}, {"sku": "MUG", "quantity": 1}]});
+    let first = post_with_key(&app, &alice, "checkout-77", &body).await;
+    assert_eq!(first.status(), StatusCode::ACCEPTED);
+    let first: Value = first.json().await.unwrap();
+
+    let repriced = app
+        .client
+        .put(app.url("/api/v1/products/MUG"))
+        .bearer_auth(&app.admin)
+        .json(&json!({"name": "Product MUG", "price": "9.00", "currency": "USD"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(repriced.status(), StatusCode::OK);
+    problem(app.place_order(&alice, &[("TEA", 1), ("MUG", 1)]).await, StatusCode::UNPROCESSABLE_ENTITY).await;
+
+    let again = post_with_key(&app, &alice, "checkout-77", &body).await;
+    assert_eq!(again.status(), StatusCode::ACCEPTED);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(again.json::<Value>().await.unwrap()["id"], first["id"], "the original order");
+}
+
 #[tokio::test]
 async fn the_same_key_with_another_body_is_refused() {
     let app = spawn_app().await;

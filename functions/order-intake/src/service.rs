@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use orderly_core::domain::{
     CancelError, CustomerId, NewOrder, Order, OrderId, PaymentStatus, PaymentStepError, ValidationErrors,
 };
@@ -111,23 +112,50 @@ impl OrderIntake {
         key: Option<IdempotencyKey>,
         traceparent: Option<String>,
     ) -> Result<Placed, IntakeError> {
-        let prices = self.prices.prices(&request.skus()).await?;
-        let lines = request.price(&prices)?;
         let now = self.clock.now();
-        let order = Order::place(OrderId::from_uuid(self.ids.new_id()), customer.clone(), lines, now)?
-            .paid_by(self.payments.method());
         let claim = key.map(|IdempotencyKey(key)| IdempotencyClaim {
-            customer_id: customer,
+            customer_id: customer.clone(),
             key,
             request_hash: fingerprint(&request),
             expires_at: now + self.idempotency_ttl,
         });
+        let order = match self.order_of(&customer, &request, now).await {
+            Ok(order) => order,
+            // A retry must get its first answer even when the request could
+            // no longer be placed as it is (a product re-priced in another
+            // currency, the price list down): look for it only then, so the
+            // common path reads nothing more.
+            Err(error) => {
+                let replayed = match &claim {
+                    Some(claim) => self.orders.replay(claim, now).await.ok().flatten(),
+                    None => None,
+                };
+                return match replayed {
+                    Some(PlaceOutcome::Replayed(original)) => Ok(Placed::Replayed(original)),
+                    Some(PlaceOutcome::KeyReused) => Err(IntakeError::KeyReused),
+                    _ => Err(error),
+                };
+            }
+        };
         let placed = self.event(Event::OrderPlaced(OrderChanged::new(&order)), traceparent);
         match self.orders.place(&order, claim.as_ref(), &[placed], now).await? {
             PlaceOutcome::Placed => Ok(Placed::New(order)),
             PlaceOutcome::Replayed(original) => Ok(Placed::Replayed(original)),
             PlaceOutcome::KeyReused => Err(IntakeError::KeyReused),
         }
+    }
+
+    /// A new order for `request` at today's prices.
+    async fn order_of(
+        &self,
+        customer: &CustomerId,
+        request: &NewOrder,
+        now: DateTime<Utc>,
+    ) -> Result<Order, IntakeError> {
+        let prices = self.prices.prices(&request.skus()).await?;
+        let lines = request.price(&prices)?;
+        Ok(Order::place(OrderId::from_uuid(self.ids.new_id()), customer.clone(), lines, now)?
+            .paid_by(self.payments.method()))
     }
 
     /// The order, if the caller may see it. Someone else's order is "not
@@ -207,7 +235,7 @@ impl OrderIntake {
     /// [`Order::start_capture`]). An order already `capturing` (a shipment
     /// whose outcome was lost) is captured again: the gateway answers a
     /// repeated capture with the first one's outcome.
-    async fn capture(&self, order: Order, now: chrono::DateTime<chrono::Utc>) -> Result<Order, IntakeError> {
+    async fn capture(&self, order: Order, now: DateTime<Utc>) -> Result<Order, IntakeError> {
         let capturing = if order.payment().capturing {
             order
         } else {

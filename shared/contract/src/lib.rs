@@ -69,6 +69,7 @@ macro_rules! order_store_contract {
                 places_an_order_and_reads_it_back,
                 an_unknown_order_is_none,
                 replays_a_live_idempotency_key_for_the_same_request,
+                a_live_key_is_answered_without_placing_anything,
                 a_replay_answers_the_order_as_first_placed_after_it_moved_on,
                 refuses_a_live_key_for_a_different_request,
                 scopes_keys_to_the_customer,

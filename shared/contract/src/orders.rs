@@ -37,6 +37,21 @@ pub async fn a_replay_answers_the_order_as_first_placed_after_it_moved_on<S: Ord
     assert_eq!(store.place(&again, Some(&key), &[], now()).await.unwrap(), PlaceOutcome::Replayed(first));
 }
 
+/// A retry read before its request is priced again: the first answer for
+/// the same request, `KeyReused` for another, nothing for a key that is
+/// unknown, another customer's, or expired. Nothing is written.
+pub async fn a_live_key_is_answered_without_placing_anything<S: OrderStore>(store: &S) {
+    let first = order_for("alice", &[("A", 1)]);
+    let key = claim("alice", "key-1", "hash-1");
+    assert_eq!(store.replay(&key, now()).await.unwrap(), None, "nothing claimed yet");
+    store.place(&first, Some(&key), &[], now()).await.unwrap();
+    assert_eq!(store.replay(&key, now()).await.unwrap(), Some(PlaceOutcome::Replayed(first)));
+    let other_request = claim("alice", "key-1", "hash-2");
+    assert_eq!(store.replay(&other_request, now()).await.unwrap(), Some(PlaceOutcome::KeyReused));
+    assert_eq!(store.replay(&claim("bob", "key-1", "hash-1"), now()).await.unwrap(), None);
+    assert_eq!(store.replay(&key, now() + Duration::hours(25)).await.unwrap(), None, "expired");
+}
+
 pub async fn refuses_a_live_key_for_a_different_request<S: OrderStore>(store: &S) {
     let first = order_for("alice", &[("A", 1)]);
     let other = order_for("alice", &[("A", 9)]);

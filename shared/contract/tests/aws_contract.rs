@@ -286,6 +286,10 @@ impl<S: OrderStore> OrderStore for Streamed<S> {
         self.store.place(order, claim, outbox, now).await
     }
 
+    async fn replay(&self, claim: &IdempotencyClaim, now: DateTime<Utc>) -> Result<Option<PlaceOutcome>, StoreError> {
+        self.store.replay(claim, now).await
+    }
+
     async fn get(&self, id: OrderId) -> Result<Option<Order>, StoreError> {
         self.store.get(id).await
     }

@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 
 use super::outbox::{OutboxItems, OutboxMode, outbox_for};
 use super::write::{WriteError, inline_mark, mark_put, processed_events_for, put, write_put, write_update};
-use super::{DynamoConfig, Item, ONLY, TTL, Table, get_s, key, n, s};
+use super::{DynamoConfig, Item, ONLY, TTL, Table, get_n, get_s, key, n, s};
 use crate::stored_order;
 use orderly_core::domain::{Order, OrderId};
 use orderly_core::events::Envelope;
@@ -119,6 +119,14 @@ impl OrderStore for DynamoOrders {
             },
             Err(WriteError::Store(error)) => Err(error),
         }
+    }
+
+    async fn replay(&self, claim: &IdempotencyClaim, now: DateTime<Utc>) -> Result<Option<PlaceOutcome>, StoreError> {
+        let Some(stored) = self.table.get(claim_key(claim)).await? else { return Ok(None) };
+        if get_n(&stored, "expires_at")? <= now.timestamp_millis() {
+            return Ok(None);
+        }
+        self.answer_claim(claim, Some(stored)).await.map(Some)
     }
 
     async fn get(&self, id: OrderId) -> Result<Option<Order>, StoreError> {

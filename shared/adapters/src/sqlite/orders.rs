@@ -90,6 +90,33 @@ impl OrderStore for SqliteStore {
             .await
     }
 
+    async fn replay(&self, claim: &IdempotencyClaim, now: DateTime<Utc>) -> Result<Option<PlaceOutcome>, StoreError> {
+        let (customer, key, request_hash) = (claim.customer_id.clone(), claim.key.clone(), claim.request_hash.clone());
+        self.db
+            .read(move |conn| {
+                let existing: Option<(String, String)> = conn
+                    .prepare_cached(
+                        "SELECT request_hash, response FROM idempotency_keys
+                         WHERE customer_id = ?1 AND key = ?2 AND expires_at > ?3",
+                    )
+                    .and_then(|mut s| {
+                        s.query_row(params![customer.as_str(), key, millis(now)], |r| Ok((r.get(0)?, r.get(1)?)))
+                            .optional()
+                    })
+                    .map_err(unavailable)?;
+                existing
+                    .map(|(hash, response)| {
+                        Ok(if hash == request_hash {
+                            PlaceOutcome::Replayed(stored_order::from_json(&response)?)
+                        } else {
+                            PlaceOutcome::KeyReused
+                        })
+                    })
+                    .transpose()
+            })
+            .await
+    }
+
     async fn get(&self, id: OrderId) -> Result<Option<Order>, StoreError> {
         self.db
             .read(move |conn| {

@@ -40,6 +40,12 @@ pub trait OrderStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<PlaceOutcome, StoreError>;
 
+    /// What [`Self::place`] would answer for a live claim of `claim`'s key
+    /// (`Replayed` or `KeyReused`), or `None` when there is none; writes
+    /// nothing. For a request that can no longer be placed as it was (the
+    /// catalog changed since): its retry still gets the first answer.
+    async fn replay(&self, claim: &IdempotencyClaim, now: DateTime<Utc>) -> Result<Option<PlaceOutcome>, StoreError>;
+
     async fn get(&self, id: OrderId) -> Result<Option<Order>, StoreError>;
 
     /// Saves a transitioned order if the stored one is still at
