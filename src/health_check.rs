@@ -30,7 +30,8 @@ pub fn health_url(addr: SocketAddr, tls: bool) -> String {
 /// the check only asks whether the process answers, and sends nothing
 /// secret. When the runner requires client certificates, the check
 /// presents the outbound one (`outbound_tls_cert`/`_key`), else the
-/// runner's own pair (which works when one CA signed both).
+/// runner's own pair (which works when the client CA signed it for client
+/// authentication too).
 fn client(timeout: Duration, tls: Option<&ServerTls>, outbound: &OutboundTls) -> anyhow::Result<reqwest::Client> {
     let mut builder = reqwest::Client::builder().timeout(timeout);
     if let Some(tls) = tls {

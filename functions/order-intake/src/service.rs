@@ -105,6 +105,8 @@ impl OrderIntake {
 
     /// Prices the request, then commits the order, its idempotency claim and
     /// its `order.placed.v1` in one write. Stock is deliberately not looked at.
+    /// A retry that can no longer be priced still gets its first answer
+    /// ([`OrderStore::replay`]).
     pub async fn place(
         &self,
         customer: CustomerId,
