@@ -191,6 +191,15 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Gateway { addr } => orderly::gateway::serve(addr).await?,
         Command::Dlq { action } => {
+            // Opening would create an empty database, and report no dead
+            // letters, when run from another directory than the runner's.
+            let database = orderly::config::database_path(&settings.data_dir);
+            if !database.exists() {
+                anyhow::bail!(
+                    "no database at {}: run from the runner's directory or set ORDERLY_DATA_DIR",
+                    database.display()
+                );
+            }
             let store = orderly::app::open_store(&settings)?;
             match action {
                 DlqAction::List { queue, limit } => dlq::list(&store, queue.as_deref(), limit).await?,

@@ -44,7 +44,9 @@ pub fn init_telemetry(
     use tracing_subscriber::util::SubscriberInitExt;
     use tracing_subscriber::{EnvFilter, Layer};
 
-    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    // A typo here would silently log at another level than asked for.
+    let filter = EnvFilter::try_new(filter)
+        .map_err(|e| anyhow::anyhow!("ORDERLY_LOG={filter:?} is not a log filter (e.g. info, orderly=debug): {e}"))?;
     let logs = tracing_subscriber::fmt::layer()
         .json()
         .flatten_event(true)
