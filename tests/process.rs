@@ -297,3 +297,28 @@ async fn the_durable_hello_answers_202_only_for_rows_it_has_committed() {
     let logged = std::fs::read_to_string(&log).unwrap();
     assert_eq!(logged.matches("\"orderly::access\"").count(), 41, "an access-log line per request:\n{logged}");
 }
+
+/// Mistakes an operator makes are said, not absorbed: a log filter that is
+/// not one stops the start, and `orderly dlq` pointed at a directory with no
+/// database says so instead of reporting an empty queue.
+#[test]
+fn a_wrong_log_filter_stops_the_start_and_dlq_needs_the_runners_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str], log: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_orderly"))
+            .args(args)
+            .env("ORDERLY_DATA_DIR", dir.path())
+            .env("ORDERLY_LOG", log)
+            .env("ORDERLY_ADDR", "127.0.0.1:0")
+            .env("RUST_BACKTRACE", "0")
+            .output()
+            .unwrap()
+    };
+    let serve = run(&["serve"], "info,[[not-a-filter");
+    assert!(!serve.status.success());
+    assert!(String::from_utf8_lossy(&serve.stderr).contains("is not a log filter"), "{serve:?}");
+    let dlq = run(&["dlq", "list"], "info");
+    assert!(!dlq.status.success());
+    assert!(String::from_utf8_lossy(&dlq.stderr).contains("no database at"), "{dlq:?}");
+    assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none(), "nothing was created");
+}
