@@ -15,8 +15,8 @@
 //! |---|---|---|
 //! | authorized | `confirmed`, payment `authorized` | capture at shipment, or void on cancel |
 //! | declined | `rejected`, payment `declined` | (inventory releases the stock) |
-//! | timed out, unreachable, garbled | `confirmed`, offline instructions | a void by reference: a hold may exist |
-//! | 5xx, 429 (it did nothing) | `confirmed`, offline instructions | nothing |
+//! | timed out, unreachable, garbled, 502/504 (a proxy gave up) | `confirmed`, offline instructions | a void by reference: a hold may exist |
+//! | another 5xx, 429 (it did nothing) | `confirmed`, offline instructions | nothing |
 //! | breaker open | `confirmed`, offline instructions | nothing: it was not called |
 //!
 //! Except on a redelivery: an earlier delivery of the same reply may have
@@ -206,6 +206,14 @@ mod tests {
             [|| Err(GatewayError::Failed(503)), || Err(GatewayError::CircuitOpen { retry_after: Default::default() })]
         {
             assert_eq!(payments(answer).settle(&order, false).await, Settlement::Offline { hold_unknown: false });
+        }
+    }
+
+    #[tokio::test]
+    async fn a_proxy_that_gave_up_may_hide_a_hold() {
+        let order = order_for("alice", &[("A", 1)]).paid_by(PaymentMethod::Card);
+        for answer in [|| Err(GatewayError::Failed(502)), || Err(GatewayError::Failed(504))] {
+            assert_eq!(payments(answer).settle(&order, false).await, Settlement::Offline { hold_unknown: true });
         }
     }
 

@@ -238,7 +238,10 @@ impl OrderIntake {
     /// whose outcome was lost) is captured again: the gateway answers a
     /// repeated capture with the first one's outcome.
     async fn capture(&self, order: Order, now: DateTime<Utc>) -> Result<Order, IntakeError> {
-        let capturing = if order.payment().capturing {
+        // Already capturing: an earlier attempt's outcome is unknown, and
+        // only a capture the gateway confirms settles it.
+        let outcome_unknown = order.payment().capturing;
+        let capturing = if outcome_unknown {
             order
         } else {
             let capturing = order.start_capture(now)?;
@@ -247,9 +250,11 @@ impl OrderIntake {
         };
         match self.payments.capture(&capturing).await {
             Ok(()) => Ok(capturing),
-            // The money may be taken: the order stays `capturing` (and not
-            // cancellable) until a retried shipment learns the outcome.
-            Err(error) if error.may_have_acted() => Err(error.into()),
+            // The money may be taken, by this call or an earlier one: the
+            // order stays `capturing` (and not cancellable) until a retried
+            // shipment learns the outcome. "Did nothing" (a refusal, a 5xx,
+            // an open breaker) speaks for this call only.
+            Err(error) if outcome_unknown || error.may_have_acted() => Err(error.into()),
             Err(error) => {
                 // Nothing was taken: a cancel may go ahead again. If this
                 // write fails, the order stays `capturing` until the next

@@ -65,10 +65,11 @@ fn store() -> (tempfile::TempDir, Arc<SqliteStore>) {
 
 #[tokio::test]
 async fn a_capture_whose_answer_was_lost_blocks_cancels_until_a_shipment_learns_its_outcome() {
-    let lost: [fn() -> Result<(), GatewayError>; 3] = [
+    let lost: [fn() -> Result<(), GatewayError>; 4] = [
         || Err(GatewayError::Timeout),
         || Err(GatewayError::Unreachable("connection reset".into())),
         || Err(GatewayError::InvalidAnswer("not JSON".into())),
+        || Err(GatewayError::Failed(504)),
     ];
     for answer in lost {
         let (_dir, store) = store();
@@ -84,6 +85,28 @@ async fn a_capture_whose_answer_was_lost_blocks_cancels_until_a_shipment_learns_
         let shipped = intake(&store, || Ok(())).fulfil(order.id(), Fulfilment::Ship, None).await.unwrap();
         assert_eq!(shipped.payment().status, PaymentStatus::Captured);
         assert_eq!(store.get(order.id()).await.unwrap(), Some(shipped));
+    }
+}
+
+/// The first capture's answer was lost; the retry is answered "did
+/// nothing" (an open breaker, a 503). That speaks for the retry only: the
+/// first may have taken the money, so the order stays uncancellable.
+#[tokio::test]
+async fn a_retry_the_gateway_did_nothing_for_does_not_undo_a_lost_answer() {
+    let did_nothing: [fn() -> Result<(), GatewayError>; 2] = [
+        || Err(GatewayError::Failed(503)),
+        || Err(GatewayError::CircuitOpen { retry_after: std::time::Duration::from_secs(1) }),
+    ];
+    for retry in did_nothing {
+        let (_dir, store) = store();
+        let order = confirmed_card_order(&store).await;
+        let lost = intake(&store, || Err(GatewayError::Timeout)).fulfil(order.id(), Fulfilment::Ship, None).await;
+        assert!(matches!(lost, Err(IntakeError::Gateway(GatewayError::Timeout))), "{lost:?}");
+        let retried = intake(&store, retry).fulfil(order.id(), Fulfilment::Ship, None).await;
+        assert!(matches!(retried, Err(IntakeError::Gateway(_))), "{retried:?}");
+        assert!(store.get(order.id()).await.unwrap().unwrap().payment().capturing);
+        let cancel = intake(&store, retry).cancel(&alice(), order.id(), None).await;
+        assert!(matches!(cancel, Err(IntakeError::NotCancellable(CancelError::Capturing))), "{cancel:?}");
     }
 }
 

@@ -41,10 +41,11 @@ impl GatewayError {
     }
 
     /// Whether the gateway may have done what it was asked: the answer was
-    /// lost or garbled. A 5xx or 429 says it did nothing, a refusal is a
-    /// "no", and an open breaker did not call it.
+    /// lost or garbled, or a proxy in front of it gave up (502, 504) after
+    /// passing the request on. Another 5xx or a 429 says it did nothing, a
+    /// refusal is a "no", and an open breaker did not call it.
     pub fn may_have_acted(&self) -> bool {
-        matches!(self, Self::Timeout | Self::Unreachable(_) | Self::InvalidAnswer(_))
+        matches!(self, Self::Timeout | Self::Unreachable(_) | Self::InvalidAnswer(_) | Self::Failed(502 | 504))
     }
 }
 
