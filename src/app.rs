@@ -210,10 +210,22 @@ pub(crate) async fn serve(
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
+                // One connection's own trouble: take the next at once.
+                Err(error)
+                    if matches!(
+                        error.kind(),
+                        std::io::ErrorKind::ConnectionAborted
+                            | std::io::ErrorKind::ConnectionRefused
+                            | std::io::ErrorKind::ConnectionReset
+                    ) =>
+                {
+                    continue;
+                }
                 Err(error) => {
                     // Out of file descriptors (EMFILE), the pending connection
                     // stays queued and the next accept fails at once: pause
-                    // instead of spinning a core, as axum::serve does.
+                    // instead of spinning a core, as axum::serve does for
+                    // these errors.
                     tracing::warn!(%error, "accept failed; pausing for a second");
                     tokio::select! {
                         _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
