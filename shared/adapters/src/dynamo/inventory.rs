@@ -785,26 +785,20 @@ impl DynamoInventory {
     /// its items, so that a take of many such lines fits one transaction
     /// (a transaction holds at most 100 items, and 50 lines that each
     /// combine two or more items need more). Each SKU's moves are one
-    /// transaction, several SKUs to a transaction as they fit; a move only
-    /// shifts units within a SKU, so no total changes. A move that fails (a
-    /// concurrent take drained its source) is left out: the caller plans
-    /// again from a fresh read either way.
+    /// transaction of their own, so that one drained source (a concurrent
+    /// take) leaves only its own SKU ungathered; a move only shifts units
+    /// within a SKU, so no total changes. The caller plans again from a
+    /// fresh read either way.
     async fn gather(&self, taken: &Taken) {
         let mut by_sku: BTreeMap<&Sku, Vec<(u32, i64)>> = BTreeMap::new();
         for (sku, shard, units) in taken {
             by_sku.entry(sku).or_default().push((*shard, *units));
         }
-        let mut batch: Vec<TransactWriteItem> = Vec::new();
-        for (sku, plan) in by_sku.into_iter().filter(|(_, plan)| plan.len() > 1) {
-            let Ok(writes) = self.gather_writes(sku, &plan) else { continue };
-            if batch.len() + writes.len() > MAX_TRANSACTION_ITEMS {
-                self.write_gathered(std::mem::take(&mut batch)).await;
-            }
-            batch.extend(writes);
-        }
-        if !batch.is_empty() {
-            self.write_gathered(batch).await;
-        }
+        let moves = by_sku.into_iter().filter(|(_, plan)| plan.len() > 1).filter_map(|(sku, plan)| {
+            let writes = self.gather_writes(sku, &plan).ok()?;
+            Some(self.write_gathered(writes))
+        });
+        futures::future::join_all(moves).await;
     }
 
     async fn write_gathered(&self, writes: Vec<TransactWriteItem>) {
