@@ -143,16 +143,17 @@ async fn client_ip(mut request: axum::extract::Request, next: axum::middleware::
     next.run(request).await
 }
 
-/// The token verifier, from the keys [`composition::key_source`] names: a
-/// JWKS (inline, a file, a URL), else the HS256 secrets (the current one
-/// generated into the data directory when none is set); the policy is the
-/// shared one.
+/// The token verifier: a JWKS file (the runner's own setting), else the
+/// keys [`composition::key_source`] names, as on every host: a JWKS (inline,
+/// a URL), else the HS256 secrets (the current one generated into the data
+/// directory when none is set). The policy is the shared one.
 pub(crate) fn authenticator(settings: &Settings) -> anyhow::Result<Arc<Authenticator>> {
+    if let Some(path) = &settings.jwks_file {
+        let jwks = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        return composition::authenticator(settings, KeyConfig::Jwks(jwks)).map_err(anyhow::Error::msg);
+    }
     let keys = match composition::key_source(settings) {
         KeySource::Jwks(jwks) => KeyConfig::Jwks(jwks.to_owned()),
-        KeySource::JwksFile(path) => {
-            KeyConfig::Jwks(std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?)
-        }
         KeySource::JwksUrl(url) => {
             let options = ClientOptions { tls: settings.outbound_tls.clone(), outward_only: false };
             let fetcher = UrlFetcher::new(http_client::client(&options)?, url, JWKS_FETCH_TIMEOUT);

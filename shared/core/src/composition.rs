@@ -149,14 +149,13 @@ pub fn authenticator(settings: &Settings, keys: KeyConfig) -> Result<Arc<Authent
 }
 
 /// Where the token keys come from. Every host follows one order, so that
-/// the same settings verify the same tokens everywhere: a JWKS (inline, a
-/// file, a URL) before an HS256 secret (inline, then a secrets-store
-/// parameter). A host serves the sources it can: a file on the runner, a
-/// parameter on Lambda.
+/// the same settings verify the same tokens everywhere: a JWKS (inline,
+/// then a URL) before an HS256 secret (inline, then a secrets-store
+/// parameter, which only Lambda reads). The runner also reads a JWKS file
+/// (`jwks_file`, its own setting) before all of these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeySource<'a> {
     Jwks(&'a str),
-    JwksFile(&'a std::path::Path),
     JwksUrl(&'a str),
     Secret(&'a str),
     SecretParameter(&'a str),
@@ -166,8 +165,6 @@ pub enum KeySource<'a> {
 pub fn key_source(settings: &Settings) -> KeySource<'_> {
     if let Some(jwks) = &settings.jwks {
         KeySource::Jwks(jwks)
-    } else if let Some(path) = &settings.jwks_file {
-        KeySource::JwksFile(path)
     } else if let Some(url) = &settings.jwks_url {
         KeySource::JwksUrl(url)
     } else if let Some(secret) = &settings.jwt_secret {

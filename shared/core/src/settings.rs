@@ -207,7 +207,7 @@ pub const SETTINGS: &[Setting] = &[
         Lambda,
         "the SSM SecureString holding the HS256 secret(s), comma-separated, current first; re-read after `secret_max_age`",
     ),
-    setting("jwks", "", Aws, "RS256 instead: the identity provider's JWKS, inline JSON"),
+    setting("jwks", "", All, "RS256 instead: the identity provider's JWKS, inline JSON"),
     setting("jwks_file", "", Runner, "RS256 instead: a JWKS file with the public keys"),
     setting(
         "jwks_url",
