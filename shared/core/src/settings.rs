@@ -831,9 +831,10 @@ pub fn parse_duration(raw: &str) -> Result<Duration, String> {
 /// An absolute `http://` or `https://` URL with a host. The value is not
 /// repeated in the error: such URLs are secrets (they may carry a token).
 pub fn parse_http_url(raw: &str) -> Result<String, String> {
-    let uri: http::Uri = raw.parse().map_err(|_| "is not a URL".to_owned())?;
-    match (uri.scheme_str(), uri.host()) {
-        (Some("http" | "https"), Some(host)) if !host.is_empty() => Ok(raw.to_owned()),
+    // Parsed as the HTTP clients will (WHATWG: an IDN host, a path to encode).
+    let url = url::Url::parse(raw).map_err(|_| "is not a URL".to_owned())?;
+    match (url.scheme(), url.host_str()) {
+        ("http" | "https", Some(host)) if !host.is_empty() => Ok(raw.to_owned()),
         _ => Err("is not an http:// or https:// URL with a host".into()),
     }
 }
@@ -1166,7 +1167,7 @@ mod tests {
         assert!(!error.to_string().contains("token@"), "a secret is not repeated: {error}");
         let settings = Settings::load(&source(&[
             ("payment_url", "https://gw.example/v1"),
-            ("notify_url", "http://127.0.0.1:9000/hooks"),
+            ("notify_url", "https://bücher.example/hooks"),
             ("max_receives", "1000"),
             ("catalog_max_age", "0s"),
             ("cache_ttl", "0s"),
