@@ -55,8 +55,9 @@ struct Sale {
 }
 
 impl Sale {
-    /// One buyer's order, retried with the same key while the target says
-    /// "later" (429, 503) or the answer is lost; its id once accepted.
+    /// One buyer's order, retried with the same key until the target
+    /// answers it (or gives a definite 4xx "no"): after a 429 or 503, a
+    /// 5xx, or a lost or unreadable answer. Its id once accepted.
     async fn buy(&self, token: &str, key: &str, give_up: Instant) -> Option<String> {
         let body = json!({"items": [{"sku": self.sku, "quantity": 1}]});
         loop {
@@ -81,19 +82,30 @@ impl Sale {
             match sent {
                 Ok(response) if response.status() == StatusCode::ACCEPTED || response.status() == StatusCode::OK => {
                     let order: Value = response.json().await.unwrap_or(Value::Null);
-                    return order["id"].as_str().map(str::to_owned);
+                    if let Some(id) = order["id"].as_str() {
+                        return Some(id.to_owned());
+                    }
+                    // An unreadable answer: the same key gets it again.
                 }
+                // A definite "no" to this request.
                 Ok(response)
-                    if !matches!(
-                        response.status(),
-                        StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
-                    ) =>
+                    if response.status().is_client_error()
+                        && !matches!(
+                            response.status(),
+                            StatusCode::TOO_MANY_REQUESTS | StatusCode::REQUEST_TIMEOUT
+                        ) =>
                 {
                     return None;
                 }
-                _ if Instant::now() > give_up => return None,
-                _ => tokio::time::sleep(Duration::from_millis(20)).await,
+                // Later (429, 503), a failure (5xx: the order may be
+                // committed), or no answer: the same key again, which places
+                // the order once or answers the first placement.
+                _ => {}
             }
+            if Instant::now() > give_up {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
