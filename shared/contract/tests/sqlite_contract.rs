@@ -238,18 +238,3 @@ mod publishing_at_commit {
         assert!(held.iter().all(|ids| ids == &[event.id.to_string()]), "{held:?}");
     }
 }
-
-/// The counters are a scan, read off the calling task: a caller's deadline
-/// (the popular list's, contract §7) can fire while one runs. A read inline
-/// on the task would finish before any deadline was looked at.
-mod scans {
-    use orderly_core::ports::ReadModelStore;
-
-    #[tokio::test]
-    async fn reading_the_counters_yields_so_that_a_deadline_can_fire_first() {
-        let store = super::fresh();
-        let at_once = tokio::time::timeout(std::time::Duration::ZERO, store.counters()).await;
-        assert!(at_once.is_err(), "the scan completed inside its caller's first poll");
-        assert!(store.counters().await.unwrap().is_empty());
-    }
-}

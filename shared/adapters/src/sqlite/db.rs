@@ -421,6 +421,26 @@ mod tests {
         std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
     }
 
+    /// A read on the blocking pool leaves its caller free, so a deadline the
+    /// caller set fires while the read runs (the popular list's, contract
+    /// §7). The read here waits until released; inline on the task it would
+    /// finish first (after its own 60 s), and the deadline would be missed.
+    #[tokio::test]
+    async fn a_blocking_read_lets_its_callers_deadline_fire_while_it_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(&dir.path().join("db"), DbOptions::default()).unwrap();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let read = db.read_blocking(move |_conn| {
+            let _ = released.recv_timeout(Duration::from_secs(60));
+            Ok(())
+        });
+        tokio::pin!(read);
+        let early = tokio::time::timeout(Duration::from_millis(20), &mut read).await;
+        assert!(early.is_err(), "the deadline fired while the read was still running");
+        release.send(()).unwrap();
+        read.await.unwrap();
+    }
+
     /// Checkpointing moved off the writer must still happen and still bound
     /// the WAL: with no checkpoint at all, these writes would leave a WAL of
     /// every page they wrote (~80 MB) and an empty database file.
