@@ -637,27 +637,40 @@ impl DynamoInventory {
             if units == 0 && from > 0 {
                 continue;
             }
-            let source = Update::builder()
-                .table_name(&self.table.name)
-                .set_key(Some(stock_key(sku, from)))
-                .expression_attribute_values(":units", n(units))
-                .expression_attribute_values(":minus", n(-units));
             // Shard 0 is the product item: it carries the count.
             let source = if from == 0 {
-                source
+                self.units_leaving(sku, from, units)
                     .update_expression("SET stock_shards = :target ADD available :minus")
                     .condition_expression(format!("available >= :units AND {COUNT_IS}"))
                     .expression_attribute_values(":target", n(target))
                     .expression_attribute_values(":read_count", n(count))
                     .expression_attribute_values(":one", n(1))
             } else {
-                source.update_expression("ADD available :minus").condition_expression("available >= :units")
+                self.units_moved_out(sku, from, units)
             };
             writes.push(built(source)?);
             // No `updated_at`: the product's visible figures do not change.
             writes.push(self.add_to_shard(sku, count + from, units, None)?);
         }
         Ok(writes)
+    }
+
+    /// The update that takes `units` out of stock item `shard` of `sku`, its
+    /// values bound (`:units`, `:minus`) for the expression the caller sets.
+    fn units_leaving(&self, sku: &Sku, shard: u32, units: i64) -> aws_sdk_dynamodb::types::builders::UpdateBuilder {
+        Update::builder()
+            .table_name(&self.table.name)
+            .set_key(Some(stock_key(sku, shard)))
+            .expression_attribute_values(":units", n(units))
+            .expression_attribute_values(":minus", n(-units))
+    }
+
+    /// `units` moved out of stock item `shard` of `sku` (growth, gather),
+    /// only if they are all there.
+    fn units_moved_out(&self, sku: &Sku, shard: u32, units: i64) -> aws_sdk_dynamodb::types::builders::UpdateBuilder {
+        self.units_leaving(sku, shard, units)
+            .update_expression("ADD available :minus")
+            .condition_expression("available >= :units")
     }
 
     /// Adds `units` to stock shard `shard` (1..) of `sku`, creating the item
@@ -815,14 +828,7 @@ impl DynamoInventory {
         let moved: i64 = plan[1..].iter().map(|(_, units)| units).sum();
         let mut writes = Vec::with_capacity(plan.len());
         for &(shard, units) in &plan[1..] {
-            let source = Update::builder()
-                .table_name(&self.table.name)
-                .set_key(Some(stock_key(sku, shard)))
-                .update_expression("ADD available :minus")
-                .condition_expression("available >= :units")
-                .expression_attribute_values(":units", n(units))
-                .expression_attribute_values(":minus", n(-units));
-            writes.push(built(source)?);
+            writes.push(built(self.units_moved_out(sku, shard, units))?);
         }
         let into = Update::builder()
             .table_name(&self.table.name)
