@@ -792,7 +792,9 @@ impl Reader<'_> {
     /// An optional `http://` or `https://` URL, checked when settings load
     /// rather than at its first call.
     fn optional_url(&self, key: &str) -> Result<Option<String>, SettingError> {
-        self.optional(key).map(|_| self.parsed(key, parse_http_url)).transpose()
+        self.optional(key)
+            .map(|raw| parse_http_url(raw.trim()).map_err(|problem| SettingError::new(key, problem)))
+            .transpose()
     }
 
     fn switch(&self, key: &str) -> Result<bool, SettingError> {
