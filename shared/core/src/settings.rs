@@ -175,7 +175,7 @@ pub const SETTINGS: &[Setting] = &[
         "consumers",
         "order-intake,inventory,notification,analytics",
         Runner,
-        "which queue consumers this process runs (comma-separated): consumers can be scaled or stopped separately",
+        "which queue consumers this process runs (comma-separated, or `none`): consumers can be scaled or stopped separately",
     ),
     setting("log", "info", Native, "log filter (tracing EnvFilter syntax), e.g. `info` or `orderly=debug`"),
     setting(
@@ -955,7 +955,7 @@ impl Settings {
                     _ => Err(format!("{raw:?} is not a number from 1 to 256")),
                 })?,
                 idle_poll: read.positive_duration("idle_poll")?,
-                consumers: read.list("consumers"),
+                consumers: read.list("consumers").into_iter().filter(|name| name != "none").collect(),
             },
             resilience: ResilienceSettings {
                 rate_limit: read.switch("rate_limit")?,
@@ -1149,6 +1149,14 @@ mod tests {
         assert_eq!(settings.aws.tables.orders, "orderly-orders");
         assert!(settings.rate_limit_policy().is_some());
         assert_eq!(settings.queues.consumers.len(), 4);
+    }
+
+    #[test]
+    fn a_process_may_run_some_consumers_or_none() {
+        let some = Settings::load(&source(&[("consumers", "inventory, analytics")])).unwrap();
+        assert_eq!(some.queues.consumers, ["inventory", "analytics"]);
+        let none = Settings::load(&source(&[("consumers", "none")])).unwrap();
+        assert!(none.queues.consumers.is_empty());
     }
 
     #[test]
