@@ -8,13 +8,21 @@
 //!    SQLite insert per request through the runner's group-commit writer,
 //!    with the runner's durability. Intake's floor: a request that must be
 //!    durable before it is answered can go no faster than this;
-//! 3. `POST /api/v1/orders` on the runner (a child process, durable SQLite,
-//!    access logs on) at full speed (closed loop), then how long the saga
-//!    takes to catch up: the maximum is only sustainable if that is short;
-//! 4. the runner at half that rate (open loop, latency measured from the
+//! 3. intake alone: `POST /api/v1/orders` on a runner that runs no consumer
+//!    (`ORDERLY_CONSUMERS=none`), so that the front door is measured against
+//!    its floor without the saga's four functions sharing its cores;
+//! 4. `POST /api/v1/orders` on the runner as a user starts it (a child
+//!    process, durable SQLite, access logs on, every consumer) at full speed
+//!    (closed loop), then how long the saga takes to catch up: the maximum
+//!    is only sustainable if that is short;
+//! 5. the runner at half that rate (open loop, latency measured from the
 //!    scheduled send time, so a stall cannot hide itself), then the time from
 //!    202 to `confirmed` of every order of that phase, from the order's own
 //!    `created_at`/`updated_at`.
+//!
+//! Beside the rates it reports what each server spent of the CPU per
+//! request (Linux): the machine is shared by client and server, so a rate
+//! alone cannot say whether a server is slow or merely starved.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -112,6 +120,8 @@ pub struct Report {
     pub durability: &'static str,
     pub hello: Phase,
     pub durable_hello: Phase,
+    /// Intake on a runner that runs no consumer.
+    pub intake_alone: Phase,
     pub orders_max: Phase,
     /// How long the saga took, after the full-speed phase, to empty every
     /// queue: the backlog intake's maximum left behind it.
@@ -123,12 +133,51 @@ pub struct Report {
     pub ratio: f64,
     /// Intake / durable hello.
     pub ratio_to_durable_hello: f64,
+    /// Intake alone / durable hello.
+    pub ratio_alone_to_durable_hello: f64,
+    /// What each server spent of the CPU per request (user and system,
+    /// every thread), in µs; `None` where `/proc` cannot say.
+    pub server_cpu_us: ServerCpu,
     pub orders_half_load: Phase,
     pub accepted_to_confirmed: Latencies,
     pub confirmed_orders_measured: u64,
     /// The same at a quarter of the maximum: where the saga is not near its knee.
     pub orders_quarter_load: Phase,
     pub accepted_to_confirmed_quarter: Latencies,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ServerCpu {
+    pub durable_hello_per_request: Option<f64>,
+    pub intake_alone_per_order: Option<f64>,
+    /// The runner's, from the start of the full-speed phase until the saga
+    /// caught up, per order of that phase: an order through all four functions.
+    pub runner_per_order_through_the_saga: Option<f64>,
+}
+
+/// A child process's CPU time so far (user and system, all threads), from
+/// `/proc/<pid>/stat`; `None` off Linux or once it has exited.
+fn cpu_time(child: &tokio::process::Child) -> Option<Duration> {
+    cpu_time_in_stat(&std::fs::read_to_string(format!("/proc/{}/stat", child.id()?)).ok()?)
+}
+
+/// User plus system time from one line of `/proc/<pid>/stat`.
+fn cpu_time_in_stat(stat: &str) -> Option<Duration> {
+    // `utime` and `stime` (fields 14 and 15) count USER_HZ ticks, which
+    // Linux fixes at 100 per second for user space on every architecture.
+    const TICKS_PER_SECOND: u64 = 100;
+    // The command name (field 2) may hold spaces and parentheses: count
+    // from its last ")".
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(11);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    Some(Duration::from_millis((user + system) * 1000 / TICKS_PER_SECOND))
+}
+
+/// CPU µs per request between two readings of [`cpu_time`].
+fn cpu_per_request(before: Option<Duration>, after: Option<Duration>, requests: u64) -> Option<f64> {
+    let spent = after?.checked_sub(before?)?;
+    (requests > 0).then(|| spent.as_secs_f64() * 1e6 / requests as f64)
 }
 
 pub(crate) fn histogram() -> Histogram<u64> {
@@ -324,6 +373,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
     wait_for(&client, &durable_url).await?;
     eprintln!("bench: durable hello up; POST / at full speed");
     let durable_client = client.clone();
+    let durable_cpu = cpu_time(&durable);
     let durable_hello = closed_loop(args.concurrency, args.duration, move |worker, n| {
         let (client, url) = (durable_client.clone(), durable_url.clone());
         // The size of an order's body, for a like-for-like insert.
@@ -339,22 +389,37 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
         }
     })
     .await;
+    let durable_hello_cpu = cpu_per_request(durable_cpu, cpu_time(&durable), durable_hello.requests);
     let _ = durable.kill().await;
 
-    // 3. The runner, as a user runs it (release build, durable, logging).
+    // 3. Intake alone: the same runner with no consumer, so nothing but
+    // intake runs in it (the orders stay queued).
+    let alone_dir = work.path().join("intake-alone");
+    let alone_env = [("ORDERLY_CONSUMERS", "none".to_owned())];
+    let (mut alone, target, tokens) =
+        start_runner(&exe, &alone_dir, &secret, &client, args.concurrency, &alone_env).await?;
+    eprintln!("bench: runner without consumers up; POST /api/v1/orders at full speed");
+    let alone_cpu = cpu_time(&alone);
+    let intake_alone = orders_at_full_speed(&target, &tokens, &args).await;
+    let intake_alone_cpu = cpu_per_request(alone_cpu, cpu_time(&alone), intake_alone.requests);
+    let _ = alone.kill().await;
+
+    // 4. The runner, as a user runs it (release build, durable, logging).
     let (mut runner, target, tokens) = start_runner(&exe, work.path(), &secret, &client, args.concurrency, &[]).await?;
 
     eprintln!("bench: runner up; POST /api/v1/orders at full speed");
+    let runner_cpu = cpu_time(&runner);
     let orders_max = orders_at_full_speed(&target, &tokens, &args).await;
     // Let the saga catch up before the next phase; how long that takes says
     // whether the maximum was sustainable or a backlog in the making.
     let catching_up = Instant::now();
     wait_drained(&target).await;
     let saga_catch_up_seconds = catching_up.elapsed().as_secs_f64();
+    let runner_cpu = cpu_per_request(runner_cpu, cpu_time(&runner), orders_max.requests);
     let orders_sustained_per_second =
         orders_max.requests as f64 / (args.duration.as_secs_f64() + saga_catch_up_seconds);
 
-    // 4. Half (then a quarter) of the maximum, open loop, and 202 -> confirmed.
+    // 5. Half (then a quarter) of the maximum, open loop, and 202 -> confirmed.
     let half_rate = args.half_load(&orders_max);
     let (half, to_confirmed) = paced(&target, &tokens, half_rate, args.duration).await?;
     let (quarter, to_confirmed_quarter) = paced(&target, &tokens, half_rate / 2.0, args.duration).await?;
@@ -367,8 +432,15 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
         durability,
         ratio: orders_max.per_second / hello_phase.per_second.max(1.0),
         ratio_to_durable_hello: orders_max.per_second / durable_hello.per_second.max(1.0),
+        ratio_alone_to_durable_hello: intake_alone.per_second / durable_hello.per_second.max(1.0),
+        server_cpu_us: ServerCpu {
+            durable_hello_per_request: durable_hello_cpu,
+            intake_alone_per_order: intake_alone_cpu,
+            runner_per_order_through_the_saga: runner_cpu,
+        },
         hello: hello_phase,
         durable_hello,
+        intake_alone,
         orders_max,
         saga_catch_up_seconds,
         orders_sustained_per_second,
@@ -586,6 +658,12 @@ pub fn print(report: &Report) {
         report.durable_hello.errors
     );
     println!(
+        "  intake alone (no consumer) {:>9.0} req/s   {}   errors {}",
+        report.intake_alone.per_second,
+        l(&report.intake_alone.latency),
+        report.intake_alone.errors
+    );
+    println!(
         "  POST /api/v1/orders (max)  {:>9.0} req/s   {}   errors {}",
         report.orders_max.per_second,
         l(&report.orders_max.latency),
@@ -597,6 +675,14 @@ pub fn print(report: &Report) {
     );
     println!("  ratio orders / hello       {:>9.3}", report.ratio);
     println!("  ratio orders / durable     {:>9.3}", report.ratio_to_durable_hello);
+    println!("  ratio alone / durable      {:>9.3}", report.ratio_alone_to_durable_hello);
+    let cpu = |us: Option<f64>| us.map_or("unknown".to_owned(), |us| format!("{us:.0} µs"));
+    println!(
+        "  server CPU per request     durable hello {}, intake alone {}, an order through the saga {}",
+        cpu(report.server_cpu_us.durable_hello_per_request),
+        cpu(report.server_cpu_us.intake_alone_per_order),
+        cpu(report.server_cpu_us.runner_per_order_through_the_saga)
+    );
     println!(
         "  at half load               {:>9.0} req/s   {}   errors {}",
         report.orders_half_load.per_second,
@@ -706,5 +792,23 @@ mod tests {
         for bad in ["0", "0.5", "-3", "NaN", "inf", "fast", ""] {
             assert!(positive_rate(bad).is_err(), "{bad:?} was accepted");
         }
+    }
+
+    #[test]
+    fn a_servers_cpu_time_is_its_user_and_system_ticks_whatever_its_name() {
+        // pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime ...
+        let stat = "4242 (tokio (rt) x) S 1 4242 4242 0 -1 4194560 900 0 0 0 1234 566 0 0 20 0 9 0";
+        assert_eq!(cpu_time_in_stat(stat), Some(Duration::from_millis(18_000)));
+        assert_eq!(cpu_time_in_stat("4242 (cut short) S 1"), None);
+        assert_eq!(cpu_time_in_stat(""), None);
+    }
+
+    #[test]
+    fn cpu_per_request_needs_both_readings_and_some_requests() {
+        let (before, after) = (Some(Duration::from_millis(100)), Some(Duration::from_millis(300)));
+        assert_eq!(cpu_per_request(before, after, 2_000), Some(100.0));
+        assert_eq!(cpu_per_request(None, after, 2_000), None);
+        assert_eq!(cpu_per_request(before, after, 0), None);
+        assert_eq!(cpu_per_request(after, before, 10), None, "a process restarted in between");
     }
 }
