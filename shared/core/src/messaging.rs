@@ -30,7 +30,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures::future::join_all;
+use futures::StreamExt;
+use futures::stream::FuturesOrdered;
 use rand::Rng;
 use tracing::Instrument;
 
@@ -101,6 +102,12 @@ impl From<InvalidPayload> for HandlerError {
     }
 }
 
+/// How many messages of one batch a consumer handles at once by default.
+/// Batches may be large (the runner takes up to 256 per receive, so that
+/// the saga keeps pace with intake); this bound keeps a backlog from
+/// turning into hundreds of simultaneous calls to a webhook or a gateway.
+pub const HANDLED_AT_ONCE: usize = 32;
+
 /// A consumer's business reaction to events.
 #[async_trait]
 pub trait EventHandler: Send + Sync {
@@ -110,14 +117,26 @@ pub trait EventHandler: Send + Sync {
 
     /// Handles events of distinct FIFO groups that arrived in one batch, one
     /// result per event in their order. The default handles each on its own,
-    /// concurrently; a consumer that can write several events in one request
-    /// (analytics) overrides it, keeping each event's exactly-once.
+    /// at most [`HANDLED_AT_ONCE`] at a time; a consumer that can write
+    /// several events in one request (analytics) overrides it, keeping each
+    /// event's exactly-once.
     async fn handle_all(&self, batch: Vec<(Event, Delivery<'_>)>) -> Vec<Result<(), HandlerError>> {
-        join_all(batch.into_iter().map(|(event, delivery)| async move {
-            let span = delivery.span.clone();
-            self.handle(event, &delivery).instrument(span).await
-        }))
-        .await
+        let mut waiting = batch.into_iter();
+        let mut running = FuturesOrdered::new();
+        let mut results = Vec::with_capacity(waiting.len());
+        loop {
+            while running.len() < HANDLED_AT_ONCE {
+                let Some((event, delivery)) = waiting.next() else { break };
+                running.push_back(async move {
+                    let span = delivery.span.clone();
+                    self.handle(event, &delivery).instrument(span).await
+                });
+            }
+            match running.next().await {
+                Some(result) => results.push(result),
+                None => return results,
+            }
+        }
     }
 
     /// `Some(d)`: this consumer cannot make progress for `d` (its downstream
@@ -636,6 +655,44 @@ mod tests {
         let batch = [message(1, None, true), message(2, None, false), message(3, None, true)];
         let outcomes = process_batch(&handler, &batch, 5).await;
         assert_eq!(verdicts(&outcomes), [("1", "failed"), ("2", "done"), ("3", "failed")]);
+    }
+
+    /// Counts how many of its calls are under way at once.
+    #[derive(Default)]
+    struct InFlight {
+        now: std::sync::atomic::AtomicUsize,
+        most: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait]
+    impl EventHandler for InFlight {
+        fn consumer(&self) -> Consumer {
+            Consumer::Notification
+        }
+
+        async fn handle(&self, _event: Event, delivery: &Delivery<'_>) -> Result<(), HandlerError> {
+            let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most.fetch_max(now, Ordering::SeqCst);
+            // A call that waits, as a webhook's does, lets the others start.
+            for _ in 0..3 {
+                tokio::task::yield_now().await;
+            }
+            self.now.fetch_sub(1, Ordering::SeqCst);
+            if delivery.envelope.source == "fail" { Err(HandlerError::Retry("refused".into())) } else { Ok(()) }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_large_batch_is_handled_a_bounded_number_at_a_time_and_answered_in_order() {
+        let handler = InFlight::default();
+        let batch: Vec<_> = (1..=100).map(|n| message(n, None, n % 7 == 0)).collect();
+        let outcomes = process_batch(&handler, &batch, 5).await;
+        assert_eq!(handler.most.load(Ordering::SeqCst), HANDLED_AT_ONCE);
+        let failed: Vec<_> =
+            verdicts(&outcomes).into_iter().filter(|(_, verdict)| *verdict == "failed").map(|(id, _)| id).collect();
+        let expected: Vec<String> = (1..=100).filter(|n| n % 7 == 0).map(|n| n.to_string()).collect();
+        assert_eq!(failed, expected, "each outcome belongs to its own message");
+        assert_eq!(outcomes.len(), 100);
     }
 
     /// Records the size of each round it is handed.
