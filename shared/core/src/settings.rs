@@ -290,7 +290,12 @@ pub const SETTINGS: &[Setting] = &[
     setting("popular_fallback", "", All, "static popular list when no ranking was ever read: `SKU=Name;SKU=Name`"),
     // Queues and retries.
     setting("max_receives", "5", All, "deliveries before a message moves to its dead-letter queue (1 to 1000)"),
-    setting("visibility_timeout", "10s", Runner, "how long a received message stays invisible"),
+    setting(
+        "visibility_timeout",
+        "30s",
+        Runner,
+        "how long a received message stays invisible: longer than a batch takes (32 handled at a time, each within its call timeout)",
+    ),
     duration_with_ms_alias(
         "retry_base",
         "retry_base_ms",
@@ -299,7 +304,12 @@ pub const SETTINGS: &[Setting] = &[
         "first backoff between deliveries (doubles per attempt, jittered; SQS rounds up to whole seconds)",
     ),
     duration_with_ms_alias("retry_max", "retry_max_ms", "30s", All, "longest backoff between deliveries"),
-    setting("batch_size", "32", Runner, "messages a consumer takes per receive"),
+    setting(
+        "batch_size",
+        "256",
+        Runner,
+        "most messages a consumer takes per receive: analytics writes a batch at once, and gets three events per order",
+    ),
     setting("idle_poll", "1s", Runner, "longest an idle consumer sleeps (it is woken at once by a commit)"),
     // Rate limits.
     setting("rate_limit", "on", All, "token-bucket rate limits (`on`/`off`)"),
