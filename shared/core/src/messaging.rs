@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::StreamExt;
-use futures::stream::FuturesOrdered;
+use futures::stream::FuturesUnordered;
 use rand::Rng;
 use tracing::Instrument;
 
@@ -103,9 +103,9 @@ impl From<InvalidPayload> for HandlerError {
 }
 
 /// How many messages of one batch a consumer handles at once by default.
-/// Batches may be large (the runner takes up to 256 per receive, so that
-/// the saga keeps pace with intake); this bound keeps a backlog from
-/// turning into hundreds of simultaneous calls to a webhook or a gateway.
+/// The runner's batches may be set as large as 256; this bound keeps a
+/// backlog from turning into hundreds of simultaneous calls to a webhook
+/// or a gateway.
 pub const HANDLED_AT_ONCE: usize = 32;
 
 /// A consumer's business reaction to events.
@@ -121,22 +121,29 @@ pub trait EventHandler: Send + Sync {
     /// several events in one request (analytics) overrides it, keeping each
     /// event's exactly-once.
     async fn handle_all(&self, batch: Vec<(Event, Delivery<'_>)>) -> Vec<Result<(), HandlerError>> {
-        let mut waiting = batch.into_iter();
-        let mut running = FuturesOrdered::new();
-        let mut results = Vec::with_capacity(waiting.len());
+        let mut results: Vec<Option<Result<(), HandlerError>>> = batch.iter().map(|_| None).collect();
+        let mut waiting = batch.into_iter().enumerate();
+        // Unordered, so that one slow call holds only its own slot; each
+        // result goes back to its message's place.
+        let mut running = FuturesUnordered::new();
         loop {
             while running.len() < HANDLED_AT_ONCE {
-                let Some((event, delivery)) = waiting.next() else { break };
-                running.push_back(async move {
+                let Some((at, (event, delivery))) = waiting.next() else { break };
+                running.push(async move {
                     let span = delivery.span.clone();
-                    self.handle(event, &delivery).instrument(span).await
+                    (at, self.handle(event, &delivery).instrument(span).await)
                 });
             }
             match running.next().await {
-                Some(result) => results.push(result),
-                None => return results,
+                Some((at, result)) => results[at] = Some(result),
+                None => break,
             }
         }
+        // Every message was handled; were one not, it is retried.
+        results
+            .into_iter()
+            .map(|result| result.unwrap_or_else(|| Err(HandlerError::Retry("not handled".into()))))
+            .collect()
     }
 
     /// `Some(d)`: this consumer cannot make progress for `d` (its downstream
@@ -657,11 +664,14 @@ mod tests {
         assert_eq!(verdicts(&outcomes), [("1", "failed"), ("2", "done"), ("3", "failed")]);
     }
 
-    /// Counts how many of its calls are under way at once.
+    /// Counts how many of its calls are under way at once. Message 1 is
+    /// slow: it waits until every other message is done (or gives up).
     #[derive(Default)]
     struct InFlight {
         now: std::sync::atomic::AtomicUsize,
         most: std::sync::atomic::AtomicUsize,
+        done: std::sync::atomic::AtomicUsize,
+        others_done_while_the_slow_one_ran: std::sync::atomic::AtomicUsize,
     }
 
     #[async_trait]
@@ -671,11 +681,23 @@ mod tests {
         }
 
         async fn handle(&self, _event: Event, delivery: &Delivery<'_>) -> Result<(), HandlerError> {
+            let n = delivery.envelope.id.as_u128();
             let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
             self.most.fetch_max(now, Ordering::SeqCst);
-            // A call that waits, as a webhook's does, lets the others start.
-            for _ in 0..3 {
-                tokio::task::yield_now().await;
+            if n == 1 {
+                for _ in 0..10_000 {
+                    if self.done.load(Ordering::SeqCst) == 99 {
+                        break;
+                    }
+                    tokio::task::yield_now().await;
+                }
+                self.others_done_while_the_slow_one_ran.store(self.done.load(Ordering::SeqCst), Ordering::SeqCst);
+            } else {
+                // Later messages finish first, as calls of uneven length do.
+                for _ in 0..(200 - n) % 9 {
+                    tokio::task::yield_now().await;
+                }
+                self.done.fetch_add(1, Ordering::SeqCst);
             }
             self.now.fetch_sub(1, Ordering::SeqCst);
             if delivery.envelope.source == "fail" { Err(HandlerError::Retry("refused".into())) } else { Ok(()) }
@@ -688,6 +710,11 @@ mod tests {
         let batch: Vec<_> = (1..=100).map(|n| message(n, None, n % 7 == 0)).collect();
         let outcomes = process_batch(&handler, &batch, 5).await;
         assert_eq!(handler.most.load(Ordering::SeqCst), HANDLED_AT_ONCE);
+        assert_eq!(
+            handler.others_done_while_the_slow_one_ran.load(Ordering::SeqCst),
+            99,
+            "one slow call held up the messages behind it"
+        );
         let failed: Vec<_> =
             verdicts(&outcomes).into_iter().filter(|(_, verdict)| *verdict == "failed").map(|(id, _)| id).collect();
         let expected: Vec<String> = (1..=100).filter(|n| n % 7 == 0).map(|n| n.to_string()).collect();
