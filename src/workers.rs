@@ -76,7 +76,7 @@ pub async fn consume(
         }
         let acks = std::mem::take(&mut done);
         let batch = match store
-            .ack_then_receive(queue, acks, config.batch_size as usize, config.visibility_timeout)
+            .ack_then_receive(queue, acks, config.batch_size_for(handler.consumer()), config.visibility_timeout)
             .await
         {
             Ok(batch) => batch,

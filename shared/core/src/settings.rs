@@ -50,6 +50,14 @@ pub trait ConfigSource {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Environment;
 
+/// Messages per receive: the runner's queue takes up to 256 at once.
+fn batch_size(raw: &str) -> Result<u32, String> {
+    match raw.parse::<u32>() {
+        Ok(n @ 1..=256) => Ok(n),
+        _ => Err(format!("{raw:?} is not a number from 1 to 256")),
+    }
+}
+
 impl ConfigSource for Environment {
     fn get(&self, key: &str) -> Option<String> {
         std::env::var(env_name(key)).ok().filter(|v| !v.is_empty())
@@ -290,12 +298,7 @@ pub const SETTINGS: &[Setting] = &[
     setting("popular_fallback", "", All, "static popular list when no ranking was ever read: `SKU=Name;SKU=Name`"),
     // Queues and retries.
     setting("max_receives", "5", All, "deliveries before a message moves to its dead-letter queue (1 to 1000)"),
-    setting(
-        "visibility_timeout",
-        "30s",
-        Runner,
-        "how long a received message stays invisible: longer than a batch takes (32 handled at a time, each within its call timeout)",
-    ),
+    setting("visibility_timeout", "10s", Runner, "how long a received message stays invisible"),
     duration_with_ms_alias(
         "retry_base",
         "retry_base_ms",
@@ -304,11 +307,12 @@ pub const SETTINGS: &[Setting] = &[
         "first backoff between deliveries (doubles per attempt, jittered; SQS rounds up to whole seconds)",
     ),
     duration_with_ms_alias("retry_max", "retry_max_ms", "30s", All, "longest backoff between deliveries"),
+    setting("batch_size", "32", Runner, "messages a consumer takes per receive (analytics: `analytics_batch_size`)"),
     setting(
-        "batch_size",
-        "256",
+        "analytics_batch_size",
+        "32",
         Runner,
-        "most messages a consumer takes per receive: analytics writes a batch at once, and gets three events per order",
+        "messages analytics takes per receive: it gets three events per order and applies a batch in writes of up to 100 items",
     ),
     setting("idle_poll", "1s", Runner, "longest an idle consumer sleeps (it is woken at once by a commit)"),
     // Rate limits.
@@ -530,9 +534,22 @@ pub struct QueueSettings {
     pub retry_base: Duration,
     pub retry_max: Duration,
     pub batch_size: u32,
+    /// Analytics' own: it is sent three events per order and applies a
+    /// batch in a few writes, so small batches leave it behind the saga.
+    pub analytics_batch_size: u32,
     pub idle_poll: Duration,
     /// The consumers this process runs (the runner).
     pub consumers: Vec<String>,
+}
+
+impl QueueSettings {
+    /// How many messages `consumer` takes per receive.
+    pub fn batch_size_for(&self, consumer: Consumer) -> usize {
+        match consumer {
+            Consumer::Analytics => self.analytics_batch_size as usize,
+            _ => self.batch_size as usize,
+        }
+    }
 }
 
 /// Rate limits, the provider's breaker and the catalog cache.
@@ -960,10 +977,8 @@ impl Settings {
                 visibility_timeout: read.positive_duration("visibility_timeout")?,
                 retry_base: read.positive_duration("retry_base")?,
                 retry_max: read.positive_duration("retry_max")?,
-                batch_size: read.parsed("batch_size", |raw| match raw.parse::<u32>() {
-                    Ok(n @ 1..=256) => Ok(n),
-                    _ => Err(format!("{raw:?} is not a number from 1 to 256")),
-                })?,
+                batch_size: read.parsed("batch_size", batch_size)?,
+                analytics_batch_size: read.parsed("analytics_batch_size", batch_size)?,
                 idle_poll: read.positive_duration("idle_poll")?,
                 consumers: read.list("consumers").into_iter().filter(|name| name != "none").collect(),
             },
@@ -1159,6 +1174,18 @@ mod tests {
         assert_eq!(settings.aws.tables.orders, "orderly-orders");
         assert!(settings.rate_limit_policy().is_some());
         assert_eq!(settings.queues.consumers.len(), 4);
+    }
+
+    #[test]
+    fn analytics_takes_its_own_batch_size_and_the_saga_the_common_one() {
+        let settings = Settings::load(&source(&[("batch_size", "10"), ("analytics_batch_size", "200")])).unwrap();
+        assert_eq!(settings.queues.batch_size_for(Consumer::Analytics), 200);
+        for saga in [Consumer::OrderIntake, Consumer::Inventory, Consumer::Notification] {
+            assert_eq!(settings.queues.batch_size_for(saga), 10);
+        }
+        for bad in ["0", "257", "many"] {
+            assert!(Settings::load(&source(&[("analytics_batch_size", bad)])).is_err(), "{bad:?} was accepted");
+        }
     }
 
     #[test]
