@@ -305,8 +305,10 @@ impl QueueAdmin for SqliteStore {
     async fn stats(&self, queue: &str) -> Result<QueueStats, QueueError> {
         let queue = queue.to_owned();
         let now = millis(self.clock.now());
+        // Counting scans the queue's rows: tens of milliseconds behind a
+        // backlog, so off the async worker (see `read_blocking`).
         self.db
-            .read(move |conn| {
+            .read_blocking(move |conn| {
                 let (depth, in_flight, oldest): (i64, i64, Option<i64>) = conn
                     .prepare_cached(
                         "SELECT COUNT(*), COALESCE(SUM(receive_count > 0 AND visible_at > ?2), 0), MIN(sent_at)
