@@ -121,10 +121,10 @@ pub trait EventHandler: Send + Sync {
     /// several events in one request (analytics) overrides it, keeping each
     /// event's exactly-once.
     async fn handle_all(&self, batch: Vec<(Event, Delivery<'_>)>) -> Vec<Result<(), HandlerError>> {
-        let mut results: Vec<Option<Result<(), HandlerError>>> = batch.iter().map(|_| None).collect();
+        let mut handled = Vec::with_capacity(batch.len());
         let mut waiting = batch.into_iter().enumerate();
         // Unordered, so that one slow call holds only its own slot; each
-        // result goes back to its message's place.
+        // result is put back in its message's place at the end.
         let mut running = FuturesUnordered::new();
         loop {
             while running.len() < HANDLED_AT_ONCE {
@@ -135,15 +135,12 @@ pub trait EventHandler: Send + Sync {
                 });
             }
             match running.next().await {
-                Some((at, result)) => results[at] = Some(result),
+                Some(done) => handled.push(done),
                 None => break,
             }
         }
-        // Every message was handled; were one not, it is retried.
-        results
-            .into_iter()
-            .map(|result| result.unwrap_or_else(|| Err(HandlerError::Retry("not handled".into()))))
-            .collect()
+        handled.sort_unstable_by_key(|(at, _)| *at);
+        handled.into_iter().map(|(_, result)| result).collect()
     }
 
     /// `Some(d)`: this consumer cannot make progress for `d` (its downstream
