@@ -32,7 +32,7 @@ use std::ffi::c_int;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, TryLockError};
 use std::time::Duration;
 
 use rusqlite::hooks::Wal;
@@ -265,8 +265,22 @@ impl Database {
 
 /// WAL pages after which the checkpointer is nudged (SQLite's own default).
 const CHECKPOINT_AFTER_PAGES: c_int = 1_000;
-/// WAL pages past which the writer checkpoints itself: the WAL's bound.
+/// WAL pages past which the writer finishes a checkpoint itself. SQLite
+/// restarts the WAL only at a write that begins right after a checkpoint
+/// that copied all of it, and only the writer can checkpoint with no write
+/// in between: this is the size the WAL cycles at.
 const WRITER_CHECKPOINTS_AFTER_PAGES: c_int = 4_000;
+/// The most the writer copies in its own checkpoint. A checkpoint ends
+/// with an fsync of the database file, and every write waits for the
+/// writer's: it only finishes what the checkpointer's passes left.
+const WRITER_COPIES_AT_MOST_PAGES: c_int = 1_000;
+/// WAL pages past which the writer waits out the checkpointer's pass and
+/// copies whatever is left: the WAL's hard bound (256 MiB of 4 KiB pages),
+/// so that writes slow down rather than the WAL growing without end while
+/// the disk is slow. At half load the runner here writes 25,000–40,000
+/// pages a second, and a pass's fsync has taken 440 ms: a quarter of this
+/// bound filled during one (docs/benchmark.md).
+const WRITER_WAITS_AFTER_PAGES: c_int = 65_536;
 /// Least time between two of the checkpointer's passes: a page rewritten
 /// many times in the meantime is copied once.
 const CHECKPOINT_SPACING: Duration = Duration::from_millis(10);
@@ -274,9 +288,11 @@ const CHECKPOINT_SPACING: Duration = Duration::from_millis(10);
 /// The writer's side of the checkpointer thread.
 struct Checkpointer {
     nudge: SyncSender<()>,
-    /// Held for each checkpoint: SQLite answers a second, concurrent one
-    /// with SQLITE_BUSY at once, so the writer waits here instead.
-    pass: Arc<Mutex<()>>,
+    /// Held for each checkpoint (SQLite answers a second, concurrent one
+    /// with SQLITE_BUSY at once). It guards how many WAL frames the last
+    /// checkpoint left copied, so that the writer knows what one of its own
+    /// would cost.
+    pass: Arc<Mutex<c_int>>,
 }
 
 /// Starts the checkpointer thread; it stops when the writer's connection,
@@ -284,18 +300,21 @@ struct Checkpointer {
 fn start_checkpointer(path: &Path) -> Result<Checkpointer, StoreError> {
     let conn = open_connection(path, false)?;
     let (nudge, nudges) = sync_channel::<()>(1);
-    let pass = Arc::new(Mutex::new(()));
+    let pass = Arc::new(Mutex::new(0));
     let in_pass = pass.clone();
     std::thread::Builder::new()
         .name("sqlite-checkpoint".into())
         .spawn(move || {
             while nudges.recv().is_ok() {
                 {
-                    let _pass = in_pass.lock().unwrap_or_else(|e| e.into_inner());
+                    let mut copied = in_pass.lock().unwrap_or_else(|e| e.into_inner());
                     // PASSIVE never waits for readers or the writer; what it
                     // cannot copy now is copied on a later pass.
-                    if let Err(error) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                        tracing::warn!(%error, "checkpoint failed; the writer's own checkpoint bounds the WAL");
+                    match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, c_int>(2)) {
+                        Ok(frames) => *copied = frames,
+                        Err(error) => {
+                            tracing::warn!(%error, "checkpoint failed; the writer's own checkpoint bounds the WAL");
+                        }
                     }
                 }
                 std::thread::sleep(CHECKPOINT_SPACING);
@@ -305,17 +324,21 @@ fn start_checkpointer(path: &Path) -> Result<Checkpointer, StoreError> {
     Ok(Checkpointer { nudge, pass })
 }
 
-/// Replaces SQLite's checkpoint-on-commit with a nudge to the checkpointer,
-/// keeping a checkpoint in the writer only as the WAL's upper bound.
+/// Replaces SQLite's checkpoint-on-commit with a nudge to the checkpointer.
+/// The writer checkpoints only to finish what the checkpointer nearly
+/// copied (which restarts the WAL), and waits for it only at the WAL's
+/// hard bound: a pass's fsync has taken 469 ms here (docs/benchmark.md).
 fn checkpoint_from_the_writer(conn: &mut Connection, checkpointer: Checkpointer) -> Result<(), StoreError> {
     let hook = move |wal: &mut Wal, pages: c_int| {
-        if pages >= WRITER_CHECKPOINTS_AFTER_PAGES {
-            // The checkpointer fell behind: wait out its pass, then copy the
-            // rest here. Writes wait meanwhile; that is the backpressure.
-            let _pass = checkpointer.pass.lock().unwrap_or_else(|e| e.into_inner());
-            if let Err(error) = wal.checkpoint_v2(CheckpointMode::PASSIVE) {
-                tracing::warn!(%error, pages, "the writer's checkpoint failed; the next commit tries again");
-            }
+        if pages >= WRITER_WAITS_AFTER_PAGES {
+            let mut copied = checkpointer.pass.lock().unwrap_or_else(|e| e.into_inner());
+            checkpoint_here(wal, pages, &mut copied);
+        } else if pages >= WRITER_CHECKPOINTS_AFTER_PAGES
+            // Mid-pass, the checkpointer is copying already: let it finish alone.
+            && let Some(mut copied) = idle(&checkpointer.pass)
+            && pages - *copied <= WRITER_COPIES_AT_MOST_PAGES
+        {
+            checkpoint_here(wal, pages, &mut copied);
         } else if pages >= CHECKPOINT_AFTER_PAGES {
             // Full means a nudge is already waiting.
             let _ = checkpointer.nudge.try_send(());
@@ -325,6 +348,25 @@ fn checkpoint_from_the_writer(conn: &mut Connection, checkpointer: Checkpointer)
         Ok(())
     };
     conn.wal_hook(Some(hook)).map_err(unavailable)
+}
+
+/// The pass's guard, unless a pass holds it.
+fn idle(pass: &Mutex<c_int>) -> Option<std::sync::MutexGuard<'_, c_int>> {
+    match pass.try_lock() {
+        Ok(guard) => Some(guard),
+        Err(TryLockError::Poisoned(e)) => Some(e.into_inner()),
+        Err(TryLockError::WouldBlock) => None,
+    }
+}
+
+/// The writer's own checkpoint. When it copies everything, the next write
+/// restarts the WAL and frame numbers begin again: what the checkpointer
+/// copied of the old WAL says nothing of the new one.
+fn checkpoint_here(wal: &mut Wal, pages: c_int, copied: &mut c_int) {
+    match wal.checkpoint_v2(CheckpointMode::PASSIVE) {
+        Ok(_) => *copied = 0,
+        Err(error) => tracing::warn!(%error, pages, "the writer's checkpoint failed; the next commit tries again"),
+    }
 }
 
 fn write_loop(conn: Connection, jobs: Receiver<WriteJob>, wakers: &Wakers, max_batch: usize) {
@@ -441,9 +483,80 @@ mod tests {
         read.await.unwrap();
     }
 
+    /// A checkpoint pass can spend hundreds of milliseconds in its fsync.
+    /// Below the hard bound the writer goes on meanwhile; before, it waited
+    /// for the pass once the WAL reached 4,000 pages, and every write with it.
+    #[test]
+    fn a_long_checkpoint_pass_holds_up_no_write_below_the_hard_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = open_connection(&dir.path().join("orderly.db"), false).unwrap();
+        conn.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE filler (body BLOB NOT NULL)").unwrap();
+        let (nudge, _nudges) = sync_channel::<()>(1);
+        let pass = Arc::new(Mutex::new(0));
+        checkpoint_from_the_writer(&mut conn, Checkpointer { nudge, pass: pass.clone() }).unwrap();
+
+        // A pass that lasts until the test ends it.
+        let (end_pass, pass_ended) = std::sync::mpsc::channel::<()>();
+        let (in_pass, pass_began) = std::sync::mpsc::channel::<()>();
+        let checkpointer = std::thread::spawn(move || {
+            let _pass = pass.lock().unwrap();
+            in_pass.send(()).unwrap();
+            let _ = pass_ended.recv();
+        });
+        pass_began.recv().unwrap();
+
+        let (done, writes_done) = std::sync::mpsc::channel::<()>();
+        let pages = WRITER_CHECKPOINTS_AFTER_PAGES as usize * 2;
+        std::thread::spawn(move || {
+            commit_pages(&conn, pages);
+            done.send(()).unwrap();
+        });
+        let finished = writes_done.recv_timeout(Duration::from_secs(30));
+        end_pass.send(()).unwrap();
+        checkpointer.join().unwrap();
+        assert!(finished.is_ok(), "writes of {pages} pages waited for the checkpointer's pass");
+    }
+
+    fn commit_pages(conn: &Connection, pages: usize) {
+        for _ in 0..pages / 40 {
+            let tx = conn.unchecked_transaction().unwrap();
+            for _ in 0..40 {
+                tx.execute("INSERT INTO filler (body) VALUES (zeroblob(4000))", []).unwrap();
+            }
+            tx.commit().unwrap();
+        }
+    }
+
+    /// The writer's checkpoint ends in an fsync that every write waits for,
+    /// so it only finishes what a pass of the checkpointer nearly copied.
+    #[test]
+    fn the_writer_leaves_a_large_copy_to_the_checkpointer_and_finishes_a_small_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("orderly.db");
+        let mut conn = open_connection(&path, false).unwrap();
+        conn.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE filler (body BLOB NOT NULL)").unwrap();
+        let (nudge, _nudges) = sync_channel::<()>(1);
+        let pass = Arc::new(Mutex::new(0));
+        checkpoint_from_the_writer(&mut conn, Checkpointer { nudge, pass: pass.clone() }).unwrap();
+
+        // Past the writer's threshold, with no pass yet: nothing copied.
+        commit_pages(&conn, WRITER_CHECKPOINTS_AFTER_PAGES as usize + 400);
+        let database = size_of(&path);
+        assert!(database < 100 * 4096, "the writer copied the WAL itself: the database file is {database} bytes");
+
+        // A pass of the checkpointer copied all but the last frames (writes
+        // went on during it, so the WAL did not restart).
+        *pass.lock().unwrap() = WRITER_CHECKPOINTS_AFTER_PAGES + 400 - 40;
+        // The next commit leaves a small copy: the writer finishes it.
+        commit_pages(&conn, 40);
+        let database = size_of(&path);
+        assert!(database > 4_000 * 4096, "the writer left its checkpoint: the database file is {database} bytes");
+        assert_eq!(*pass.lock().unwrap(), 0, "the writer did not finish the checkpoint");
+    }
+
     /// Checkpointing moved off the writer must still happen and still bound
     /// the WAL: with no checkpoint at all, these writes would leave a WAL of
-    /// every page they wrote (~80 MB) and an empty database file.
+    /// every page they wrote (~330 MB) and an empty database file.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn steady_writes_reach_the_database_file_and_keep_the_wal_bounded() {
         let dir = tempfile::tempdir().unwrap();
@@ -455,7 +568,7 @@ mod tests {
         .await
         .unwrap();
         let page = 4096_u64;
-        let written_pages = 20_000_u64;
+        let written_pages = 80_000_u64;
         let pages_per_write = 40_u64;
         for _ in 0..written_pages / pages_per_write {
             db.write(move |conn, _| {
@@ -471,7 +584,7 @@ mod tests {
         let wal = PathBuf::from(format!("{}-wal", path.display()));
         // A WAL frame is a page and a 24-byte header; the WAL restarts at
         // the first write after a checkpoint that copied all of it.
-        let bound = (WRITER_CHECKPOINTS_AFTER_PAGES as u64 + 2 * pages_per_write) * (page + 24);
+        let bound = (WRITER_WAITS_AFTER_PAGES as u64 + 2 * pages_per_write) * (page + 24);
         assert!(size_of(&wal) <= bound, "the WAL grew to {} bytes, over its bound of {bound}", size_of(&wal));
 
         // The rows reach the database file through checkpoints alone.
