@@ -19,12 +19,13 @@
 //! every write waiting behind that commit waited 15–20 ms, up to 90 ms when
 //! the disk was slow, and an order passes the writer about five times, so
 //! those were the longest waits between a 202 and `confirmed`. The writer
-//! now only nudges the checkpointer, and checkpoints itself past 4,000 pages
-//! so the WAL stays bounded when the checkpointer cannot keep up. That bound is
-//! what an earlier checkpointer lacked: with no checkpoint in the writer the
-//! WAL is only restarted when a write begins just after a complete
-//! checkpoint, which under steady load is almost never, so it grew and
-//! reads slowed with it. (Measured: docs/benchmark.md.)
+//! now only nudges the checkpointer, and checkpoints itself for one reason:
+//! under steady load the WAL restarts only when a write begins just after a
+//! complete checkpoint, and only the writer can checkpoint with no write in
+//! between (an earlier checkpointer without this let the WAL grow, and reads
+//! slowed with it). It never waits for the checkpointer's pass, whose fsync
+//! has taken 469 ms here, until the WAL reaches its hard bound.
+//! (Measured: docs/benchmark.md.)
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -265,21 +266,21 @@ impl Database {
 
 /// WAL pages after which the checkpointer is nudged (SQLite's own default).
 const CHECKPOINT_AFTER_PAGES: c_int = 1_000;
-/// WAL pages past which the writer finishes a checkpoint itself. SQLite
-/// restarts the WAL only at a write that begins right after a checkpoint
-/// that copied all of it, and only the writer can checkpoint with no write
-/// in between: this is the size the WAL cycles at.
+/// WAL pages past which the writer finishes a checkpoint itself, so that
+/// the next write restarts the WAL: while passes are quick, the size the
+/// WAL cycles at.
 const WRITER_CHECKPOINTS_AFTER_PAGES: c_int = 4_000;
-/// The most the writer copies in its own checkpoint. A checkpoint ends
-/// with an fsync of the database file, and every write waits for the
-/// writer's: it only finishes what the checkpointer's passes left.
+/// The most a pass may have left for the writer to copy. A checkpoint ends
+/// with an fsync, and every write waits for the writer's: it only finishes
+/// what the checkpointer's passes nearly did.
 const WRITER_COPIES_AT_MOST_PAGES: c_int = 1_000;
 /// WAL pages past which the writer waits out the checkpointer's pass and
 /// copies whatever is left: the WAL's hard bound (256 MiB of 4 KiB pages),
 /// so that writes slow down rather than the WAL growing without end while
 /// the disk is slow. At half load the runner here writes 25,000–40,000
 /// pages a second, and a pass's fsync has taken 440 ms: a quarter of this
-/// bound filled during one (docs/benchmark.md).
+/// bound filled during one (docs/benchmark.md). A reader's snapshot holds
+/// up any checkpoint; the reads here are short.
 const WRITER_WAITS_AFTER_PAGES: c_int = 65_536;
 /// Least time between two of the checkpointer's passes: a page rewritten
 /// many times in the meantime is copied once.
@@ -289,10 +290,24 @@ const CHECKPOINT_SPACING: Duration = Duration::from_millis(10);
 struct Checkpointer {
     nudge: SyncSender<()>,
     /// Held for each checkpoint (SQLite answers a second, concurrent one
-    /// with SQLITE_BUSY at once). It guards how many WAL frames the last
-    /// checkpoint left copied, so that the writer knows what one of its own
-    /// would cost.
-    pass: Arc<Mutex<c_int>>,
+    /// with SQLITE_BUSY at once). It guards what the last checkpoint
+    /// copied, so that the writer knows what one of its own would cost.
+    pass: Arc<Mutex<Copied>>,
+}
+
+/// WAL frames the last checkpoint saw and copied.
+#[derive(Debug, Default, Clone, Copy)]
+struct Copied {
+    frames: c_int,
+    copied: c_int,
+}
+
+impl Copied {
+    /// Frames of a WAL of `pages` a checkpoint would still copy. Fewer
+    /// pages than the pass saw mean the WAL restarted since: all of them.
+    fn left(self, pages: c_int) -> c_int {
+        if pages >= self.frames { pages - self.copied } else { pages }
+    }
 }
 
 /// Starts the checkpointer thread; it stops when the writer's connection,
@@ -300,22 +315,23 @@ struct Checkpointer {
 fn start_checkpointer(path: &Path) -> Result<Checkpointer, StoreError> {
     let conn = open_connection(path, false)?;
     let (nudge, nudges) = sync_channel::<()>(1);
-    let pass = Arc::new(Mutex::new(0));
+    let pass = Arc::new(Mutex::new(Copied::default()));
     let in_pass = pass.clone();
     std::thread::Builder::new()
         .name("sqlite-checkpoint".into())
         .spawn(move || {
             while nudges.recv().is_ok() {
                 {
-                    let mut copied = in_pass.lock().unwrap_or_else(|e| e.into_inner());
+                    let mut last = in_pass.lock().unwrap_or_else(|e| e.into_inner());
                     // PASSIVE never waits for readers or the writer; what it
                     // cannot copy now is copied on a later pass.
-                    match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, c_int>(2)) {
-                        Ok(frames) => *copied = frames,
-                        Err(error) => {
-                            tracing::warn!(%error, "checkpoint failed; the writer's own checkpoint bounds the WAL");
-                        }
-                    }
+                    let pass = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                        Ok(Copied { frames: r.get(1)?, copied: r.get(2)? })
+                    });
+                    *last = pass.unwrap_or_else(|error| {
+                        tracing::warn!(%error, "checkpoint failed; the writer's own checkpoint bounds the WAL");
+                        Copied::default()
+                    });
                 }
                 std::thread::sleep(CHECKPOINT_SPACING);
             }
@@ -331,14 +347,14 @@ fn start_checkpointer(path: &Path) -> Result<Checkpointer, StoreError> {
 fn checkpoint_from_the_writer(conn: &mut Connection, checkpointer: Checkpointer) -> Result<(), StoreError> {
     let hook = move |wal: &mut Wal, pages: c_int| {
         if pages >= WRITER_WAITS_AFTER_PAGES {
-            let mut copied = checkpointer.pass.lock().unwrap_or_else(|e| e.into_inner());
-            checkpoint_here(wal, pages, &mut copied);
+            let mut last = checkpointer.pass.lock().unwrap_or_else(|e| e.into_inner());
+            checkpoint_here(wal, pages, &mut last);
         } else if pages >= WRITER_CHECKPOINTS_AFTER_PAGES
             // Mid-pass, the checkpointer is copying already: let it finish alone.
-            && let Some(mut copied) = idle(&checkpointer.pass)
-            && pages - *copied <= WRITER_COPIES_AT_MOST_PAGES
+            && let Some(mut last) = idle(&checkpointer.pass)
+            && last.left(pages) <= WRITER_COPIES_AT_MOST_PAGES
         {
-            checkpoint_here(wal, pages, &mut copied);
+            checkpoint_here(wal, pages, &mut last);
         } else if pages >= CHECKPOINT_AFTER_PAGES {
             // Full means a nudge is already waiting.
             let _ = checkpointer.nudge.try_send(());
@@ -351,7 +367,7 @@ fn checkpoint_from_the_writer(conn: &mut Connection, checkpointer: Checkpointer)
 }
 
 /// The pass's guard, unless a pass holds it.
-fn idle(pass: &Mutex<c_int>) -> Option<std::sync::MutexGuard<'_, c_int>> {
+fn idle(pass: &Mutex<Copied>) -> Option<std::sync::MutexGuard<'_, Copied>> {
     match pass.try_lock() {
         Ok(guard) => Some(guard),
         Err(TryLockError::Poisoned(e)) => Some(e.into_inner()),
@@ -359,14 +375,13 @@ fn idle(pass: &Mutex<c_int>) -> Option<std::sync::MutexGuard<'_, c_int>> {
     }
 }
 
-/// The writer's own checkpoint. When it copies everything, the next write
-/// restarts the WAL and frame numbers begin again: what the checkpointer
-/// copied of the old WAL says nothing of the new one.
-fn checkpoint_here(wal: &mut Wal, pages: c_int, copied: &mut c_int) {
-    match wal.checkpoint_v2(CheckpointMode::PASSIVE) {
-        Ok(_) => *copied = 0,
-        Err(error) => tracing::warn!(%error, pages, "the writer's checkpoint failed; the next commit tries again"),
+/// The writer's own checkpoint. Afterwards nothing of the WAL's next
+/// frames is known to be copied: the next pass says how far it got.
+fn checkpoint_here(wal: &mut Wal, pages: c_int, last: &mut Copied) {
+    if let Err(error) = wal.checkpoint_v2(CheckpointMode::PASSIVE) {
+        tracing::warn!(%error, pages, "the writer's checkpoint failed; the next commit tries again");
     }
+    *last = Copied::default();
 }
 
 fn write_loop(conn: Connection, jobs: Receiver<WriteJob>, wakers: &Wakers, max_batch: usize) {
@@ -492,7 +507,7 @@ mod tests {
         let mut conn = open_connection(&dir.path().join("orderly.db"), false).unwrap();
         conn.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE filler (body BLOB NOT NULL)").unwrap();
         let (nudge, _nudges) = sync_channel::<()>(1);
-        let pass = Arc::new(Mutex::new(0));
+        let pass = Arc::new(Mutex::new(Copied::default()));
         checkpoint_from_the_writer(&mut conn, Checkpointer { nudge, pass: pass.clone() }).unwrap();
 
         // A pass that lasts until the test ends it.
@@ -536,7 +551,7 @@ mod tests {
         let mut conn = open_connection(&path, false).unwrap();
         conn.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE filler (body BLOB NOT NULL)").unwrap();
         let (nudge, _nudges) = sync_channel::<()>(1);
-        let pass = Arc::new(Mutex::new(0));
+        let pass = Arc::new(Mutex::new(Copied::default()));
         checkpoint_from_the_writer(&mut conn, Checkpointer { nudge, pass: pass.clone() }).unwrap();
 
         // Past the writer's threshold, with no pass yet: nothing copied.
@@ -544,14 +559,23 @@ mod tests {
         let database = size_of(&path);
         assert!(database < 100 * 4096, "the writer copied the WAL itself: the database file is {database} bytes");
 
-        // A pass of the checkpointer copied all but the last frames (writes
-        // went on during it, so the WAL did not restart).
-        *pass.lock().unwrap() = WRITER_CHECKPOINTS_AFTER_PAGES + 400 - 40;
+        // A pass copied nearly all it saw. (The WAL holds a few hundred
+        // frames more than rows: each commit also rewrites interior pages.)
+        *pass.lock().unwrap() =
+            Copied { frames: WRITER_CHECKPOINTS_AFTER_PAGES + 400, copied: WRITER_CHECKPOINTS_AFTER_PAGES + 400 - 40 };
         // The next commit leaves a small copy: the writer finishes it.
         commit_pages(&conn, 40);
         let database = size_of(&path);
         assert!(database > 4_000 * 4096, "the writer left its checkpoint: the database file is {database} bytes");
-        assert_eq!(*pass.lock().unwrap(), 0, "the writer did not finish the checkpoint");
+    }
+
+    #[test]
+    fn what_a_pass_left_counts_every_frame_of_a_wal_restarted_since() {
+        let pass = Copied { frames: 21_000, copied: 20_900 };
+        assert_eq!(pass.left(21_500), 600);
+        // The WAL restarted after the pass: its 4,200 frames are all new.
+        assert_eq!(pass.left(4_200), 4_200);
+        assert_eq!(Copied::default().left(4_200), 4_200);
     }
 
     /// Checkpointing moved off the writer must still happen and still bound
