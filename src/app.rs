@@ -286,16 +286,10 @@ impl Runner {
         let shutdown = CancellationToken::new();
         let mut tasks = JoinSet::new();
 
-        // Validate before anything starts.
-        for name in &settings.queues.consumers {
-            if orderly_core::events::routing::Consumer::from_queue(name.trim()).is_none() {
-                anyhow::bail!("ORDERLY_CONSUMERS: no consumer named {name:?}");
-            }
-        }
         let tls = settings.tls.as_ref().map(crate::tls::acceptor).transpose()?;
         tasks.spawn(serve(listener, app.router.clone(), settings.header_timeout, tls, shutdown.clone()));
         for handler in app.consumers {
-            if !settings.queues.consumers.iter().any(|c| c.trim() == handler.consumer().queue()) {
+            if !settings.queues.consumers.contains(&handler.consumer()) {
                 tracing::warn!(consumer = handler.consumer().queue(), "consumer not started here (ORDERLY_CONSUMERS)");
                 continue;
             }

@@ -58,6 +58,24 @@ fn batch_size(raw: &str) -> Result<u32, String> {
     }
 }
 
+/// `none`, or consumers by their queue's name, comma-separated.
+fn consumers(raw: &str) -> Result<Vec<Consumer>, String> {
+    let names: Vec<&str> = raw.split(',').map(str::trim).filter(|name| !name.is_empty()).collect();
+    if names == ["none"] {
+        return Ok(Vec::new());
+    }
+    names
+        .into_iter()
+        .map(|name| match name {
+            "none" => Err("`none` runs no consumer, so it cannot be listed with one".to_owned()),
+            name => Consumer::from_queue(name).ok_or_else(|| {
+                let known: Vec<&str> = Consumer::ALL.iter().map(|c| c.queue()).collect();
+                format!("no consumer named {name:?} (known: {}, or `none`)", known.join(", "))
+            }),
+        })
+        .collect()
+}
+
 impl ConfigSource for Environment {
     fn get(&self, key: &str) -> Option<String> {
         std::env::var(env_name(key)).ok().filter(|v| !v.is_empty())
@@ -539,7 +557,7 @@ pub struct QueueSettings {
     pub analytics_batch_size: u32,
     pub idle_poll: Duration,
     /// The consumers this process runs (the runner).
-    pub consumers: Vec<String>,
+    pub consumers: Vec<Consumer>,
 }
 
 impl QueueSettings {
@@ -980,7 +998,7 @@ impl Settings {
                 batch_size: read.parsed("batch_size", batch_size)?,
                 analytics_batch_size: read.parsed("analytics_batch_size", batch_size)?,
                 idle_poll: read.positive_duration("idle_poll")?,
-                consumers: read.list("consumers").into_iter().filter(|name| name != "none").collect(),
+                consumers: read.parsed("consumers", consumers)?,
             },
             resilience: ResilienceSettings {
                 rate_limit: read.switch("rate_limit")?,
@@ -1191,9 +1209,15 @@ mod tests {
     #[test]
     fn a_process_may_run_some_consumers_or_none() {
         let some = Settings::load(&source(&[("consumers", "inventory, analytics")])).unwrap();
-        assert_eq!(some.queues.consumers, ["inventory", "analytics"]);
+        assert_eq!(some.queues.consumers, [Consumer::Inventory, Consumer::Analytics]);
         let none = Settings::load(&source(&[("consumers", "none")])).unwrap();
         assert!(none.queues.consumers.is_empty());
+        // A typo, or `none` beside a consumer, is refused at start-up
+        // rather than silently running fewer consumers than meant.
+        for bad in ["inventory,none", "none, analytics", "inventry", "inventory,,payments"] {
+            let error = Settings::load(&source(&[("consumers", bad)])).unwrap_err();
+            assert!(error.to_string().contains("consumers"), "{bad:?}: {error}");
+        }
     }
 
     #[test]
