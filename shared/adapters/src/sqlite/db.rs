@@ -504,11 +504,7 @@ mod tests {
     #[test]
     fn a_long_checkpoint_pass_holds_up_no_write_below_the_hard_bound() {
         let dir = tempfile::tempdir().unwrap();
-        let mut conn = open_connection(&dir.path().join("orderly.db"), false).unwrap();
-        conn.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE filler (body BLOB NOT NULL)").unwrap();
-        let (nudge, _nudges) = sync_channel::<()>(1);
-        let pass = Arc::new(Mutex::new(Copied::default()));
-        checkpoint_from_the_writer(&mut conn, Checkpointer { nudge, pass: pass.clone() }).unwrap();
+        let (conn, pass, _nudges) = writer_with_hook(&dir.path().join("orderly.db"));
 
         // A pass that lasts until the test ends it.
         let (end_pass, pass_ended) = std::sync::mpsc::channel::<()>();
@@ -532,6 +528,17 @@ mod tests {
         assert!(finished.is_ok(), "writes of {pages} pages waited for the checkpointer's pass");
     }
 
+    /// A writer's connection with the WAL hook, a filler table, the pass
+    /// the hook consults, and the nudges it sends (no checkpointer reads them).
+    fn writer_with_hook(path: &Path) -> (Connection, Arc<Mutex<Copied>>, Receiver<()>) {
+        let mut conn = open_connection(path, false).unwrap();
+        conn.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE filler (body BLOB NOT NULL)").unwrap();
+        let (nudge, nudges) = sync_channel::<()>(1);
+        let pass = Arc::new(Mutex::new(Copied::default()));
+        checkpoint_from_the_writer(&mut conn, Checkpointer { nudge, pass: pass.clone() }).unwrap();
+        (conn, pass, nudges)
+    }
+
     fn commit_pages(conn: &Connection, pages: usize) {
         for _ in 0..pages / 40 {
             let tx = conn.unchecked_transaction().unwrap();
@@ -548,11 +555,7 @@ mod tests {
     fn the_writer_leaves_a_large_copy_to_the_checkpointer_and_finishes_a_small_one() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("orderly.db");
-        let mut conn = open_connection(&path, false).unwrap();
-        conn.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE filler (body BLOB NOT NULL)").unwrap();
-        let (nudge, _nudges) = sync_channel::<()>(1);
-        let pass = Arc::new(Mutex::new(Copied::default()));
-        checkpoint_from_the_writer(&mut conn, Checkpointer { nudge, pass: pass.clone() }).unwrap();
+        let (conn, pass, _nudges) = writer_with_hook(&path);
 
         // Past the writer's threshold, with no pass yet: nothing copied.
         commit_pages(&conn, WRITER_CHECKPOINTS_AFTER_PAGES as usize + 400);
