@@ -28,8 +28,20 @@ async fn fulfil(app: &TestApp, id: &str, step: &str) -> reqwest::Response {
     }
 }
 
+/// Takes a fulfilment step that must succeed. A 503 is retried after its
+/// `Retry-After`, as the contract tells clients to (captures are
+/// idempotent): the remote stacks give the gateway 1 s, which a loaded CI
+/// machine can overrun.
 async fn fulfilled(app: &TestApp, id: &str, step: &str) -> Value {
-    let response = fulfil(app, id, step).await;
+    let mut response = fulfil(app, id, step).await;
+    for _ in 0..2 {
+        if response.status() != StatusCode::SERVICE_UNAVAILABLE {
+            break;
+        }
+        let retry_after = response.headers().get("retry-after").and_then(|v| v.to_str().ok()?.parse().ok());
+        tokio::time::sleep(Duration::from_secs(retry_after.unwrap_or(1).min(5))).await;
+        response = fulfil(app, id, step).await;
+    }
     assert_eq!(response.status(), StatusCode::OK, "{step}");
     response.json().await.unwrap()
 }
