@@ -16,7 +16,7 @@ use orderly_adapters::sqlite::{DbOptions, QueueSettings, SqliteBackend, SqliteSt
 use orderly_adapters::webhook::WebhookProvider;
 use orderly_core::composition::{self, Backend, Function, KeySource};
 use orderly_core::http::ApiRoutes;
-use orderly_core::http::{Authenticator, ClientIp, KeyConfig, KeyKind};
+use orderly_core::http::{Authenticator, BodyTimedOut, ClientIp, KeyConfig, KeyKind};
 use orderly_core::messaging::EventHandler;
 use orderly_core::ports::{Cache, NotificationProvider, SystemClock};
 use orderly_core::resilience::breaker::CircuitBreaker;
@@ -115,10 +115,27 @@ impl App {
 /// inside the edge, by `api_router`, with the request id).
 pub(crate) fn server_layers(router: Router, settings: &Settings) -> Router {
     orderly_hosts::edge::served(router)
+        .layer(axum::middleware::from_fn(report_body_timeouts))
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(settings.body_timeout))
         .layer(axum::middleware::from_fn(client_ip))
         .layer(axum::middleware::from_fn(close_after_unread_body))
         .layer(CatchPanicLayer::custom(orderly_core::edge::panic_answer))
+}
+
+/// The body timeout's error, as the core knows it ([`BodyTimedOut`]): a
+/// body that times out answers 408, one that cannot be read 400.
+async fn report_body_timeouts(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let request = request.map(|body| {
+        axum::body::Body::new(http_body_util::BodyExt::map_err(body, |error| {
+            let error = error.into_inner();
+            if error.is::<tower_http::timeout::TimeoutError>() {
+                Box::new(BodyTimedOut) as axum::BoxError
+            } else {
+                error
+            }
+        }))
+    });
+    next.run(request).await
 }
 
 /// A 413 is answered before its body is read: close the connection, so the

@@ -79,15 +79,37 @@ async fn a_client_trickling_its_body_gets_408() {
     else {
         return;
     };
+    // Announces 1,000 bytes and sends ten.
+    let answer = post_order_raw(&app, "Content-Length: 1000\r\n\r\n{\"items\":").await;
+    assert_problem_answer(&answer, "HTTP/1.1 408");
+}
+
+/// Alice's `POST /api/v1/orders` written to the runner's socket as is,
+/// `rest` following the JSON content type (more headers, the blank line
+/// and the body), and the answer within 5 s.
+async fn post_order_raw(app: &crate::helpers::TestApp, rest: &str) -> String {
     let token = crate::helpers::token("alice", false);
     let mut stream = TcpStream::connect(app.runner().addr()).await.unwrap();
     let head = format!(
-        "POST /api/v1/orders HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"items\":"
+        "POST /api/v1/orders HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\n{rest}"
     );
     stream.write_all(head.as_bytes()).await.unwrap();
-    let answer = read_answer(&mut stream, Duration::from_secs(5)).await.expect("an answer within 5 s");
-    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    read_answer(&mut stream, Duration::from_secs(5)).await.expect("an answer within 5 s")
+}
+
+fn assert_problem_answer(answer: &str, status_line: &str) {
+    assert!(answer.starts_with(status_line), "{answer}");
     assert!(answer.to_ascii_lowercase().contains("application/problem+json"), "{answer}");
+}
+
+#[tokio::test]
+async fn a_malformed_chunked_body_is_a_400_problem_not_a_timeout() {
+    let Some(app) = spawn_local_app_with("it talks to the runner's socket", |_| {}).await else {
+        return;
+    };
+    // A first chunk, then a chunk-size line that is not hexadecimal.
+    let answer = post_order_raw(&app, "Transfer-Encoding: chunked\r\n\r\n5\r\n{\"ite\r\nzz\r\n").await;
+    assert_problem_answer(&answer, "HTTP/1.1 400");
 }
 
 #[tokio::test]

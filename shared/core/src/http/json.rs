@@ -16,6 +16,14 @@ use super::ApiError;
 use super::context::{BODY_LIMIT_BYTES, declared_too_large};
 use crate::domain::ValidationErrors;
 
+/// A request body that did not arrive within the host's body timeout.
+/// A host that enforces one reports its timeout as this error, so that only
+/// a timeout answers 408; a body that cannot be read otherwise (malformed
+/// chunked encoding, a client that went away) answers 400.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body did not arrive in time")]
+pub struct BodyTimedOut;
+
 /// A JSON body parsed under the rules above.
 #[derive(Debug, Clone)]
 pub struct JsonBody<T>(pub T);
@@ -34,11 +42,18 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
             Err(error) if error.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
                 return Err(ApiError::PayloadTooLarge { limit: BODY_LIMIT_BYTES });
             }
-            // The host's body timeout fired (or the client vanished mid-body).
-            Err(_) => return Err(ApiError::RequestTimeout),
+            Err(error) if caused_by::<BodyTimedOut>(error.as_ref()) => return Err(ApiError::RequestTimeout),
+            Err(_) => {
+                return Err(ApiError::BadRequest("the body could not be read: malformed or cut off".into()));
+            }
         };
         parse_json(&bytes).map(JsonBody)
     }
+}
+
+/// Whether `error` or any error it was caused by is an `E`.
+fn caused_by<E: std::error::Error + 'static>(error: &(dyn std::error::Error + 'static)) -> bool {
+    std::iter::successors(Some(error), |e| e.source()).any(|e| e.is::<E>())
 }
 
 fn require_json_content_type(headers: &axum::http::HeaderMap) -> Result<(), ApiError> {
@@ -147,6 +162,24 @@ mod tests {
 
     use super::*;
     use crate::domain::Quantity;
+
+    /// A JSON request whose body yields `{` and then fails with `error`.
+    fn broken_body(error: impl std::error::Error + Send + Sync + 'static) -> Request {
+        let chunks: Vec<Result<bytes::Bytes, axum::BoxError>> = vec![Ok("{".into()), Err(Box::new(error))];
+        axum::http::Request::post("/")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(axum::body::Body::from_stream(futures::stream::iter(chunks)))
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn only_a_body_that_timed_out_is_a_408_and_one_that_broke_is_a_400() {
+        let timed_out = JsonBody::<serde_json::Value>::from_request(broken_body(BodyTimedOut), &()).await;
+        assert!(matches!(timed_out, Err(ApiError::RequestTimeout)), "{timed_out:?}");
+        let broken = std::io::Error::new(std::io::ErrorKind::InvalidData, "invalid chunk size line");
+        let refused = JsonBody::<serde_json::Value>::from_request(broken_body(broken), &()).await;
+        assert!(matches!(&refused, Err(ApiError::BadRequest(why)) if why.contains("could not be read")), "{refused:?}");
+    }
 
     #[derive(Debug, Deserialize)]
     #[serde(deny_unknown_fields)]

@@ -26,7 +26,7 @@ pub use caching::{CachePolicy, Conditions, EntityTag, TagList, Validators};
 pub use context::{BODY_LIMIT_BYTES, RequestContext, door_middleware, edge_middleware, tag_function};
 pub use cors::{PREFLIGHT_MAX_AGE, cors_layer, preflight_no_content};
 pub use cursor::Cursor;
-pub use json::{JsonBody, object_only, parse_json};
+pub use json::{BodyTimedOut, JsonBody, object_only, parse_json};
 pub use path::PathText;
 pub use problem::{ApiError, ErrorCause, Problem};
 pub use query::{PageParams, QueryParams};
