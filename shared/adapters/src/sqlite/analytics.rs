@@ -84,12 +84,7 @@ impl ReadModelStore for SqliteStore {
         let customer = customer.to_string();
         self.db
             .read(move |conn| {
-                let mut stmt = conn
-                    .prepare_cached(
-                        "SELECT body FROM order_views WHERE customer_id = ?1 AND (?2 IS NULL OR order_id < ?2)
-                         ORDER BY order_id DESC LIMIT ?3",
-                    )
-                    .map_err(unavailable)?;
+                let mut stmt = conn.prepare_cached(&customer_orders_sql(before.is_some())).map_err(unavailable)?;
                 let rows = stmt
                     .query_map(params![customer, before.map(|b| b.to_string()), limit as i64], |r| {
                         r.get::<_, String>(0)
@@ -99,6 +94,15 @@ impl ReadModelStore for SqliteStore {
             })
             .await
     }
+}
+
+/// `customer_orders`' statement: `?1` the customer, `?2` the order to page
+/// before, `?3` the limit. A statement per case: with `?2 IS NULL OR
+/// order_id < ?2` SQLite searches the index by customer alone, so each page
+/// would walk past every newer order of the customer again.
+fn customer_orders_sql(paged: bool) -> String {
+    let before = if paged { "order_id < ?2" } else { "?2 IS NULL" };
+    format!("SELECT body FROM order_views WHERE customer_id = ?1 AND {before} ORDER BY order_id DESC LIMIT ?3")
 }
 
 /// Writes `view` if the stored one is at `expected_version` (`None`: absent).
@@ -125,4 +129,16 @@ fn write_view(
             .map_err(unavailable)?,
     };
     if written == 1 { Ok(()) } else { Err(StoreError::Conflict) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_page_of_a_customers_orders_starts_in_the_index_where_the_last_one_ended() {
+        let (store, _dir) = SqliteStore::for_tests();
+        let plan = store.query_plan(customer_orders_sql(true)).await;
+        assert!(plan.iter().any(|step| step.contains("(customer_id=? AND order_id<?)")), "{plan:?}");
+    }
 }

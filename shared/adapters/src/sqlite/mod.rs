@@ -149,6 +149,34 @@ impl SqliteStore {
     }
 }
 
+#[cfg(test)]
+impl SqliteStore {
+    /// A store on a fresh database in a directory that lives as long as the
+    /// returned guard.
+    pub(crate) fn for_tests() -> (Self, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Self::open(&dir.path().join("db"), DbOptions::default(), QueueSettings::default()).unwrap();
+        (store, dir)
+    }
+
+    /// How SQLite would run `sql` (its parameters unbound): one line per step.
+    pub(crate) async fn query_plan(&self, sql: String) -> Vec<String> {
+        self.db
+            .read(move |conn| {
+                let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).map_err(db::unavailable)?;
+                // Unbound parameters are NULL, which is enough to plan.
+                let mut rows = stmt.raw_query();
+                let mut steps = Vec::new();
+                while let Some(row) = rows.next().map_err(db::unavailable)? {
+                    steps.push(row.get::<_, String>(3).map_err(db::unavailable)?);
+                }
+                Ok(steps)
+            })
+            .await
+            .unwrap()
+    }
+}
+
 /// Most rows one housekeeping job deletes (see `SqliteStore::purge_expired`).
 pub const PURGE_CHUNK: usize = 1_000;
 
