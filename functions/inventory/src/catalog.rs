@@ -102,7 +102,7 @@ impl Catalog {
                 result => result?,
             }
             self.forget(&product.sku).await;
-            Ok(outcome(product))
+            Ok(outcome(self.with_stock_now(product).await))
         })
         .await
     }
@@ -120,7 +120,7 @@ impl Catalog {
             let event = self.changed(&restocked, traceparent.clone());
             self.store.restock(&restocked, current.version, quantity.get(), &[event]).await?;
             self.forget(sku).await;
-            Ok(restocked)
+            Ok(self.with_stock_now(restocked).await)
         })
         .await
     }
@@ -169,6 +169,25 @@ impl Catalog {
             None
         };
         Ok((products, next))
+    }
+
+    /// `product` as written, with the stock as it stands after the write.
+    /// A write conditions on the catalog fields' version, which reservations
+    /// do not move, so a reservation may have taken units between the read
+    /// the write was built from and the write: "read plus restocked" would
+    /// answer a figure the store never held. If the read fails, the write
+    /// still stands: the figure it was built from is answered, and the next
+    /// read corrects it.
+    async fn with_stock_now(&self, mut product: Product) -> Product {
+        match self.store.available(std::slice::from_ref(&product.sku)).await {
+            Ok(available) => {
+                if let Some(now) = available.get(&product.sku) {
+                    product.available = *now;
+                }
+            }
+            Err(error) => tracing::warn!(sku = %product.sku, %error, "stock not read back after a catalog write"),
+        }
+        product
     }
 
     fn changed(&self, product: &Product, traceparent: Option<String>) -> orderly_core::events::Envelope {

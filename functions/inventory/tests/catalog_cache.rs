@@ -7,17 +7,20 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::Utc;
 use inventory::Catalog;
 use orderly_adapters::memory_cache::MemoryCache;
 use orderly_adapters::sqlite::{DbOptions, QueueSettings, SqliteStore};
 use orderly_core::domain::{
-    Currency, Money, OrderId, Product, ProductDraft, ProductName, Reservation, Sku, StockLevel,
+    Currency, Money, OrderId, Product, ProductDraft, ProductName, Reservation, ReservationState, RestockQuantity, Sku,
+    StockLevel,
 };
 use orderly_core::events::{Envelope, EventFactory};
 use orderly_core::ports::{
-    Cache, CacheError, Clock, FillTicket, InventoryStore, Lookup, ProcessedEvent, ReservationChange, StoreError,
-    SystemClock, UuidV7Ids,
+    Cache, CacheError, Clock, FillTicket, InventoryStore, Lookup, ProcessedEvent, ReservationChange, StockMove,
+    StoreError, SystemClock, UuidV7Ids,
 };
+use uuid::Uuid;
 
 /// The real store, counting how often the catalog reads a product from it.
 struct CountingStore {
@@ -27,6 +30,8 @@ struct CountingStore {
     /// admin or reservation on another instance), and its event's
     /// invalidation of the cache.
     racing_write: std::sync::Mutex<Option<Product>>,
+    /// Units a reservation takes right after the next product read.
+    racing_take: std::sync::Mutex<Option<u32>>,
     cache: Arc<dyn Cache>,
 }
 
@@ -40,6 +45,22 @@ impl InventoryStore for CountingStore {
             self.inner.save_product(&racing, Some(racing.version - 1), &[]).await.unwrap();
             // As the consumer of its product.changed.v1 would (Catalog::forget).
             self.cache.invalidate(&format!("product:{sku}")).await.ok();
+        }
+        let take = self.racing_take.lock().unwrap().take();
+        if let Some(units) = take {
+            let order_id = OrderId::from_uuid(Uuid::now_v7());
+            let change = ReservationChange {
+                reservation: Reservation {
+                    order_id,
+                    state: ReservationState::Reserved,
+                    lines: vec![(sku.clone(), units)],
+                    updated_at: Utc::now(),
+                },
+                expected: None,
+                stock: StockMove::Take(vec![(sku.clone(), units)]),
+            };
+            let mark = ProcessedEvent { consumer: "inventory", event_id: Uuid::now_v7() };
+            self.inner.apply_reservation(&change, &[], &mark).await.unwrap();
         }
         read
     }
@@ -94,6 +115,7 @@ fn setup(cache: Arc<dyn Cache>) -> (Catalog, Arc<CountingStore>, tempfile::TempD
         inner,
         product_reads: AtomicUsize::new(0),
         racing_write: std::sync::Mutex::new(None),
+        racing_take: std::sync::Mutex::new(None),
         cache: cache.clone(),
     });
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -191,4 +213,24 @@ async fn a_read_that_races_a_change_does_not_put_the_old_product_back_in_the_cac
         "2.00",
         "the next read sees the change, not the racing read's fill (the TTL is an hour)"
     );
+}
+
+#[tokio::test]
+async fn a_restock_and_an_update_answer_the_stock_a_racing_reservation_left() {
+    let (catalog, store, _dir) = setup(Arc::new(MemoryCache::new(100, Duration::from_secs(60))));
+    let sku = Sku::parse("TEA").unwrap();
+    catalog.put(sku.clone(), draft("1.00"), None, None).await.unwrap();
+
+    // 5 in stock; a reservation takes 2 after the restock's read: 5 + 10 - 2.
+    *store.racing_take.lock().unwrap() = Some(2);
+    let restocked = catalog.restock(&sku, RestockQuantity::parse(10).unwrap(), None).await.unwrap();
+    assert_eq!(restocked.available, 13, "not the 15 of read plus restocked");
+
+    *store.racing_take.lock().unwrap() = Some(3);
+    let updated = match catalog.put(sku.clone(), draft("2.00"), None, None).await.unwrap() {
+        inventory::PutOutcome::Updated(product) => product,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(updated.available, 10);
+    assert_eq!(store.inner.available(std::slice::from_ref(&sku)).await.unwrap()[&sku], 10);
 }

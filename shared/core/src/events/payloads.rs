@@ -327,7 +327,10 @@ impl From<&Product> for ProductSnapshot {
 }
 
 /// `product.changed.v1` data. Consumers drop the SKU from their caches; none
-/// needs a domain `Product` back, so there is no mapping back.
+/// needs a domain `Product` back, so there is no mapping back. Its stock
+/// figures are those the change was computed from: a reservation that
+/// committed between that read and the write is not in them, so a consumer
+/// that needs the stock reads it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProductChanged {
     #[serde(rename = "product")]
