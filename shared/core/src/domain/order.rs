@@ -90,6 +90,27 @@ impl OrderStatus {
         )
     }
 
+    /// Whether an order in this status can later be in `later`, by one
+    /// transition or several. A consumer told of `later` already knows that
+    /// an event announcing this status is out of date: events of one order
+    /// can arrive out of order (a redrive, a relay's retry).
+    pub fn leads_to(self, later: OrderStatus) -> bool {
+        let mut reached = vec![self];
+        let mut i = 0;
+        while let Some(&status) = reached.get(i) {
+            for next in Self::ALL.into_iter().filter(|next| status.can_become(*next)) {
+                if next == later {
+                    return true;
+                }
+                if !reached.contains(&next) {
+                    reached.push(next);
+                }
+            }
+            i += 1;
+        }
+        false
+    }
+
     /// Whether the order's sale stands: what revenue and popularity count.
     pub fn is_sold(self) -> bool {
         matches!(self, Self::Confirmed | Self::Shipped | Self::Delivered)
@@ -752,6 +773,18 @@ mod tests {
                     assert_eq!(e, TransitionError { from, to });
                 }
             }
+        }
+    }
+
+    #[test]
+    fn a_status_leads_only_to_the_statuses_its_transitions_reach() {
+        let reach =
+            |from: OrderStatus| OrderStatus::ALL.into_iter().filter(|to| from.leads_to(*to)).collect::<Vec<_>>();
+        assert_eq!(reach(Pending), [Confirmed, Rejected, Cancelled, Shipped, Delivered]);
+        assert_eq!(reach(Confirmed), [Cancelled, Shipped, Delivered]);
+        assert_eq!(reach(Shipped), [Delivered]);
+        for terminal in [Rejected, Cancelled, Delivered] {
+            assert_eq!(reach(terminal), [], "{terminal}");
         }
     }
 

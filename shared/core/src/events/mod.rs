@@ -23,6 +23,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::domain::OrderStatus;
+
 pub use payloads::{
     Amount, InvalidPayload, InventoryRejected, InventoryReleased, InventoryReserved, OrderChanged, OrderLineSnapshot,
     OrderSnapshot, Payload, PaymentSnapshot, PaymentVoidOwed, ProductChanged, ProductSnapshot, ReservedLine,
@@ -165,6 +167,25 @@ event_types! {
 impl EventType {
     pub fn parse(raw: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|t| t.as_str() == raw)
+    }
+
+    /// The order status an event of this type announces; `None` for events
+    /// that do not move an order's status.
+    pub fn announced_status(self) -> Option<OrderStatus> {
+        match self {
+            Self::OrderPlaced => Some(OrderStatus::Pending),
+            Self::OrderConfirmed => Some(OrderStatus::Confirmed),
+            Self::OrderRejected => Some(OrderStatus::Rejected),
+            Self::OrderCancelled => Some(OrderStatus::Cancelled),
+            Self::OrderShipped => Some(OrderStatus::Shipped),
+            Self::OrderDelivered => Some(OrderStatus::Delivered),
+            Self::OrderPaid
+            | Self::PaymentVoidOwed
+            | Self::InventoryReserved
+            | Self::InventoryRejected
+            | Self::InventoryReleased
+            | Self::ProductChanged => None,
+        }
     }
 }
 
