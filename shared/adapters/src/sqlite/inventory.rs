@@ -80,8 +80,8 @@ impl InventoryStore for SqliteStore {
         expected_version: Option<u64>,
         outbox: &[Envelope],
     ) -> Result<(), StoreError> {
-        let (p, outbox) = (ProductFields::of(product)?, outbox.to_vec());
-        let events = self.event_writer();
+        let p = ProductFields::of(product)?;
+        let events = self.event_rows(outbox);
         self.db
             .write(move |conn, effects| {
                 let fields =
@@ -111,7 +111,7 @@ impl InventoryStore for SqliteStore {
                 if written != 1 {
                     return Err(StoreError::Conflict);
                 }
-                events.write(conn, &outbox, effects)
+                events.write(conn, effects)
             })
             .await
     }
@@ -123,8 +123,8 @@ impl InventoryStore for SqliteStore {
         units: u32,
         outbox: &[Envelope],
     ) -> Result<(), StoreError> {
-        let (p, outbox) = (ProductFields::of(restocked)?, outbox.to_vec());
-        let events = self.event_writer();
+        let p = ProductFields::of(restocked)?;
+        let events = self.event_rows(outbox);
         self.db
             .write(move |conn, effects| {
                 let written = conn
@@ -139,7 +139,7 @@ impl InventoryStore for SqliteStore {
                 if written != 1 {
                     return Err(StoreError::Conflict);
                 }
-                events.write(conn, &outbox, effects)
+                events.write(conn, effects)
             })
             .await
     }
@@ -174,8 +174,8 @@ impl InventoryStore for SqliteStore {
         processed: &ProcessedEvent,
     ) -> Result<(), StoreError> {
         let lines = to_json(&change.reservation.lines)?;
-        let (change, outbox, mark, now) = (change.clone(), outbox.to_vec(), processed.clone(), self.clock.now());
-        let events = self.event_writer();
+        let events = self.event_rows(outbox);
+        let (change, mark, now) = (change.clone(), processed.clone(), self.clock.now());
         self.db
             .write(move |conn, effects| {
                 insert_processed(conn, &mark, now)?;
@@ -218,7 +218,7 @@ impl InventoryStore for SqliteStore {
                 )
                 .and_then(|mut s| s.execute(params![order_id, change.reservation.state.as_str(), lines, updated_at]))
                 .map_err(unavailable)?;
-                events.write(conn, &outbox, effects)
+                events.write(conn, effects)
             })
             .await
     }

@@ -72,9 +72,10 @@ impl SqliteStore {
         self
     }
 
-    /// Where this store's writes put the events they report.
-    pub(crate) fn event_writer(&self) -> EventWriter {
-        EventWriter { at_commit: self.publish_at_commit, now_ms: millis(self.clock.now()) }
+    /// The rows `events` become in a write of this store: queue messages
+    /// or outbox items (see [`Self::publishing_at_commit`]).
+    pub(crate) fn event_rows(&self, events: &[Envelope]) -> EventRows {
+        EventRows::new(events, self.publish_at_commit, millis(self.clock.now()))
     }
 
     /// Replaces the clock (tests stand at "25 hours later" with it).
@@ -192,33 +193,45 @@ fn is_constraint_violation(error: &rusqlite::Error) -> bool {
     matches!(error.sqlite_error_code(), Some(rusqlite::ErrorCode::ConstraintViolation))
 }
 
-/// Writes the events a state change reports, in its transaction: to the
-/// outbox, or to the subscribers' queues (see
-/// [`SqliteStore::publishing_at_commit`]).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct EventWriter {
-    at_commit: bool,
-    now_ms: i64,
+/// The events a state change reports, as the rows its transaction writes:
+/// the subscribers' queue messages (see
+/// [`SqliteStore::publishing_at_commit`]) or outbox items. Built, bodies
+/// serialised and message ids formatted, before the write goes to the
+/// writer: that thread is the one every write waits on, so it runs SQL and
+/// little else.
+pub(crate) enum EventRows {
+    Queued {
+        messages: Vec<queue::QueuedMessage>,
+        now_ms: i64,
+    },
+    /// (event id, body, created at)
+    Outbox(Vec<(String, String, i64)>),
 }
 
-impl EventWriter {
-    pub fn write(self, conn: &Connection, events: &[Envelope], effects: &mut db::Effects) -> Result<(), StoreError> {
-        if events.is_empty() {
-            return Ok(());
+impl EventRows {
+    pub fn new(events: &[Envelope], at_commit: bool, now_ms: i64) -> Self {
+        if at_commit {
+            Self::Queued { messages: queue::QueuedMessage::for_subscribers(events), now_ms }
+        } else {
+            Self::Outbox(events.iter().map(|e| (e.id.to_string(), e.to_json(), millis(e.time))).collect())
         }
-        if self.at_commit {
-            return queue::enqueue_for_subscribers(conn, events, self.now_ms, effects);
+    }
+
+    pub fn write(&self, conn: &Connection, effects: &mut db::Effects) -> Result<(), StoreError> {
+        match self {
+            Self::Queued { messages, now_ms } => queue::enqueue_all(conn, messages, *now_ms, effects),
+            Self::Outbox(items) if items.is_empty() => Ok(()),
+            Self::Outbox(items) => {
+                let mut insert = conn
+                    .prepare_cached("INSERT INTO outbox (event_id, body, created_at) VALUES (?1, ?2, ?3)")
+                    .map_err(db::unavailable)?;
+                for (id, body, created_at) in items {
+                    insert.execute(params![id, body, created_at]).map_err(db::unavailable)?;
+                }
+                effects.outbox = true;
+                Ok(())
+            }
         }
-        let mut insert = conn
-            .prepare_cached("INSERT INTO outbox (event_id, body, created_at) VALUES (?1, ?2, ?3)")
-            .map_err(db::unavailable)?;
-        for event in events {
-            insert
-                .execute(params![event.id.to_string(), event.to_json(), millis(event.time)])
-                .map_err(db::unavailable)?;
-        }
-        effects.outbox = true;
-        Ok(())
     }
 }
 

@@ -19,8 +19,8 @@ impl OrderStore for SqliteStore {
         now: DateTime<Utc>,
     ) -> Result<PlaceOutcome, StoreError> {
         let body = stored_order::to_json(order)?;
-        let (order, claim, outbox) = (order.clone(), claim.cloned(), outbox.to_vec());
-        let events = self.event_writer();
+        let events = self.event_rows(outbox);
+        let (order, claim) = (order.clone(), claim.cloned());
         self.db
             .write(move |conn, effects| {
                 if let Some(claim) = &claim {
@@ -84,7 +84,7 @@ impl OrderStore for SqliteStore {
                     ])
                 })
                 .map_err(|e| if is_constraint_violation(&e) { StoreError::Conflict } else { unavailable(e) })?;
-                events.write(conn, &outbox, effects)?;
+                events.write(conn, effects)?;
                 Ok(PlaceOutcome::Placed)
             })
             .await
@@ -136,8 +136,8 @@ impl OrderStore for SqliteStore {
         processed: Option<&ProcessedEvent>,
     ) -> Result<(), StoreError> {
         let body = stored_order::to_json(order)?;
-        let (order, outbox, processed, now) = (order.clone(), outbox.to_vec(), processed.cloned(), self.clock.now());
-        let events = self.event_writer();
+        let events = self.event_rows(outbox);
+        let (order, processed, now) = (order.clone(), processed.cloned(), self.clock.now());
         self.db
             .write(move |conn, effects| {
                 if let Some(mark) = &processed {
@@ -162,18 +162,18 @@ impl OrderStore for SqliteStore {
                 if updated != 1 {
                     return Err(StoreError::Conflict);
                 }
-                events.write(conn, &outbox, effects)
+                events.write(conn, effects)
             })
             .await
     }
 
     async fn publish(&self, outbox: &[Envelope], processed: &ProcessedEvent) -> Result<(), StoreError> {
-        let (outbox, mark, now) = (outbox.to_vec(), processed.clone(), self.clock.now());
-        let events = self.event_writer();
+        let events = self.event_rows(outbox);
+        let (mark, now) = (processed.clone(), self.clock.now());
         self.db
             .write(move |conn, effects| {
                 insert_processed(conn, &mark, now)?;
-                events.write(conn, &outbox, effects)
+                events.write(conn, effects)
             })
             .await
     }
