@@ -49,6 +49,9 @@ impl Notifier {
         let logged = self.log.list(Some(order.id()), TOLD_PER_ORDER_AT_MOST).await?;
         Ok(logged
             .iter()
+            // One that failed for good told the customer nothing: an
+            // earlier status redriven after it is still news.
+            .filter(|record| record.state != NotificationState::Failed)
             .filter_map(|record| EventType::parse(&record.kind)?.announced_status())
             .find(|later| announced.leads_to(*later)))
     }
@@ -265,9 +268,14 @@ mod tests {
     }
 
     async fn deliver_envelope(notifier: &Notifier, envelope: &Envelope) -> Result<(), HandlerError> {
+        deliver_attempt(notifier, envelope, 1).await
+    }
+
+    /// Delivers `envelope` as attempt `attempt` of 5.
+    async fn deliver_attempt(notifier: &Notifier, envelope: &Envelope, attempt: u32) -> Result<(), HandlerError> {
         let delivery = Delivery {
             envelope,
-            attempt: 1,
+            attempt,
             max_attempts: 5,
             trace: TraceContext::new_root(),
             span: tracing::Span::none(),
@@ -305,6 +313,21 @@ mod tests {
         let record = notifier.log().get(confirmation.id).await.unwrap().unwrap();
         assert_eq!(record.state, NotificationState::Deferred);
         assert_eq!(record.last_error.as_deref(), Some("superseded: the order's `cancelled` notification came first"));
+    }
+
+    #[tokio::test]
+    async fn a_later_status_that_failed_for_good_does_not_silence_an_earlier_one() {
+        let Setup { notifier, provider, _dir, .. } = setup();
+        let confirmed = confirmed_order();
+        let cancellation = envelope(Event::OrderCancelled(OrderChanged::new(&confirmed.cancel(Utc::now()).unwrap())));
+        provider.fail_next.store(true, Ordering::SeqCst);
+        assert!(deliver_attempt(&notifier, &cancellation, 5).await.is_err(), "its last attempt failed");
+        assert_eq!(notifier.log().get(cancellation.id).await.unwrap().unwrap().state, NotificationState::Failed);
+
+        // The operator redrives both, in their order.
+        deliver(&notifier, Event::OrderConfirmed(OrderChanged::new(&confirmed))).await;
+        deliver_envelope(&notifier, &cancellation).await.unwrap();
+        assert_eq!(provider.sent(), ["order.confirmed.v1", "order.cancelled.v1"]);
     }
 
     #[tokio::test]
