@@ -102,7 +102,10 @@ impl Catalog {
                 result => result?,
             }
             self.forget(&product.sku).await;
-            Ok(outcome(self.with_stock_now(product).await))
+            // A create wrote the stock it answers; an update kept the stock
+            // it read, which reservations may have moved since.
+            let product = if expected.is_some() { self.with_stock_now(product).await } else { product };
+            Ok(outcome(product))
         })
         .await
     }
@@ -171,20 +174,17 @@ impl Catalog {
         Ok((products, next))
     }
 
-    /// `product` as written, with the stock as it stands after the write.
-    /// A write conditions on the catalog fields' version, which reservations
-    /// do not move, so a reservation may have taken units between the read
-    /// the write was built from and the write: "read plus restocked" would
-    /// answer a figure the store never held. If the read fails, the write
-    /// still stands: the figure it was built from is answered, and the next
-    /// read corrects it.
+    /// `product` as written, with the stock (available and reserved) as it
+    /// stands after the write. A write conditions on the catalog fields'
+    /// version, which reservations do not move, so a reservation may have
+    /// taken units between the read the write was built from and the write:
+    /// "read plus restocked" would answer a figure the store never held. If
+    /// the read fails, the write still stands: the figures it was built from
+    /// are answered, and the next read corrects them.
     async fn with_stock_now(&self, mut product: Product) -> Product {
-        match self.store.available(std::slice::from_ref(&product.sku)).await {
-            Ok(available) => {
-                if let Some(now) = available.get(&product.sku) {
-                    product.available = *now;
-                }
-            }
+        match self.store.product(&product.sku).await {
+            Ok(Some(now)) => (product.available, product.reserved) = (now.available, now.reserved),
+            Ok(None) => {}
             Err(error) => tracing::warn!(sku = %product.sku, %error, "stock not read back after a catalog write"),
         }
         product

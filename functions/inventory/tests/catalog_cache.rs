@@ -224,13 +224,26 @@ async fn a_restock_and_an_update_answer_the_stock_a_racing_reservation_left() {
     // 5 in stock; a reservation takes 2 after the restock's read: 5 + 10 - 2.
     *store.racing_take.lock().unwrap() = Some(2);
     let restocked = catalog.restock(&sku, RestockQuantity::parse(10).unwrap(), None).await.unwrap();
-    assert_eq!(restocked.available, 13, "not the 15 of read plus restocked");
+    assert_eq!((restocked.available, restocked.reserved), (13, 2), "not the 15 of read plus restocked");
 
     *store.racing_take.lock().unwrap() = Some(3);
     let updated = match catalog.put(sku.clone(), draft("2.00"), None, None).await.unwrap() {
         inventory::PutOutcome::Updated(product) => product,
         other => panic!("{other:?}"),
     };
-    assert_eq!(updated.available, 10);
-    assert_eq!(store.inner.available(std::slice::from_ref(&sku)).await.unwrap()[&sku], 10);
+    assert_eq!((updated.available, updated.reserved), (10, 5));
+    let stored = store.inner.product(&sku).await.unwrap().unwrap();
+    assert_eq!((stored.available, stored.reserved), (10, 5));
+}
+
+#[tokio::test]
+async fn a_create_answers_the_stock_it_wrote_without_reading_it_back() {
+    let (catalog, store, _dir) = setup(Arc::new(MemoryCache::new(100, Duration::from_secs(60))));
+    let sku = Sku::parse("TEA").unwrap();
+    let created = match catalog.put(sku.clone(), draft("1.00"), None, None).await.unwrap() {
+        inventory::PutOutcome::Created(product) => product,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(created.available, 5);
+    assert_eq!(store.product_reads.load(Ordering::SeqCst), 1, "the read that found no product, and no other");
 }
