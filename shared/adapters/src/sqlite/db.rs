@@ -51,6 +51,16 @@ pub struct Effects {
     pub outbox: bool,
 }
 
+impl Effects {
+    /// Wakes `queue`'s consumers after the commit: once, however many of
+    /// the write's statements made work for them.
+    pub fn wake(&mut self, queue: &str) {
+        if !self.queues.iter().any(|q| q == queue) {
+            self.queues.push(queue.to_owned());
+        }
+    }
+}
+
 type Reply = Result<Box<dyn Any + Send>, StoreError>;
 type JobFn = Box<dyn FnOnce(&Connection, &mut Effects) -> Reply + Send>;
 
@@ -459,7 +469,7 @@ fn run_in_savepoint(conn: &Connection, run: JobFn, effects: &mut Effects) -> Rep
     match result {
         Ok(value) => {
             control(conn, "RELEASE job")?;
-            effects.queues.extend(job_effects.queues);
+            job_effects.queues.iter().for_each(|queue| effects.wake(queue));
             effects.outbox |= job_effects.outbox;
             Ok(value)
         }
@@ -473,6 +483,15 @@ fn run_in_savepoint(conn: &Connection, run: JobFn, effects: &mut Effects) -> Rep
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_write_wakes_each_queue_once_however_often_its_statements_ask() {
+        let mut effects = Effects::default();
+        for queue in ["inventory", "analytics", "inventory"] {
+            effects.wake(queue);
+        }
+        assert_eq!(effects.queues, ["inventory", "analytics"]);
+    }
 
     fn size_of(path: &Path) -> u64 {
         std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)

@@ -97,9 +97,7 @@ pub(crate) fn enqueue_all(
         insert
             .execute(params![message.queue, message.message_id, message.group, &*message.body, now_ms])
             .map_err(unavailable)?;
-        if !effects.queues.iter().any(|q| q == message.queue) {
-            effects.queues.push(message.queue.to_owned());
-        }
+        effects.wake(message.queue);
     }
     Ok(())
 }
@@ -278,7 +276,7 @@ fn claim_in(
                     .map_err(unavailable)?;
                 tracing::warn!(queue = %queue, %message_id, receive_count, "message moved to the dead-letter queue");
                 // The next message of its group is eligible now.
-                effects.queues.push(queue.to_owned());
+                effects.wake(queue);
             }
             continue;
         }
@@ -310,7 +308,7 @@ fn ack_in(conn: &Connection, queue: &str, receipts: &[String], effects: &mut Eff
         delete.execute(params![receipt_row(receipt), receipt, queue]).map_err(unavailable)?;
     }
     // The next message of an acknowledged group is now eligible.
-    effects.queues.push(queue.to_owned());
+    effects.wake(queue);
     Ok(())
 }
 
@@ -514,7 +512,7 @@ impl QueueAdmin for SqliteStore {
                         .map_err(unavailable)?;
                 }
                 if !ids.is_empty() {
-                    effects.queues.push(queue.clone());
+                    effects.wake(&queue);
                 }
                 Ok(ids.len())
             })
@@ -538,7 +536,7 @@ impl SqliteStore {
                 )
                 .and_then(|mut s| s.execute(params![queue, id, group, body, now]))
                 .map_err(unavailable)?;
-                effects.queues.push(queue);
+                effects.wake(&queue);
                 Ok(())
             })
             .await
