@@ -77,6 +77,11 @@ impl QueuedMessage {
     }
 }
 
+/// `?1` the queue, `?2` the message id, `?3` its group, `?4` the body, `?5`
+/// now (sent and visible).
+const INSERT_MESSAGE_SQL: &str =
+    "INSERT INTO queue_messages (queue, message_id, grp, body, sent_at, visible_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)";
+
 /// Inserts `messages`, in the caller's transaction, and wakes their
 /// consumers after the commit.
 pub(crate) fn enqueue_all(
@@ -88,11 +93,7 @@ pub(crate) fn enqueue_all(
     if messages.is_empty() {
         return Ok(());
     }
-    let mut insert = conn
-        .prepare_cached(
-            "INSERT INTO queue_messages (queue, message_id, grp, body, sent_at, visible_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
-        )
-        .map_err(unavailable)?;
+    let mut insert = conn.prepare_cached(INSERT_MESSAGE_SQL).map_err(unavailable)?;
     for message in messages {
         insert
             .execute(params![message.queue, message.message_id, message.group, &*message.body, now_ms])
@@ -531,11 +532,9 @@ impl SqliteStore {
         let id = message_id.clone();
         self.db
             .write(move |conn, effects| {
-                conn.prepare_cached(
-                    "INSERT INTO queue_messages (queue, message_id, grp, body, sent_at, visible_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
-                )
-                .and_then(|mut s| s.execute(params![queue, id, group, body, now]))
-                .map_err(unavailable)?;
+                conn.prepare_cached(INSERT_MESSAGE_SQL)
+                    .and_then(|mut s| s.execute(params![queue, id, group, body, now]))
+                    .map_err(unavailable)?;
                 effects.wake(&queue);
                 Ok(())
             })
